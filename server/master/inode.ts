@@ -1,0 +1,85 @@
+/** File-type bits of st_mode (Linux values). */
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFREG = 0o100000;
+export const S_IFLNK = 0o120000;
+export const S_ISUID = 0o4000;
+export const S_ISGID = 0o2000;
+export const S_IXGRP = 0o0010;
+/** Permission and special bits a client may set with chmod. */
+export const PERMISSION_BITS = 0o7777;
+
+/** Size reported for directories, like most local file systems. */
+export const DIR_SIZE = 4096;
+
+/** A chunk of a file: its handle and version (filled by the chunk-manager issue). */
+export interface ChunkRef {
+  handle: number;
+  version: number;
+}
+
+/**
+ * One inode, kept small because the master holds every inode of the cluster in memory
+ * (target: <= 300 heap bytes per file). Fields that only one file type uses are null otherwise.
+ */
+export class Inode {
+  constructor(
+    readonly ino: number,
+    /** st_mode: type bits | permission bits. */
+    public mode: number,
+    public uid: number,
+    public gid: number,
+    /** Milliseconds since the epoch (fractions allowed). */
+    public atimeMs: number,
+    public mtimeMs: number,
+    public ctimeMs: number,
+    public nlink: number,
+    /** Bytes; DIR_SIZE for directories, the target's byte length for symlinks. */
+    public size: number,
+    /** Directories: name -> child, in insertion order (readdir order). */
+    public children: Map<string, Inode> | null,
+    /** Symlinks: the target. */
+    public target: string | null,
+    /** Regular files: chunk list. */
+    public chunks: ChunkRef[] | null,
+  ) {}
+
+  get isDir(): boolean {
+    return (this.mode & S_IFMT) === S_IFDIR;
+  }
+  get isFile(): boolean {
+    return (this.mode & S_IFMT) === S_IFREG;
+  }
+  get isSymlink(): boolean {
+    return (this.mode & S_IFMT) === S_IFLNK;
+  }
+}
+
+/** The attributes the master hands out (plain data, safe to serialise). */
+export interface Attr {
+  ino: number;
+  mode: number;
+  uid: number;
+  gid: number;
+  nlink: number;
+  /** bytes */
+  size: number;
+  /** milliseconds since the epoch */
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+export function attrOf(n: Inode): Attr {
+  return {
+    ino: n.ino,
+    mode: n.mode,
+    uid: n.uid,
+    gid: n.gid,
+    nlink: n.nlink,
+    size: n.size,
+    atimeMs: n.atimeMs,
+    mtimeMs: n.mtimeMs,
+    ctimeMs: n.ctimeMs,
+  };
+}

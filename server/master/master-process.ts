@@ -1,0 +1,47 @@
+import { logger } from '../common/log';
+import { DurableMasterState } from './durable-master-state';
+import { startMasterRpc } from './master-rpc';
+import { openMetaStore } from './meta-store';
+
+const log = logger('master');
+
+export interface MasterOptions {
+  metaDirs: string[];
+  /** HOST:PORT; port 0 picks a free port. */
+  listen: string;
+  /** Checkpoint after this many transactions (default 100,000). */
+  checkpointTxns?: number;
+  /** ...or after this many seconds if anything changed (default 600). */
+  checkpointPeriodSec?: number;
+}
+
+/** Exit code when no metadata directory can be written: nothing could be acknowledged. */
+const EXIT_LOG_LOST = 70;
+
+/**
+ * The master's composition root. Start-up order: metadata store (locks, recovery, log
+ * writer, checkpointer) -> RPC server -> the `listening` line. Shut-down in reverse.
+ */
+export async function runMaster(options: MasterOptions): Promise<void> {
+  const store = openMetaStore(
+    options.metaDirs,
+    { everyTxns: options.checkpointTxns ?? 100_000, everySeconds: options.checkpointPeriodSec ?? 600 },
+    () => process.exit(EXIT_LOG_LOST),
+  );
+  const rpc = await startMasterRpc(new DurableMasterState(store), options.listen);
+  console.log(`listening ${rpc.address}`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info(`${signal}: shutting down`);
+    void (async () => {
+      await rpc.stop();
+      await store.close();
+      process.exit(0);
+    })();
+  };
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+}

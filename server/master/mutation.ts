@@ -1,0 +1,82 @@
+/**
+ * Mutation records: what the operation log stores and what Namespace.apply() executes.
+ *
+ * A record carries every value that is not a pure function of the namespace state (the new
+ * inode number, the clock), so applying the same records in the same order always yields the
+ * same namespace: live, on recovery, and on backup/shadow masters.
+ */
+export interface MkdirMutation {
+  op: 'mkdir';
+  path: string;
+  /** permission bits */
+  mode: number;
+  uid: number;
+  gid: number;
+  ino: number;
+  /** ms since the epoch */
+  time: number;
+}
+export interface CreateMutation {
+  op: 'create';
+  path: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  ino: number;
+  time: number;
+}
+export interface SymlinkMutation {
+  op: 'symlink';
+  path: string;
+  target: string;
+  uid: number;
+  gid: number;
+  ino: number;
+  time: number;
+}
+export interface LinkMutation {
+  op: 'link';
+  existing: string;
+  path: string;
+  time: number;
+}
+export interface UnlinkMutation {
+  op: 'unlink';
+  path: string;
+  time: number;
+}
+export interface RmdirMutation {
+  op: 'rmdir';
+  path: string;
+  time: number;
+}
+export interface RenameMutation {
+  op: 'rename';
+  from: string;
+  to: string;
+  time: number;
+}
+export interface SetattrMutation {
+  op: 'setattr';
+  path: string;
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  /** bytes */
+  size?: number;
+  atimeMs?: number;
+  mtimeMs?: number;
+  time: number;
+}
+
+export type Mutation =
+  | MkdirMutation
+  | CreateMutation
+  | SymlinkMutation
+  | LinkMutation
+  | UnlinkMutation
+  | RmdirMutation
+  | RenameMutation
+  | SetattrMutation;
+
+export type MutationOp = Mutation['op'];

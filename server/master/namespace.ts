@@ -1,0 +1,334 @@
+import { FsError } from '../common/fs-error';
+import {
+  Attr,
+  attrOf,
+  DIR_SIZE,
+  Inode,
+  PERMISSION_BITS,
+  S_IFDIR,
+  S_IFLNK,
+  S_IFREG,
+  S_ISGID,
+  S_ISUID,
+  S_IXGRP,
+} from './inode';
+import type {
+  CreateMutation,
+  LinkMutation,
+  MkdirMutation,
+  Mutation,
+  RenameMutation,
+  RmdirMutation,
+  SetattrMutation,
+  SymlinkMutation,
+  UnlinkMutation,
+} from './mutation';
+import { isSameOrBelow, MAX_PATH_BYTES, splitPath } from './paths';
+import { ReaddirCursors } from './readdir-cursors';
+
+export const ROOT_INO = 1;
+
+export interface DirEntry {
+  name: string;
+  attr: Attr;
+}
+
+export interface ReaddirPage {
+  entries: DirEntry[];
+  /** Pass back to continue; '' when the listing is complete. */
+  cookie: string;
+}
+
+/**
+ * The whole file-system tree in memory, path-addressed (the FUSE high-level API and the CLI
+ * both speak paths). Reads never change anything. apply() validates a mutation completely
+ * before touching any state, so a rejected mutation changes nothing, and it is deterministic
+ * (see mutation.ts) so that log replay rebuilds exactly the same tree.
+ */
+export class Namespace {
+  root: Inode;
+  /** Highest inode number ever handed out (never reused). */
+  lastIno = ROOT_INO;
+  /** Live inodes, for statfs. */
+  inodeCount = 1;
+  private readonly cursors = new ReaddirCursors();
+
+  constructor(rootTime = 0) {
+    this.root = newDir(ROOT_INO, 0o755, 0, 0, rootTime);
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  getattr(path: string): Attr {
+    return attrOf(this.resolve(splitPath(path)));
+  }
+
+  /** The inode at `path`, or null when it does not exist (other errors still throw). */
+  lookupOrNull(path: string): Inode | null {
+    const parts = splitPath(path);
+    if (parts.length === 0) return this.root;
+    const parent = this.resolveDir(parts, parts.length - 1);
+    return parent.children!.get(parts[parts.length - 1]) ?? null;
+  }
+
+  readlink(path: string): string {
+    const n = this.resolve(splitPath(path));
+    if (!n.isSymlink) throw new FsError('EINVAL', `not a symbolic link: ${path}`);
+    return n.target!;
+  }
+
+  readdir(path: string, cookie: string, limit: number): ReaddirPage {
+    const dir = this.resolve(splitPath(path));
+    if (!dir.isDir) throw new FsError('ENOTDIR', `not a directory: ${path}`);
+    const max = Math.max(1, Math.min(limit || 1000, 10000));
+    const it = this.cursors.take(dir, cookie);
+    const entries: DirEntry[] = [];
+    let last = '';
+    for (let r = it.next(); !r.done; r = it.next()) {
+      const [name, child] = r.value;
+      entries.push({ name, attr: attrOf(child) });
+      last = name;
+      if (entries.length === max) {
+        return { entries, cookie: this.cursors.park(dir, last, it) };
+      }
+    }
+    return { entries, cookie: '' };
+  }
+
+  // ------------------------------------------------------------------ mutations
+
+  /** Validates and applies one mutation; returns the affected inode's attributes, if any. */
+  apply(m: Mutation): Attr | null {
+    switch (m.op) {
+      case 'mkdir':
+        return this.mkdir(m);
+      case 'create':
+        return this.create(m);
+      case 'symlink':
+        return this.symlink(m);
+      case 'link':
+        return this.link(m);
+      case 'unlink':
+        return this.unlink(m);
+      case 'rmdir':
+        return this.rmdir(m);
+      case 'rename':
+        return this.rename(m);
+      case 'setattr':
+        return this.setattr(m);
+    }
+  }
+
+  private mkdir(m: MkdirMutation): Attr {
+    const { parent, name } = this.freeSlot(m.path);
+    let mode = m.mode & PERMISSION_BITS;
+    let gid = m.gid;
+    if (parent.mode & S_ISGID) {
+      mode |= S_ISGID; // BSD group semantics inherited through set-gid directories
+      gid = parent.gid;
+    }
+    const dir = newDir(m.ino, mode, m.uid, gid, m.time);
+    this.attach(parent, name, dir, m.time);
+    parent.nlink++;
+    return attrOf(dir);
+  }
+
+  private create(m: CreateMutation): Attr {
+    const { parent, name } = this.freeSlot(m.path);
+    const gid = parent.mode & S_ISGID ? parent.gid : m.gid;
+    const file = new Inode(m.ino, S_IFREG | (m.mode & PERMISSION_BITS), m.uid, gid,
+      m.time, m.time, m.time, 1, 0, null, null, []);
+    this.attach(parent, name, file, m.time);
+    return attrOf(file);
+  }
+
+  private symlink(m: SymlinkMutation): Attr {
+    if (m.target.length === 0) throw new FsError('ENOENT', 'empty symlink target');
+    const bytes = Buffer.byteLength(m.target);
+    if (bytes >= MAX_PATH_BYTES) throw new FsError('ENAMETOOLONG', `symlink target of ${bytes} bytes`);
+    if (m.target.includes('\0')) throw new FsError('EINVAL', 'NUL byte in symlink target');
+    const { parent, name } = this.freeSlot(m.path);
+    const gid = parent.mode & S_ISGID ? parent.gid : m.gid;
+    const link = new Inode(m.ino, S_IFLNK | 0o777, m.uid, gid,
+      m.time, m.time, m.time, 1, bytes, null, m.target, null);
+    this.attach(parent, name, link, m.time);
+    return attrOf(link);
+  }
+
+  private link(m: LinkMutation): Attr {
+    const target = this.resolve(splitPath(m.existing));
+    if (target.isDir) throw new FsError('EPERM', `cannot hard-link a directory: ${m.existing}`);
+    const { parent, name } = this.freeSlot(m.path);
+    if (target.nlink >= 0xffff) throw new FsError('EMLINK', `too many links: ${m.existing}`);
+    parent.children!.set(name, target);
+    touchDir(parent, m.time);
+    target.nlink++;
+    target.ctimeMs = m.time;
+    return attrOf(target);
+  }
+
+  private unlink(m: UnlinkMutation): null {
+    const { parent, name, node } = this.existing(m.path);
+    if (node.isDir) throw new FsError('EISDIR', `is a directory: ${m.path}`);
+    parent.children!.delete(name);
+    touchDir(parent, m.time);
+    this.dropLink(node, m.time);
+    return null;
+  }
+
+  private rmdir(m: RmdirMutation): null {
+    const parts = splitPath(m.path);
+    if (parts.length === 0) throw new FsError('EBUSY', 'cannot remove the root directory');
+    const { parent, name, node } = this.existing(m.path);
+    if (!node.isDir) throw new FsError('ENOTDIR', `not a directory: ${m.path}`);
+    if (node.children!.size > 0) throw new FsError('ENOTEMPTY', `directory not empty: ${m.path}`);
+    parent.children!.delete(name);
+    parent.nlink--;
+    touchDir(parent, m.time);
+    node.nlink = 0;
+    this.inodeCount--;
+    return null;
+  }
+
+  /** rename(2): atomic, replaces a compatible target, refuses moving a directory below itself. */
+  private rename(m: RenameMutation): null {
+    const fromParts = splitPath(m.from);
+    const toParts = splitPath(m.to);
+    if (fromParts.length === 0 || toParts.length === 0) {
+      throw new FsError('EBUSY', 'cannot rename the root directory');
+    }
+    const src = this.existing(m.from);
+    const dstParent = this.resolveDir(toParts, toParts.length - 1);
+    const dstName = toParts[toParts.length - 1];
+    const dst = dstParent.children!.get(dstName) ?? null;
+    if (dst === src.node) return null; // same file (or hard links to it): POSIX says do nothing
+    if (src.node.isDir && isSameOrBelow(toParts, fromParts)) {
+      throw new FsError('EINVAL', `cannot move ${m.from} into its own subtree ${m.to}`);
+    }
+    if (dst) {
+      if (src.node.isDir && !dst.isDir) throw new FsError('ENOTDIR', `not a directory: ${m.to}`);
+      if (!src.node.isDir && dst.isDir) throw new FsError('EISDIR', `is a directory: ${m.to}`);
+      if (dst.isDir && dst.children!.size > 0) throw new FsError('ENOTEMPTY', `directory not empty: ${m.to}`);
+    }
+    // Validation done: from here on nothing throws.
+    src.parent.children!.delete(src.name);
+    if (dst) {
+      dstParent.children!.delete(dstName);
+      if (dst.isDir) {
+        dstParent.nlink--;
+        dst.nlink = 0;
+        this.inodeCount--;
+      } else {
+        this.dropLink(dst, m.time);
+      }
+    }
+    dstParent.children!.set(dstName, src.node);
+    if (src.node.isDir && src.parent !== dstParent) {
+      src.parent.nlink--;
+      dstParent.nlink++;
+    }
+    touchDir(src.parent, m.time);
+    touchDir(dstParent, m.time);
+    src.node.ctimeMs = m.time;
+    return null;
+  }
+
+  private setattr(m: SetattrMutation): Attr {
+    const node = this.resolve(splitPath(m.path));
+    if (m.size !== undefined) {
+      if (node.isDir) throw new FsError('EISDIR', `is a directory: ${m.path}`);
+      if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${m.path}`);
+      if (!Number.isSafeInteger(m.size) || m.size < 0) throw new FsError('EINVAL', `bad size ${m.size}`);
+    }
+    for (const id of [m.uid, m.gid]) {
+      if (id !== undefined && (!Number.isInteger(id) || id < 0 || id > 0xfffffffe)) {
+        throw new FsError('EINVAL', `bad owner id ${id}`);
+      }
+    }
+    if (m.mode !== undefined) node.mode = (node.mode & ~PERMISSION_BITS) | (m.mode & PERMISSION_BITS);
+    if (m.uid !== undefined || m.gid !== undefined) {
+      if (m.uid !== undefined) node.uid = m.uid;
+      if (m.gid !== undefined) node.gid = m.gid;
+      if (!node.isDir) {
+        // chown(2) on Linux drops set-user-ID, and set-group-ID when group-executable.
+        node.mode &= ~S_ISUID;
+        if (node.mode & S_IXGRP) node.mode &= ~S_ISGID;
+      }
+    }
+    if (m.size !== undefined) {
+      node.size = m.size;
+      node.mtimeMs = m.time;
+    }
+    if (m.atimeMs !== undefined) node.atimeMs = m.atimeMs;
+    if (m.mtimeMs !== undefined) node.mtimeMs = m.mtimeMs;
+    node.ctimeMs = m.time;
+    return attrOf(node);
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  /** Resolves a whole path; ENOENT for a missing component, ENOTDIR for a non-directory in between. */
+  resolve(parts: readonly string[]): Inode {
+    if (parts.length === 0) return this.root;
+    const parent = this.resolveDir(parts, parts.length - 1);
+    const node = parent.children!.get(parts[parts.length - 1]);
+    if (!node) throw new FsError('ENOENT', `no such file or directory: /${parts.join('/')}`);
+    return node;
+  }
+
+  /** The directory formed by the first `depth` components. */
+  private resolveDir(parts: readonly string[], depth: number): Inode {
+    let node = this.root;
+    for (let i = 0; i < depth; i++) {
+      const next = node.children!.get(parts[i]);
+      if (!next) throw new FsError('ENOENT', `no such file or directory: /${parts.slice(0, i + 1).join('/')}`);
+      if (!next.isDir) throw new FsError('ENOTDIR', `not a directory: /${parts.slice(0, i + 1).join('/')}`);
+      node = next;
+    }
+    return node;
+  }
+
+  /** Parent and name of a path that must not exist yet. */
+  private freeSlot(path: string): { parent: Inode; name: string } {
+    const parts = splitPath(path);
+    if (parts.length === 0) throw new FsError('EEXIST', 'the root directory exists');
+    const parent = this.resolveDir(parts, parts.length - 1);
+    const name = parts[parts.length - 1];
+    if (parent.children!.has(name)) throw new FsError('EEXIST', `file exists: ${path}`);
+    return { parent, name };
+  }
+
+  /** Parent, name and inode of a path that must exist (not the root). */
+  private existing(path: string): { parent: Inode; name: string; node: Inode } {
+    const parts = splitPath(path);
+    if (parts.length === 0) throw new FsError('EBUSY', 'the root directory cannot be changed this way');
+    const parent = this.resolveDir(parts, parts.length - 1);
+    const name = parts[parts.length - 1];
+    const node = parent.children!.get(name);
+    if (!node) throw new FsError('ENOENT', `no such file or directory: ${path}`);
+    return { parent, name, node };
+  }
+
+  private attach(parent: Inode, name: string, node: Inode, time: number): void {
+    parent.children!.set(name, node);
+    touchDir(parent, time);
+    if (node.ino > this.lastIno) this.lastIno = node.ino;
+    this.inodeCount++;
+  }
+
+  private dropLink(node: Inode, time: number): void {
+    node.nlink--;
+    node.ctimeMs = time;
+    if (node.nlink === 0) this.inodeCount--;
+  }
+}
+
+export function newDir(ino: number, perm: number, uid: number, gid: number, time: number): Inode {
+  return new Inode(ino, S_IFDIR | (perm & PERMISSION_BITS), uid, gid, time, time, time, 2, DIR_SIZE,
+    new Map(), null, null);
+}
+
+function touchDir(dir: Inode, time: number): void {
+  dir.mtimeMs = time;
+  dir.ctimeMs = time;
+}

@@ -1,0 +1,41 @@
+import { FsError } from '../common/fs-error';
+
+/** Linux NAME_MAX: bytes in one path component. */
+export const MAX_NAME_BYTES = 255;
+/** Linux PATH_MAX counts the terminating NUL, so a path may have at most 4095 bytes. */
+export const MAX_PATH_BYTES = 4096;
+
+/**
+ * Splits an absolute master path into its components, rejecting anything the kernel would
+ * never send: relative paths, empty components (`//`, trailing `/`), `.`/`..`, NUL.
+ * "/" gives []. Throws FsError; the caller has changed nothing yet.
+ */
+export function splitPath(path: string): string[] {
+  if (typeof path !== 'string' || path.length === 0) throw new FsError('EINVAL', 'empty path');
+  if (Buffer.byteLength(path) >= MAX_PATH_BYTES) {
+    throw new FsError('ENAMETOOLONG', `path of ${Buffer.byteLength(path)} bytes (limit ${MAX_PATH_BYTES - 1})`);
+  }
+  if (path[0] !== '/') throw new FsError('EINVAL', `path must be absolute: ${JSON.stringify(path)}`);
+  if (path.includes('\0')) throw new FsError('EINVAL', 'NUL byte in path');
+  if (path === '/') return [];
+  const parts = path.slice(1).split('/');
+  for (const name of parts) checkName(name);
+  return parts;
+}
+
+/** One directory-entry name: not empty, not `.`/`..`, no `/` or NUL, at most 255 bytes. */
+export function checkName(name: string): void {
+  if (name.length === 0) throw new FsError('EINVAL', 'empty name in path');
+  if (name === '.' || name === '..') throw new FsError('EINVAL', `'${name}' is not allowed as a name`);
+  if (name.includes('/') || name.includes('\0')) throw new FsError('EINVAL', 'name contains / or NUL');
+  if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
+    throw new FsError('ENAMETOOLONG', `name of ${Buffer.byteLength(name)} bytes (limit ${MAX_NAME_BYTES})`);
+  }
+}
+
+/** True when `inner` equals `outer` or lies below it (both as component lists). */
+export function isSameOrBelow(inner: readonly string[], outer: readonly string[]): boolean {
+  if (inner.length < outer.length) return false;
+  for (let i = 0; i < outer.length; i++) if (inner[i] !== outer[i]) return false;
+  return true;
+}
