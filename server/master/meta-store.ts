@@ -1,3 +1,4 @@
+import * as fs from 'fs';
 import { logger } from '../common/log';
 import type { Namespace } from './namespace';
 import { writeCheckpoint } from './oplog/checkpoint-file';
@@ -25,7 +26,7 @@ export interface MetaStore {
  * Start-up of the metadata store, in this order (each step needs the one before):
  *  1. lock every metadata directory (creating missing ones);
  *  2. recover: newest verifying checkpoint + replay (refuses if no consistent state exists);
- *  3. cut torn tails, which were never acknowledged;
+ *  3. cut torn tails, which were never acknowledged; set rejected checkpoints aside;
  *  4. open new log segments with the next epoch;
  *  5. if some directory could not have rebuilt this state alone (new, damaged, behind),
  *     write a checkpoint of it everywhere so each directory is whole again.
@@ -56,11 +57,15 @@ export function openMetaStore(dirs: string[], policy: CheckpointPolicy, onAllFai
       log.error(`cannot cut torn tail of ${tail.file}: ${(err as Error).message}`);
     }
   }
+  for (const file of state.rejectedCheckpoints) {
+    log.error(`ALARM: checkpoint ${file} does not verify; kept aside as ${file}.corrupt`);
+    fs.renameSync(file, `${file}.corrupt`);
+  }
   const epoch = state.lastEpoch + 1;
   const writer = new LogWriter(usable, state.lastTxid, epoch, onAllFailed);
   let checkpointTxid = state.checkpointTxid;
-  if (state.incompleteDirs.length > 0) {
-    log.warn(`repairing ${state.incompleteDirs.join(', ')} with a checkpoint at txid ${state.lastTxid}`);
+  if (state.incompleteDirs.length > 0 || state.rejectedCheckpoints.length > 0) {
+    log.warn(`repairing ${state.incompleteDirs.join(', ') || 'checkpoints'} with a checkpoint at txid ${state.lastTxid}`);
     for (const d of writer.healthyPaths()) {
       try {
         writeCheckpoint(d, state.ns, state.lastTxid, state.lastEpoch);

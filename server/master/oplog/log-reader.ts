@@ -32,7 +32,7 @@ export interface DirLog {
   records: Map<number, LogRecord>;
   damage: LogDamage[];
   tornTail: TornTail | null;
-  /** Highest intact txid seen (0 if none). */
+  /** Highest txid known to have been written (intact records, records past damage, segment names). */
   maxTxid: number;
 }
 
@@ -60,6 +60,8 @@ export function readDirLog(dir: string, fromTxid: number, toTxid = Infinity): Di
       }
       return;
     }
+    // A segment starting at F proves that records up to F-1 were written.
+    out.maxTxid = Math.max(out.maxTxid, seg.firstTxid - 1);
     let expected = seg.firstTxid;
     let off = FILE_HEADER_BYTES;
     while (off < buf.length) {
@@ -69,6 +71,7 @@ export function readDirLog(dir: string, fromTxid: number, toTxid = Infinity): Di
         const later = findIntactFrameAfter(buf, off, expected - 1);
         if (isLast && !later && !f) out.tornTail = { file: seg.path, offset: off };
         else out.damage.push({ file: seg.path, offset: off, afterTxid: expected - 1, reason });
+        if (later) out.maxTxid = Math.max(out.maxTxid, later.txid);
         return;
       }
       if (f.txid > fromTxid && f.txid <= toTxid) {

@@ -54,6 +54,8 @@ export class LogWriter {
   private rollRequested = false;
   private rollWaiters: Array<(txid: number) => void> = [];
   private dead: Error | null = null;
+  /** Write+sync rounds so far: far fewer than records when group commit works. */
+  syncRounds = 0;
   private readonly healthTimer: NodeJS.Timeout;
 
   /** Opens a fresh segment starting at `lastTxid + 1` in each directory. */
@@ -143,6 +145,7 @@ export class LogWriter {
           this.pending = [];
           await Promise.all(this.dirs.filter((d) => d.healthy).map((d) => this.writeAndSync(d, batch)));
           if (!this.checkAlive()) break;
+          this.syncRounds++;
           this.durable = last;
           this.releaseWaiters();
         }

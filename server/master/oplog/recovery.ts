@@ -14,6 +14,8 @@ export interface RecoveryResult {
   /** Directories that could not rebuild this state on their own: a fresh checkpoint repairs them. */
   incompleteDirs: string[];
   tornTails: TornTail[];
+  /** Checkpoint files that failed verification (to be set aside so purge never counts them). */
+  rejectedCheckpoints: string[];
   /** What was skipped or fallen back from, for the start-up log. */
   notes: string[];
 }
@@ -44,6 +46,7 @@ export function recover(dirs: string[], opts: RecoveryOptions = {}): RecoveryRes
   candidates.push(0); // last resort: the empty namespace plus the whole log
   const logs = dirs.map((d) => readDirLog(d, 0, upTo));
   const notes: string[] = [];
+  const rejectedCheckpoints: string[] = [];
 
   for (const ckptTxid of candidates) {
     let ns: Namespace | null = null;
@@ -59,6 +62,7 @@ export function recover(dirs: string[], opts: RecoveryOptions = {}): RecoveryRes
           break;
         } catch (err) {
           notes.push(`checkpoint copy rejected: ${(err as Error).message}`);
+          rejectedCheckpoints.push(copy.path);
         }
       }
       if (!ns) continue; // try the previous checkpoint with a longer log
@@ -81,6 +85,7 @@ export function recover(dirs: string[], opts: RecoveryOptions = {}): RecoveryRes
       lastEpoch,
       checkpointTxid: ckptTxid,
       incompleteDirs,
+      rejectedCheckpoints,
       tornTails: logs.flatMap((l) => (l.tornTail ? [l.tornTail] : [])),
       notes,
     };

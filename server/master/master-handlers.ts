@@ -1,0 +1,104 @@
+import type { MasterHandlers } from '../../generated/chunkfs/master/Master';
+import type { CreateRequest__Output } from '../../generated/chunkfs/master/CreateRequest';
+import type { CreateResponse } from '../../generated/chunkfs/master/CreateResponse';
+import type { SetAttrRequest__Output } from '../../generated/chunkfs/master/SetAttrRequest';
+import { FsError } from '../common/fs-error';
+import { unary } from '../common/unary-handler';
+import { Attr, attrOf } from './inode';
+import type { MasterState } from './master-state';
+import type { Mutation, SetattrMutation } from './mutation';
+import { checkMode, checkSize, checkTimeMs, ownerOf } from './request-checks';
+
+/**
+ * The client -> master service. Each handler translates: reads go to the namespace, mutations
+ * become one record for state.commit(), which validates, applies and makes it durable.
+ */
+export function masterHandlers(state: MasterState): MasterHandlers {
+  return {
+    GetAttr: unary((req) => ({ attr: state.ns.getattr(req.path) })),
+    ReadDir: unary((req) => state.ns.readdir(req.path, req.cookie, req.limit)),
+    ReadLink: unary((req) => ({ target: state.ns.readlink(req.path) })),
+    // Capacity comes from chunkserver heartbeats, which do not exist yet: report 0 until then.
+    StatFs: unary(() => ({ capacityBytes: 0, freeBytes: 0, files: state.ns.inodeCount })),
+
+    Mkdir: unary(async (req) => ({
+      attr: await commitForAttr(state, {
+        op: 'mkdir', path: req.path, mode: checkMode(req.mode), ...ownerOf(req.caller),
+        ino: state.nextIno(), time: Date.now(),
+      }),
+    })),
+    Create: unary((req) => create(state, req)),
+    Symlink: unary(async (req) => ({
+      attr: await commitForAttr(state, {
+        op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller),
+        ino: state.nextIno(), time: Date.now(),
+      }),
+    })),
+    Link: unary(async (req) => ({
+      attr: await commitForAttr(state, { op: 'link', existing: req.existing, path: req.path, time: Date.now() }),
+    })),
+    Unlink: unary(async (req) => {
+      await state.commit({ op: 'unlink', path: req.path, time: Date.now() });
+      return {};
+    }),
+    Rmdir: unary(async (req) => {
+      await state.commit({ op: 'rmdir', path: req.path, time: Date.now() });
+      return {};
+    }),
+    Rename: unary(async (req) => {
+      await state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now() });
+      return {};
+    }),
+    SetAttr: unary(async (req) => ({ attr: await commitForAttr(state, setattrMutation(req)) })),
+  };
+}
+
+/**
+ * open(O_CREAT): an existing non-directory is opened without writing anything to the log;
+ * with O_EXCL the namespace's EEXIST stands.
+ */
+async function create(state: MasterState, req: CreateRequest__Output): Promise<CreateResponse> {
+  const mode = checkMode(req.mode);
+  if (!req.exclusive) {
+    const existing = openExisting(state, req.path);
+    if (existing) return existing;
+  }
+  try {
+    const attr = await commitForAttr(state, {
+      op: 'create', path: req.path, mode, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
+    });
+    return { attr, created: true };
+  } catch (err) {
+    // Another client created it between our look-up and the commit.
+    const raced = !req.exclusive && err instanceof FsError && err.code === 'EEXIST';
+    const existing = raced ? openExisting(state, req.path) : null;
+    if (existing) return existing;
+    throw err;
+  }
+}
+
+function openExisting(state: MasterState, path: string): CreateResponse | null {
+  const node = state.ns.lookupOrNull(path);
+  if (!node) return null;
+  if (node.isDir) throw new FsError('EISDIR', `is a directory: ${path}`);
+  return { attr: attrOf(node), created: false };
+}
+
+/** Only the fields the request carries (proto3 optional) go into the record. */
+function setattrMutation(req: SetAttrRequest__Output): SetattrMutation {
+  const m: SetattrMutation = { op: 'setattr', path: req.path, time: Date.now() };
+  if (req.mode !== undefined) m.mode = checkMode(req.mode);
+  if (req.uid !== undefined) m.uid = req.uid;
+  if (req.gid !== undefined) m.gid = req.gid;
+  if (req.size !== undefined) m.size = checkSize(req.size);
+  if (req.atimeMs !== undefined) m.atimeMs = checkTimeMs(req.atimeMs);
+  if (req.mtimeMs !== undefined) m.mtimeMs = checkTimeMs(req.mtimeMs);
+  return m;
+}
+
+/** Commits a mutation that yields the attributes of the inode it made or changed. */
+async function commitForAttr(state: MasterState, m: Mutation): Promise<Attr> {
+  const attr = await state.commit(m);
+  if (!attr) throw new FsError('EIO', `${m.op} committed without attributes`);
+  return attr;
+}
