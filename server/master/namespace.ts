@@ -80,17 +80,13 @@ export class Namespace {
   readdir(path: string, cookie: string, limit: number): ReaddirPage {
     const dir = this.resolve(splitPath(path));
     if (!dir.isDir) throw new FsError('ENOTDIR', `not a directory: ${path}`);
-    const max = Math.max(1, Math.min(limit || 1000, 10000));
+    const max = Math.max(1, Math.min(Math.floor(limit) || 1000, 10000));
     const it = this.cursors.take(dir, cookie);
     const entries: DirEntry[] = [];
-    let last = '';
     for (let r = it.next(); !r.done; r = it.next()) {
       const [name, child] = r.value;
       entries.push({ name, attr: attrOf(child) });
-      last = name;
-      if (entries.length === max) {
-        return { entries, cookie: this.cursors.park(dir, last, it) };
-      }
+      if (entries.length >= max) return { entries, cookie: this.cursors.park(dir, r.value, it) };
     }
     return { entries, cookie: '' };
   }
@@ -121,7 +117,7 @@ export class Namespace {
 
   private mkdir(m: MkdirMutation): Attr {
     const { parent, name } = this.freeSlot(m.path);
-    let mode = m.mode & PERMISSION_BITS;
+    let mode = m.mode & 0o1777; // mkdir(2) ignores set-id bits in its mode argument
     let gid = m.gid;
     if (parent.mode & S_ISGID) {
       mode |= S_ISGID; // BSD group semantics inherited through set-gid directories
@@ -157,8 +153,8 @@ export class Namespace {
 
   private link(m: LinkMutation): Attr {
     const target = this.resolve(splitPath(m.existing));
+    const { parent, name } = this.freeSlot(m.path); // Linux reports EEXIST before EPERM
     if (target.isDir) throw new FsError('EPERM', `cannot hard-link a directory: ${m.existing}`);
-    const { parent, name } = this.freeSlot(m.path);
     if (target.nlink >= 0xffff) throw new FsError('EMLINK', `too many links: ${m.existing}`);
     parent.children!.set(name, target);
     touchDir(parent, m.time);
@@ -168,6 +164,7 @@ export class Namespace {
   }
 
   private unlink(m: UnlinkMutation): null {
+    if (m.path === '/') throw new FsError('EISDIR', 'the root is a directory');
     const { parent, name, node } = this.existing(m.path);
     if (node.isDir) throw new FsError('EISDIR', `is a directory: ${m.path}`);
     parent.children!.delete(name);

@@ -12,7 +12,9 @@ const CURSOR_TTL_MS = 5 * 60_000;
  * iterator of an unfinished listing is parked under a cookie. Map iterators stay valid while
  * the Map changes (removed entries are skipped, added ones appear at the end), which gives the
  * usual readdir guarantees under concurrent changes. A cookie the cache forgot is resumed by
- * scanning for the last returned name, which is O(n) but rare.
+ * scanning for the last returned entry, identified by name *and* inode number: if that name
+ * now denotes another inode (deleted and re-created, so it moved to the end), resuming after it
+ * would silently skip entries, so the listing is refused with EINVAL instead.
  */
 export class ReaddirCursors {
   private nextId = 1;
@@ -26,19 +28,19 @@ export class ReaddirCursors {
       this.parked.delete(cookie);
       return hit.it;
     }
-    const sep = cookie.indexOf(':');
-    const lastName = sep >= 0 ? cookie.slice(sep + 1) : '';
-    if (sep < 0 || !children.has(lastName)) {
+    const m = /^\d+:(\d+):(.*)$/s.exec(cookie);
+    const last = m ? children.get(m[2]) : undefined;
+    if (!m || !last || last.ino !== Number(m[1])) {
       throw new FsError('EINVAL', 'readdir cookie expired and its entry is gone; restart the listing');
     }
     const it = children.entries();
-    for (let r = it.next(); !r.done; r = it.next()) if (r.value[0] === lastName) break;
+    for (let r = it.next(); !r.done; r = it.next()) if (r.value[0] === m[2]) break;
     return it;
   }
 
-  /** Parks `it` and returns the cookie that resumes it after `lastName`. */
-  park(dir: Inode, lastName: string, it: ChildIterator): string {
-    const cookie = `${this.nextId++}:${lastName}`;
+  /** Parks `it` and returns the cookie that resumes it after the entry `last`. */
+  park(dir: Inode, last: [string, Inode], it: ChildIterator): string {
+    const cookie = `${this.nextId++}:${last[1].ino}:${last[0]}`;
     const now = Date.now();
     this.parked.set(cookie, { dir, it, at: now });
     if (this.parked.size > MAX_CURSORS) {
