@@ -6,6 +6,9 @@ import type { MasterState } from './master-state';
 export function adminHandlers(state: MasterState): MasterAdminHandlers {
   return {
     Checkpoint: unary(() => state.checkpoint()),
-    Status: unary(() => state.status()),
+    Status: unary((req) => {
+      if (req.collectGarbage) (globalThis as { gc?: () => void }).gc?.();
+      return { ...state.status(), heapUsedBytes: process.memoryUsage().heapUsed };
+    }),
   };
 }

@@ -1,55 +1,55 @@
-import type { MasterHandlers } from '../../generated/chunkfs/master/Master';
 import type { CreateRequest__Output } from '../../generated/chunkfs/master/CreateRequest';
 import type { CreateResponse } from '../../generated/chunkfs/master/CreateResponse';
 import type { SetAttrRequest__Output } from '../../generated/chunkfs/master/SetAttrRequest';
 import { FsError } from '../common/fs-error';
-import { unary } from '../common/unary-handler';
+import type { NamespaceOps } from '../common/master-calls';
 import { Attr, attrOf } from './inode';
 import type { MasterState } from './master-state';
 import type { Mutation, SetattrMutation } from './mutation';
 import { checkMode, checkSize, checkTimeMs, ownerOf } from './request-checks';
 
 /**
- * The client -> master service. Each handler translates: reads go to the namespace, mutations
- * become one record for state.commit(), which validates, applies and makes it durable.
+ * The namespace operations served on the Master.Session stream. Each handler translates:
+ * reads go to the namespace, mutations become one record for state.commit(), which
+ * validates, applies and makes it durable.
  */
-export function masterHandlers(state: MasterState): MasterHandlers {
+export function namespaceOps(state: MasterState): NamespaceOps {
   return {
-    GetAttr: unary((req) => ({ attr: state.ns.getattr(req.path) })),
-    ReadDir: unary((req) => state.ns.readdir(req.path, req.cookie, req.limit)),
-    ReadLink: unary((req) => ({ target: state.ns.readlink(req.path) })),
+    getAttr: (req) => ({ attr: state.ns.getattr(req.path) }),
+    readDir: (req) => state.ns.readdir(req.path, req.cookie, req.limit),
+    readLink: (req) => ({ target: state.ns.readlink(req.path) }),
     // Capacity comes from chunkserver heartbeats, which do not exist yet: report 0 until then.
-    StatFs: unary(() => ({ capacityBytes: 0, freeBytes: 0, files: state.ns.inodeCount })),
+    statFs: () => ({ capacityBytes: 0, freeBytes: 0, files: state.ns.inodeCount }),
 
-    Mkdir: unary(async (req) => ({
+    mkdir: async (req) => ({
       attr: await commitForAttr(state, {
         op: 'mkdir', path: req.path, mode: checkMode(req.mode), ...ownerOf(req.caller),
         ino: state.nextIno(), time: Date.now(),
       }),
-    })),
-    Create: unary((req) => create(state, req)),
-    Symlink: unary(async (req) => ({
+    }),
+    create: (req) => create(state, req),
+    symlink: async (req) => ({
       attr: await commitForAttr(state, {
         op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller),
         ino: state.nextIno(), time: Date.now(),
       }),
-    })),
-    Link: unary(async (req) => ({
+    }),
+    link: async (req) => ({
       attr: await commitForAttr(state, { op: 'link', existing: req.existing, path: req.path, time: Date.now() }),
-    })),
-    Unlink: unary(async (req) => {
+    }),
+    unlink: async (req) => {
       await state.commit({ op: 'unlink', path: req.path, time: Date.now() });
       return {};
-    }),
-    Rmdir: unary(async (req) => {
+    },
+    rmdir: async (req) => {
       await state.commit({ op: 'rmdir', path: req.path, time: Date.now() });
       return {};
-    }),
-    Rename: unary(async (req) => {
+    },
+    rename: async (req) => {
       await state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now() });
       return {};
-    }),
-    SetAttr: unary(async (req) => ({ attr: await commitForAttr(state, setattrMutation(req)) })),
+    },
+    setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req)) }),
   };
 }
 

@@ -2,7 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { FsError } from '../common/fs-error';
 import { MAX_MESSAGE_BYTES, protos } from '../common/proto';
 import { adminHandlers } from './admin-handlers';
-import { masterHandlers } from './master-handlers';
+import { namespaceOps } from './master-handlers';
+import { SessionRegistry, sessionHandler } from './master-session';
 import type { MasterState } from './master-state';
 
 export interface MasterRpc {
@@ -23,7 +24,8 @@ export async function startMasterRpc(state: MasterState, listen: string): Promis
     'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
-  server.addService(protos.chunkfs.master.Master.service, masterHandlers(state));
+  const sessions = new SessionRegistry();
+  server.addService(protos.chunkfs.master.Master.service, { Session: sessionHandler(namespaceOps(state), sessions) });
   server.addService(protos.chunkfs.master.MasterAdmin.service, adminHandlers(state));
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, bound) =>
@@ -31,7 +33,10 @@ export async function startMasterRpc(state: MasterState, listen: string): Promis
   });
   return {
     address: `${listen.slice(0, colon)}:${port}`,
-    stop: () => shutDown(server),
+    stop: () => {
+      sessions.drainAll();
+      return shutDown(server);
+    },
   };
 }
 

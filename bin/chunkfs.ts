@@ -1,0 +1,63 @@
+import yargs from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { adminCommand } from '../client/cli/admin-commands';
+import { benchCommand } from '../client/cli/bench-command';
+import { withFileCommands } from '../client/cli/file-commands';
+import { FsError } from '../server/common/fs-error';
+
+/**
+ * `chunkfs`: parses flags and dispatches. Exit status: 0 ok, 1 the operation failed
+ * ("chunkfs: ERRNO: message" on stderr), 2 usage error.
+ */
+const withServers = yargs(hideBin(process.argv))
+  .scriptName('chunkfs')
+  .command({
+    command: 'master',
+    describe: 'run a primary master',
+    builder: (y) => y
+      .option('meta-dir', { type: 'string', array: true, demandOption: true, requiresArg: true,
+        describe: 'metadata directory (repeat to keep copies on several disks)' })
+      .option('listen', { type: 'string', demandOption: true, requiresArg: true, describe: 'HOST:PORT (port 0: any free port)' })
+      .option('checkpoint-txns', { type: 'number', describe: 'checkpoint after this many transactions' })
+      .option('checkpoint-period', { type: 'number', describe: 'checkpoint at least this often (seconds)' })
+      .check((a) => {
+        for (const flag of ['checkpoint-txns', 'checkpoint-period'] as const) {
+          const v = a[flag];
+          if (v !== undefined && !(v > 0)) return `--${flag} must be a positive number`;
+        }
+        return true;
+      }),
+    handler: async (args) => {
+      // Loaded on demand so that file-shell commands do not pay for the server's modules.
+      const { runMaster } = await import('../server/master/master-process');
+      await runMaster({
+        metaDirs: args['meta-dir'],
+        listen: args.listen,
+        checkpointTxns: args['checkpoint-txns'],
+        checkpointPeriodSec: args['checkpoint-period'],
+      });
+    },
+  });
+
+const cli = withFileCommands(withServers)
+  .command(adminCommand)
+  .command(benchCommand)
+  .demandCommand(1, 'name a command')
+  .recommendCommands()
+  .strict()
+  .help()
+  .alias('h', 'help')
+  .version(false)
+  .wrap(Math.min(110, process.stdout.columns || 80))
+  .fail((message, err, y) => {
+    if (err instanceof Error) throw err; // a failed operation, reported below; checks fail with a message
+    y.showHelp('error');
+    console.error(`\nchunkfs: ${message}`);
+    process.exit(2);
+  });
+
+cli.parseAsync().catch((err: unknown) => {
+  // FsError messages are meant for users; anything else is a bug and gets its stack.
+  console.error(`chunkfs: ${err instanceof FsError ? err.message : err instanceof Error ? err.stack : String(err)}`);
+  process.exitCode = 1;
+});

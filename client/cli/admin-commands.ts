@@ -1,0 +1,38 @@
+import type { CommandModule } from 'yargs';
+import { MasterArg, withMaster, withMasterOption } from './master-option';
+
+const checkpointCommand: CommandModule<object, MasterArg> = {
+  command: 'checkpoint',
+  describe: 'write a checkpoint now',
+  builder: (y) => withMasterOption(y),
+  handler: (args) => withMaster(args, async (client) => {
+    const r = await client.checkpoint();
+    console.log(`txid ${r.txid}\nbytes ${r.bytes}\nduration ${r.durationMs.toFixed(1)} ms`);
+  }),
+};
+
+const statusCommand: CommandModule<object, MasterArg & { json: boolean }> = {
+  command: 'status',
+  describe: 'show log position, metadata directories and alarms',
+  builder: (y) => withMasterOption(y).option('json', { type: 'boolean', default: false }),
+  handler: (args) => withMaster(args, async (client) => {
+    const s = await client.status();
+    if (args.json) return console.log(JSON.stringify(s));
+    const lines = [
+      `txid ${s.txid}`,
+      `checkpoint txid ${s.checkpointTxid}`,
+      `epoch ${s.epoch}`,
+      `inodes ${s.inodes}`,
+      ...s.metaDirs.map((d) => `meta dir ${d.path}: ${d.healthy ? 'healthy' : `FAILED (${d.error})`}`),
+      ...(s.alarms.length ? s.alarms.map((a) => `ALARM ${a}`) : ['no alarms']),
+    ];
+    console.log(lines.join('\n'));
+  }),
+};
+
+export const adminCommand: CommandModule = {
+  command: 'admin <command>',
+  describe: 'operate a master (checkpoint, status)',
+  builder: (y) => y.command(checkpointCommand).command(statusCommand).demandCommand(1),
+  handler: () => undefined, // the subcommands do the work
+};

@@ -1,0 +1,181 @@
+import * as grpc from '@grpc/grpc-js';
+import type { Attr__Output as WireAttr } from '../generated/chunkfs/Attr';
+import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Master';
+import type { MasterAdminClient as MasterAdminStub } from '../generated/chunkfs/master/MasterAdmin';
+import { FsError } from '../server/common/fs-error';
+import { statusToFsError } from '../server/common/grpc-status';
+import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
+import { MasterSession } from './master-session';
+import type { Attr } from '../server/master/inode';
+import type { CheckpointResult, MasterStatus } from '../server/master/master-state';
+import type { DirEntry, ReaddirPage } from '../server/master/namespace';
+
+export interface MasterClientOptions {
+  /** Deadline of every call, in milliseconds (default 10 s). */
+  deadlineMs?: number;
+}
+
+/** Owner given to inodes a call creates. */
+export interface Caller {
+  uid: number;
+  gid: number;
+}
+
+/** setattr changes; absent fields stay as they are. Times in ms since the epoch, size in bytes. */
+export interface AttrChanges {
+  mode?: number;
+  uid?: number;
+  gid?: number;
+  size?: number;
+  atimeMs?: number;
+  mtimeMs?: number;
+}
+
+export interface FsStats {
+  capacityBytes: number;
+  freeBytes: number;
+  /** inodes in use */
+  files: number;
+}
+
+/** Replies of the calls that answer the attributes of one inode. */
+interface AttrReply {
+  attr: WireAttr | null;
+}
+
+/** Entries per readdir page readdirAll asks for. */
+const READDIR_PAGE = 1000;
+
+/**
+ * Promise API over the Master and MasterAdmin services of one master (HOST:PORT). Namespace
+ * calls travel on one Session stream (see master-session.ts), admin calls are unary; both share
+ * one channel. Every call carries a deadline, and every failure is an FsError.
+ */
+export class MasterClient {
+  private readonly master: MasterStub;
+  private readonly admin: MasterAdminStub;
+  private readonly deadlineMs: number;
+  private readonly session: MasterSession;
+
+  constructor(
+    readonly address: string,
+    options: MasterClientOptions = {},
+  ) {
+    this.deadlineMs = options.deadlineMs ?? 10_000;
+    const channelOptions: grpc.ChannelOptions = {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // Own connection per client: grpc-js otherwise shares one TCP connection among all
+      // channels with equal options, which would make a pool of clients pointless.
+      'grpc.use_local_subchannel_pool': 1,
+    };
+    const credentials = grpc.credentials.createInsecure();
+    this.master = new protos.chunkfs.master.Master(address, credentials, channelOptions);
+    this.admin = new protos.chunkfs.master.MasterAdmin(address, credentials, {
+      ...channelOptions,
+      channelOverride: this.master.getChannel(),
+    });
+    this.session = new MasterSession(this.master, address, this.deadlineMs);
+  }
+
+  // ------------------------------------------------------------------ reads
+
+  async getattr(path: string): Promise<Attr> {
+    return attrOf(await this.session.call('getAttr', { path }));
+  }
+
+  /** One page; pass the returned cookie back for the next ('' = complete). */
+  async readdir(path: string, cookie = '', limit = READDIR_PAGE): Promise<ReaddirPage> {
+    const page = await this.session.call('readDir', { path, cookie, limit });
+    return { entries: page.entries.map((e) => ({ name: e.name, attr: attrOf(e) })), cookie: page.cookie };
+  }
+
+  async readdirAll(path: string): Promise<DirEntry[]> {
+    const all: DirEntry[] = [];
+    let cookie = '';
+    do {
+      const page = await this.readdir(path, cookie);
+      all.push(...page.entries);
+      cookie = page.cookie;
+    } while (cookie !== '');
+    return all;
+  }
+
+  async readlink(path: string): Promise<string> {
+    return (await this.session.call('readLink', { path })).target;
+  }
+
+  statfs(): Promise<FsStats> {
+    return this.session.call('statFs', {});
+  }
+
+  // ------------------------------------------------------------------ mutations
+
+  async mkdir(path: string, mode: number, caller?: Caller): Promise<Attr> {
+    return attrOf(await this.session.call('mkdir', { path, mode, caller }));
+  }
+
+  /** open(O_CREAT [| O_EXCL]); `created` is false when an existing file was opened. */
+  async create(path: string, mode: number, exclusive: boolean, caller?: Caller): Promise<{ attr: Attr; created: boolean }> {
+    const reply = await this.session.call('create', { path, mode, exclusive, caller });
+    return { attr: attrOf(reply), created: reply.created };
+  }
+
+  /** symlink(2) argument order: `path` becomes a link pointing at `target`. */
+  async symlink(target: string, path: string, caller?: Caller): Promise<Attr> {
+    return attrOf(await this.session.call('symlink', { path, target, caller }));
+  }
+
+  async link(existing: string, path: string): Promise<Attr> {
+    return attrOf(await this.session.call('link', { existing, path }));
+  }
+
+  async unlink(path: string): Promise<void> {
+    await this.session.call('unlink', { path });
+  }
+
+  async rmdir(path: string): Promise<void> {
+    await this.session.call('rmdir', { path });
+  }
+
+  async rename(from: string, to: string): Promise<void> {
+    await this.session.call('rename', { from, to });
+  }
+
+  async setattr(path: string, changes: AttrChanges): Promise<Attr> {
+    return attrOf(await this.session.call('setAttr', { path, ...changes }));
+  }
+
+  // ------------------------------------------------------------------ admin
+
+  checkpoint(): Promise<CheckpointResult> {
+    return this.call<CheckpointResult>((o, cb) => this.admin.checkpoint({}, o, cb));
+  }
+
+  /** With `collectGarbage`, heapUsedBytes counts live data only (master run with --expose-gc). */
+  status(collectGarbage = false): Promise<MasterStatus & { heapUsedBytes: number }> {
+    return this.call((o, cb) => this.admin.status({ collectGarbage }, o, cb));
+  }
+
+  close(): void {
+    this.session.close();
+    this.master.close();
+  }
+
+  /** Starts one unary call with this client's deadline and settles with its reply or FsError. */
+  private call<Reply>(start: (options: grpc.CallOptions, done: grpc.requestCallback<Reply>) => void): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      start({ deadline: Date.now() + this.deadlineMs }, (err, reply) => {
+        if (err) reject(statusToFsError(err, `master ${this.address}`));
+        else if (reply === undefined) reject(new FsError('EIO', `master ${this.address} sent an empty reply`));
+        else resolve(reply);
+      });
+    });
+  }
+}
+
+/** The plain attributes of a reply that must carry them. */
+function attrOf(reply: AttrReply): Attr {
+  if (!reply.attr) throw new FsError('EIO', 'master reply without attributes');
+  return reply.attr;
+}

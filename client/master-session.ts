@@ -1,0 +1,127 @@
+import type * as grpc from '@grpc/grpc-js';
+import type { Call } from '../generated/chunkfs/master/Call';
+import type { CallBatch } from '../generated/chunkfs/master/CallBatch';
+import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Master';
+import type { Reply__Output } from '../generated/chunkfs/master/Reply';
+import type { ReplyBatch__Output } from '../generated/chunkfs/master/ReplyBatch';
+import { FsError, isErrnoName } from '../server/common/fs-error';
+import { statusToFsError } from '../server/common/grpc-status';
+import type { OpName, OpRequest, OpResponseOut } from '../server/common/master-calls';
+
+type SessionStream = grpc.ClientDuplexStream<CallBatch, ReplyBatch__Output>;
+
+interface Pending {
+  op: OpName;
+  resolve: (reply: never) => void;
+  reject: (err: FsError) => void;
+  /** ms since the epoch */
+  deadline: number;
+  /** The stream the call went out on (null while queued). */
+  stream: SessionStream | null;
+}
+
+/** How often calls are checked against their deadlines (ms). */
+const SWEEP_MS = 100;
+
+/**
+ * The client end of Master.Session: calls issued in one event-loop turn go out as one
+ * CallBatch on a long-lived stream, and replies are matched to calls by id. Each call has its
+ * own deadline (ETIMEDOUT). When the stream breaks, exactly the calls sent on it fail (EIO: their
+ * outcome is unknown); the next call opens a new stream.
+ */
+export class MasterSession {
+  private stream: SessionStream | null = null;
+  private readonly pending = new Map<number, Pending>();
+  private queue: Call[] = [];
+  private scheduled = false;
+  private nextId = 1;
+  private sweeper: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly stub: MasterStub,
+    private readonly address: string,
+    private readonly deadlineMs: number,
+  ) {}
+
+  call<K extends OpName>(op: K, request: OpRequest<K>): Promise<OpResponseOut<K>> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId;
+      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
+      const resolveReply = resolve as (reply: never) => void;
+      this.pending.set(id, { op, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, stream: null });
+      this.queue.push({ id, [op]: request });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+      if (!this.sweeper) {
+        this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
+        this.sweeper.unref();
+      }
+    });
+  }
+
+  close(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
+    this.stream?.end();
+    this.stream = null;
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const calls = this.queue;
+    this.queue = [];
+    const live = calls.filter((c) => this.pending.has(c.id!)); // some may have timed out already
+    if (live.length === 0) return;
+    const stream = this.open();
+    for (const c of live) this.pending.get(c.id!)!.stream = stream;
+    stream.write({ calls: live });
+  }
+
+  private open(): SessionStream {
+    if (this.stream) return this.stream;
+    const s = this.stub.Session();
+    s.on('data', (batch: ReplyBatch__Output) => batch.replies.forEach((r) => this.settle(r)));
+    s.on('error', (err: grpc.ServiceError) => this.broken(s, statusToFsError(err, `master ${this.address}`)));
+    s.on('end', () => this.broken(s, new FsError('EIO', `master ${this.address} ended the session`)));
+    this.stream = s;
+    return s;
+  }
+
+  private settle(reply: Reply__Output): void {
+    const p = this.pending.get(reply.id);
+    if (!p) return; // answered after its deadline
+    this.pending.delete(reply.id);
+    if (reply.result === 'error' || !reply.result) {
+      const errno = reply.error?.errno ?? '';
+      p.reject(new FsError(isErrnoName(errno) ? errno : 'EIO', reply.error?.message ?? 'reply without a result'));
+    } else if (reply.result !== p.op) {
+      p.reject(new FsError('EIO', `master answered ${reply.result} to a ${p.op} call`));
+    } else {
+      p.resolve(reply[p.op] as never);
+    }
+  }
+
+  private broken(s: SessionStream, err: FsError): void {
+    if (this.stream === s) this.stream = null;
+    for (const [id, p] of this.pending) {
+      if (p.stream !== s) continue;
+      this.pending.delete(id);
+      p.reject(err);
+    }
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const [id, p] of this.pending) {
+      if (p.deadline > now) continue;
+      this.pending.delete(id);
+      p.reject(new FsError('ETIMEDOUT', `master ${this.address} did not answer ${p.op} within ${this.deadlineMs} ms`));
+    }
+    if (this.pending.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = null;
+    }
+  }
+}

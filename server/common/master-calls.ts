@@ -1,0 +1,22 @@
+import type { Call, Call__Output } from '../../generated/chunkfs/master/Call';
+import type { Reply, Reply__Output } from '../../generated/chunkfs/master/Reply';
+
+/**
+ * The namespace calls of the Master.Session stream, typed per operation: the `op` oneof of a
+ * Call and the `result` oneof of a Reply use the same field names, so one name selects both
+ * the request and the response type.
+ */
+export type OpName = NonNullable<Call['op']>;
+/** What the client sends. */
+export type OpRequest<K extends OpName> = NonNullable<Call[K]>;
+/** What the server's handler receives (defaults filled in). */
+export type OpRequestIn<K extends OpName> = NonNullable<Call__Output[K]>;
+/** What the server's handler returns. */
+export type OpResponse<K extends OpName> = NonNullable<Reply[K]>;
+/** What the client receives. */
+export type OpResponseOut<K extends OpName> = NonNullable<Reply__Output[K]>;
+
+/** One handler per operation: translate the request, call the domain, answer or throw FsError. */
+export type NamespaceOps = {
+  [K in OpName]: (request: OpRequestIn<K>) => OpResponse<K> | Promise<OpResponse<K>>;
+};

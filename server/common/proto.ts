@@ -1,0 +1,27 @@
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import * as fs from 'fs';
+import * as path from 'path';
+import type { ProtoGrpcType as MasterProtos } from '../../generated/master';
+import { PACKAGE_ROOT } from './package-root';
+
+/**
+ * The gRPC contract, loaded once from proto/*.proto. The loader options must match the ones
+ * `npm run gen` used for generated/ (longs as Number, enums as String, defaults, oneofs), or
+ * the generated types would lie about the runtime objects.
+ */
+const PROTO_DIR = path.join(PACKAGE_ROOT, 'proto');
+
+const definition = protoLoader.loadSync(
+  fs.readdirSync(PROTO_DIR).filter((f) => f.endsWith('.proto')).sort(),
+  { includeDirs: [PROTO_DIR], keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true },
+);
+
+/** Every package of every .proto; one generated ProtoGrpcType per file describes its part. */
+export const protos = grpc.loadPackageDefinition(definition) as unknown as MasterProtos;
+
+/**
+ * Largest gRPC message either side accepts, in bytes. A readdir page of 10000 entries is
+ * about 0.6 MiB, so 16 MiB leaves room for chunk data later without inviting huge replies.
+ */
+export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;

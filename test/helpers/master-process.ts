@@ -1,0 +1,87 @@
+import { ChildProcess, execFile, spawn } from 'child_process';
+import * as path from 'path';
+import { PACKAGE_ROOT } from '../../server/common/package-root';
+
+/** A master started as a real process by startMaster. */
+export interface MasterProcess {
+  /** HOST:PORT from its `listening` line. */
+  address: string;
+  pid: number;
+  kill(signal?: NodeJS.Signals): void;
+  /** Settles with the exit code (null when a signal ended it). */
+  stopped: Promise<number | null>;
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`; resolves once it is gone. */
+  stop(graceMs?: number): Promise<number | null>;
+}
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+const CLI_JS = path.join(PACKAGE_ROOT, 'dist', 'bin', 'chunkfs.js');
+const CLI_BIN = path.join(PACKAGE_ROOT, 'bin', 'chunkfs');
+const START_TIMEOUT_MS = 20_000;
+
+/**
+ * Starts `chunkfs master` on 127.0.0.1:0 with the given metadata directories and waits for its
+ * `listening HOST:PORT` line. Its stderr is collected for the failure message.
+ */
+export function startMaster(metaDirs: string[], extraArgs: string[] = []): Promise<MasterProcess> {
+  const args = [CLI_JS, 'master', ...metaDirs.flatMap((d) => ['--meta-dir', d]), '--listen', '127.0.0.1:0', ...extraArgs];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const stopped = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => { stderr += s; });
+  return new Promise((resolve, reject) => {
+    let started = false;
+    const fail = (why: string): void => {
+      if (started) return;
+      child.kill('SIGKILL');
+      reject(new Error(`master did not start (${why}); stderr:\n${stderr}`));
+    };
+    const timer = setTimeout(() => fail(`no listening line in ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    void stopped.then((code) => { clearTimeout(timer); fail(`exited with ${code}`); });
+    child.stdout!.setEncoding('utf8').on('data', (s: string) => {
+      stdout += s;
+      const m = /^listening (\S+)$/m.exec(stdout);
+      if (!m || started) return;
+      started = true;
+      clearTimeout(timer);
+      resolve(handle(child, m[1], stopped));
+    });
+  });
+}
+
+function handle(child: ChildProcess, address: string, stopped: Promise<number | null>): MasterProcess {
+  const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+  };
+  return {
+    address,
+    pid: child.pid!,
+    kill,
+    stopped,
+    async stop(graceMs = 5000) {
+      kill('SIGTERM');
+      const timer = setTimeout(() => kill('SIGKILL'), graceMs);
+      try {
+        return await stopped;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** Runs the `bin/chunkfs` executable; never rejects on a non-zero exit. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    execFile(CLI_BIN, args, { env: { ...process.env, ...env }, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') return reject(err);
+      resolve({ code: err ? (err.code as number) : 0, stdout, stderr });
+    });
+  });
+}

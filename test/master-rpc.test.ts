@@ -1,0 +1,126 @@
+import * as assert from 'assert';
+import { MasterClient } from '../client/master-client';
+import { FsError } from '../server/common/fs-error';
+import { MasterRpc, startMasterRpc } from '../server/master/master-rpc';
+import type { MasterState } from '../server/master/master-state';
+import type { Mutation } from '../server/master/mutation';
+import { Namespace } from '../server/master/namespace';
+
+/** The RPC translation layer over an in-memory MasterState: what goes into commit(), and errnos. */
+describe('master RPC', function () {
+  let committed: Mutation[];
+  let rpc: MasterRpc;
+  let client: MasterClient;
+
+  beforeEach(async function () {
+    committed = [];
+    const ns = new Namespace(0);
+    const state: MasterState = {
+      ns,
+      nextIno: () => ns.lastIno + 1,
+      commit: async (m) => {
+        if (m.op === 'mkdir' && m.path === '/never-durable') return new Promise(() => undefined);
+        const attr = ns.apply(m);
+        committed.push(m);
+        return attr;
+      },
+      checkpoint: async () => ({ txid: committed.length, bytes: 1, durationMs: 2 }),
+      status: () => ({ txid: committed.length, checkpointTxid: 0, epoch: 1, inodes: ns.inodeCount, metaDirs: [], alarms: [] }),
+    };
+    rpc = await startMasterRpc(state, '127.0.0.1:0');
+    client = new MasterClient(rpc.address, { deadlineMs: 5000 });
+  });
+
+  afterEach(async function () {
+    client.close();
+    await rpc.stop();
+  });
+
+  async function rejectsWith(errno: string, call: Promise<unknown>): Promise<void> {
+    await assert.rejects(call, (err: unknown) => err instanceof FsError && err.code === errno);
+  }
+
+  it('answers the bound port and plain attributes', async function () {
+    assert.match(rpc.address, /^127\.0\.0\.1:[1-9]\d*$/);
+    const attr = await client.mkdir('/d', 0o750, { uid: 7, gid: 8 });
+    assert.deepStrictEqual(await client.getattr('/d'), attr);
+    assert.strictEqual(attr.mode & 0o7777, 0o750);
+    assert.deepStrictEqual([attr.uid, attr.gid], [7, 8]);
+    assert.deepStrictEqual(committed[0], { op: 'mkdir', path: '/d', mode: 0o750, uid: 7, gid: 8, ino: attr.ino, time: committed[0].time });
+  });
+
+  it('create without O_EXCL opens an existing file without committing', async function () {
+    const first = await client.create('/f', 0o600, false);
+    assert.strictEqual(first.created, true);
+    const again = await client.create('/f', 0o644, false);
+    assert.deepStrictEqual(again, { attr: first.attr, created: false });
+    assert.strictEqual(committed.length, 1);
+    await rejectsWith('EEXIST', client.create('/f', 0o644, true));
+    await client.mkdir('/dir', 0o755);
+    await rejectsWith('EISDIR', client.create('/dir', 0o644, false));
+  });
+
+  it('setattr commits only the fields given', async function () {
+    await client.create('/f', 0o644, true);
+    const attr = await client.setattr('/f', { size: 12345, mtimeMs: 1.5 });
+    assert.strictEqual(attr.size, 12345);
+    assert.strictEqual(attr.mtimeMs, 1.5);
+    const m = committed[1];
+    assert.deepStrictEqual(Object.keys(m).sort(), ['mtimeMs', 'op', 'path', 'size', 'time']);
+  });
+
+  it('refuses bad numbers with EINVAL before committing', async function () {
+    await client.create('/f', 0o644, true);
+    await rejectsWith('EINVAL', client.mkdir('/m', 0o10000));
+    await rejectsWith('EINVAL', client.setattr('/f', { mode: 0o17777 }));
+    await rejectsWith('EINVAL', client.setattr('/f', { size: 2 ** 60 }));
+    await rejectsWith('EINVAL', client.setattr('/f', { atimeMs: NaN }));
+    assert.strictEqual(committed.length, 1);
+  });
+
+  it('carries namespace errnos and paged readdir', async function () {
+    await rejectsWith('ENOENT', client.getattr('/missing'));
+    await rejectsWith('EINVAL', client.getattr('relative'));
+    await client.mkdir('/d', 0o755);
+    for (let i = 0; i < 25; i++) await client.create(`/d/f${i}`, 0o644, true);
+    const page = await client.readdir('/d', '', 10);
+    assert.strictEqual(page.entries.length, 10);
+    assert.notStrictEqual(page.cookie, '');
+    assert.strictEqual((await client.readdirAll('/d')).length, 25);
+    await rejectsWith('ENOTEMPTY', client.rmdir('/d'));
+    await client.symlink('f0', '/d/l');
+    assert.strictEqual(await client.readlink('/d/l'), 'f0');
+    await client.rename('/d/f1', '/d/g1');
+    await client.link('/d/g1', '/d/h1');
+    await client.unlink('/d/g1');
+    assert.strictEqual((await client.getattr('/d/h1')).nlink, 1);
+    assert.deepStrictEqual(await client.statfs(), { capacityBytes: 0, freeBytes: 0, files: 28 });
+  });
+
+  it('admin calls map MasterState directly', async function () {
+    assert.deepStrictEqual(await client.checkpoint(), { txid: 0, bytes: 1, durationMs: 2 });
+    const { heapUsedBytes, ...status } = await client.status();
+    assert.deepStrictEqual(status, { txid: 0, checkpointTxid: 0, epoch: 1, inodes: 1, metaDirs: [], alarms: [] });
+    assert.ok(heapUsedBytes > 0);
+  });
+
+  it('times out with ETIMEDOUT when the master does not answer, and the session goes on', async function () {
+    const slow = new MasterClient(rpc.address, { deadlineMs: 300 });
+    try {
+      await rejectsWith('ETIMEDOUT', slow.mkdir('/never-durable', 0o755));
+      await slow.mkdir('/fine', 0o755); // same stream, still usable
+    } finally {
+      slow.close();
+    }
+  });
+
+  it('fails the calls in flight with EIO when the master goes away', async function () {
+    this.timeout(15_000); // stop() waits out its grace period for the call that never ends
+    const patient = new MasterClient(rpc.address, { deadlineMs: 60_000 });
+    const pending = patient.mkdir('/never-durable', 0o755);
+    await new Promise((r) => setTimeout(r, 100));
+    await rpc.stop();
+    await rejectsWith('EIO', pending);
+    patient.close();
+  });
+});
