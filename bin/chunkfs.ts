@@ -3,7 +3,9 @@ import { hideBin } from 'yargs/helpers';
 import { adminCommand } from '../client/cli/admin-commands';
 import { benchCommand } from '../client/cli/bench-command';
 import { withFileCommands } from '../client/cli/file-commands';
+import { upCommand } from '../client/cli/up-command';
 import { FsError } from '../server/common/fs-error';
+import { StartupError } from '../server/common/startup-error';
 
 /**
  * `chunkfs`: parses flags and dispatches. Exit status: 0 ok, 1 the operation failed
@@ -40,6 +42,7 @@ const withServers = yargs(hideBin(process.argv))
   });
 
 const cli = withFileCommands(withServers)
+  .command(upCommand)
   .command(adminCommand)
   .command(benchCommand)
   .demandCommand(1, 'name a command')
@@ -57,7 +60,8 @@ const cli = withFileCommands(withServers)
   });
 
 cli.parseAsync().catch((err: unknown) => {
-  // FsError messages are meant for users; anything else is a bug and gets its stack.
-  console.error(`chunkfs: ${err instanceof FsError ? err.message : err instanceof Error ? err.stack : String(err)}`);
+  // FsError and StartupError messages are meant for users; anything else is a bug and gets its stack.
+  const forUsers = err instanceof FsError || err instanceof StartupError;
+  console.error(`chunkfs: ${forUsers ? err.message : err instanceof Error ? err.stack : String(err)}`);
   process.exitCode = 1;
 });

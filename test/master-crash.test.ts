@@ -58,6 +58,8 @@ describe('master crash recovery (SIGKILL at random moments)', function () {
     conn.up(master.address);
     for (const c of clients) await c.verify(null);
     await checkTreeConsistency(conn.client, '/');
+    const { checkpointTxid, txid } = await conn.client.status();
+    assert.ok(checkpointTxid > 0 && checkpointTxid <= txid, `background checkpoints ran (newest at ${checkpointTxid} of ${txid})`);
     conn.close();
   });
 

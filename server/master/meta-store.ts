@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import { logger } from '../common/log';
+import { StartupError } from '../common/startup-error';
 import type { Namespace } from './namespace';
 import { writeCheckpoint } from './oplog/checkpoint-file';
 import { Checkpointer, CheckpointPolicy } from './oplog/checkpointer';
@@ -39,13 +40,13 @@ export function openMetaStore(dirs: string[], policy: CheckpointPolicy, onAllFai
       acquireLock(d);
       usable.push(d);
     } catch (err) {
-      if ((err as Error).message.includes('in use by process')) throw err;
+      if (err instanceof StartupError) throw err;
       const alarm = `metadata directory ${d} unusable at start-up: ${(err as Error).message}`;
       log.error(`ALARM: ${alarm}`);
       startupAlarms.push(alarm);
     }
   }
-  if (usable.length === 0) throw new Error(`no usable metadata directory among ${dirs.join(', ')}`);
+  if (usable.length === 0) throw new StartupError(`no usable metadata directory among ${dirs.join(', ')}`);
 
   const state = recover(usable);
   for (const note of state.notes) log.warn(note);

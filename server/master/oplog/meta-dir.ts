@@ -1,5 +1,6 @@
 import * as fs from 'fs';
 import * as path from 'path';
+import { StartupError } from '../../common/startup-error';
 import { readU64, writeU64 } from './frame';
 
 /**
@@ -95,7 +96,7 @@ export function acquireLock(dir: string): void {
     // no lock yet
   }
   if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-    throw new Error(`metadata directory ${dir} is in use by process ${holder}`);
+    throw new StartupError(`metadata directory ${dir} is in use by process ${holder}`);
   }
   fs.writeFileSync(lock, `${process.pid}\n`);
 }

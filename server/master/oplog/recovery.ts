@@ -1,3 +1,4 @@
+import { StartupError } from '../../common/startup-error';
 import { Namespace } from '../namespace';
 import type { Mutation } from '../mutation';
 import { readCheckpoint, verifyCheckpoint } from './checkpoint-file';
@@ -21,7 +22,7 @@ export interface RecoveryResult {
 }
 
 /** No consistent state can be built; the message names the files and offsets at fault. */
-export class RecoveryError extends Error {
+export class RecoveryError extends StartupError {
   override name = 'RecoveryError';
 }
 
