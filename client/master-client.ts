@@ -7,6 +7,7 @@ import { statusToFsError } from '../server/common/grpc-status';
 import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
 import { MasterSession } from './master-session';
 import type { Attr } from '../server/master/inode';
+import type { AttrChanges } from '../server/master/mutation';
 import type { CheckpointResult, MasterStatus } from '../server/master/master-state';
 import type { DirEntry, ReaddirPage } from '../server/master/namespace';
 
@@ -21,15 +22,6 @@ export interface Caller {
   gid: number;
 }
 
-/** setattr changes; absent fields stay as they are. Times in ms since the epoch, size in bytes. */
-export interface AttrChanges {
-  mode?: number;
-  uid?: number;
-  gid?: number;
-  size?: number;
-  atimeMs?: number;
-  mtimeMs?: number;
-}
 
 export interface FsStats {
   capacityBytes: number;

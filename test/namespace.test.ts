@@ -2,7 +2,6 @@ import { strict as assert } from 'node:assert';
 import { ErrnoName, FsError } from '../server/common/fs-error';
 import {
   Attr,
-  attrOf,
   DIR_SIZE,
   Inode,
   S_IFDIR,
@@ -24,67 +23,10 @@ import type {
   UnlinkMutation,
 } from '../server/master/mutation';
 import { Namespace, ROOT_INO } from '../server/master/namespace';
+import { codeOf } from './helpers/errno';
+import { assertSameSnapshot, join, snapshot, Snapshot } from './helpers/ns-snapshot';
 
 // ====================================================================== helpers
-
-interface SnapEntry {
-  path: string;
-  attr: Attr;
-  target: string | null;
-  chunks: number | null;
-}
-
-/** Everything observable about a namespace: every path (in readdir order) with its attrs. */
-interface Snapshot {
-  inodeCount: number;
-  lastIno: number;
-  entries: SnapEntry[];
-}
-
-function join(dir: string, name: string): string {
-  return dir === '/' ? `/${name}` : `${dir}/${name}`;
-}
-
-function snapshot(ns: Namespace): Snapshot {
-  const entries: SnapEntry[] = [];
-  const walk = (path: string, node: Inode): void => {
-    entries.push({
-      path,
-      attr: attrOf(node),
-      target: node.target,
-      chunks: node.chunks ? node.chunks.length : null,
-    });
-    if (node.children) for (const [name, child] of node.children) walk(join(path, name), child);
-  };
-  walk('/', ns.root);
-  return { inodeCount: ns.inodeCount, lastIno: ns.lastIno, entries };
-}
-
-const ATTR_KEYS: ReadonlyArray<keyof Attr> = ['ino', 'mode', 'uid', 'gid', 'nlink', 'size', 'atimeMs', 'mtimeMs', 'ctimeMs'];
-
-/** deepStrictEqual on snapshots, with a fast path (deepStrictEqual is slow on big trees). */
-function assertSameSnapshot(actual: Snapshot, expected: Snapshot, message?: string): void {
-  let same = actual.inodeCount === expected.inodeCount && actual.lastIno === expected.lastIno &&
-    actual.entries.length === expected.entries.length;
-  for (let i = 0; same && i < actual.entries.length; i++) {
-    const a = actual.entries[i];
-    const e = expected.entries[i];
-    same = a.path === e.path && a.target === e.target && a.chunks === e.chunks &&
-      ATTR_KEYS.every((k) => Object.is(a.attr[k], e.attr[k]));
-  }
-  if (!same) assert.deepStrictEqual(actual, expected, message);
-}
-
-/** Runs fn; returns the FsError code it threw, or null. Anything else thrown fails the test. */
-function codeOf(fn: () => unknown): ErrnoName | null {
-  try {
-    fn();
-    return null;
-  } catch (err) {
-    if (err instanceof FsError) return err.code;
-    throw err;
-  }
-}
 
 /** Asserts `m` is rejected with `code` and the namespace is exactly as before. */
 function expectRejected(ns: Namespace, m: Mutation, code: ErrnoName): void {

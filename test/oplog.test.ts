@@ -8,7 +8,7 @@ import type { Mutation } from '../server/master/mutation';
 import { decodeFrame, encodeFrame } from '../server/master/oplog/frame';
 import { FILE_HEADER_BYTES, listMetaDir } from '../server/master/oplog/meta-dir';
 import { RecoveryError } from '../server/master/oplog/recovery';
-import { snapshot } from './helpers/ns-snapshot';
+import { assertSameSnapshot, snapshot } from './helpers/ns-snapshot';
 
 /**
  * Defence layer 1 in-process, on real files: group commit, checkpoints, and recovery from every
@@ -60,7 +60,7 @@ describe('operation log, checkpoints and recovery', function () {
     assert.ok(rounds < 200, `2000 concurrent commits took ${rounds} fsync rounds`);
     const before = snapshot(st.ns);
     await stop();
-    assert.deepEqual(snapshot(start().ns), before);
+    assertSameSnapshot(snapshot(start().ns), before);
   });
 
   it('recovers checkpoint + log after a mixed workload, and keeps only two checkpoints', async () => {
@@ -81,7 +81,7 @@ describe('operation log, checkpoints and recovery', function () {
       assert.ok(l.segments[0].firstTxid > 1, 'segments older than the older kept checkpoint are purged');
     }
     const again = start();
-    assert.deepEqual(snapshot(again.ns), before);
+    assertSameSnapshot(snapshot(again.ns), before);
     assert.equal(again.status().checkpointTxid, c3.txid);
   });
 
@@ -93,12 +93,12 @@ describe('operation log, checkpoints and recovery', function () {
     const sizes = dirs.map((d) => lastSegment(d)).map((f) => [f, fs.statSync(f).size] as const);
     for (const [f] of sizes) fs.appendFileSync(f, encodeFrame(99999, 1, Buffer.from('{"op":"mkdir"')).subarray(0, 30));
     const again = start();
-    assert.deepEqual(snapshot(again.ns), before);
+    assertSameSnapshot(snapshot(again.ns), before);
     for (const [f, size] of sizes) assert.equal(fs.statSync(f).size, size, `${f} truncated back`);
     await again.commit(mkdir(again, '/after-tail'));
     const after = snapshot(again.ns);
     await stop();
-    assert.deepEqual(snapshot(start().ns), after);
+    assertSameSnapshot(snapshot(start().ns), after);
   });
 
   it('refuses to start when a record in the middle of the only log is corrupt, naming file and offset', async () => {
@@ -121,12 +121,12 @@ describe('operation log, checkpoints and recovery', function () {
     await stop();
     corruptMiddleRecord(dirs[0]);
     const again = start();
-    assert.deepEqual(snapshot(again.ns), before);
+    assertSameSnapshot(snapshot(again.ns), before);
     await stop();
     assert.equal(listMetaDir(dirs[0]).checkpoints[0].txid, txid, 'repair checkpoint written');
     // The repaired directory alone is now enough.
     fs.rmSync(dirs[1], { recursive: true });
-    assert.deepEqual(snapshot(start([dirs[0]]).ns), before);
+    assertSameSnapshot(snapshot(start([dirs[0]]).ns), before);
   });
 
   it('falls back to the previous checkpoint plus a longer log when the newest is corrupt everywhere', async () => {
@@ -140,7 +140,7 @@ describe('operation log, checkpoints and recovery', function () {
     await stop();
     for (const d of dirs) flipByte(listMetaDir(d).checkpoints[0].path, 100);
     const again = start();
-    assert.deepEqual(snapshot(again.ns), before);
+    assertSameSnapshot(snapshot(again.ns), before);
     assert.equal(listMetaDir(dirs[0]).checkpoints[0].txid > newest.txid, true, 'a good checkpoint replaces it');
   });
 
@@ -152,7 +152,7 @@ describe('operation log, checkpoints and recovery', function () {
     await stop();
     const ck = listMetaDir(dirs[0]).checkpoints[0].path;
     fs.truncateSync(ck, Math.floor(fs.statSync(ck).size / 2));
-    assert.deepEqual(snapshot(start().ns), before);
+    assertSameSnapshot(snapshot(start().ns), before);
   });
 
   it('recreates a metadata directory deleted while the master was down', async () => {
@@ -161,10 +161,10 @@ describe('operation log, checkpoints and recovery', function () {
     const before = snapshot(st.ns);
     await stop();
     fs.rmSync(dirs[1], { recursive: true });
-    assert.deepEqual(snapshot(start().ns), before);
+    assertSameSnapshot(snapshot(start().ns), before);
     await stop();
     fs.rmSync(dirs[0], { recursive: true });
-    assert.deepEqual(snapshot(start().ns), before, 'the recreated directory holds everything');
+    assertSameSnapshot(snapshot(start().ns), before, 'the recreated directory holds everything');
   });
 
   it('drops a directory removed at run time with an alarm, and keeps acknowledging', async () => {
@@ -177,7 +177,7 @@ describe('operation log, checkpoints and recovery', function () {
     await workload(st, 1, 50);
     const before = snapshot(st.ns);
     await stop();
-    assert.deepEqual(snapshot(start().ns), before);
+    assertSameSnapshot(snapshot(start().ns), before);
   });
 
   it('fails every mutation with EIO, and calls the fatal hook, when no directory is left', async () => {
@@ -196,7 +196,7 @@ describe('operation log, checkpoints and recovery', function () {
     await Promise.all([ckpt, during]);
     const before = snapshot(st.ns);
     await stop();
-    assert.deepEqual(snapshot(start().ns), before);
+    assertSameSnapshot(snapshot(start().ns), before);
   });
 
   it('rejects an invalid mutation without logging it', async () => {

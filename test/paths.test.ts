@@ -1,16 +1,7 @@
 import { strict as assert } from 'node:assert';
-import { ErrnoName, FsError } from '../server/common/fs-error';
+import type { ErrnoName } from '../server/common/fs-error';
+import { codeOf } from './helpers/errno';
 import { checkName, isSameOrBelow, MAX_NAME_BYTES, MAX_PATH_BYTES, splitPath } from '../server/master/paths';
-
-function codeOf(fn: () => unknown): ErrnoName | null {
-  try {
-    fn();
-    return null;
-  } catch (err) {
-    if (err instanceof FsError) return err.code;
-    throw err;
-  }
-}
 
 /** A path of exactly `bytes` bytes made of several components (each <= 255 bytes). */
 function pathOfBytes(bytes: number, unit = 'x'): string {

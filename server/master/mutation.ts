@@ -56,16 +56,21 @@ export interface RenameMutation {
   to: string;
   time: number;
 }
-export interface SetattrMutation {
-  op: 'setattr';
-  path: string;
+/** setattr changes; absent fields stay as they are. */
+export interface AttrChanges {
+  /** permission bits */
   mode?: number;
   uid?: number;
   gid?: number;
   /** bytes */
   size?: number;
+  /** ms since the epoch */
   atimeMs?: number;
   mtimeMs?: number;
+}
+export interface SetattrMutation extends AttrChanges {
+  op: 'setattr';
+  path: string;
   time: number;
 }
 

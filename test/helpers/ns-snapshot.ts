@@ -1,20 +1,52 @@
-import type { Inode } from '../../server/master/inode';
+import { strict as assert } from 'assert';
+import { Attr, attrOf, Inode } from '../../server/master/inode';
 import type { Namespace } from '../../server/master/namespace';
 
-/** path -> every attribute (plus symlink target), and the namespace counters: for deep equality. */
-export interface NsSnapshot {
-  lastIno: number;
-  inodeCount: number;
-  entries: Record<string, string>;
+export interface SnapEntry {
+  path: string;
+  attr: Attr;
+  target: string | null;
+  chunks: number | null;
 }
 
-export function snapshot(ns: Namespace): NsSnapshot {
-  const entries: Record<string, string> = {};
-  const stack: Array<[string, Inode]> = [['/', ns.root]];
-  while (stack.length > 0) {
-    const [p, n] = stack.pop()!;
-    entries[p] = JSON.stringify([n.ino, n.mode, n.uid, n.gid, n.nlink, n.size, n.atimeMs, n.mtimeMs, n.ctimeMs, n.target]);
-    if (n.children) for (const [name, child] of n.children) stack.push([p === '/' ? `/${name}` : `${p}/${name}`, child]);
-  }
-  return { lastIno: ns.lastIno, inodeCount: ns.inodeCount, entries };
+/** Everything observable about a namespace: every path (in readdir order) with its attrs. */
+export interface Snapshot {
+  inodeCount: number;
+  lastIno: number;
+  entries: SnapEntry[];
 }
+
+export function join(dir: string, name: string): string {
+  return dir === '/' ? `/${name}` : `${dir}/${name}`;
+}
+
+export function snapshot(ns: Namespace): Snapshot {
+  const entries: SnapEntry[] = [];
+  const walk = (path: string, node: Inode): void => {
+    entries.push({
+      path,
+      attr: attrOf(node),
+      target: node.target,
+      chunks: node.chunks ? node.chunks.length : null,
+    });
+    if (node.children) for (const [name, child] of node.children) walk(join(path, name), child);
+  };
+  walk('/', ns.root);
+  return { inodeCount: ns.inodeCount, lastIno: ns.lastIno, entries };
+}
+
+const ATTR_KEYS: ReadonlyArray<keyof Attr> = ['ino', 'mode', 'uid', 'gid', 'nlink', 'size', 'atimeMs', 'mtimeMs', 'ctimeMs'];
+
+/** deepStrictEqual on snapshots, with a fast path (deepStrictEqual is slow on big trees). */
+export function assertSameSnapshot(actual: Snapshot, expected: Snapshot, message?: string): void {
+  let same = actual.inodeCount === expected.inodeCount && actual.lastIno === expected.lastIno &&
+    actual.entries.length === expected.entries.length;
+  for (let i = 0; same && i < actual.entries.length; i++) {
+    const a = actual.entries[i];
+    const e = expected.entries[i];
+    same = a.path === e.path && a.target === e.target && a.chunks === e.chunks &&
+      ATTR_KEYS.every((k) => Object.is(a.attr[k], e.attr[k]));
+  }
+  if (!same) assert.deepStrictEqual(actual, expected, message);
+}
+
