@@ -5,34 +5,28 @@
  * inode number, the clock), so applying the same records in the same order always yields the
  * same namespace: live, on recovery, and on backup/shadow masters.
  */
-export interface MkdirMutation {
-  op: 'mkdir';
+/** What every mutation that makes a new inode carries. */
+interface NewInodeMutation {
   path: string;
-  /** permission bits */
-  mode: number;
   uid: number;
   gid: number;
   ino: number;
   /** ms since the epoch */
   time: number;
 }
-export interface CreateMutation {
-  op: 'create';
-  path: string;
+export interface MkdirMutation extends NewInodeMutation {
+  op: 'mkdir';
+  /** permission bits */
   mode: number;
-  uid: number;
-  gid: number;
-  ino: number;
-  time: number;
 }
-export interface SymlinkMutation {
+export interface CreateMutation extends NewInodeMutation {
+  op: 'create';
+  /** permission bits */
+  mode: number;
+}
+export interface SymlinkMutation extends NewInodeMutation {
   op: 'symlink';
-  path: string;
   target: string;
-  uid: number;
-  gid: number;
-  ino: number;
-  time: number;
 }
 export interface LinkMutation {
   op: 'link';
