@@ -86,10 +86,16 @@ export class Checkpointer {
     return { txid, bytes, durationMs };
   }
 
+  /** Nothing changed since the newest checkpoint: report it instead of writing it again. */
   private existing(): CheckpointResult {
-    const dir = this.writer.healthyPaths()[0];
-    const bytes = dir ? fs.statSync(checkpointPath(dir, this.lastTxid)).size : 0;
-    return { txid: this.lastTxid, bytes, durationMs: 0 };
+    for (const dir of this.writer.healthyPaths()) {
+      try {
+        return { txid: this.lastTxid, bytes: fs.statSync(checkpointPath(dir, this.lastTxid)).size, durationMs: 0 };
+      } catch {
+        // not in this directory: try the next
+      }
+    }
+    return { txid: this.lastTxid, bytes: 0, durationMs: 0 };
   }
 }
 

@@ -230,11 +230,13 @@ export class LogWriter {
   private async checkHealth(): Promise<void> {
     for (const d of this.dirs) {
       if (!d.healthy || d.fd < 0) continue;
+      const segment = d.segment;
       try {
-        const [onDisk, open] = await Promise.all([stat(d.segment), fstat(d.fd)]);
+        const [onDisk, open] = await Promise.all([stat(segment), fstat(d.fd)]);
         if (onDisk.ino !== open.ino || onDisk.dev !== open.dev) throw new Error('segment file was replaced');
       } catch (err) {
-        if (d.healthy && d.fd >= 0) this.dropDir(d, err);
+        // A roll meanwhile closes the fd (and may reuse its number): judge only a stable segment.
+        if (d.healthy && d.segment === segment) this.dropDir(d, err);
       }
     }
     this.checkAlive();
