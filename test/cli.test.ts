@@ -165,6 +165,20 @@ describe('chunkfs CLI', function () {
     assert.match(await ok('admin', 'status'), new RegExp(`checkpoint txid ${status.txid}\n`));
   });
 
+  it('admin log prints the records from a txid on, straight from the files', async function () {
+    await ok('mkdir', '/logged');
+    await ok('mv', '/logged', '/logged2');
+    const txid = JSON.parse(await ok('admin', 'status', '--json')).txid;
+    const r = await runCli(['admin', 'log', '--meta-dir', metaDir, '--from', String(txid - 1)]);
+    assert.strictEqual(r.code, 0, r.stderr);
+    const records = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+    assert.deepStrictEqual(records.map((x) => [x.txid, x.mutation.op]), [[txid - 1, 'mkdir'], [txid, 'rename']]);
+    assert.deepStrictEqual(records[1].mutation, { op: 'rename', from: '/logged', to: '/logged2', time: records[1].mutation.time });
+    const missing = await runCli(['admin', 'log', '--meta-dir', path.join(metaDir, 'nope')]);
+    assert.strictEqual(missing.code, 1);
+    assert.match(missing.stderr, /^chunkfs: ENOENT: /);
+  });
+
   it('bench meta --json prints one line per operation and cleans up', async function () {
     const out = await ok('bench', 'meta', '--json', '--files', '200', '--clients', '4', '--files-per-dir', '64',
       '--dir', '/bench/nested');

@@ -30,9 +30,22 @@ const statusCommand: CommandModule<object, MasterArg & { json: boolean }> = {
   }),
 };
 
+const logCommand: CommandModule<object, { 'meta-dir': string; from: number }> = {
+  command: 'log',
+  describe: 'print the operation log of a metadata directory from a txid on (JSON lines; reads the files, no master needed)',
+  builder: (y) => y
+    .option('meta-dir', { type: 'string', demandOption: true, requiresArg: true, describe: 'metadata directory' })
+    .option('from', { type: 'number', default: 1, describe: 'first txid to print' })
+    .check((a) => (Number.isSafeInteger(a.from) && a.from >= 1 ? true : '--from must be a positive whole number')),
+  handler: async (args) => {
+    const { printLog } = await import('./log-dump');
+    printLog(args['meta-dir'], args.from);
+  },
+};
+
 export const adminCommand: CommandModule = {
   command: 'admin <command>',
-  describe: 'operate a master (checkpoint, status)',
-  builder: (y) => y.command(checkpointCommand).command(statusCommand).demandCommand(1),
+  describe: 'operate a master (checkpoint, status, log)',
+  builder: (y) => y.command(checkpointCommand).command(statusCommand).command(logCommand).demandCommand(1),
   handler: () => undefined, // the subcommands do the work
 };
