@@ -1,0 +1,351 @@
+import * as path from 'path';
+import { FsError, toFsError } from '../common/fs-error';
+import { logger } from '../common/log';
+import { blockCount } from './block-checksums';
+import { ChunkCorruptError, ChunkFile, VERIFY_BLOCKS_PER_STEP } from './chunk-file';
+import { DataDir } from './data-dir';
+import { DataDirs, StoreUsage } from './data-dirs';
+import { KeyedMutex } from './keyed-mutex';
+
+/**
+ * A chunkserver's local chunk storage over one or more data directories (the file format is in
+ * chunk-file.ts, a directory's layout in data-dir.ts). It keeps a small in-memory index
+ * (version, size, directory per chunk; checksums stay on disk) and serialises the operations
+ * on one chunk while different chunks proceed in parallel.
+ *
+ * Arguments are checked before anything is touched: handles, versions, offsets, lengths and
+ * sizes must be non-negative safe integers (EINVAL); a write or truncate ending past chunkSize
+ * is EFBIG (the chunk would outgrow its maximum, like a write past a file-size limit); a read
+ * ending past chunkSize is EINVAL (a malformed request: reads never grow anything). Unknown
+ * handle: ENOENT; creating an existing one: EEXIST.
+ *
+ * Disk faults: an I/O error from a directory (EIO, ENOSPC, EROFS, the directory gone, ...)
+ * takes the whole directory out of service with an ALARM, drops its chunks from the index and
+ * reports them through onChunksLost; the failing operation gets EIO (ENOSPC/EROFS as such) and
+ * the other directories keep serving. A periodic stat notices a directory removed while idle.
+ * A checksum mismatch is not a disk fault: the chunk is listed by corrupt() until deleted.
+ */
+const log = logger('chunk-store');
+
+/** Error codes that mean the directory's disk or file system is not usable. */
+const DISK_FAULTS = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENOTDIR', 'EACCES', 'EPERM', 'EUCLEAN', 'ENXIO', 'ENODEV', 'ESTALE']);
+const DEFAULT_HEALTH_CHECK_MS = 2000;
+
+export interface ChunkInfo {
+  handle: number;
+  version: number;
+  /** Bytes. */
+  size: number;
+  /** The data directory holding it. */
+  dir: string;
+  /** Date.now() of the last create/read/write/truncate; 0 when untouched since the store opened. */
+  lastAccessMs: number;
+}
+
+export type ChunksLostListener = (handles: number[], dir: string, error: FsError) => void;
+
+export interface ChunkStoreOptions {
+  /** Largest size a chunk may reach (bytes). */
+  chunkSize: number;
+  /** Chunks gone with their directory (or alone): tell the master at once. */
+  onChunksLost?: ChunksLostListener;
+  /** How often each directory is checked for having been removed (ms). */
+  healthCheckMs?: number;
+}
+
+export interface WriteOptions {
+  /** Resolve only once data and checksums are on disk (fdatasync). Default true. */
+  durable?: boolean;
+}
+
+interface IndexEntry {
+  version: number;
+  size: number;
+  dir: DataDir;
+  lastAccessMs: number;
+}
+
+export class ChunkStore {
+  private readonly index = new Map<number, IndexEntry>();
+  private readonly corruptHandles = new Set<number>();
+  private readonly locks = new KeyedMutex<number>();
+  private readonly dirs: DataDirs;
+  private closed = false;
+
+  private constructor(
+    dirs: DataDir[],
+    readonly chunkSize: number,
+    private readonly onChunksLost: ChunksLostListener,
+    healthCheckMs: number,
+  ) {
+    this.dirs = new DataDirs(dirs, (dir) => this.dropDirChunks(dir), healthCheckMs);
+  }
+
+  /** Opens (creating where missing) and scans the directories; fails only if none is usable. */
+  static async open(dataDirs: string[], opts: ChunkStoreOptions): Promise<ChunkStore> {
+    checkInteger('chunkSize', opts.chunkSize);
+    const paths = dataDirs.map((p) => path.resolve(p));
+    if (paths.length === 0 || opts.chunkSize === 0) throw new FsError('EINVAL', 'need a data directory and a positive chunk size');
+    if (new Set(paths).size !== paths.length) throw new FsError('EINVAL', `a data directory is listed twice: ${paths.join(', ')}`);
+    const dirs = paths.map((p) => new DataDir(p));
+    const store = new ChunkStore(dirs, opts.chunkSize, opts.onChunksLost ?? (() => undefined), opts.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS);
+    const scans = await Promise.all(
+      dirs.map(async (d) => {
+        try {
+          return await d.open();
+        } catch (err) {
+          store.dirs.fail(d, err);
+          return [];
+        }
+      }),
+    );
+    if (!store.dirs.anyHealthy) {
+      await store.close();
+      throw new FsError('EIO', `no usable data directory: ${dirs.map((d) => `${d.path}: ${d.error}`).join('; ')}`);
+    }
+    scans.forEach((chunks, i) => chunks.forEach((c) => store.addScanned(c.handle, c.version, c.size, dirs[i])));
+    log.info(`opened ${store.index.size} chunks in ${dirs.filter((d) => d.healthy).length}/${dirs.length} data directories`);
+    return store;
+  }
+
+  /** Creates an empty chunk in the healthy directory with the most free space. */
+  async create(handle: number, version: number): Promise<void> {
+    checkInteger('handle', handle);
+    checkInteger('version', version);
+    return this.locks.run(handle, async () => {
+      this.checkOpen();
+      if (this.index.has(handle)) throw new FsError('EEXIST', `chunk ${handle} already exists`);
+      // A directory failing during the create is out of service now: try the next one.
+      for (;;) {
+        const dir = await this.dirs.roomiest();
+        try {
+          await this.onDisk(dir, null, () => new ChunkFile(dir.path, handle).create(version));
+        } catch (err) {
+          if (!dir.healthy) continue;
+          throw err;
+        }
+        this.addEntry(handle, { version, size: 0, dir, lastAccessMs: Date.now() });
+        log.debug(`created chunk ${handle} v${version} in ${dir.path}`);
+        return;
+      }
+    });
+  }
+
+  async write(handle: number, offset: number, data: Buffer, opts: WriteOptions = {}): Promise<void> {
+    if (!Buffer.isBuffer(data)) throw new FsError('EINVAL', 'write data must be a Buffer');
+    this.checkRange('write', offset, data.length, 'EFBIG');
+    return this.withChunk(handle, async (file, entry) => {
+      this.resize(entry, await file.write(entry.size, offset, data, opts.durable ?? true));
+      entry.lastAccessMs = Date.now();
+    });
+  }
+
+  /** Bytes [offset, offset + length), short at the end of the chunk; every block is verified. */
+  async read(handle: number, offset: number, length: number): Promise<Buffer> {
+    this.checkRange('read', offset, length, 'EINVAL');
+    return this.withChunk(handle, (file, entry) => {
+      entry.lastAccessMs = Date.now();
+      return file.read(entry.size, offset, length);
+    });
+  }
+
+  /** Shrinks or grows (with zeros) the chunk to `size` bytes. */
+  async truncate(handle: number, size: number, opts: WriteOptions = {}): Promise<void> {
+    checkInteger('truncate size', size);
+    if (size > this.chunkSize) throw new FsError('EFBIG', `truncate to ${size} bytes passes the chunk size ${this.chunkSize}`);
+    return this.withChunk(handle, async (file, entry) => {
+      await file.truncate(entry.size, size, opts.durable ?? true);
+      this.resize(entry, size);
+      entry.lastAccessMs = Date.now();
+    });
+  }
+
+  /** Durably sets the version (the master bumps it when it grants a lease). */
+  async setVersion(handle: number, version: number): Promise<void> {
+    checkInteger('version', version);
+    return this.withChunk(handle, async (file, entry) => {
+      await file.setVersion(entry.size, version);
+      entry.version = version;
+    });
+  }
+
+  async delete(handle: number): Promise<void> {
+    return this.withChunk(handle, async (file, entry) => {
+      await file.remove();
+      this.removeEntry(handle, entry);
+      log.debug(`deleted chunk ${handle} from ${entry.dir.path}`);
+    });
+  }
+
+  info(handle: number): ChunkInfo {
+    checkInteger('handle', handle);
+    const entry = this.index.get(handle);
+    if (!entry) throw new FsError('ENOENT', `chunk ${handle} not found`);
+    return toInfo(handle, entry);
+  }
+
+  list(): ChunkInfo[] {
+    return [...this.index].map(([handle, entry]) => toInfo(handle, entry));
+  }
+
+  /** Chunks found corrupt (by a read, a write or verify) and not deleted since. */
+  corrupt(): number[] {
+    return [...this.corruptHandles];
+  }
+
+  /**
+   * Checks every block of the chunk; false (and the chunk listed as corrupt) on a mismatch.
+   * Works a few blocks at a time so foreground operations on the chunk wait little.
+   */
+  async verify(handle: number): Promise<boolean> {
+    try {
+      for (let first = 0; await this.verifyStep(handle, first); first += VERIFY_BLOCKS_PER_STEP);
+      return true;
+    } catch (err) {
+      if (err instanceof ChunkCorruptError) return false;
+      throw err;
+    }
+  }
+
+  usage(): Promise<StoreUsage> {
+    return this.dirs.usage();
+  }
+
+  /** Stops the health checks and waits for operations in flight; later calls get EIO. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.dirs.close();
+    await this.locks.idle();
+  }
+
+  private verifyStep(handle: number, first: number): Promise<boolean> {
+    return this.withChunk(handle, async (file, entry) => {
+      const count = blockCount(entry.size);
+      await file.verifyBlocks(entry.size, first, Math.min(first + VERIFY_BLOCKS_PER_STEP, count) - 1);
+      return first + VERIFY_BLOCKS_PER_STEP < count;
+    });
+  }
+
+  /** Runs `fn` on an existing chunk under its lock, with disk faults handled. */
+  private withChunk<T>(handle: number, fn: (file: ChunkFile, entry: IndexEntry) => Promise<T>): Promise<T> {
+    checkInteger('handle', handle);
+    return this.locks.run(handle, () => {
+      this.checkOpen();
+      const entry = this.index.get(handle);
+      if (!entry) throw new FsError('ENOENT', `chunk ${handle} not found`);
+      return this.onDisk(entry.dir, handle, () => fn(new ChunkFile(entry.dir.path, handle), entry));
+    });
+  }
+
+  /** Runs disk work in `dir`; whatever goes wrong comes out as an FsError, faults handled. */
+  private async onDisk<T>(dir: DataDir, handle: number | null, work: () => Promise<T>): Promise<T> {
+    let result: T;
+    try {
+      result = await work();
+    } catch (err) {
+      throw await this.toStoreError(dir, handle, err);
+    }
+    // Work that raced with the directory's failure may have "succeeded" on removed files.
+    if (!dir.healthy) throw new FsError('EIO', `data directory ${dir.path} failed: ${dir.error}`);
+    return result;
+  }
+
+  private async toStoreError(dir: DataDir, handle: number | null, err: unknown): Promise<FsError> {
+    if (err instanceof ChunkCorruptError) {
+      this.markCorrupt(err);
+      return err;
+    }
+    if (err instanceof FsError) return err;
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const message = err instanceof Error ? err.message : String(err);
+    if (code === 'ENOENT') {
+      // Either the directory went away (fault) or only this chunk's files did (chunk lost).
+      const gone = await dir.checkStillThere().then(() => null, (e: unknown) => e);
+      // (With no chunk at stake, e.g. a create, a missing fan-out directory is damage to the directory.)
+      if (!gone && handle !== null && this.index.get(handle)?.dir === dir) {
+        const lost = new FsError('EIO', `files of chunk ${handle} vanished from ${dir.path}: ${message}`);
+        log.error(`ALARM: ${lost.message}`);
+        this.dropChunks([handle], dir, lost);
+        return lost;
+      }
+    } else if (!DISK_FAULTS.has(code)) {
+      log.error(`unexpected error in data directory ${dir.path}: ${message}`);
+      return toFsError(err);
+    }
+    this.dirs.fail(dir, err);
+    return new FsError(code === 'ENOSPC' || code === 'EROFS' ? code : 'EIO', `data directory ${dir.path} failed: ${message}`);
+  }
+
+  /** The directory is out of service: its chunks are lost. */
+  private dropDirChunks(dir: DataDir): void {
+    const lost = [...this.index].filter(([, e]) => e.dir === dir).map(([handle]) => handle);
+    if (lost.length > 0) log.error(`${lost.length} chunks lost with data directory ${dir.path}`);
+    this.dropChunks(lost, dir, new FsError('EIO', `data directory ${dir.path} failed: ${dir.error}`));
+  }
+
+  private dropChunks(handles: number[], dir: DataDir, error: FsError): void {
+    for (const h of handles) this.removeEntry(h, this.index.get(h)!);
+    if (handles.length === 0) return;
+    try {
+      this.onChunksLost(handles, dir.path, error);
+    } catch (err) {
+      log.error(`onChunksLost listener threw: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  private markCorrupt(err: ChunkCorruptError): void {
+    if (!this.index.has(err.handle) || this.corruptHandles.has(err.handle)) return;
+    this.corruptHandles.add(err.handle);
+    log.error(`chunk ${err.handle} is corrupt: ${err.message}`);
+  }
+
+  /** Indexes a chunk found by the scan; of two copies in different directories the newer wins. */
+  private addScanned(handle: number, version: number, size: number, dir: DataDir): void {
+    const other = this.index.get(handle);
+    if (other) {
+      const [kept, ignored] = other.version >= version ? [other.dir, dir] : [dir, other.dir];
+      log.warn(`chunk ${handle} is in ${other.dir.path} and ${dir.path}: ignoring the older copy in ${ignored.path}`);
+      if (kept === other.dir) return;
+      this.removeEntry(handle, other);
+    }
+    this.addEntry(handle, { version, size, dir, lastAccessMs: 0 });
+  }
+
+  private addEntry(handle: number, entry: IndexEntry): void {
+    this.index.set(handle, entry);
+    entry.dir.chunks++;
+    entry.dir.usedBytes += entry.size;
+  }
+
+  private removeEntry(handle: number, entry: IndexEntry): void {
+    this.index.delete(handle);
+    this.corruptHandles.delete(handle);
+    entry.dir.chunks--;
+    entry.dir.usedBytes -= entry.size;
+  }
+
+  private resize(entry: IndexEntry, size: number): void {
+    entry.dir.usedBytes += size - entry.size;
+    entry.size = size;
+  }
+
+  private checkRange(op: string, offset: number, length: number, pastChunk: 'EFBIG' | 'EINVAL'): void {
+    checkInteger(`${op} offset`, offset);
+    checkInteger(`${op} length`, length);
+    if (offset + length > this.chunkSize) {
+      throw new FsError(pastChunk, `${op} of bytes [${offset}, ${offset + length}) passes the chunk size ${this.chunkSize}`);
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new FsError('EIO', 'chunk store is closed');
+  }
+}
+
+function checkInteger(name: string, value: number): void {
+  if (!Number.isSafeInteger(value) || value < 0) throw new FsError('EINVAL', `${name} must be a non-negative integer, got ${value}`);
+}
+
+function toInfo(handle: number, e: IndexEntry): ChunkInfo {
+  return { handle, version: e.version, size: e.size, dir: e.dir.path, lastAccessMs: e.lastAccessMs };
+}

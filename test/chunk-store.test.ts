@@ -1,0 +1,415 @@
+import { strict as assert } from 'assert';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { FsError, ErrnoName } from '../server/common/fs-error';
+import { BLOCK_SIZE } from '../server/chunkserver/block-checksums';
+import { fanOutName } from '../server/chunkserver/chunk-file';
+import { ChunkStore, ChunkStoreOptions } from '../server/chunkserver/chunk-store';
+import { Scrubber } from '../server/chunkserver/scrubber';
+
+/**
+ * The chunkserver's local storage on real files: contents against an in-memory model,
+ * checksums catching rot, the scrubber, data directories failing (removed, full) while running,
+ * argument checking, versions across restarts, and concurrent writes to one chunk.
+ */
+const CHUNK = 256 * 1024;
+
+interface LostReport {
+  handles: number[];
+  dir: string;
+  error: FsError;
+}
+
+/** Deterministic PRNG (mulberry32), so a failure replays. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomBytes(rand: () => number, length: number): Buffer {
+  const buf = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) buf[i] = Math.floor(rand() * 256);
+  return buf;
+}
+
+/** What a chunk holds after a write, per POSIX pwrite (a gap before it reads as zeros). */
+function modelWrite(chunk: Buffer, offset: number, data: Buffer): Buffer {
+  if (data.length === 0) return chunk;
+  const next = Buffer.alloc(Math.max(chunk.length, offset + data.length));
+  chunk.copy(next);
+  data.copy(next, offset);
+  return next;
+}
+
+function modelTruncate(chunk: Buffer, size: number): Buffer {
+  const next = Buffer.alloc(size);
+  chunk.copy(next, 0, 0, Math.min(size, chunk.length));
+  return next;
+}
+
+const chunkPath = (dir: string, handle: number, ext: 'data' | 'meta') =>
+  path.join(dir, 'chunks', fanOutName(handle), `${handle}.${ext}`);
+
+function flipByte(file: string, offset: number): void {
+  const fd = fs.openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, offset);
+  b[0] ^= 0x5a;
+  fs.writeSync(fd, b, 0, 1, offset);
+  fs.closeSync(fd);
+}
+
+async function expectErrno(p: Promise<unknown>, code: ErrnoName, message?: RegExp): Promise<void> {
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof FsError, `expected an FsError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (message) assert.match(err.message, message);
+    return true;
+  });
+}
+
+async function waitFor(what: string, cond: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('chunk store', function () {
+  this.timeout(20_000);
+  let root: string;
+  let dirA: string;
+  let dirB: string;
+  let lost: LostReport[];
+  const stores: ChunkStore[] = [];
+
+  async function open(dirs: string[], opts: Partial<ChunkStoreOptions> = {}): Promise<ChunkStore> {
+    const store = await ChunkStore.open(dirs, {
+      chunkSize: CHUNK,
+      healthCheckMs: 60_000,
+      onChunksLost: (handles, dir, error) => lost.push({ handles, dir, error }),
+      ...opts,
+    });
+    stores.push(store);
+    return store;
+  }
+  async function closeAll(): Promise<void> {
+    while (stores.length) await stores.pop()!.close();
+  }
+  /** Handles 1..n in `dirA` and n+1..2n in `dirB`, each with some data; returns the store on both. */
+  async function storeOnTwoDirs(n: number, opts: Partial<ChunkStoreOptions> = {}): Promise<ChunkStore> {
+    for (const [dir, first] of [[dirA, 1], [dirB, n + 1]] as const) {
+      const one = await open([dir]);
+      for (let h = first; h < first + n; h++) {
+        await one.create(h, 1);
+        await one.write(h, 0, Buffer.alloc(1000, h));
+      }
+      await closeAll();
+    }
+    return open([dirA, dirB], opts);
+  }
+
+  beforeEach(() => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-store-'));
+    dirA = path.join(root, 'a');
+    dirB = path.join(root, 'b');
+    lost = [];
+  });
+  afterEach(async () => {
+    await closeAll();
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('matches an in-memory model over random writes, truncates and reads, across reopens', async () => {
+    const rand = prng(20240601);
+    const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+    // Offsets near block boundaries half of the time: that is where read-modify-write goes wrong.
+    const offset = () => (rand() < 0.5 ? Math.min(CHUNK, Math.max(0, int(0, CHUNK / BLOCK_SIZE) * BLOCK_SIZE + int(-2, 2))) : int(0, CHUNK));
+    const handles = [1, 2, 300];
+    const model = new Map<number, Buffer>();
+    let store = await open([dirA]);
+    for (const h of handles) {
+      await store.create(h, 1);
+      model.set(h, Buffer.alloc(0));
+    }
+    for (let i = 0; i < 300; i++) {
+      const h = handles[int(0, handles.length - 1)];
+      const chunk = model.get(h)!;
+      const op = rand();
+      if (op < 0.5) {
+        const at = offset();
+        const data = randomBytes(rand, Math.min(CHUNK - at, rand() < 0.3 ? int(0, 10) : int(0, 3 * BLOCK_SIZE)));
+        await store.write(h, at, data, { durable: rand() < 0.2 });
+        model.set(h, modelWrite(chunk, at, data));
+      } else if (op < 0.65) {
+        const size = offset();
+        await store.truncate(h, size, { durable: rand() < 0.2 });
+        model.set(h, modelTruncate(chunk, size));
+      } else {
+        const at = offset();
+        const length = int(0, CHUNK - at);
+        const got = await store.read(h, at, length);
+        assert.ok(got.equals(chunk.subarray(Math.min(at, chunk.length), Math.min(at + length, chunk.length))), `op ${i}: read(${h}, ${at}, ${length})`);
+      }
+      assert.equal(store.info(h).size, model.get(h)!.length, `op ${i}: size of ${h}`);
+      if (i % 75 === 74) {
+        await closeAll();
+        store = await open([dirA]);
+      }
+    }
+    for (const h of handles) {
+      assert.ok((await store.read(h, 0, CHUNK)).equals(model.get(h)!), `final contents of ${h}`);
+      assert.equal(await store.verify(h), true);
+    }
+    assert.deepEqual(store.corrupt(), []);
+  });
+
+  it('handles writes and truncates on block boundaries, partial blocks and holes', async () => {
+    const store = await open([dirA]);
+    await store.create(1, 1);
+    let model: Buffer = Buffer.alloc(0);
+    const steps: Array<[string, () => Promise<void>, (b: Buffer) => Buffer]> = [];
+    const write = (at: number, data: Buffer) => steps.push([`write ${at}+${data.length}`, () => store.write(1, at, data), (b) => modelWrite(b, at, data)]);
+    const truncate = (size: number) => steps.push([`truncate ${size}`, () => store.truncate(1, size), (b) => modelTruncate(b, size)]);
+    write(200_000, Buffer.from('abc')); // a hole of three whole blocks and a partial one
+    write(BLOCK_SIZE - 1, Buffer.from('XY')); // straddles blocks 0 and 1
+    write(2 * BLOCK_SIZE, Buffer.alloc(BLOCK_SIZE, 7)); // exactly block 2
+    truncate(BLOCK_SIZE + 1);
+    truncate(BLOCK_SIZE);
+    write(BLOCK_SIZE, Buffer.from('Z')); // a new partial last block
+    truncate(0);
+    truncate(100_000); // growing is zeros
+    write(CHUNK - 1, Buffer.from('!')); // the very last byte of a chunk
+    truncate(3 * BLOCK_SIZE - 5);
+    for (const [name, run, apply] of steps) {
+      await run();
+      model = apply(model);
+      assert.ok((await store.read(1, 0, CHUNK)).equals(model), `after ${name}`);
+      assert.equal(await store.verify(1), true, `verify after ${name}`);
+    }
+    await closeAll();
+    const reopened = await open([dirA]);
+    assert.ok((await reopened.read(1, 0, CHUNK)).equals(model));
+    assert.equal((await reopened.read(1, model.length - 2, 10)).length, 2, 'short read at the end');
+    assert.equal((await reopened.read(1, model.length, 10)).length, 0, 'empty read at the end');
+  });
+
+  it('a flipped byte fails reads of its block with EIO and marks only that chunk corrupt', async () => {
+    const store = await open([dirA]);
+    for (const h of [1, 2]) {
+      await store.create(h, 1);
+      await store.write(h, 0, Buffer.alloc(200_000, h));
+    }
+    flipByte(chunkPath(dirA, 1, 'data'), BLOCK_SIZE + 5);
+    await expectErrno(store.read(1, BLOCK_SIZE, 10), 'EIO', /checksum mismatch in chunk 1 block 1/);
+    assert.ok((await store.read(1, 0, 1000)).equals(Buffer.alloc(1000, 1)), 'other blocks of the chunk still read');
+    assert.ok((await store.read(2, 0, 200_000)).equals(Buffer.alloc(200_000, 2)), 'other chunks are fine');
+    assert.deepEqual(store.corrupt(), [1]);
+    assert.equal(await store.verify(1), false);
+    assert.equal(await store.verify(2), true);
+    // A write over part of the bad block must not recompute a checksum that blesses the rot.
+    await expectErrno(store.write(1, BLOCK_SIZE + 100, Buffer.from('x')), 'EIO', /checksum mismatch/);
+    await expectErrno(store.read(1, BLOCK_SIZE, 10), 'EIO', /checksum mismatch/);
+    await store.delete(1);
+    assert.deepEqual(store.corrupt(), []);
+  });
+
+  it('data changed without its checksum (a crash between the two) reads as corruption after restart', async () => {
+    let store = await open([dirA]);
+    await store.create(1, 1);
+    await store.write(1, 0, Buffer.alloc(BLOCK_SIZE + 10, 1));
+    await store.create(2, 1);
+    await store.write(2, 0, Buffer.alloc(100, 2));
+    await closeAll();
+    fs.appendFileSync(chunkPath(dirA, 1, 'data'), Buffer.alloc(BLOCK_SIZE, 9)); // data, no checksums
+    flipByte(chunkPath(dirA, 2, 'meta'), 32); // a checksum, no data
+    store = await open([dirA]);
+    assert.equal(store.info(1).size, 2 * BLOCK_SIZE + 10);
+    assert.ok((await store.read(1, 0, BLOCK_SIZE)).equals(Buffer.alloc(BLOCK_SIZE, 1)));
+    await expectErrno(store.read(1, BLOCK_SIZE, 20), 'EIO', /checksum mismatch in chunk 1 block 1/);
+    await expectErrno(store.read(1, 2 * BLOCK_SIZE, 1), 'EIO', /checksum mismatch in chunk 1 block 2: checksum missing/);
+    await expectErrno(store.read(2, 0, 1), 'EIO', /checksum mismatch in chunk 2 block 0/);
+    assert.deepEqual(store.corrupt().sort(), [1, 2]);
+  });
+
+  it('the scrubber finds corruption in a chunk nobody reads, once, at a bounded rate', async () => {
+    const store = await open([dirA]);
+    for (let h = 1; h <= 8; h++) {
+      await store.create(h, 1);
+      await store.write(h, 0, randomBytes(prng(h), CHUNK), { durable: false });
+    }
+    flipByte(chunkPath(dirA, 5, 'data'), CHUNK - 1);
+    const found: number[] = [];
+    const fast = new Scrubber(store, { bytesPerSecond: 16 * 1024 * 1024, idleMs: 0, roundPauseMs: 10, onCorrupt: (h) => found.push(h) });
+    fast.start();
+    try {
+      await waitFor('two scrub rounds', () => fast.rounds >= 2);
+    } finally {
+      await fast.stop();
+    }
+    assert.deepEqual(found, [5], 'reported once, though two rounds went by');
+    assert.deepEqual(store.corrupt(), [5]);
+
+    const slow = new Scrubber(store, { bytesPerSecond: 1024 * 1024, idleMs: 0, onCorrupt: (h) => found.push(h) });
+    slow.start();
+    await new Promise((r) => setTimeout(r, 500));
+    await slow.stop();
+    // 1 MiB/s for 0.5 s: the first chunk at once, then one every 250 ms.
+    assert.ok(slow.bytesVerified >= CHUNK && slow.bytesVerified <= 3 * CHUNK, `verified ${slow.bytesVerified} bytes in 0.5 s`);
+  });
+
+  it('a data directory removed at run time is noticed by the periodic check; the other keeps serving', async () => {
+    const store = await storeOnTwoDirs(3, { healthCheckMs: 100 });
+    fs.rmSync(dirA, { recursive: true });
+    await waitFor('the chunks-lost report', () => lost.length > 0);
+    assert.equal(lost.length, 1);
+    assert.deepEqual(lost[0].handles.sort(), [1, 2, 3]);
+    assert.equal(lost[0].dir, dirA);
+    const usage = await store.usage();
+    assert.deepEqual(usage.dirs.map((d) => [d.path, d.healthy, d.chunks]), [[dirA, false, 0], [dirB, true, 3]]);
+    assert.match(usage.dirs[0].error, /ENOENT/);
+    await expectErrno(store.read(1, 0, 10), 'ENOENT');
+    assert.ok((await store.read(4, 0, 1000)).equals(Buffer.alloc(1000, 4)));
+    await store.create(7, 1);
+    await store.write(7, 0, Buffer.from('new'));
+    assert.equal(store.info(7).dir, dirB);
+    assert.equal((await store.read(7, 0, 10)).toString(), 'new');
+  });
+
+  it('a data directory removed at run time is noticed by the next operation that touches it', async () => {
+    const store = await storeOnTwoDirs(3);
+    fs.rmSync(dirA, { recursive: true });
+    await expectErrno(store.write(2, 0, Buffer.from('x')), 'EIO', new RegExp(`data directory ${dirA} failed`));
+    assert.deepEqual(lost.map((l) => [l.handles.sort(), l.dir]), [[[1, 2, 3], dirA]]);
+    await expectErrno(store.read(2, 0, 1), 'ENOENT');
+    await store.write(5, 0, Buffer.from('still here'));
+    assert.equal((await store.read(5, 0, 10)).toString(), 'still here');
+    await store.create(2, 2); // the master may place the lost chunk here again
+    assert.equal(store.info(2).dir, dirB);
+  });
+
+  it('rejects bad arguments with exact errnos and changes nothing', async () => {
+    const store = await open([dirA]);
+    await store.create(1, 3);
+    await store.write(1, 0, Buffer.alloc(1000, 1));
+    const data = await store.read(1, 0, CHUNK);
+    const before = { info: store.info(1), data }; // info after the read: reads stamp lastAccessMs
+    const buf = Buffer.from('data');
+    await expectErrno(store.write(1, -1, buf), 'EINVAL', /offset/);
+    await expectErrno(store.write(1, 1.5, buf), 'EINVAL', /offset/);
+    await expectErrno(store.write(1, CHUNK - 3, buf), 'EFBIG', /chunk size/);
+    await expectErrno(store.write(1, CHUNK + 1, Buffer.alloc(0)), 'EFBIG');
+    await expectErrno(store.read(1, -1, 10), 'EINVAL');
+    await expectErrno(store.read(1, 0, CHUNK + 1), 'EINVAL', /chunk size/);
+    await expectErrno(store.read(1, 0, NaN), 'EINVAL');
+    await expectErrno(store.truncate(1, CHUNK + 1), 'EFBIG');
+    await expectErrno(store.truncate(1, -5), 'EINVAL');
+    await expectErrno(store.setVersion(1, -1), 'EINVAL');
+    await expectErrno(store.create(1, 1), 'EEXIST');
+    await expectErrno(store.create(-1, 1), 'EINVAL');
+    await expectErrno(store.create(2 ** 53, 1), 'EINVAL');
+    await expectErrno(store.read(99, 0, 1), 'ENOENT', /chunk 99 not found/);
+    await expectErrno(store.write(99, 0, buf), 'ENOENT');
+    await expectErrno(store.setVersion(99, 2), 'ENOENT');
+    await expectErrno(store.verify(99), 'ENOENT');
+    assert.throws(() => store.info(99), (err: unknown) => err instanceof FsError && err.code === 'ENOENT');
+    assert.deepEqual(store.info(1), before.info);
+    assert.ok((await store.read(1, 0, CHUNK)).equals(before.data));
+
+    await store.create(2, 1);
+    await store.write(2, 0, buf);
+    await store.delete(2);
+    await expectErrno(store.write(2, 0, buf), 'ENOENT');
+    await expectErrno(store.read(2, 0, 1), 'ENOENT');
+    await expectErrno(store.delete(2), 'ENOENT');
+    assert.equal(fs.existsSync(chunkPath(dirA, 2, 'data')), false);
+    assert.equal(fs.existsSync(chunkPath(dirA, 2, 'meta')), false);
+    assert.deepEqual(store.list().map((c) => c.handle), [1]);
+  });
+
+  it('keeps a version bump across a restart and clears debris of crashes', async () => {
+    let store = await open([dirA]);
+    await store.create(7, 1);
+    await store.write(7, 0, Buffer.from('payload'));
+    await store.setVersion(7, 2);
+    await closeAll();
+    fs.writeFileSync(`${chunkPath(dirA, 7, 'meta')}.tmp`, 'a header replacement that never got renamed');
+    fs.writeFileSync(chunkPath(dirA, 8, 'data'), 'a chunk whose create did not finish');
+    store = await open([dirA]);
+    assert.deepEqual(store.list().map(({ handle, version, size }) => ({ handle, version, size })), [{ handle: 7, version: 2, size: 7 }]);
+    assert.equal((await store.read(7, 0, 100)).toString(), 'payload');
+    assert.equal(fs.existsSync(`${chunkPath(dirA, 7, 'meta')}.tmp`), false);
+    assert.equal(fs.existsSync(chunkPath(dirA, 8, 'data')), false);
+  });
+
+  it('concurrent overlapping writes to one chunk end as some serial order of them', async () => {
+    const store = await open([dirA]);
+    const rand = prng(7);
+    for (let round = 0; round < 5; round++) {
+      const h = 100 + round;
+      await store.create(h, 1);
+      const writes = Array.from({ length: 5 }, (_, i) => {
+        const offset = Math.floor(rand() * (CHUNK - 3 * BLOCK_SIZE));
+        return { offset, data: Buffer.alloc(1000 + Math.floor(rand() * 2 * BLOCK_SIZE), i + 1) };
+      });
+      await Promise.all(writes.map((w) => store.write(h, w.offset, w.data, { durable: false })));
+      const got = await store.read(h, 0, CHUNK);
+      const serial = permutations(writes).some((order) => order.reduce<Buffer>((b, w) => modelWrite(b, w.offset, w.data), Buffer.alloc(0)).equals(got));
+      assert.ok(serial, `round ${round}: the result is no serial order of the writes`);
+      assert.equal(await store.verify(h), true);
+    }
+  });
+
+  describe('on a file system that fills up', () => {
+    let small: string;
+
+    before(() => {
+      assert.equal(process.getuid?.(), 0, 'this test mounts a tmpfs and must run as root');
+    });
+    beforeEach(() => {
+      small = path.join(root, 'small');
+      fs.mkdirSync(small);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', small]);
+    });
+    afterEach(async () => {
+      await closeAll();
+      try {
+        execFileSync('umount', ['-l', small], { stdio: 'ignore' });
+      } catch {
+        // not mounted
+      }
+    });
+
+    it('ENOSPC takes the directory out of service and new chunks go to the other one', async () => {
+      let store = await open([small]);
+      await store.create(1, 1);
+      await store.create(2, 1);
+      await closeAll();
+      store = await open([small, dirB]);
+      await store.write(1, 0, Buffer.alloc(CHUNK, 1)); // 512 KiB hold one chunk, not two
+      await expectErrno(store.write(2, 0, Buffer.alloc(CHUNK, 2)), 'ENOSPC', new RegExp(small));
+      assert.deepEqual(lost.map((l) => [l.handles.sort(), l.dir]), [[[1, 2], small]]);
+      const usage = await store.usage();
+      assert.equal(usage.dirs[0].healthy, false);
+      assert.match(usage.dirs[0].error, /ENOSPC/);
+      await store.create(3, 1);
+      await store.write(3, 0, Buffer.alloc(CHUNK, 3));
+      assert.equal(store.info(3).dir, dirB);
+      assert.ok((await store.read(3, 0, CHUNK)).equals(Buffer.alloc(CHUNK, 3)));
+    });
+  });
+});
+
+function permutations<T>(items: T[]): T[][] {
+  if (items.length <= 1) return [items];
+  return items.flatMap((item, i) => permutations([...items.slice(0, i), ...items.slice(i + 1)]).map((rest) => [item, ...rest]));
+}
