@@ -174,3 +174,8 @@ export function positive(flag: string, text: string): number {
   if (!Number.isSafeInteger(n) || n <= 0) throw new Error(`--${flag} must be a positive integer, not ${text}`);
   return n;
 }
+
+/** A flag's value split on whitespace ('' gives none). */
+export function words(text: string): string[] {
+  return text.split(/\s+/).filter((w) => w !== '');
+}

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { META_OPS, MetaOp } from '../client/bench-meta';
 import {
-  BenchMaster, makeTempDir, markdownTable, measureMetaBench, MeasuredPhase, median, positive, removeDir, spawnMaster, writeJson,
+  BenchMaster, makeTempDir, markdownTable, measureMetaBench, MeasuredPhase, median, positive, removeDir, spawnMaster, words, writeJson,
 } from './bench-util';
 
 /**
@@ -21,6 +21,8 @@ interface Args {
   sweepChannels: number[];
   sweepClients: number;
   filesPerDir: number;
+  /** Extra node flags for the master, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
+  masterNodeArgs: string[];
   out: string;
 }
 
@@ -51,7 +53,7 @@ async function main(): Promise<void> {
   const metaRoot = makeTempDir('chunkfs-bench-meta-');
   let master: BenchMaster | null = null;
   try {
-    master = await spawnMaster({ metaDir: path.join(metaRoot, 'meta') });
+    master = await spawnMaster({ metaDir: path.join(metaRoot, 'meta'), nodeArgs: args.masterNodeArgs });
     const run = (clients: number, channels: number, dir: string): Promise<MeasuredPhase[]> =>
       measureMetaBench(master!.pid, {
         master: master!.address, ops: [...META_OPS], files: args.files, clients, channels, dir,
@@ -139,6 +141,7 @@ function parseFlags(): Args {
       'sweep-channels': { type: 'string', default: '1,2,4' },
       'sweep-clients': { type: 'string', default: '32' },
       'files-per-dir': { type: 'string', default: '1000' },
+      'master-node-args': { type: 'string', default: '' },
       out: { type: 'string', default: '/tmp/chunkfs-bench/meta.json' },
     },
     strict: true,
@@ -151,6 +154,7 @@ function parseFlags(): Args {
     sweepChannels: positiveList('sweep-channels', values['sweep-channels']!),
     sweepClients: positive('sweep-clients', values['sweep-clients']!),
     filesPerDir: positive('files-per-dir', values['files-per-dir']!),
+    masterNodeArgs: words(values['master-node-args']!),
     out: values.out!,
   };
 }

@@ -22,8 +22,10 @@ const withServers = yargs(hideBin(process.argv))
       .option('listen', { type: 'string', demandOption: true, requiresArg: true, describe: 'HOST:PORT (port 0: any free port)' })
       .option('checkpoint-txns', { type: 'number', describe: 'checkpoint after this many transactions' })
       .option('checkpoint-period', { type: 'number', describe: 'checkpoint at least this often (seconds)' })
+      .option('dead-timeout', { type: 'number', describe: 'a chunkserver silent this long (seconds) is dead [default: 5]' })
+      .option('replication', { type: 'number', describe: 'cluster default replication factor [default: 3]' })
       .check((a) => {
-        for (const flag of ['checkpoint-txns', 'checkpoint-period'] as const) {
+        for (const flag of ['checkpoint-txns', 'checkpoint-period', 'dead-timeout', 'replication'] as const) {
           const v = a[flag];
           if (v !== undefined && !(v > 0)) return `--${flag} must be a positive number`;
         }
@@ -37,6 +39,8 @@ const withServers = yargs(hideBin(process.argv))
         listen: args.listen,
         checkpointTxns: args['checkpoint-txns'],
         checkpointPeriodSec: args['checkpoint-period'],
+        deadTimeoutSec: args['dead-timeout'],
+        replication: args.replication,
       });
     },
   });

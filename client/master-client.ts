@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Attr__Output as WireAttr } from '../generated/chunkfs/Attr';
 import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Master';
 import type { MasterAdminClient as MasterAdminStub } from '../generated/chunkfs/master/MasterAdmin';
+import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
 import { FsError } from '../server/common/fs-error';
 import { statusToFsError } from '../server/common/grpc-status';
 import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
@@ -34,6 +35,9 @@ export interface FsStats {
 interface AttrReply {
   attr: WireAttr | null;
 }
+
+/** `chunkfs admin report`: what the master knows of its chunkservers and chunks. */
+export type ClusterReport = ReportResponse__Output;
 
 /** Entries per readdir page readdirAll asks for. */
 const READDIR_PAGE = 1000;
@@ -147,6 +151,11 @@ export class MasterClient {
   /** With `collectGarbage`, heapUsedBytes counts live data only (master run with --expose-gc). */
   status(collectGarbage = false): Promise<MasterStatus & { heapUsedBytes: number }> {
     return this.call((o, cb) => this.admin.status({ collectGarbage }, o, cb));
+  }
+
+  /** Chunkservers and chunk health. */
+  report(): Promise<ClusterReport> {
+    return this.call((o, cb) => this.admin.report({}, o, cb));
   }
 
   close(): void {

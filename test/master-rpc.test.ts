@@ -1,6 +1,7 @@
 import * as assert from 'assert';
 import { MasterClient } from '../client/master-client';
 import { FsError } from '../server/common/fs-error';
+import { ChunkserverRegistry } from '../server/master/chunkserver-registry';
 import { MasterRpc, startMasterRpc } from '../server/master/master-rpc';
 import type { MasterState } from '../server/master/master-state';
 import type { Mutation } from '../server/master/mutation';
@@ -11,6 +12,7 @@ describe('master RPC', function () {
   let committed: Mutation[];
   let rpc: MasterRpc;
   let client: MasterClient;
+  let chunkservers: ChunkserverRegistry;
 
   beforeEach(async function () {
     committed = [];
@@ -27,11 +29,13 @@ describe('master RPC', function () {
       checkpoint: async () => ({ txid: committed.length, bytes: 1, durationMs: 2 }),
       status: () => ({ txid: committed.length, checkpointTxid: 0, epoch: 1, inodes: ns.inodeCount, metaDirs: [], alarms: [] }),
     };
-    rpc = await startMasterRpc(state, '127.0.0.1:0');
+    chunkservers = new ChunkserverRegistry(5000);
+    rpc = await startMasterRpc({ state, chunkservers, replication: 3 }, '127.0.0.1:0');
     client = new MasterClient(rpc.address, { deadlineMs: 5000 });
   });
 
   afterEach(async function () {
+    chunkservers.stop();
     client.close();
     await rpc.stop();
   });

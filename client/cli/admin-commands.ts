@@ -30,6 +30,25 @@ const statusCommand: CommandModule<object, MasterArg & { json: boolean }> = {
   }),
 };
 
+const reportCommand: CommandModule<object, MasterArg & { json: boolean }> = {
+  command: 'report',
+  describe: 'chunkservers (id, address, rack, alive, chunks, capacity, used) and chunk health',
+  builder: (y) => withMasterOption(y).option('json', { type: 'boolean', default: false }),
+  handler: (args) => withMaster(args, async (client) => {
+    const r = await client.report();
+    if (args.json) return console.log(JSON.stringify(r));
+    const c = r.chunks!;
+    console.log([
+      ...r.chunkservers.map((cs) =>
+        `${cs.alive ? 'alive' : 'DEAD '} ${cs.id} ${cs.address}${cs.rack ? ` rack=${cs.rack}` : ''} chunks=${cs.chunks} ` +
+        `used=${cs.usedBytes}/${cs.capacityBytes} bytes, last heartbeat ${new Date(cs.lastHeartbeatMs).toISOString()}`),
+      `${r.chunkservers.length} chunkservers, ${r.chunkservers.filter((cs) => cs.alive).length} alive`,
+      `chunks: ${c.total} total, ${c.underReplicated} under-replicated, ${c.overReplicated} over-replicated, ` +
+        `${c.corrupt} corrupt, ${c.missing} missing`,
+    ].join('\n'));
+  }),
+};
+
 const logCommand: CommandModule<object, { 'meta-dir': string; from: number }> = {
   command: 'log',
   describe: 'print the operation log of a metadata directory from a txid on (JSON lines; reads the files, no master needed)',
@@ -45,7 +64,7 @@ const logCommand: CommandModule<object, { 'meta-dir': string; from: number }> = 
 
 export const adminCommand: CommandModule = {
   command: 'admin <command>',
-  describe: 'operate a master (checkpoint, status, log)',
-  builder: (y) => y.command(checkpointCommand).command(statusCommand).command(logCommand).demandCommand(1),
+  describe: 'operate a master (checkpoint, status, report, log)',
+  builder: (y) => y.command(checkpointCommand).command(statusCommand).command(reportCommand).command(logCommand).demandCommand(1),
   handler: () => undefined, // the subcommands do the work
 };

@@ -29,6 +29,7 @@ export const ERRNO = {
   ELOOP: 40,
   ENODATA: 61,
   ETIMEDOUT: 110,
+  ESTALE: 116,
 } as const;
 
 export type ErrnoName = keyof typeof ERRNO;

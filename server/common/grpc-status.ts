@@ -28,6 +28,8 @@ const GRPC_CODE: Partial<Record<ErrnoName, grpc.status>> = {
   ETIMEDOUT: grpc.status.DEADLINE_EXCEEDED,
   ENOSYS: grpc.status.UNIMPLEMENTED,
   EIO: grpc.status.INTERNAL,
+  // a chunk replica's version differs from the one the caller was told (refresh from the master)
+  ESTALE: grpc.status.FAILED_PRECONDITION,
 };
 
 /** Server side: the status a handler answers for anything it caught. */

@@ -2,6 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import * as fs from 'fs';
 import * as path from 'path';
+import type { ProtoGrpcType as ChunkserverMasterProtos } from '../../generated/chunkserver_master';
+import type { ProtoGrpcType as ChunkserverProtos } from '../../generated/chunkserver';
 import type { ProtoGrpcType as MasterProtos } from '../../generated/master';
 import { PACKAGE_ROOT } from './package-root';
 
@@ -18,7 +20,7 @@ const definition = protoLoader.loadSync(
 );
 
 /** Every package of every .proto; one generated ProtoGrpcType per file describes its part. */
-export const protos = grpc.loadPackageDefinition(definition) as unknown as MasterProtos;
+export const protos = grpc.loadPackageDefinition(definition) as unknown as MasterProtos & ChunkserverMasterProtos & ChunkserverProtos;
 
 /**
  * Largest gRPC message either side accepts, in bytes. A readdir page of 10000 entries is

@@ -1,14 +1,19 @@
 import type { MasterAdminHandlers } from '../../generated/chunkfs/master/MasterAdmin';
 import { unary } from '../common/unary-handler';
-import type { MasterState } from './master-state';
+import { chunkHealth } from './chunk-health';
+import type { MasterServices } from './master-rpc';
 
 /** The operator -> master service; MasterState's shapes are the wire shapes. */
-export function adminHandlers(state: MasterState): MasterAdminHandlers {
+export function adminHandlers({ state, chunkservers, replication }: MasterServices): MasterAdminHandlers {
   return {
     Checkpoint: unary(() => state.checkpoint()),
     Status: unary((req) => {
       if (req.collectGarbage) (globalThis as { gc?: () => void }).gc?.();
       return { ...state.status(), heapUsedBytes: process.memoryUsage().heapUsed };
     }),
+    Report: unary(() => ({
+      chunkservers: chunkservers.list(),
+      chunks: chunkHealth(state.ns, chunkservers, replication),
+    })),
   };
 }

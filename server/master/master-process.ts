@@ -1,4 +1,5 @@
 import { logger } from '../common/log';
+import { ChunkserverRegistry } from './chunkserver-registry';
 import { DurableMasterState } from './durable-master-state';
 import { startMasterRpc } from './master-rpc';
 import { openMetaStore } from './meta-store';
@@ -13,6 +14,10 @@ export interface MasterOptions {
   checkpointTxns?: number;
   /** ...or after this many seconds if anything changed (default 600). */
   checkpointPeriodSec?: number;
+  /** A chunkserver silent this long is dead (default 5 s: five heartbeats). */
+  deadTimeoutSec?: number;
+  /** Cluster default replication factor (default 3). */
+  replication?: number;
 }
 
 /** Exit code when no metadata directory can be written: nothing could be acknowledged. */
@@ -20,7 +25,8 @@ const EXIT_LOG_LOST = 70;
 
 /**
  * The master's composition root. Start-up order: metadata store (locks, recovery, log
- * writer, checkpointer) -> RPC server -> the `listening` line. Shut-down in reverse.
+ * writer, checkpointer) -> chunkserver registry (empty: soft state) -> RPC server -> the
+ * `listening` line. Shut-down in reverse.
  */
 export async function runMaster(options: MasterOptions): Promise<void> {
   const store = openMetaStore(
@@ -28,7 +34,11 @@ export async function runMaster(options: MasterOptions): Promise<void> {
     { everyTxns: options.checkpointTxns ?? 100_000, everySeconds: options.checkpointPeriodSec ?? 600 },
     () => process.exit(EXIT_LOG_LOST),
   );
-  const rpc = await startMasterRpc(new DurableMasterState(store), options.listen);
+  const chunkservers = new ChunkserverRegistry((options.deadTimeoutSec ?? 5) * 1000);
+  const rpc = await startMasterRpc(
+    { state: new DurableMasterState(store), chunkservers, replication: options.replication ?? 3 },
+    options.listen,
+  );
   console.log(`listening ${rpc.address}`);
 
   let stopping = false;
@@ -38,6 +48,7 @@ export async function runMaster(options: MasterOptions): Promise<void> {
     log.info(`${signal}: shutting down`);
     void (async () => {
       await rpc.stop();
+      chunkservers.stop();
       await store.close();
       process.exit(0);
     })();

@@ -2,6 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import { FsError } from '../common/fs-error';
 import { MAX_MESSAGE_BYTES, protos } from '../common/proto';
 import { adminHandlers } from './admin-handlers';
+import type { ChunkserverRegistry } from './chunkserver-registry';
+import { heartbeatHandlers } from './heartbeat-handlers';
 import { namespaceOps } from './master-handlers';
 import { SessionRegistry, sessionHandler } from './master-session';
 import type { MasterState } from './master-state';
@@ -16,8 +18,19 @@ export interface MasterRpc {
 /** How long stop() waits for calls in flight before cutting connections. */
 const STOP_GRACE_MS = 5000;
 
-/** Serves the Master and MasterAdmin services over `state` on `listen` (HOST:PORT, port 0 allowed). */
-export async function startMasterRpc(state: MasterState, listen: string): Promise<MasterRpc> {
+/** What the master's services work on. */
+export interface MasterServices {
+  state: MasterState;
+  chunkservers: ChunkserverRegistry;
+  /** Cluster default replication factor. */
+  replication: number;
+}
+
+/**
+ * Serves the Master, MasterAdmin and ChunkserverMaster services on `listen` (HOST:PORT, port 0
+ * allowed).
+ */
+export async function startMasterRpc(services: MasterServices, listen: string): Promise<MasterRpc> {
   const colon = listen.lastIndexOf(':');
   if (colon <= 0) throw new FsError('EINVAL', `listen address must be HOST:PORT, got ${JSON.stringify(listen)}`);
   const server = new grpc.Server({
@@ -25,8 +38,9 @@ export async function startMasterRpc(state: MasterState, listen: string): Promis
     'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
   });
   const sessions = new SessionRegistry();
-  server.addService(protos.chunkfs.master.Master.service, { Session: sessionHandler(namespaceOps(state), sessions) });
-  server.addService(protos.chunkfs.master.MasterAdmin.service, adminHandlers(state));
+  server.addService(protos.chunkfs.master.Master.service, { Session: sessionHandler(namespaceOps(services.state), sessions) });
+  server.addService(protos.chunkfs.master.MasterAdmin.service, adminHandlers(services));
+  server.addService(protos.chunkfs.csmaster.ChunkserverMaster.service, heartbeatHandlers(services.chunkservers));
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, bound) =>
       err ? reject(new FsError('EIO', `cannot listen on ${listen}: ${err.message}`)) : resolve(bound));

@@ -1,0 +1,42 @@
+import type { ChunkserverRegistry } from './chunkserver-registry';
+import type { Inode } from './inode';
+import type { Namespace } from './namespace';
+
+export interface ChunkHealthCounts {
+  /** chunks referenced by files */
+  total: number;
+  underReplicated: number;
+  overReplicated: number;
+  corrupt: number;
+  /** no live replica at all */
+  missing: number;
+}
+
+/**
+ * Classifies every chunk that a file references by its live replicas (at the chunk's current
+ * version, on live chunkservers, not reported corrupt) against the replication factor.
+ * Walks the whole namespace: an operator's report, not a hot path.
+ */
+export function chunkHealth(ns: Namespace, chunkservers: ChunkserverRegistry, replication: number): ChunkHealthCounts {
+  const counts: ChunkHealthCounts = { total: 0, underReplicated: 0, overReplicated: 0, corrupt: 0, missing: 0 };
+  const seen = new Set<Inode>(); // hard links: count a file's chunks once
+  const stack: Inode[] = [ns.root];
+  while (stack.length > 0) {
+    const n = stack.pop()!;
+    if (n.children) {
+      for (const child of n.children.values()) stack.push(child);
+      continue;
+    }
+    if (!n.chunks || seen.has(n)) continue;
+    seen.add(n);
+    for (const c of n.chunks) {
+      counts.total++;
+      const { live, corrupt } = chunkservers.replicasOf(c.handle, c.version);
+      if (corrupt) counts.corrupt++;
+      if (live.length === 0) counts.missing++;
+      else if (live.length < replication) counts.underReplicated++;
+      else if (live.length > replication) counts.overReplicated++;
+    }
+  }
+  return counts;
+}

@@ -1,0 +1,123 @@
+import { logger } from '../common/log';
+
+const log = logger('chunkservers');
+
+/** What a heartbeat tells the master (plain values; see proto/chunkserver_master.proto). */
+export interface Heartbeat {
+  id: string;
+  address: string;
+  rack: string;
+  capacityBytes: number;
+  usedBytes: number;
+  freeBytes: number;
+  load: number;
+  /** Present on a full report: every replica the chunkserver holds (handle -> version). */
+  fullReport: Map<number, number> | null;
+  lostChunks: number[];
+  corruptChunks: number[];
+}
+
+export interface ChunkserverView {
+  id: string;
+  address: string;
+  rack: string;
+  alive: boolean;
+  chunks: number;
+  capacityBytes: number;
+  usedBytes: number;
+  freeBytes: number;
+  load: number;
+  /** ms since the epoch */
+  lastHeartbeatMs: number;
+}
+
+interface Chunkserver extends Omit<ChunkserverView, 'chunks'> {
+  /** handle -> version; null until the first full report since this master started. */
+  replicas: Map<number, number> | null;
+  corrupt: Set<number>;
+}
+
+/**
+ * The master's picture of the chunkservers, rebuilt from heartbeats (soft state, never
+ * logged: after a master restart every chunkserver re-registers with a full report). A
+ * chunkserver silent for longer than the dead timeout is marked dead and its replicas stop
+ * counting as live.
+ */
+export class ChunkserverRegistry {
+  private readonly servers = new Map<string, Chunkserver>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    private readonly deadTimeoutMs: number,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.sweeper = setInterval(() => this.sweep(), Math.min(1000, Math.max(50, deadTimeoutMs / 4)));
+    this.sweeper.unref();
+  }
+
+  /** Records a heartbeat; answers whether the master needs a full report. */
+  heartbeat(hb: Heartbeat): { sendFullReport: boolean } {
+    let cs = this.servers.get(hb.id);
+    if (!cs) {
+      log.info(`chunkserver ${hb.id} registered at ${hb.address}${hb.rack ? ` (rack ${hb.rack})` : ''}`);
+      cs = { ...hb, alive: true, lastHeartbeatMs: 0, replicas: null, corrupt: new Set() };
+      this.servers.set(hb.id, cs);
+    } else if (!cs.alive) {
+      log.info(`chunkserver ${hb.id} at ${hb.address} is back`);
+    }
+    Object.assign(cs, {
+      address: hb.address,
+      rack: hb.rack,
+      capacityBytes: hb.capacityBytes,
+      usedBytes: hb.usedBytes,
+      freeBytes: hb.freeBytes,
+      load: hb.load,
+      alive: true,
+      lastHeartbeatMs: this.now(),
+    });
+    if (hb.fullReport) {
+      cs.replicas = hb.fullReport;
+      for (const h of cs.corrupt) if (!hb.fullReport.has(h)) cs.corrupt.delete(h);
+    }
+    for (const h of hb.lostChunks) {
+      cs.replicas?.delete(h);
+      cs.corrupt.delete(h);
+    }
+    for (const h of hb.corruptChunks) cs.corrupt.add(h);
+    return { sendFullReport: cs.replicas === null };
+  }
+
+  /** Marks chunkservers silent past the dead timeout as dead; returns the newly dead ids. */
+  sweep(): string[] {
+    const dead: string[] = [];
+    const limit = this.now() - this.deadTimeoutMs;
+    for (const cs of this.servers.values()) {
+      if (cs.alive && cs.lastHeartbeatMs < limit) {
+        cs.alive = false;
+        dead.push(cs.id);
+        log.warn(`chunkserver ${cs.id} at ${cs.address} is dead (silent for more than ${this.deadTimeoutMs} ms)`);
+      }
+    }
+    return dead;
+  }
+
+  list(): ChunkserverView[] {
+    return [...this.servers.values()].map(({ replicas, corrupt: _corrupt, ...cs }) => ({ ...cs, chunks: replicas?.size ?? 0 }));
+  }
+
+  /** Live, uncorrupted replicas of a chunk at exactly `version`, and whether any is corrupt. */
+  replicasOf(handle: number, version: number): { live: string[]; corrupt: boolean } {
+    const live: string[] = [];
+    let corrupt = false;
+    for (const cs of this.servers.values()) {
+      if (cs.replicas?.get(handle) !== version) continue;
+      if (cs.corrupt.has(handle)) corrupt = true;
+      else if (cs.alive) live.push(cs.id);
+    }
+    return { live, corrupt };
+  }
+
+  stop(): void {
+    clearInterval(this.sweeper);
+  }
+}
