@@ -2,7 +2,7 @@ import * as assert from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { CliResult, MasterProcess, runCli, startMaster } from './helpers/master-process';
+import { CliResult, MasterProcess, runCli, startMaster } from './helpers/server-process';
 
 /** The `chunkfs` executable against a real master process on loopback. */
 describe('chunkfs CLI', function () {

@@ -5,7 +5,7 @@ import * as path from 'path';
 import { MasterClient } from '../client/master-client';
 import { FsError } from '../server/common/fs-error';
 import { S_IFDIR, S_IFLNK, S_IFMT } from '../server/master/inode';
-import { MasterProcess, startMaster } from './helpers/master-process';
+import { MasterProcess, startMaster } from './helpers/server-process';
 
 /**
  * Defence layer 1 with real processes: clients mutate concurrently, the master is killed with

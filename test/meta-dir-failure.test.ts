@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { MasterClient } from '../client/master-client';
-import { MasterProcess, startMaster } from './helpers/master-process';
+import { MasterProcess, startMaster } from './helpers/server-process';
 
 /**
  * A metadata directory on a real, tiny tmpfs that fills up (ENOSPC) while the master runs: the

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../server/common/package-root';
-import { runCli } from './helpers/master-process';
+import { runCli } from './helpers/server-process';
 
 /** `chunkfs up` (what `npm start` runs): starts the cluster, stops it all on Ctrl-C, reuses data. */
 describe('chunkfs up', function () {

@@ -24,6 +24,9 @@ export const protos = grpc.loadPackageDefinition(definition) as unknown as Maste
 
 /**
  * Largest gRPC message either side accepts, in bytes. A readdir page of 10000 entries is
- * about 0.6 MiB, so 16 MiB leaves room for chunk data later without inviting huge replies.
+ * about 0.6 MiB; chunk data travels at most MAX_CHUNK_IO_BYTES per message.
  */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
+
+/** Largest ReadChunk length or WriteChunk data, in bytes: half a message, the rest for headroom. */
+export const MAX_CHUNK_IO_BYTES = 8 * 1024 * 1024;

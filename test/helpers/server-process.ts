@@ -2,8 +2,8 @@ import { ChildProcess, execFile, spawn } from 'child_process';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../../server/common/package-root';
 
-/** A master started as a real process by startMaster. */
-export interface MasterProcess {
+/** A server (master, chunkserver) started as a real process. */
+export interface ServerProcess {
   /** HOST:PORT from its `listening` line. */
   address: string;
   pid: number;
@@ -24,13 +24,26 @@ const CLI_JS = path.join(PACKAGE_ROOT, 'dist', 'bin', 'chunkfs.js');
 const CLI_BIN = path.join(PACKAGE_ROOT, 'bin', 'chunkfs');
 const START_TIMEOUT_MS = 20_000;
 
+/** Kept for the tests written against masters. */
+export type MasterProcess = ServerProcess;
+
+/** `chunkfs master` on 127.0.0.1:0 with the given metadata directories. */
+export function startMaster(metaDirs: string[], extraArgs: string[] = []): Promise<ServerProcess> {
+  return startServer(['master', ...metaDirs.flatMap((d) => ['--meta-dir', d]), '--listen', '127.0.0.1:0', ...extraArgs]);
+}
+
+/** `chunkfs chunkserver` on 127.0.0.1:0 with the given data directories, heartbeating to `masters`. */
+export function startChunkserver(dataDirs: string[], masters: string[], extraArgs: string[] = []): Promise<ServerProcess> {
+  return startServer(['chunkserver', ...dataDirs.flatMap((d) => ['--data-dir', d]), '--listen', '127.0.0.1:0',
+    '--masters', masters.join(','), ...extraArgs]);
+}
+
 /**
- * Starts `chunkfs master` on 127.0.0.1:0 with the given metadata directories and waits for its
- * `listening HOST:PORT` line. Its stderr is collected for the failure message.
+ * Starts `chunkfs <args>` and waits for its `listening HOST:PORT` line. Its stderr is collected
+ * for the failure message.
  */
-export function startMaster(metaDirs: string[], extraArgs: string[] = []): Promise<MasterProcess> {
-  const args = [CLI_JS, 'master', ...metaDirs.flatMap((d) => ['--meta-dir', d]), '--listen', '127.0.0.1:0', ...extraArgs];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function startServer(cliArgs: string[]): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [CLI_JS, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stopped = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stdout = '';
   let stderr = '';
@@ -40,7 +53,7 @@ export function startMaster(metaDirs: string[], extraArgs: string[] = []): Promi
     const fail = (why: string): void => {
       if (started) return;
       child.kill('SIGKILL');
-      reject(new Error(`master did not start (${why}); stderr:\n${stderr}`));
+      reject(new Error(`chunkfs ${cliArgs[0]} did not start (${why}); stderr:\n${stderr}`));
     };
     const timer = setTimeout(() => fail(`no listening line in ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
     void stopped.then((code) => { clearTimeout(timer); fail(`exited with ${code}`); });
@@ -55,7 +68,7 @@ export function startMaster(metaDirs: string[], extraArgs: string[] = []): Promi
   });
 }
 
-function handle(child: ChildProcess, address: string, stopped: Promise<number | null>): MasterProcess {
+function handle(child: ChildProcess, address: string, stopped: Promise<number | null>): ServerProcess {
   const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
   };

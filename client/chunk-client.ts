@@ -1,0 +1,141 @@
+import * as grpc from '@grpc/grpc-js';
+import type { ChunkserverClient as ChunkserverStub } from '../generated/chunkfs/chunkserver/Chunkserver';
+import type { CopyChunkResponse__Output } from '../generated/chunkfs/chunkserver/CopyChunkResponse';
+import type { ReadChunkResponse__Output } from '../generated/chunkfs/chunkserver/ReadChunkResponse';
+import { FsError } from '../server/common/fs-error';
+import { statusToFsError } from '../server/common/grpc-status';
+import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
+
+export interface ChunkClientOptions {
+  /**
+   * Deadline of a call on one replica, in milliseconds (default 10 s). A write or truncate
+   * through a chain of k more replicas gets (1 + k) times as long, and so does every forward
+   * down the chain with its own k: the replica nearest the fault always times out first, so
+   * the error names it rather than the replica waiting on it.
+   */
+  deadlineMs?: number;
+  /** Deadline of CopyChunk, in milliseconds (default 120 s): it pulls a whole chunk. */
+  copyDeadlineMs?: number;
+}
+
+/**
+ * Promise API over the Chunkserver service of one chunkserver (HOST:PORT). Every call carries a
+ * deadline; every failure is an FsError whose message names the replica that failed (see
+ * failedReplica): this one, or one further down a write's chain.
+ */
+export class ChunkClient {
+  private readonly stub: ChunkserverStub;
+  private readonly deadlineMs: number;
+  private readonly copyDeadlineMs: number;
+
+  constructor(
+    readonly address: string,
+    options: ChunkClientOptions = {},
+  ) {
+    this.deadlineMs = options.deadlineMs ?? 10_000;
+    this.copyDeadlineMs = options.copyDeadlineMs ?? 120_000;
+    this.stub = new protos.chunkfs.chunkserver.Chunkserver(address, grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+    });
+  }
+
+  /** Bytes [offset, offset + length) of the replica at `version`, short at the end of its data. */
+  async read(handle: number, version: number, offset: number, length: number): Promise<Buffer> {
+    const reply = await this.call<ReadChunkResponse__Output>(this.deadlineMs, (o, cb) => this.stub.readChunk({ handle, version, offset, length }, o, cb));
+    return reply.data;
+  }
+
+  /** Writes on this replica and then on each of `chain` in turn; resolves when all have it durably. */
+  async write(handle: number, version: number, offset: number, data: Buffer, chain: string[] = []): Promise<void> {
+    await this.call(this.chainDeadline(chain), (o, cb) => this.stub.writeChunk({ handle, version, offset, data, chain }, o, cb));
+  }
+
+  /** Truncates this replica and each of `chain`, ordered with writes. */
+  async truncate(handle: number, version: number, size: number, chain: string[] = []): Promise<void> {
+    await this.call(this.chainDeadline(chain), (o, cb) => this.stub.truncateChunk({ handle, version, size, chain }, o, cb));
+  }
+
+  async create(handle: number, version: number): Promise<void> {
+    await this.call(this.deadlineMs, (o, cb) => this.stub.createChunk({ handle, version }, o, cb));
+  }
+
+  async delete(handle: number): Promise<void> {
+    await this.call(this.deadlineMs, (o, cb) => this.stub.deleteChunk({ handle }, o, cb));
+  }
+
+  async setVersion(handle: number, version: number): Promise<void> {
+    await this.call(this.deadlineMs, (o, cb) => this.stub.setChunkVersion({ handle, version }, o, cb));
+  }
+
+  /** Has this chunkserver pull the chunk from `source` (HOST:PORT); resolves to the bytes copied. */
+  async copy(handle: number, version: number, source: string): Promise<number> {
+    const reply = await this.call<CopyChunkResponse__Output>(this.copyDeadlineMs, (o, cb) => this.stub.copyChunk({ handle, version, source }, o, cb));
+    return reply.bytes;
+  }
+
+  close(): void {
+    this.stub.close();
+  }
+
+  /**
+   * A chain that repeats a replica (or names this one) would make a replica wait for its own
+   * turn on the chunk until the deadline: refused before anything is sent.
+   */
+  private chainDeadline(chain: string[]): number {
+    if (new Set([this.address, ...chain]).size !== chain.length + 1) {
+      throw new FsError('EINVAL', `chain ${[this.address, ...chain].join(' -> ')} repeats a replica`);
+    }
+    return this.deadlineMs * (1 + chain.length);
+  }
+
+  /** Starts one unary call with the given deadline and settles with its reply or FsError. */
+  private call<Reply>(deadlineMs: number, start: (options: grpc.CallOptions, done: grpc.requestCallback<Reply>) => void): Promise<Reply> {
+    return new Promise((resolve, reject) => {
+      start({ deadline: Date.now() + deadlineMs }, (err, reply) => {
+        if (err) reject(onReplica(this.address, statusToFsError(err, `replica ${this.address}`)));
+        else if (reply === undefined) reject(new FsError('EIO', `replica ${this.address} sent an empty reply`));
+        else resolve(reply);
+      });
+    });
+  }
+}
+
+/** One ChunkClient per chunkserver address, created on first use and reused. */
+export class ChunkClientPool {
+  private readonly clients = new Map<string, ChunkClient>();
+
+  constructor(private readonly options: ChunkClientOptions = {}) {}
+
+  get(address: string): ChunkClient {
+    let client = this.clients.get(address);
+    if (!client) {
+      client = new ChunkClient(address, this.options);
+      this.clients.set(address, client);
+    }
+    return client;
+  }
+
+  closeAll(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}
+
+/**
+ * The HOST:PORT of the replica a ChunkClient call failed on, or null for an error that did not
+ * come from one. Errors read "ERRNO: replica HOST:PORT: ..." or "ERRNO: replica HOST:PORT
+ * unreachable ..." (statusToFsError's wording).
+ */
+export function failedReplica(err: FsError): string | null {
+  return /^\w+: replica (\S+?):? /.exec(err.message)?.[1] ?? null;
+}
+
+/**
+ * `err` as answered by the replica at `address`. An error already naming a replica came from
+ * further down the chain and keeps that name.
+ */
+function onReplica(address: string, err: FsError): FsError {
+  if (failedReplica(err) !== null) return err;
+  return new FsError(err.code, `replica ${address}: ${err.message.slice(`${err.code}: `.length)}`);
+}

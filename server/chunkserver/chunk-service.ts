@@ -1,0 +1,212 @@
+import * as grpc from '@grpc/grpc-js';
+import type { ChunkserverHandlers } from '../../generated/chunkfs/chunkserver/Chunkserver';
+import { ChunkClient, ChunkClientPool } from '../../client/chunk-client';
+import { FsError } from '../common/fs-error';
+import { logger } from '../common/log';
+import { MAX_CHUNK_IO_BYTES, MAX_MESSAGE_BYTES, protos } from '../common/proto';
+import { unary } from '../common/unary-handler';
+import type { ChunkStore } from './chunk-store';
+import { KeyedMutex } from './keyed-mutex';
+
+const log = logger('chunk-service');
+
+/**
+ * Version a replica holds while CopyChunk fills it: never a real version (the service refuses
+ * it in requests), so a copy cut short by a crash is stale by version, not passing for good.
+ */
+const COPYING_VERSION = 0;
+
+/**
+ * The client/peer -> chunkserver service (proto/chunkserver.proto) over `store`, forwarding
+ * writes and truncates down their chain and pulling copies through `peers`.
+ *
+ * Ordering: every mutation of a chunk (write, truncate, create, copy, version change, delete)
+ * takes the chunk's turn, in arrival order, and a write or truncate keeps it until the rest of
+ * its chain has answered. So mutation n+1 reaches the next replica only after mutation n is
+ * applied there, and every replica applies a chunk's mutations in the order of the chain's
+ * head (the primary), with no sequence numbers or reordering buffers. The price is one chain
+ * round trip per mutation of one chunk; different chunks proceed in parallel. The version
+ * check happens inside the turn, so a SetChunkVersion cannot slip between check and write.
+ * Reads take no turn: they change nothing, and the store serialises them with writes anyway.
+ */
+export function chunkServiceHandlers(store: ChunkStore, peers: ChunkClientPool): ChunkserverHandlers {
+  const turns = new KeyedMutex<number>();
+  return {
+    ReadChunk: unary(async ({ handle, version, offset, length }) => {
+      checkIoSize('read length', length);
+      checkVersion(store, handle, version);
+      return { data: await store.read(handle, offset, length) };
+    }),
+    WriteChunk: unary(({ handle, version, offset, data, chain }) => {
+      checkIoSize('write data', data.length);
+      return turns.run(handle, async () => {
+        checkVersion(store, handle, version);
+        await hereAndDownChain(
+          store.write(handle, offset, data),
+          downChain(peers, chain, (next, rest) => next.write(handle, version, offset, data, rest)),
+        );
+        return {};
+      });
+    }),
+    TruncateChunk: unary(({ handle, version, size, chain }) =>
+      turns.run(handle, async () => {
+        checkVersion(store, handle, version);
+        await hereAndDownChain(
+          store.truncate(handle, size),
+          downChain(peers, chain, (next, rest) => next.truncate(handle, version, size, rest)),
+        );
+        return {};
+      }),
+    ),
+    CreateChunk: unary(({ handle, version }) => {
+      checkRealVersion(version);
+      return turns.run(handle, async () => {
+        await store.create(handle, version);
+        return {};
+      });
+    }),
+    DeleteChunk: unary(({ handle }) =>
+      turns.run(handle, async () => {
+        await store.delete(handle);
+        return {};
+      }),
+    ),
+    SetChunkVersion: unary(({ handle, version }) => {
+      checkRealVersion(version);
+      return turns.run(handle, async () => {
+        const current = store.info(handle).version;
+        if (version < current) throw new FsError('ESTALE', `chunk ${handle} is at version ${current} here, later than ${version}`);
+        if (version > current) await store.setVersion(handle, version);
+        return {};
+      });
+    }),
+    CopyChunk: unary(({ handle, version, source }) => {
+      checkRealVersion(version);
+      return turns.run(handle, async () => ({ bytes: await copyChunk(store, peers.get(source), handle, version) }));
+    }),
+  };
+}
+
+/** Sends a mutation to the chain's next replica with the rest of the chain; nothing at its end. */
+function downChain(
+  peers: ChunkClientPool,
+  chain: string[],
+  send: (next: ChunkClient, rest: string[]) => Promise<void>,
+): Promise<void> | undefined {
+  const [next, ...rest] = chain;
+  return next === undefined ? undefined : send(peers.get(next), rest);
+}
+
+/**
+ * Waits for the local mutation and the forward down the chain (started together: the chain
+ * does not wait for this replica's disk); fails if either did, with the local error first.
+ */
+async function hereAndDownChain(here: Promise<void>, downChain: Promise<void> | undefined): Promise<void> {
+  const [local, forward] = await Promise.allSettled([here, downChain]);
+  if (local.status === 'rejected') throw local.reason;
+  if (forward.status === 'rejected') throw forward.reason;
+}
+
+/**
+ * Pulls a whole chunk from `source` into a new local replica, piece by piece, each piece read
+ * at `version` (so a source whose version moves fails the copy with ESTALE) and checksum-
+ * verified by the source's store. The replica gets `version` only once every piece is durable;
+ * a failed copy removes it. Writes at the same version during the copy would be missed: the
+ * master copies a chunk only while no lease on it is outstanding. Returns the bytes copied.
+ */
+async function copyChunk(store: ChunkStore, source: ChunkClient, handle: number, version: number): Promise<number> {
+  const current = versionHere(store, handle);
+  if (current === version) return 0;
+  if (current !== null) throw new FsError('EEXIST', `chunk ${handle} is here at version ${current}: delete it before copying version ${version}`);
+  await store.create(handle, COPYING_VERSION);
+  try {
+    let offset = 0;
+    for (;;) {
+      const want = Math.min(MAX_CHUNK_IO_BYTES, store.chunkSize - offset);
+      const piece = await source.read(handle, version, offset, want);
+      await store.write(handle, offset, piece);
+      offset += piece.length;
+      if (piece.length < want || offset === store.chunkSize) break;
+    }
+    await store.setVersion(handle, version);
+    return offset;
+  } catch (err) {
+    await store.delete(handle).catch((e: unknown) => log.warn(`cannot remove the partial copy of chunk ${handle}: ${String(e)}`));
+    throw err;
+  }
+}
+
+/** The local replica's version, or null when this chunkserver has none. */
+function versionHere(store: ChunkStore, handle: number): number | null {
+  try {
+    return store.info(handle).version;
+  } catch (err) {
+    if (err instanceof FsError && err.code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+/** The replica must exist here (ENOENT) at exactly `version` (ESTALE). */
+function checkVersion(store: ChunkStore, handle: number, version: number): void {
+  checkRealVersion(version);
+  const current = store.info(handle).version;
+  if (current !== version) throw new FsError('ESTALE', `chunk ${handle} is at version ${current} here, not ${version}`);
+}
+
+function checkRealVersion(version: number): void {
+  if (version === COPYING_VERSION) throw new FsError('EINVAL', `version ${COPYING_VERSION} is not a chunk version`);
+}
+
+function checkIoSize(what: string, bytes: number): void {
+  if (bytes > MAX_CHUNK_IO_BYTES) throw new FsError('EINVAL', `${what} of ${bytes} bytes is more than the ${MAX_CHUNK_IO_BYTES} allowed per call`);
+}
+
+export interface ChunkRpc {
+  /** HOST:PORT actually bound (the real port when `listen` asked for port 0). */
+  address: string;
+  /** Stops accepting calls, lets running ones finish (up to a grace period), then closes. */
+  stop(): Promise<void>;
+}
+
+/** How long stop() waits for calls in flight before cutting connections. */
+const STOP_GRACE_MS = 5000;
+
+/**
+ * Serves the Chunkserver service over `store` on `listen` (HOST:PORT, port 0 allowed), with its
+ * own pool of clients to peer chunkservers (closed by stop). The store stays the caller's.
+ */
+export async function startChunkRpc(store: ChunkStore, listen: string): Promise<ChunkRpc> {
+  const colon = listen.lastIndexOf(':');
+  if (colon <= 0) throw new FsError('EINVAL', `listen address must be HOST:PORT, got ${JSON.stringify(listen)}`);
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+  });
+  const peers = new ChunkClientPool();
+  server.addService(protos.chunkfs.chunkserver.Chunkserver.service, chunkServiceHandlers(store, peers));
+  const port = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, bound) =>
+      err ? reject(new FsError('EIO', `cannot listen on ${listen}: ${err.message}`)) : resolve(bound));
+  });
+  return {
+    address: `${listen.slice(0, colon)}:${port}`,
+    stop: async () => {
+      await shutDown(server);
+      peers.closeAll();
+    },
+  };
+}
+
+// Same as master-rpc.ts's (private there): belongs in a shared server/common module.
+function shutDown(server: grpc.Server): Promise<void> {
+  return new Promise((resolve) => {
+    const force = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, STOP_GRACE_MS);
+    server.tryShutdown(() => {
+      clearTimeout(force);
+      resolve();
+    });
+  });
+}

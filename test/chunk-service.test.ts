@@ -1,0 +1,240 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ChunkClient, ChunkClientPool, failedReplica } from '../client/chunk-client';
+import { ErrnoName, FsError } from '../server/common/fs-error';
+import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
+import { fanOutName } from '../server/chunkserver/chunk-file';
+import { ChunkRpc, startChunkRpc } from '../server/chunkserver/chunk-service';
+import { ChunkStore } from '../server/chunkserver/chunk-store';
+
+/**
+ * The Chunkserver service over real chunk stores and real gRPC servers in this process: chain
+ * replication (contents, order under concurrent writers, stale versions, a replica down),
+ * corruption, re-replication by CopyChunk, and the errno of every bad request.
+ */
+const CHUNK = 1024 * 1024;
+const HANDLE = 7;
+
+interface Replica {
+  dir: string;
+  store: ChunkStore;
+  rpc: ChunkRpc;
+  stopped: boolean;
+}
+
+/** Deterministic PRNG (mulberry32), so a failure replays. */
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** What a chunk holds after a write (a gap before it reads as zeros). */
+function modelWrite(chunk: Buffer, offset: number, data: Buffer): Buffer {
+  const next = Buffer.alloc(Math.max(chunk.length, offset + data.length));
+  chunk.copy(next);
+  data.copy(next, offset);
+  return next;
+}
+
+function flipByte(file: string, offset: number): void {
+  const fd = fs.openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, offset);
+  b[0] ^= 0x5a;
+  fs.writeSync(fd, b, 0, 1, offset);
+  fs.closeSync(fd);
+}
+
+async function expectErrno(p: Promise<unknown>, code: ErrnoName, message?: RegExp): Promise<FsError> {
+  let caught: FsError | undefined;
+  await assert.rejects(p, (err: unknown) => {
+    assert.ok(err instanceof FsError, `expected an FsError, got ${String(err)}`);
+    assert.equal(err.code, code, err.message);
+    if (message) assert.match(err.message, message);
+    caught = err;
+    return true;
+  });
+  return caught!;
+}
+
+describe('chunk service', function () {
+  this.timeout(30_000);
+  let root: string;
+  let replicas: Replica[];
+  let clients: ChunkClientPool;
+  /** The client of replica i. */
+  const at = (i: number): ChunkClient => clients.get(replicas[i].rpc.address);
+  const address = (i: number): string => replicas[i].rpc.address;
+  /** Replica i's whole chunk, as read through the service. */
+  const contents = (i: number, version = 1): Promise<Buffer> => at(i).read(HANDLE, version, 0, CHUNK);
+
+  async function startReplica(): Promise<Replica> {
+    const dir = path.join(root, `r${replicas.length}`);
+    const store = await ChunkStore.open([dir], { chunkSize: CHUNK, healthCheckMs: 60_000 });
+    const replica = { dir, store, rpc: await startChunkRpc(store, '127.0.0.1:0'), stopped: false };
+    replicas.push(replica);
+    return replica;
+  }
+
+  async function stop(i: number): Promise<void> {
+    replicas[i].stopped = true;
+    await replicas[i].rpc.stop();
+  }
+
+  beforeEach(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-service-'));
+    replicas = [];
+    clients = new ChunkClientPool({ deadlineMs: 5000 });
+    for (let i = 0; i < 3; i++) await startReplica();
+    for (let i = 0; i < 3; i++) await at(i).create(HANDLE, 1);
+  });
+  afterEach(async () => {
+    clients.closeAll();
+    for (const r of replicas) {
+      if (!r.stopped) await r.rpc.stop();
+      await r.store.close();
+    }
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  it('writes and truncates through a chain of three; every replica reads back the same bytes', async () => {
+    const data = Buffer.alloc(300_000);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
+    await at(0).write(HANDLE, 1, 100_000, data, [address(1), address(2)]);
+    const expected = modelWrite(Buffer.alloc(0), 100_000, data);
+    for (let i = 0; i < 3; i++) assert.ok((await contents(i)).equals(expected), `replica ${i}`);
+
+    await at(0).truncate(HANDLE, 1, 150_000, [address(1), address(2)]);
+    for (let i = 0; i < 3; i++) assert.ok((await contents(i)).equals(expected.subarray(0, 150_000)), `replica ${i} after truncate`);
+  });
+
+  it('applies concurrent overlapping writes in the same order on every replica', async () => {
+    const rand = prng(42);
+    const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+    const chain = [address(1), address(2)];
+    // Writes complete (at the head) in the order the replicas apply them: replaying them in
+    // completion order gives the contents every replica must have.
+    const completed: { offset: number; data: Buffer }[] = [];
+    const writer = async (id: number): Promise<void> => {
+      for (let n = 0; n < 20; n++) {
+        const offset = int(0, 200_000);
+        const data = Buffer.alloc(int(1, 60_000), id * 20 + n + 1);
+        await at(0).write(HANDLE, 1, offset, data, chain);
+        completed.push({ offset, data });
+      }
+    };
+    await Promise.all([1, 2, 3, 4, 5].map(writer));
+
+    const expected = completed.reduce((chunk, w) => modelWrite(chunk, w.offset, w.data), Buffer.alloc(0));
+    for (let i = 0; i < 3; i++) assert.ok((await contents(i)).equals(expected), `replica ${i} differs from the head's order`);
+  });
+
+  it('refuses a stale version with ESTALE on every replica and writes nothing', async () => {
+    for (let i = 0; i < 3; i++) {
+      await expectErrno(at(i).write(HANDLE, 2, 0, Buffer.from('stale')), 'ESTALE', /version 1 here, not 2/);
+      await expectErrno(at(i).read(HANDLE, 2, 0, 10), 'ESTALE');
+    }
+    // Stale at the head: refused before forwarding, so the rest of the chain sees nothing either.
+    await expectErrno(at(0).write(HANDLE, 2, 0, Buffer.from('stale'), [address(1), address(2)]), 'ESTALE');
+    for (let i = 0; i < 3; i++) assert.equal((await contents(i)).length, 0, `replica ${i}`);
+
+    // Stale in the middle (it missed a version bump): the error names it.
+    await at(0).setVersion(HANDLE, 2);
+    await at(2).setVersion(HANDLE, 2);
+    const err = await expectErrno(at(0).write(HANDLE, 2, 0, Buffer.from('x'), [address(1), address(2)]), 'ESTALE');
+    assert.equal(failedReplica(err), address(1));
+  });
+
+  it('fails a write whose chain has a replica down, naming that replica', async () => {
+    const chain = [address(1), address(2)];
+    await stop(2);
+    let err = await expectErrno(at(0).write(HANDLE, 1, 0, Buffer.from('one'), chain), 'EIO', /unreachable/);
+    assert.equal(failedReplica(err), address(2));
+    // The head and the middle applied the write durably while forwarding it; only the dead
+    // replica missed it. The client reports it; the master bumps the version on the live
+    // replicas, so the dead one is stale by version when it comes back and is collected.
+    assert.equal((await contents(0)).toString(), 'one');
+    assert.equal((await contents(1)).toString(), 'one');
+
+    await stop(1);
+    err = await expectErrno(at(0).write(HANDLE, 1, 0, Buffer.from('two'), chain), 'EIO', /unreachable/);
+    assert.equal(failedReplica(err), address(1));
+    // The head has it; nothing past the dead middle replica was reached.
+    assert.equal((await contents(0)).toString(), 'two');
+  });
+
+  it('fails ReadChunk with EIO "checksum mismatch" on a corrupt replica while the others serve', async () => {
+    const data = Buffer.alloc(200_000, 0xab);
+    await at(0).write(HANDLE, 1, 0, data, [address(1), address(2)]);
+    flipByte(path.join(replicas[1].dir, 'chunks', fanOutName(HANDLE), `${HANDLE}.data`), 123_456);
+
+    const err = await expectErrno(contents(1), 'EIO', /checksum mismatch/);
+    assert.equal(failedReplica(err), address(1));
+    assert.ok((await contents(0)).equals(data));
+    assert.ok((await contents(2)).equals(data));
+
+    // Nor can it be the source of a copy; the failed copy leaves nothing behind.
+    const fresh = await startReplica();
+    await expectErrno(at(3).copy(HANDLE, 1, address(1)), 'EIO', /checksum mismatch/);
+    assert.deepEqual(fresh.store.list(), []);
+  });
+
+  it('copies a chunk to a fresh chunkserver with CopyChunk', async () => {
+    const data = Buffer.alloc(CHUNK);
+    const rand = prng(7);
+    for (let i = 0; i < data.length; i++) data[i] = Math.floor(rand() * 256);
+    await at(0).write(HANDLE, 1, 0, data, [address(1), address(2)]);
+    await at(0).create(HANDLE + 1, 3);
+    await at(0).write(HANDLE + 1, 3, 10, Buffer.from('short'));
+    const fresh = await startReplica();
+
+    assert.equal(await at(3).copy(HANDLE, 1, address(0)), CHUNK);
+    assert.ok((await contents(3)).equals(data));
+    assert.equal(await at(3).copy(HANDLE + 1, 3, address(0)), 15);
+    assert.ok((await at(3).read(HANDLE + 1, 3, 0, CHUNK)).equals(modelWrite(Buffer.alloc(0), 10, Buffer.from('short'))));
+    // Already there at that version: nothing to do.
+    assert.equal(await at(3).copy(HANDLE, 1, address(0)), 0);
+
+    // The source holds another version: ESTALE naming the source, and no partial copy left.
+    await at(1).setVersion(HANDLE, 2);
+    await at(3).delete(HANDLE);
+    const err = await expectErrno(at(3).copy(HANDLE, 1, address(1)), 'ESTALE');
+    assert.equal(failedReplica(err), address(1));
+    assert.deepEqual(fresh.store.list().map((c) => c.handle), [HANDLE + 1]);
+  });
+
+  it('answers bad requests with exact errnos', async () => {
+    const unknown = 999;
+    await expectErrno(at(0).read(HANDLE, 1, -1, 10), 'EINVAL');
+    await expectErrno(at(0).read(HANDLE, 1, 0, MAX_CHUNK_IO_BYTES + 1), 'EINVAL', /allowed per call/);
+    await expectErrno(at(0).read(HANDLE, 1, CHUNK - 10, 11), 'EINVAL', /passes the chunk size/);
+    await expectErrno(at(0).write(HANDLE, 1, 0, Buffer.alloc(MAX_CHUNK_IO_BYTES + 1)), 'EINVAL', /allowed per call/);
+    await expectErrno(at(0).write(HANDLE, 1, CHUNK - 1, Buffer.from('ab')), 'EFBIG');
+    await expectErrno(at(0).truncate(HANDLE, 1, CHUNK + 1), 'EFBIG');
+    await expectErrno(at(0).write(HANDLE, 1, 0, Buffer.from('a'), [address(1), address(1)]), 'EINVAL', /repeats a replica/);
+    await expectErrno(at(0).write(HANDLE, 1, 0, Buffer.from('a'), [address(0)]), 'EINVAL', /repeats a replica/);
+
+    await expectErrno(at(0).read(unknown, 1, 0, 10), 'ENOENT');
+    await expectErrno(at(0).write(unknown, 1, 0, Buffer.from('a')), 'ENOENT');
+    await expectErrno(at(0).truncate(unknown, 1, 0), 'ENOENT');
+    await expectErrno(at(0).setVersion(unknown, 2), 'ENOENT');
+    await expectErrno(at(0).delete(unknown), 'ENOENT');
+
+    await expectErrno(at(0).create(HANDLE, 1), 'EEXIST');
+    await expectErrno(at(0).create(unknown, 0), 'EINVAL', /not a chunk version/);
+    await expectErrno(at(0).read(HANDLE, 0, 0, 10), 'EINVAL', /not a chunk version/);
+    await at(0).setVersion(HANDLE, 3);
+    await at(0).setVersion(HANDLE, 3);
+    await expectErrno(at(0).setVersion(HANDLE, 2), 'ESTALE', /later than 2/);
+    // A chunk here at another version is not overwritten by a copy.
+    await expectErrno(at(0).copy(HANDLE, 1, address(1)), 'EEXIST');
+  });
+});
