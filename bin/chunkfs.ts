@@ -45,7 +45,39 @@ const withServers = yargs(hideBin(process.argv))
     },
   });
 
-const cli = withFileCommands(withServers)
+const withChunkserver = withServers.command({
+  command: 'chunkserver',
+  describe: 'run a chunkserver',
+  builder: (y) => y
+    .option('data-dir', { type: 'string', array: true, demandOption: true, requiresArg: true,
+      describe: 'data directory (repeat for several disks)' })
+    .option('listen', { type: 'string', demandOption: true, requiresArg: true, describe: 'HOST:PORT (port 0: any free port)' })
+    .option('masters', { type: 'string', demandOption: true, requiresArg: true, describe: 'HOST:PORT[,HOST:PORT...] of every master' })
+    .option('rack', { type: 'string', default: '', describe: 'rack label, for spreading replicas' })
+    .option('heartbeat-interval', { type: 'number', describe: 'seconds between heartbeats [default: 1]' })
+    .option('chunk-size', { type: 'number', describe: 'largest chunk accepted, bytes [default: 64 MiB]' })
+    .check((a) => {
+      for (const flag of ['heartbeat-interval', 'chunk-size'] as const) {
+        const v = a[flag];
+        if (v !== undefined && !(v > 0)) return `--${flag} must be a positive number`;
+      }
+      if (a['chunk-size'] !== undefined && !Number.isSafeInteger(a['chunk-size'])) return '--chunk-size must be a whole number of bytes';
+      return true;
+    }),
+  handler: async (args) => {
+    const { runChunkserver } = await import('../server/chunkserver/chunkserver-process');
+    await runChunkserver({
+      dataDirs: args['data-dir'],
+      listen: args.listen,
+      masters: args.masters.split(',').map((m) => m.trim()).filter(Boolean),
+      rack: args.rack,
+      heartbeatIntervalSec: args['heartbeat-interval'],
+      chunkSize: args['chunk-size'],
+    });
+  },
+});
+
+const cli = withFileCommands(withChunkserver)
   .command(upCommand)
   .command(adminCommand)
   .command(benchCommand)

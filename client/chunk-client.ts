@@ -2,8 +2,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { ChunkserverClient as ChunkserverStub } from '../generated/chunkfs/chunkserver/Chunkserver';
 import type { CopyChunkResponse__Output } from '../generated/chunkfs/chunkserver/CopyChunkResponse';
 import type { ReadChunkResponse__Output } from '../generated/chunkfs/chunkserver/ReadChunkResponse';
+import { unaryCall } from './unary-call';
 import { FsError } from '../server/common/fs-error';
-import { statusToFsError } from '../server/common/grpc-status';
 import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
 
 export interface ChunkClientOptions {
@@ -42,35 +42,39 @@ export class ChunkClient {
 
   /** Bytes [offset, offset + length) of the replica at `version`, short at the end of its data. */
   async read(handle: number, version: number, offset: number, length: number): Promise<Buffer> {
-    const reply = await this.call<ReadChunkResponse__Output>(this.deadlineMs, (o, cb) => this.stub.readChunk({ handle, version, offset, length }, o, cb));
+    const request = unsigned({ handle, version, offset, length });
+    const reply = await this.call<ReadChunkResponse__Output>(this.deadlineMs, (o, cb) => this.stub.readChunk(request, o, cb));
     return reply.data;
   }
 
   /** Writes on this replica and then on each of `chain` in turn; resolves when all have it durably. */
   async write(handle: number, version: number, offset: number, data: Buffer, chain: string[] = []): Promise<void> {
-    await this.call(this.chainDeadline(chain), (o, cb) => this.stub.writeChunk({ handle, version, offset, data, chain }, o, cb));
+    const request = { ...unsigned({ handle, version, offset }), data, chain };
+    await this.call(this.chainDeadline(chain), (o, cb) => this.stub.writeChunk(request, o, cb));
   }
 
   /** Truncates this replica and each of `chain`, ordered with writes. */
   async truncate(handle: number, version: number, size: number, chain: string[] = []): Promise<void> {
-    await this.call(this.chainDeadline(chain), (o, cb) => this.stub.truncateChunk({ handle, version, size, chain }, o, cb));
+    const request = { ...unsigned({ handle, version, size }), chain };
+    await this.call(this.chainDeadline(chain), (o, cb) => this.stub.truncateChunk(request, o, cb));
   }
 
   async create(handle: number, version: number): Promise<void> {
-    await this.call(this.deadlineMs, (o, cb) => this.stub.createChunk({ handle, version }, o, cb));
+    await this.call(this.deadlineMs, (o, cb) => this.stub.createChunk(unsigned({ handle, version }), o, cb));
   }
 
   async delete(handle: number): Promise<void> {
-    await this.call(this.deadlineMs, (o, cb) => this.stub.deleteChunk({ handle }, o, cb));
+    await this.call(this.deadlineMs, (o, cb) => this.stub.deleteChunk(unsigned({ handle }), o, cb));
   }
 
   async setVersion(handle: number, version: number): Promise<void> {
-    await this.call(this.deadlineMs, (o, cb) => this.stub.setChunkVersion({ handle, version }, o, cb));
+    await this.call(this.deadlineMs, (o, cb) => this.stub.setChunkVersion(unsigned({ handle, version }), o, cb));
   }
 
   /** Has this chunkserver pull the chunk from `source` (HOST:PORT); resolves to the bytes copied. */
   async copy(handle: number, version: number, source: string): Promise<number> {
-    const reply = await this.call<CopyChunkResponse__Output>(this.copyDeadlineMs, (o, cb) => this.stub.copyChunk({ handle, version, source }, o, cb));
+    const request = { ...unsigned({ handle, version }), source };
+    const reply = await this.call<CopyChunkResponse__Output>(this.copyDeadlineMs, (o, cb) => this.stub.copyChunk(request, o, cb));
     return reply.bytes;
   }
 
@@ -91,12 +95,8 @@ export class ChunkClient {
 
   /** Starts one unary call with the given deadline and settles with its reply or FsError. */
   private call<Reply>(deadlineMs: number, start: (options: grpc.CallOptions, done: grpc.requestCallback<Reply>) => void): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      start({ deadline: Date.now() + deadlineMs }, (err, reply) => {
-        if (err) reject(onReplica(this.address, statusToFsError(err, `replica ${this.address}`)));
-        else if (reply === undefined) reject(new FsError('EIO', `replica ${this.address} sent an empty reply`));
-        else resolve(reply);
-      });
+    return unaryCall(`replica ${this.address}`, deadlineMs, start).catch((err: FsError) => {
+      throw onReplica(this.address, err);
     });
   }
 }
@@ -129,6 +129,17 @@ export class ChunkClientPool {
  */
 export function failedReplica(err: FsError): string | null {
   return /^\w+: replica (\S+?):? /.exec(err.message)?.[1] ?? null;
+}
+
+/**
+ * The numbers of a request, checked: protobufjs silently sends a negative or fractional number
+ * as another one (-1 arrives as 0), which the chunkserver could not tell from a real request.
+ */
+function unsigned<T extends Record<string, number>>(fields: T): T {
+  for (const [name, value] of Object.entries(fields)) {
+    if (!Number.isSafeInteger(value) || value < 0) throw new FsError('EINVAL', `${name} must be a non-negative integer, got ${value}`);
+  }
+  return fields;
 }
 
 /**

@@ -4,9 +4,9 @@ import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Mas
 import type { MasterAdminClient as MasterAdminStub } from '../generated/chunkfs/master/MasterAdmin';
 import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
 import { FsError } from '../server/common/fs-error';
-import { statusToFsError } from '../server/common/grpc-status';
 import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
 import { MasterSession } from './master-session';
+import { unaryCall } from './unary-call';
 import type { Attr } from '../server/master/inode';
 import type { AttrChanges } from '../server/master/mutation';
 import type { CheckpointResult, MasterStatus } from '../server/master/master-state';
@@ -165,13 +165,7 @@ export class MasterClient {
 
   /** Starts one unary call with this client's deadline and settles with its reply or FsError. */
   private call<Reply>(start: (options: grpc.CallOptions, done: grpc.requestCallback<Reply>) => void): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      start({ deadline: Date.now() + this.deadlineMs }, (err, reply) => {
-        if (err) reject(statusToFsError(err, `master ${this.address}`));
-        else if (reply === undefined) reject(new FsError('EIO', `master ${this.address} sent an empty reply`));
-        else resolve(reply);
-      });
-    });
+    return unaryCall(`master ${this.address}`, this.deadlineMs, start);
   }
 }
 

@@ -3,11 +3,15 @@ import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { FsError, ErrnoName } from '../server/common/fs-error';
+import { FsError } from '../server/common/fs-error';
 import { BLOCK_SIZE } from '../server/chunkserver/block-checksums';
 import { fanOutName } from '../server/chunkserver/chunk-file';
 import { ChunkStore, ChunkStoreOptions } from '../server/chunkserver/chunk-store';
 import { Scrubber } from '../server/chunkserver/scrubber';
+import { prng } from './helpers/prng';
+import { modelWrite } from './helpers/chunk-model';
+import { flipByte } from './helpers/corrupt';
+import { expectErrno } from './helpers/errno';
 
 /**
  * The chunkserver's local storage on real files: contents against an in-memory model,
@@ -22,31 +26,10 @@ interface LostReport {
   error: FsError;
 }
 
-/** Deterministic PRNG (mulberry32), so a failure replays. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function randomBytes(rand: () => number, length: number): Buffer {
   const buf = Buffer.alloc(length);
   for (let i = 0; i < length; i++) buf[i] = Math.floor(rand() * 256);
   return buf;
-}
-
-/** What a chunk holds after a write, per POSIX pwrite (a gap before it reads as zeros). */
-function modelWrite(chunk: Buffer, offset: number, data: Buffer): Buffer {
-  if (data.length === 0) return chunk;
-  const next = Buffer.alloc(Math.max(chunk.length, offset + data.length));
-  chunk.copy(next);
-  data.copy(next, offset);
-  return next;
 }
 
 function modelTruncate(chunk: Buffer, size: number): Buffer {
@@ -57,24 +40,6 @@ function modelTruncate(chunk: Buffer, size: number): Buffer {
 
 const chunkPath = (dir: string, handle: number, ext: 'data' | 'meta') =>
   path.join(dir, 'chunks', fanOutName(handle), `${handle}.${ext}`);
-
-function flipByte(file: string, offset: number): void {
-  const fd = fs.openSync(file, 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, offset);
-  b[0] ^= 0x5a;
-  fs.writeSync(fd, b, 0, 1, offset);
-  fs.closeSync(fd);
-}
-
-async function expectErrno(p: Promise<unknown>, code: ErrnoName, message?: RegExp): Promise<void> {
-  await assert.rejects(p, (err: unknown) => {
-    assert.ok(err instanceof FsError, `expected an FsError, got ${String(err)}`);
-    assert.equal(err.code, code, err.message);
-    if (message) assert.match(err.message, message);
-    return true;
-  });
-}
 
 async function waitFor(what: string, cond: () => boolean, ms = 3000): Promise<void> {
   const deadline = Date.now() + ms;

@@ -6,6 +6,7 @@ import { MasterClient } from '../client/master-client';
 import { FsError } from '../server/common/fs-error';
 import { S_IFDIR, S_IFLNK, S_IFMT } from '../server/master/inode';
 import { MasterProcess, startMaster } from './helpers/server-process';
+import { prng } from './helpers/prng';
 
 /**
  * Defence layer 1 with real processes: clients mutate concurrently, the master is killed with
@@ -321,15 +322,6 @@ async function checkTreeConsistency(c: MasterClient, dir: string): Promise<void>
   const subdirs = entries.filter((e) => (e.attr.mode & S_IFMT) === S_IFDIR);
   assert.equal((await c.getattr(dir)).nlink, 2 + subdirs.length, `nlink of ${dir}`);
   for (const d of subdirs) await checkTreeConsistency(c, dir === '/' ? `/${d.name}` : `${dir}/${d.name}`);
-}
-
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s ^ (s >>> 15), 0x2c1b3c6d) + 0x6d2b79f5) >>> 0;
-    s ^= s + Math.imul(s ^ (s >>> 7), 61);
-    return ((s ^ (s >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 async function killHard(m: MasterProcess): Promise<void> {

@@ -25,6 +25,7 @@ import type {
 import { Namespace, ROOT_INO } from '../server/master/namespace';
 import { codeOf } from './helpers/errno';
 import { assertSameSnapshot, join, snapshot, Snapshot } from './helpers/ns-snapshot';
+import { prng } from './helpers/prng';
 
 // ====================================================================== helpers
 
@@ -146,18 +147,6 @@ function names(ns: Namespace, path: string): string[] {
 
 function typeOf(a: Attr): number {
   return a.mode & S_IFMT;
-}
-
-/** mulberry32: small seeded PRNG. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 // ====================================================================== tests

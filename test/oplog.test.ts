@@ -9,6 +9,7 @@ import { decodeFrame, encodeFrame } from '../server/master/oplog/frame';
 import { FILE_HEADER_BYTES, listMetaDir } from '../server/master/oplog/meta-dir';
 import { RecoveryError } from '../server/master/oplog/recovery';
 import { assertSameSnapshot, snapshot } from './helpers/ns-snapshot';
+import { flipByte } from './helpers/corrupt';
 
 /**
  * Defence layer 1 in-process, on real files: group commit, checkpoints, and recovery from every
@@ -248,15 +249,6 @@ function corruptMiddleRecord(dir: string): { file: string; offset: number } {
   const offset = offsets[Math.floor(offsets.length / 2)];
   flipByte(file, offset + 30);
   return { file, offset };
-}
-
-function flipByte(file: string, at: number): void {
-  const fd = fs.openSync(file, 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, at);
-  b[0] ^= 0xff;
-  fs.writeSync(fd, b, 0, 1, at);
-  fs.closeSync(fd);
 }
 
 async function waitFor(cond: () => boolean, ms = 5000): Promise<void> {

@@ -1,9 +1,10 @@
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { ChunkserverHandlers } from '../../generated/chunkfs/chunkserver/Chunkserver';
 import { ChunkClient, ChunkClientPool } from '../../client/chunk-client';
 import { FsError } from '../common/fs-error';
+import { RunningServer, serveGrpc } from '../common/grpc-server';
 import { logger } from '../common/log';
-import { MAX_CHUNK_IO_BYTES, MAX_MESSAGE_BYTES, protos } from '../common/proto';
+import { MAX_CHUNK_IO_BYTES, protos } from '../common/proto';
 import { unary } from '../common/unary-handler';
 import type { ChunkStore } from './chunk-store';
 import { KeyedMutex } from './keyed-mutex';
@@ -101,18 +102,18 @@ function downChain(
  * Waits for the local mutation and the forward down the chain (started together: the chain
  * does not wait for this replica's disk); fails if either did, with the local error first.
  */
-async function hereAndDownChain(here: Promise<void>, downChain: Promise<void> | undefined): Promise<void> {
-  const [local, forward] = await Promise.allSettled([here, downChain]);
-  if (local.status === 'rejected') throw local.reason;
-  if (forward.status === 'rejected') throw forward.reason;
+async function hereAndDownChain(local: Promise<void>, forward: Promise<void> | undefined): Promise<void> {
+  const [here, down] = await Promise.allSettled([local, forward]);
+  if (here.status === 'rejected') throw here.reason;
+  if (down.status === 'rejected') throw down.reason;
 }
 
 /**
  * Pulls a whole chunk from `source` into a new local replica, piece by piece, each piece read
  * at `version` (so a source whose version moves fails the copy with ESTALE) and checksum-
  * verified by the source's store. The replica gets `version` only once every piece is durable;
- * a failed copy removes it. Writes at the same version during the copy would be missed: the
- * master copies a chunk only while no lease on it is outstanding. Returns the bytes copied.
+ * a failed copy removes it. Writes at the same version during the copy would be missed, so the
+ * master must not copy a chunk while a lease on it is outstanding. Returns the bytes copied.
  */
 async function copyChunk(store: ChunkStore, source: ChunkClient, handle: number, version: number): Promise<number> {
   const current = versionHere(store, handle);
@@ -161,52 +162,49 @@ function checkIoSize(what: string, bytes: number): void {
   if (bytes > MAX_CHUNK_IO_BYTES) throw new FsError('EINVAL', `${what} of ${bytes} bytes is more than the ${MAX_CHUNK_IO_BYTES} allowed per call`);
 }
 
-export interface ChunkRpc {
-  /** HOST:PORT actually bound (the real port when `listen` asked for port 0). */
-  address: string;
-  /** Stops accepting calls, lets running ones finish (up to a grace period), then closes. */
-  stop(): Promise<void>;
+export interface ChunkRpc extends RunningServer {
+  /** Calls being served now, waiting for their turn included (the load heartbeats report). */
+  inFlight(): number;
 }
-
-/** How long stop() waits for calls in flight before cutting connections. */
-const STOP_GRACE_MS = 5000;
 
 /**
  * Serves the Chunkserver service over `store` on `listen` (HOST:PORT, port 0 allowed), with its
  * own pool of clients to peer chunkservers (closed by stop). The store stays the caller's.
  */
 export async function startChunkRpc(store: ChunkStore, listen: string): Promise<ChunkRpc> {
-  const colon = listen.lastIndexOf(':');
-  if (colon <= 0) throw new FsError('EINVAL', `listen address must be HOST:PORT, got ${JSON.stringify(listen)}`);
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-  });
   const peers = new ChunkClientPool();
-  server.addService(protos.chunkfs.chunkserver.Chunkserver.service, chunkServiceHandlers(store, peers));
-  const port = await new Promise<number>((resolve, reject) => {
-    server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, bound) =>
-      err ? reject(new FsError('EIO', `cannot listen on ${listen}: ${err.message}`)) : resolve(bound));
-  });
+  const load = { calls: 0 };
+  const running = await serveGrpc(listen, (server) =>
+    server.addService(protos.chunkfs.chunkserver.Chunkserver.service, counted(chunkServiceHandlers(store, peers), load)));
   return {
-    address: `${listen.slice(0, colon)}:${port}`,
+    address: running.address,
+    inFlight: () => load.calls,
     stop: async () => {
-      await shutDown(server);
+      await running.stop();
       peers.closeAll();
     },
   };
 }
 
-// Same as master-rpc.ts's (private there): belongs in a shared server/common module.
-function shutDown(server: grpc.Server): Promise<void> {
-  return new Promise((resolve) => {
-    const force = setTimeout(() => {
-      server.forceShutdown();
-      resolve();
-    }, STOP_GRACE_MS);
-    server.tryShutdown(() => {
-      clearTimeout(force);
-      resolve();
-    });
-  });
+/** `handlers`, each counted in `load.calls` from its call's arrival to its answer. */
+function counted(handlers: ChunkserverHandlers, load: { calls: number }): ChunkserverHandlers {
+  const count =
+    <Req, Res>(handle: grpc.handleUnaryCall<Req, Res>): grpc.handleUnaryCall<Req, Res> =>
+    (call, callback) => {
+      load.calls++;
+      handle(call, (err, value) => {
+        load.calls--;
+        callback(err, value);
+      });
+    };
+  return {
+    ReadChunk: count(handlers.ReadChunk),
+    WriteChunk: count(handlers.WriteChunk),
+    TruncateChunk: count(handlers.TruncateChunk),
+    CreateChunk: count(handlers.CreateChunk),
+    DeleteChunk: count(handlers.DeleteChunk),
+    SetChunkVersion: count(handlers.SetChunkVersion),
+    CopyChunk: count(handlers.CopyChunk),
+  };
 }
+

@@ -27,9 +27,9 @@ const START_TIMEOUT_MS = 20_000;
 /** Kept for the tests written against masters. */
 export type MasterProcess = ServerProcess;
 
-/** `chunkfs master` on 127.0.0.1:0 with the given metadata directories. */
-export function startMaster(metaDirs: string[], extraArgs: string[] = []): Promise<ServerProcess> {
-  return startServer(['master', ...metaDirs.flatMap((d) => ['--meta-dir', d]), '--listen', '127.0.0.1:0', ...extraArgs]);
+/** `chunkfs master` with the given metadata directories, on a free port unless `listen` says. */
+export function startMaster(metaDirs: string[], extraArgs: string[] = [], listen = '127.0.0.1:0'): Promise<ServerProcess> {
+  return startServer(['master', ...metaDirs.flatMap((d) => ['--meta-dir', d]), '--listen', listen, ...extraArgs]);
 }
 
 /** `chunkfs chunkserver` on 127.0.0.1:0 with the given data directories, heartbeating to `masters`. */
