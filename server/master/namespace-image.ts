@@ -1,99 +1,99 @@
-import { ChunkRef, Inode } from './inode';
-import { Namespace, newDir, ROOT_INO } from './namespace';
+import { Inode } from './inode';
+import { Namespace, ROOT_INO } from './namespace';
 
 /**
- * The namespace as a flat list of entries, parents before children (pre-order), for
- * checkpoints. An inode appears once in full; further hard links to it are short entries.
- *
- *   full:  [ino, parentIno, name, mode, uid, gid, nlink, size, atimeMs, mtimeMs, ctimeMs, extra]
- *          extra = symlink target | file chunk list [[handle, version], ...] | null (directory)
- *   link:  [ino, parentIno, name]
- * The root is the first full entry, with parentIno 0 and name ''.
+ * The namespace as a flat list of entries for checkpoints (encoded by image-codec.ts): the
+ * root first, parents before children (pre-order), each directory's entries in readdir order.
+ * An inode appears once in full; further hard links to it are short link entries.
  */
-export type ImageEntry =
-  | [number, number, string, number, number, number, number, number, number, number, number, string | number[][] | null]
-  | [number, number, string];
+export const IMAGE_FORMAT = 2;
 
 export interface ImageHeader {
-  format: 1;
+  format: typeof IMAGE_FORMAT;
   lastIno: number;
   inodeCount: number;
 }
 
 export function imageHeader(ns: Namespace): ImageHeader {
-  return { format: 1, lastIno: ns.lastIno, inodeCount: ns.inodeCount };
+  return { format: IMAGE_FORMAT, lastIno: ns.lastIno, inodeCount: ns.inodeCount };
 }
 
-/** Walks the tree without recursion (trees can be deep). */
-export function* imageEntries(ns: Namespace): Generator<ImageEntry> {
+/** Throws unless `header` (parsed from a file, so possibly anything) describes an image this code reads. */
+export function checkImageHeader(header: ImageHeader): void {
+  if (header?.format !== IMAGE_FORMAT) throw new Error(`unknown image format ${String(header?.format)}`);
+}
+
+export type ImageVisitor = (node: Inode, parentIno: number, name: string, isLink: boolean) => void;
+
+/**
+ * Visits the entries in image order; `isLink` marks a further hard link to an inode visited in
+ * full before. Iterative, with one children iterator per level, since trees can be deep.
+ */
+export function walkImage(ns: Namespace, visit: ImageVisitor): void {
   const seenLinked = new Set<Inode>();
-  const stack: Array<[Inode, number, string]> = [[ns.root, 0, '']];
-  while (stack.length > 0) {
-    const [n, parentIno, name] = stack.pop()!;
-    if (n.nlink > 1 && !n.isDir) {
-      if (seenLinked.has(n)) {
-        yield [n.ino, parentIno, name];
+  const dirs: Inode[] = [ns.root];
+  const levels: Array<Iterator<[string, Inode]>> = [ns.root.children!.entries()];
+  visit(ns.root, 0, '', false);
+  while (levels.length > 0) {
+    const next = levels[levels.length - 1].next();
+    if (next.done) {
+      levels.pop();
+      dirs.pop();
+      continue;
+    }
+    const [name, node] = next.value;
+    const parentIno = dirs[dirs.length - 1].ino;
+    if (node.nlink > 1 && !node.isDir) {
+      if (seenLinked.has(node)) {
+        visit(node, parentIno, name, true);
         continue;
       }
-      seenLinked.add(n);
+      seenLinked.add(node);
     }
-    const extra = n.isSymlink ? n.target : n.isFile ? n.chunks!.map((c) => [c.handle, c.version]) : null;
-    yield [n.ino, parentIno, name, n.mode, n.uid, n.gid, n.nlink, n.size, n.atimeMs, n.mtimeMs, n.ctimeMs, extra];
-    if (n.isDir) {
-      // Push in reverse so that children come out in readdir order.
-      const kids = [...n.children!];
-      for (let i = kids.length - 1; i >= 0; i--) stack.push([kids[i][1], n.ino, kids[i][0]]);
+    visit(node, parentIno, name, false);
+    if (node.isDir) {
+      dirs.push(node);
+      levels.push(node.children!.entries());
     }
   }
 }
 
-/** Rebuilds a namespace from a header and entries; throws on any inconsistency. */
+/** Rebuilds a namespace from a header and entries in image order; throws on any inconsistency. */
 export class ImageLoader {
   private readonly ns = new Namespace();
+  /** Directories and multiply-linked inodes: the only ones a later entry can refer to. */
   private readonly byIno = new Map<number, Inode>();
-  private count = 0;
+  private inodes = 0;
 
   constructor(private readonly header: ImageHeader) {
-    if (header.format !== 1) throw new Error(`unknown image format ${String(header.format)}`);
+    checkImageHeader(header);
   }
 
-  add(e: ImageEntry): void {
-    this.count++;
-    if (e.length === 3) {
-      const [ino, parentIno, name] = e;
-      const target = this.byIno.get(ino);
-      if (!target || target.isDir) throw new Error(`hard link to unknown inode ${ino}`);
-      this.parent(parentIno).children!.set(name, target);
-      return;
-    }
-    const [ino, parentIno, name, mode, uid, gid, nlink, size, atimeMs, mtimeMs, ctimeMs, extra] = e;
-    const node =
-      extra === null
-        ? newDir(ino, 0, uid, gid, 0)
-        : new Inode(ino, mode, uid, gid, 0, 0, 0, nlink, size, null,
-            typeof extra === 'string' ? extra : null,
-            typeof extra === 'string' ? null : extra.map(([handle, version]): ChunkRef => ({ handle, version })));
-    node.mode = mode;
-    node.nlink = nlink;
-    node.size = size;
-    node.atimeMs = atimeMs;
-    node.mtimeMs = mtimeMs;
-    node.ctimeMs = ctimeMs;
-    if (ino === ROOT_INO) {
-      if (parentIno !== 0 || this.count !== 1) throw new Error('root entry misplaced');
+  /** An inode in full, linked into its parent directory. */
+  addInode(node: Inode, parentIno: number, name: string): void {
+    if (node.ino === ROOT_INO) {
+      if (parentIno !== 0 || this.inodes !== 0 || !node.isDir) throw new Error('root entry misplaced');
       this.ns.root = node;
     } else {
       this.parent(parentIno).children!.set(name, node);
     }
-    this.byIno.set(ino, node);
+    this.inodes++;
+    if (node.isDir || node.nlink > 1) this.byIno.set(node.ino, node);
+  }
+
+  /** A further hard link to an inode added before. */
+  addLink(ino: number, parentIno: number, name: string): void {
+    const target = this.byIno.get(ino);
+    if (!target || target.isDir) throw new Error(`hard link to unknown inode ${ino}`);
+    this.parent(parentIno).children!.set(name, target);
   }
 
   finish(): Namespace {
+    if (this.inodes !== this.header.inodeCount) {
+      throw new Error(`image has ${this.inodes} inodes, header says ${this.header.inodeCount}`);
+    }
     this.ns.lastIno = this.header.lastIno;
     this.ns.inodeCount = this.header.inodeCount;
-    if (this.byIno.size !== this.header.inodeCount) {
-      throw new Error(`image has ${this.byIno.size} inodes, header says ${this.header.inodeCount}`);
-    }
     return this.ns;
   }
 

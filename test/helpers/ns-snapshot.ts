@@ -22,16 +22,16 @@ export function join(dir: string, name: string): string {
 
 export function snapshot(ns: Namespace): Snapshot {
   const entries: SnapEntry[] = [];
-  const walk = (path: string, node: Inode): void => {
-    entries.push({
-      path,
-      attr: attrOf(node),
-      target: node.target,
-      chunks: node.chunks ? node.chunks.length : null,
-    });
-    if (node.children) for (const [name, child] of node.children) walk(join(path, name), child);
-  };
-  walk('/', ns.root);
+  // Pre-order without recursion (trees may be deeper than the stack): children in readdir order.
+  const stack: Array<[string, Inode]> = [['/', ns.root]];
+  while (stack.length > 0) {
+    const [path, node] = stack.pop()!;
+    entries.push({ path, attr: attrOf(node), target: node.target, chunks: node.chunks ? node.chunks.length : null });
+    if (node.children) {
+      const kids = [...node.children];
+      for (let i = kids.length - 1; i >= 0; i--) stack.push([join(path, kids[i][0]), kids[i][1]]);
+    }
+  }
   return { inodeCount: ns.inodeCount, lastIno: ns.lastIno, entries };
 }
 

@@ -14,7 +14,7 @@ import { readU64, writeU64 } from './frame';
  * Every --meta-dir holds a full copy; file names carry 16-digit txids so they sort by name.
  */
 export const SEGMENT_MAGIC = 'CFSLOG01';
-export const CHECKPOINT_MAGIC = 'CFSCKP01';
+export const CHECKPOINT_MAGIC = 'CFSCKP02';
 export const FILE_HEADER_BYTES = 16;
 const LOCK_FILE = 'in_use.lock';
 

@@ -1,0 +1,180 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { attrOf, Inode } from '../server/master/inode';
+import type { Mutation } from '../server/master/mutation';
+import { Namespace } from '../server/master/namespace';
+import { readCheckpoint, verifyCheckpoint, writeCheckpoint } from '../server/master/oplog/checkpoint-file';
+import { decodeFrame, encodeFrame, Frame } from '../server/master/oplog/frame';
+import { checkpointPath, FILE_HEADER_BYTES } from '../server/master/oplog/meta-dir';
+import { assertSameSnapshot, snapshot } from './helpers/ns-snapshot';
+
+/** The binary image codec, through real checkpoint files. */
+describe('checkpoint image codec', function () {
+  this.timeout(60_000);
+  let dir: string;
+
+  beforeEach(() => (dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-image-'))));
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  function roundTrip(ns: Namespace): Namespace {
+    writeCheckpoint(dir, ns, 42, 7);
+    const file = checkpointPath(dir, 42);
+    assert.equal(verifyCheckpoint(file), true);
+    const loaded = readCheckpoint(file);
+    assert.equal(loaded.txid, 42);
+    assert.equal(loaded.epoch, 7);
+    return loaded.ns;
+  }
+
+  it('round-trips every kind of entry, over several frames', () => {
+    const ns = richNamespace(20_000);
+    const loaded = roundTrip(ns);
+    assertSameSnapshot(snapshot(loaded), snapshot(ns));
+    assertSameTree(loaded, ns);
+    assert.ok(frames(checkpointPath(dir, 42)).length > 3, 'entries span several frames');
+  });
+
+  it('round-trips a tree more than 10,000 levels deep (no recursion)', () => {
+    const ns = new Namespace(5);
+    const ino = counter();
+    const apply = (m: Mutation) => ns.apply(m);
+    apply({ op: 'mkdir', path: '/deep', mode: 0o755, uid: 1, gid: 1, ino: ino(), time: 10.5 });
+    apply({ op: 'create', path: '/deep/leaf', mode: 0o644, uid: 1, gid: 1, ino: ino(), time: 11.25 });
+    apply({ op: 'link', existing: '/deep/leaf', path: '/top-link', time: 12.75 });
+    // Grow the chain at the top, so that every path stays short: /deep becomes /deep/d/d/.../d.
+    for (let i = 0; i < 10_001; i++) {
+      apply({ op: 'mkdir', path: '/next', mode: 0o700, uid: 2, gid: 2, ino: ino(), time: 100 + i / 8 });
+      apply({ op: 'rename', from: '/deep', to: '/next/d', time: 200 + i / 8 });
+      apply({ op: 'rename', from: '/next', to: '/deep', time: 300 + i / 8 });
+    }
+    // ns-snapshot walks recursively and cannot descend this far; the lockstep walk can.
+    assertSameTree(roundTrip(ns), ns);
+  });
+
+  it('a flipped byte anywhere in an entry frame makes the checkpoint fail verification', () => {
+    writeCheckpoint(dir, richNamespace(0), 42, 7);
+    const file = checkpointPath(dir, 42);
+    const all = frames(file);
+    const entryFrames = all.slice(1, -1);
+    assert.ok(entryFrames.length > 0);
+    const fd = fs.openSync(file, 'r+');
+    try {
+      for (const f of entryFrames) {
+        for (let at = f.offset; at < f.end; at++) {
+          flip(fd, at);
+          assert.equal(verifyCheckpoint(file), false, `byte ${at} flipped`);
+          flip(fd, at);
+        }
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+    assert.equal(verifyCheckpoint(file), true);
+  });
+
+  it('rejects an unknown image format or file magic cleanly, naming the file', () => {
+    writeCheckpoint(dir, richNamespace(0), 42, 7);
+    const file = checkpointPath(dir, 42);
+    const buf = fs.readFileSync(file);
+    const all = frames(file);
+    const meta = JSON.parse(all[0].payload.toString()) as { format: number };
+    meta.format = 3;
+    fs.writeFileSync(file, Buffer.concat([
+      buf.subarray(0, FILE_HEADER_BYTES),
+      encodeFrame(42, 0, Buffer.from(JSON.stringify(meta))),
+      buf.subarray(all[0].end),
+    ]));
+    assert.equal(verifyCheckpoint(file), false);
+    assert.throws(() => readCheckpoint(file), (err: Error) => err.message.includes(file) && /unknown image format 3/.test(err.message));
+
+    buf.write('CFSCKP01', 0, 'latin1'); // the JSON format of before
+    fs.writeFileSync(file, buf);
+    assert.equal(verifyCheckpoint(file), false);
+    assert.throws(() => readCheckpoint(file), /not a checkpoint/);
+  });
+});
+
+// ------------------------------------------------------------------ helpers
+
+function counter(): () => number {
+  let ino = 1;
+  return () => ++ino;
+}
+
+/** Every kind of entry and attribute edge, plus `manyFiles` files in /many. */
+function richNamespace(manyFiles: number): Namespace {
+  const ns = new Namespace(1_700_000_000_000.125);
+  const ino = counter();
+  const apply = (m: Mutation) => ns.apply(m);
+  const euro = '€'.repeat(85); // 255 bytes of 3-byte characters
+  const emoji = `${'😀'.repeat(63)}abc`; // 255 bytes with 4-byte characters
+  const t = (i: number) => 1_700_000_000_000 + i + 0.123456789;
+  apply({ op: 'mkdir', path: '/a', mode: 0o755, uid: 0, gid: 0, ino: ino(), time: t(1) });
+  apply({ op: 'mkdir', path: '/b', mode: 0o755, uid: 5, gid: 6, ino: ino(), time: t(2) });
+  apply({ op: 'setattr', path: '/b', mode: 0o2775, time: t(2) + 0.5 });
+  apply({ op: 'mkdir', path: `/a/${euro}`, mode: 0o700, uid: 0xfffffffe, gid: 0xfffffffe, ino: ino(), time: t(3) });
+  apply({ op: 'mkdir', path: '/empty', mode: 0o1777, uid: 0, gid: 0, ino: ino(), time: t(4) });
+  apply({ op: 'create', path: `/a/${euro}/${emoji}`, mode: 0o4755, uid: 7, gid: 8, ino: ino(), time: t(5) });
+  apply({ op: 'create', path: '/a/chunky', mode: 0o644, uid: 1, gid: 1, ino: 2 ** 40 + 3, time: t(6) });
+  apply({ op: 'setattr', path: '/a/chunky', size: 2 ** 50 + 1, uid: 0xfffffffe, gid: 0xfffffffe, time: t(7) });
+  apply({ op: 'setattr', path: '/a/chunky', atimeMs: -1234.5678, mtimeMs: 0.1, time: t(8) + 0.5 });
+  const chunky = ns.lookupOrNull('/a/chunky')!;
+  for (let i = 0; i < 300; i++) chunky.chunks!.push({ handle: 2 ** 45 + i * 977, version: i % 7 });
+  apply({ op: 'symlink', path: '/b/long', target: `/${'€'.repeat(1364)}x`, uid: 3, gid: 3, ino: ino(), time: t(9) });
+  apply({ op: 'symlink', path: `/b/${emoji}`, target: '../a/chunky', uid: 3, gid: 3, ino: ino(), time: t(10) });
+  // Hard links across directories, to a file and to a symlink; the first link is removed.
+  apply({ op: 'link', existing: '/a/chunky', path: '/b/chunky-link', time: t(11) });
+  apply({ op: 'link', existing: '/a/chunky', path: `/a/${euro}/chunky-too`, time: t(12) });
+  apply({ op: 'link', existing: '/b/long', path: '/long-link', time: t(13) });
+  apply({ op: 'create', path: '/b/gone', mode: 0o600, uid: 0, gid: 0, ino: ino(), time: t(14) });
+  apply({ op: 'link', existing: '/b/gone', path: '/b/stays', time: t(15) });
+  apply({ op: 'unlink', path: '/b/gone', time: t(16) });
+  if (manyFiles > 0) apply({ op: 'mkdir', path: '/many', mode: 0o755, uid: 0, gid: 0, ino: ino(), time: t(17) });
+  // Reverse order: readdir order is insertion order, not sorted order.
+  for (let i = manyFiles - 1; i >= 0; i--) {
+    apply({ op: 'create', path: `/many/f${i}`, mode: 0o644, uid: i, gid: i, ino: ino(), time: t(i) / 3 });
+  }
+  return ns;
+}
+
+/**
+ * Walks both trees in lockstep without recursion, comparing names in order, attributes, symlink
+ * targets and whole chunk lists, and that hard links share one inode in `actual` as in `expected`.
+ */
+function assertSameTree(actual: Namespace, expected: Namespace): void {
+  assert.equal(actual.inodeCount, expected.inodeCount);
+  assert.equal(actual.lastIno, expected.lastIno);
+  const twin = new Map<Inode, Inode>();
+  const stack: Array<[Inode, Inode, string]> = [[actual.root, expected.root, '/']];
+  while (stack.length > 0) {
+    const [a, e, where] = stack.pop()!;
+    const seen = twin.get(e);
+    if (seen) {
+      assert.equal(seen, a, `${where}: a hard link that is no longer the same inode`);
+      continue;
+    }
+    twin.set(e, a);
+    assert.deepStrictEqual(attrOf(a), attrOf(e), where);
+    assert.equal(a.target, e.target, where);
+    assert.deepStrictEqual(a.chunks, e.chunks, where);
+    assert.deepStrictEqual(a.children && [...a.children.keys()], e.children && [...e.children.keys()], where);
+    if (a.children) for (const [name, child] of a.children) stack.push([child, e.children!.get(name)!, name]);
+  }
+}
+
+function frames(file: string): Frame[] {
+  const buf = fs.readFileSync(file);
+  const out: Frame[] = [];
+  for (let f = decodeFrame(buf, FILE_HEADER_BYTES); f; f = decodeFrame(buf, f.end)) out.push(f);
+  assert.equal(out[out.length - 1].end, buf.length);
+  return out;
+}
+
+function flip(fd: number, at: number): void {
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, at);
+  b[0] ^= 0x5a;
+  fs.writeSync(fd, b, 0, 1, at);
+}
