@@ -1,4 +1,5 @@
 import { logger } from '../common/log';
+import { exitOnSignals } from '../common/shutdown';
 import { startChunkRpc } from './chunk-service';
 import { ChunkStore } from './chunk-store';
 import { loadOrCreateChunkserverId } from './chunkserver-id';
@@ -51,19 +52,10 @@ export async function runChunkserver(o: ChunkserverOptions): Promise<void> {
   scrubber.start();
   log.info(`chunkserver ${id} serving ${o.dataDirs.join(', ')}; masters ${o.masters.join(', ')}`);
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`${signal}: shutting down`);
-    void (async () => {
-      scrubber.stop();
-      heartbeats!.stop();
-      await rpc.stop();
-      await store.close();
-      process.exit(0);
-    })();
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  exitOnSignals(async () => {
+    scrubber.stop();
+    heartbeats!.stop();
+    await rpc.stop();
+    await store.close();
+  });
 }

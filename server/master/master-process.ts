@@ -1,10 +1,8 @@
-import { logger } from '../common/log';
+import { exitOnSignals } from '../common/shutdown';
 import { ChunkserverRegistry } from './chunkserver-registry';
 import { DurableMasterState } from './durable-master-state';
 import { startMasterRpc } from './master-rpc';
 import { openMetaStore } from './meta-store';
-
-const log = logger('master');
 
 export interface MasterOptions {
   metaDirs: string[];
@@ -41,18 +39,9 @@ export async function runMaster(options: MasterOptions): Promise<void> {
   );
   console.log(`listening ${rpc.address}`);
 
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    log.info(`${signal}: shutting down`);
-    void (async () => {
-      await rpc.stop();
-      chunkservers.stop();
-      await store.close();
-      process.exit(0);
-    })();
-  };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  exitOnSignals(async () => {
+    await rpc.stop();
+    chunkservers.stop();
+    await store.close();
+  });
 }
