@@ -9,6 +9,7 @@ import { MasterSession } from './master-session';
 import { unaryCall } from './unary-call';
 import type { Attr } from '../server/master/inode';
 import type { AttrChanges } from '../server/master/mutation';
+import { checkAttrChanges, checkMode, checkOwnerId } from '../server/master/request-checks';
 import type { CheckpointResult, MasterStatus } from '../server/master/master-state';
 import type { DirEntry, ReaddirPage } from '../server/master/namespace';
 
@@ -108,18 +109,18 @@ export class MasterClient {
   // ------------------------------------------------------------------ mutations
 
   async mkdir(path: string, mode: number, caller?: Caller): Promise<Attr> {
-    return attrOf(await this.session.call('mkdir', { path, mode, caller }));
+    return attrOf(await this.session.call('mkdir', { path, mode: checkMode(mode), caller: checkCaller(caller) }));
   }
 
   /** open(O_CREAT [| O_EXCL]); `created` is false when an existing file was opened. */
   async create(path: string, mode: number, exclusive: boolean, caller?: Caller): Promise<{ attr: Attr; created: boolean }> {
-    const reply = await this.session.call('create', { path, mode, exclusive, caller });
+    const reply = await this.session.call('create', { path, mode: checkMode(mode), exclusive, caller: checkCaller(caller) });
     return { attr: attrOf(reply), created: reply.created };
   }
 
   /** symlink(2) argument order: `path` becomes a link pointing at `target`. */
   async symlink(target: string, path: string, caller?: Caller): Promise<Attr> {
-    return attrOf(await this.session.call('symlink', { path, target, caller }));
+    return attrOf(await this.session.call('symlink', { path, target, caller: checkCaller(caller) }));
   }
 
   async link(existing: string, path: string): Promise<Attr> {
@@ -139,7 +140,7 @@ export class MasterClient {
   }
 
   async setattr(path: string, changes: AttrChanges): Promise<Attr> {
-    return attrOf(await this.session.call('setAttr', { path, ...changes }));
+    return attrOf(await this.session.call('setAttr', { path, ...checkAttrChanges(changes) }));
   }
 
   // ------------------------------------------------------------------ admin
@@ -167,6 +168,15 @@ export class MasterClient {
   private call<Reply>(start: (options: grpc.CallOptions, done: grpc.requestCallback<Reply>) => void): Promise<Reply> {
     return unaryCall(`master ${this.address}`, this.deadlineMs, start);
   }
+}
+
+/** Numbers are checked before encoding: protobuf would turn -1 into 0 and 2.5 into 2 unseen. */
+function checkCaller(caller: Caller | undefined): Caller | undefined {
+  if (caller) {
+    checkOwnerId(caller.uid);
+    checkOwnerId(caller.gid);
+  }
+  return caller;
 }
 
 /** The plain attributes of a reply that must carry them. */

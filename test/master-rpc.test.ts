@@ -108,6 +108,22 @@ describe('master RPC', function () {
     assert.ok(heapUsedBytes > 0);
   });
 
+  // Regression: protobuf's unsigned fields turned size -1 into 0 (truncating the file to nothing)
+  // and 2.5 into 2 on the way, so the master accepted them; the client now refuses them first.
+  it('refuses negative or fractional numbers before they are sent, changing nothing', async function () {
+    await client.create('/f', 0o644, true);
+    const before = await client.setattr('/f', { size: 1000 });
+    const committedBefore = committed.length;
+    for (const changes of [{ size: -1 }, { size: 2.5 }, { mode: 2.5 }, { mode: -1 }, { uid: -1 }, { gid: 1.5 }, { mtimeMs: NaN }]) {
+      await rejectsWith('EINVAL', client.setattr('/f', changes));
+    }
+    await rejectsWith('EINVAL', client.mkdir('/d', 2.5));
+    await rejectsWith('EINVAL', client.create('/g', -1, true));
+    await rejectsWith('EINVAL', client.mkdir('/d', 0o755, { uid: -1, gid: 0 }));
+    assert.deepStrictEqual(await client.getattr('/f'), before);
+    assert.strictEqual(committed.length, committedBefore);
+  });
+
   it('times out with ETIMEDOUT when the master does not answer, and the session goes on', async function () {
     const slow = new MasterClient(rpc.address, { deadlineMs: 300 });
     try {

@@ -25,6 +25,7 @@ import type {
 } from './mutation';
 import { isSameOrBelow, MAX_PATH_BYTES, splitPath } from './paths';
 import { ReaddirCursors } from './readdir-cursors';
+import { checkOwnerId } from './request-checks';
 
 export const ROOT_INO = 1;
 
@@ -237,11 +238,8 @@ export class Namespace {
       if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${m.path}`);
       if (!Number.isSafeInteger(m.size) || m.size < 0) throw new FsError('EINVAL', `bad size ${m.size}`);
     }
-    for (const id of [m.uid, m.gid]) {
-      if (id !== undefined && (!Number.isInteger(id) || id < 0 || id > 0xfffffffe)) {
-        throw new FsError('EINVAL', `bad owner id ${id}`);
-      }
-    }
+    if (m.uid !== undefined) checkOwnerId(m.uid);
+    if (m.gid !== undefined) checkOwnerId(m.gid);
     if (m.mode !== undefined) node.mode = (node.mode & ~PERMISSION_BITS) | (m.mode & PERMISSION_BITS);
     if (m.uid !== undefined || m.gid !== undefined) {
       if (m.uid !== undefined) node.uid = m.uid;

@@ -1,6 +1,7 @@
 import { FsError } from '../common/fs-error';
 import type { Caller__Output } from '../../generated/chunkfs/Caller';
 import { PERMISSION_BITS } from './inode';
+import type { AttrChanges } from './mutation';
 
 /**
  * Checks on numbers that arrive over the wire, before they reach a mutation record: the log
@@ -25,6 +26,27 @@ export function checkSize(size: number): number {
 export function checkTimeMs(ms: number): number {
   if (!Number.isFinite(ms)) throw new FsError('EINVAL', `bad time ${ms}`);
   return ms;
+}
+
+/** A uid or gid: 0 .. 2^32-2 (2^32-1 is the "no change" value of chown(2)). */
+export function checkOwnerId(id: number): number {
+  if (!Number.isInteger(id) || id < 0 || id > 0xfffffffe) throw new FsError('EINVAL', `bad owner id ${id}`);
+  return id;
+}
+
+/**
+ * Every numeric field of an attribute change. Clients must call this before sending: protobuf's
+ * unsigned fields silently turn -1 into 0 and 2.5 into 2, so the master would never see the
+ * bad value (a size of -1 would truncate the file to nothing).
+ */
+export function checkAttrChanges(c: AttrChanges): AttrChanges {
+  if (c.mode !== undefined) checkMode(c.mode);
+  if (c.uid !== undefined) checkOwnerId(c.uid);
+  if (c.gid !== undefined) checkOwnerId(c.gid);
+  if (c.size !== undefined) checkSize(c.size);
+  if (c.atimeMs !== undefined) checkTimeMs(c.atimeMs);
+  if (c.mtimeMs !== undefined) checkTimeMs(c.mtimeMs);
+  return c;
 }
 
 /** The owner of new inodes: the caller, or root when the request names none. */
