@@ -58,6 +58,10 @@ describe('chunkservers heartbeating to a master', function () {
     }
     assert.deepEqual(r.chunkservers.map((c) => c.rack).sort(), ['r0', 'r0', 'r1']);
     assert.deepEqual(r.chunks, { total: 0, underReplicated: 0, overReplicated: 0, corrupt: 0, missing: 0 });
+    const fsStats = await client.statfs();
+    const alive = r.chunkservers.filter((c) => c.alive);
+    assert.equal(fsStats.capacityBytes, alive.reduce((sum, c) => sum + c.capacityBytes, 0), 'statfs = live chunkservers');
+    assert.ok(fsStats.freeBytes > 0 && fsStats.freeBytes <= fsStats.capacityBytes);
 
     const victim = byAddress.get(servers[1].address)!;
     servers[1].kill('SIGKILL');

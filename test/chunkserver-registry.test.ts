@@ -40,6 +40,16 @@ describe('chunkserver registry', () => {
     assert.deepEqual(reg.sweep(), []);
   });
 
+  it('reports the raw space of live chunkservers only (statfs)', () => {
+    reg.heartbeat(hb('a', { capacityBytes: 1000, freeBytes: 600 }));
+    reg.heartbeat(hb('b', { capacityBytes: 500, freeBytes: 100 }));
+    assert.deepEqual(reg.capacity(), { capacityBytes: 1500, freeBytes: 700 });
+    now += 6000;
+    reg.heartbeat(hb('b', { capacityBytes: 500, freeBytes: 100 }));
+    reg.sweep();
+    assert.deepEqual(reg.capacity(), { capacityBytes: 500, freeBytes: 100 });
+  });
+
   it('counts only replicas at the current version, drops lost ones, flags corrupt ones', () => {
     reg.heartbeat(hb('a', { fullReport: full([[1, 2], [2, 1]]) }));
     reg.heartbeat(hb('b', { fullReport: full([[1, 1]]) })); // stale version of chunk 1

@@ -105,6 +105,18 @@ export class ChunkserverRegistry {
     return [...this.servers.values()].map(({ replicas, corrupt: _corrupt, ...cs }) => ({ ...cs, chunks: replicas?.size ?? 0 }));
   }
 
+  /** Raw space of the live chunkservers (bytes): what statfs reports for the cluster. */
+  capacity(): { capacityBytes: number; freeBytes: number } {
+    let capacityBytes = 0;
+    let freeBytes = 0;
+    for (const cs of this.servers.values()) {
+      if (!cs.alive) continue;
+      capacityBytes += cs.capacityBytes;
+      freeBytes += cs.freeBytes;
+    }
+    return { capacityBytes, freeBytes };
+  }
+
   /** Live, uncorrupted replicas of a chunk at exactly `version`, and whether any is corrupt. */
   replicasOf(handle: number, version: number): { live: string[]; corrupt: boolean } {
     const live: string[] = [];

@@ -4,6 +4,7 @@ import type { SetAttrRequest__Output } from '../../generated/chunkfs/master/SetA
 import { FsError } from '../common/fs-error';
 import type { NamespaceOps } from '../common/master-calls';
 import { Attr, attrOf } from './inode';
+import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { MasterState } from './master-state';
 import type { Mutation, SetattrMutation } from './mutation';
 import { checkMode, checkSize, checkTimeMs, ownerOf } from './request-checks';
@@ -13,13 +14,12 @@ import { checkMode, checkSize, checkTimeMs, ownerOf } from './request-checks';
  * reads go to the namespace, mutations become one record for state.commit(), which
  * validates, applies and makes it durable.
  */
-export function namespaceOps(state: MasterState): NamespaceOps {
+export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegistry): NamespaceOps {
   return {
     getAttr: (req) => ({ attr: state.ns.getattr(req.path) }),
     readDir: (req) => state.ns.readdir(req.path, req.cookie, req.limit),
     readLink: (req) => ({ target: state.ns.readlink(req.path) }),
-    // Capacity comes from chunkserver heartbeats, which do not exist yet: report 0 until then.
-    statFs: () => ({ capacityBytes: 0, freeBytes: 0, files: state.ns.inodeCount }),
+    statFs: () => ({ ...chunkservers.capacity(), files: state.ns.inodeCount }),
 
     mkdir: async (req) => ({
       attr: await commitForAttr(state, {

@@ -24,7 +24,7 @@ export interface MasterServices {
 export async function startMasterRpc(services: MasterServices, listen: string): Promise<MasterRpc> {
   const sessions = new SessionRegistry();
   const running = await serveGrpc(listen, (server) => {
-    server.addService(protos.chunkfs.master.Master.service, { Session: sessionHandler(namespaceOps(services.state), sessions) });
+    server.addService(protos.chunkfs.master.Master.service, { Session: sessionHandler(namespaceOps(services.state, services.chunkservers), sessions) });
     server.addService(protos.chunkfs.master.MasterAdmin.service, adminHandlers(services));
     server.addService(protos.chunkfs.csmaster.ChunkserverMaster.service, heartbeatHandlers(services.chunkservers));
   });
