@@ -24,10 +24,15 @@ const withServers = yargs(hideBin(process.argv))
       .option('checkpoint-period', { type: 'number', describe: 'checkpoint at least this often (seconds)' })
       .option('dead-timeout', { type: 'number', describe: 'a chunkserver silent this long (seconds) is dead [default: 5]' })
       .option('replication', { type: 'number', describe: 'cluster default replication factor [default: 3]' })
+      .option('chunk-size', { type: 'number', describe: 'bytes per chunk, cluster-wide [default: 64 MiB]' })
       .check((a) => {
-        for (const flag of ['checkpoint-txns', 'checkpoint-period', 'dead-timeout', 'replication'] as const) {
+        for (const flag of ['checkpoint-txns', 'checkpoint-period', 'dead-timeout', 'replication', 'chunk-size'] as const) {
           const v = a[flag];
           if (v !== undefined && !(v > 0)) return `--${flag} must be a positive number`;
+        }
+        for (const flag of ['checkpoint-txns', 'replication', 'chunk-size'] as const) {
+          const v = a[flag];
+          if (v !== undefined && !Number.isSafeInteger(v)) return `--${flag} must be a whole number`;
         }
         return true;
       }),
@@ -41,6 +46,7 @@ const withServers = yargs(hideBin(process.argv))
         checkpointPeriodSec: args['checkpoint-period'],
         deadTimeoutSec: args['dead-timeout'],
         replication: args.replication,
+        chunkSize: args['chunk-size'],
       });
     },
   });

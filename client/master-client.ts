@@ -2,6 +2,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Attr__Output as WireAttr } from '../generated/chunkfs/Attr';
 import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Master';
 import type { MasterAdminClient as MasterAdminStub } from '../generated/chunkfs/master/MasterAdmin';
+import type { ChunkLocation__Output as ChunkLocation } from '../generated/chunkfs/master/ChunkLocation';
 import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
 import { FsError } from '../server/common/fs-error';
 import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
@@ -9,7 +10,7 @@ import { MasterSession } from './master-session';
 import { unaryCall } from './unary-call';
 import type { Attr } from '../server/master/inode';
 import type { AttrChanges } from '../server/master/mutation';
-import { checkAttrChanges, checkMode, checkOwnerId } from '../server/master/request-checks';
+import { checkAttrChanges, checkChunkIndex, checkMode, checkOwnerId } from '../server/master/request-checks';
 import type { CheckpointResult, MasterStatus } from '../server/master/master-state';
 import type { DirEntry, ReaddirPage } from '../server/master/namespace';
 
@@ -143,6 +144,22 @@ export class MasterClient {
     return attrOf(await this.session.call('setAttr', { path, ...checkAttrChanges(changes) }));
   }
 
+  // ------------------------------------------------------------------ chunks
+
+  /** The chunk at `index` of a file, created (replicas placed) if missing. */
+  async allocateChunk(path: string, index: number): Promise<{ chunk: ChunkLocation; chunkSize: number }> {
+    checkChunkIndex(index);
+    const reply = await this.session.call('allocateChunk', { path, index });
+    if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
+    return { chunk: reply.chunk, chunkSize: reply.chunkSize };
+  }
+
+  /** Up to `count` chunks of a file from `firstIndex` on (holes have handle 0). */
+  async chunkLocations(path: string, firstIndex: number, count: number): Promise<{ chunks: ChunkLocation[]; chunkSize: number }> {
+    checkChunkIndex(firstIndex);
+    return this.session.call('chunkLocations', { path, firstIndex, count });
+  }
+
   // ------------------------------------------------------------------ admin
 
   checkpoint(): Promise<CheckpointResult> {
@@ -171,6 +188,7 @@ export class MasterClient {
 }
 
 /** Numbers are checked before encoding: protobuf would turn -1 into 0 and 2.5 into 2 unseen. */
+
 function checkCaller(caller: Caller | undefined): Caller | undefined {
   if (caller) {
     checkOwnerId(caller.uid);

@@ -12,6 +12,7 @@ import {
   S_ISUID,
 } from '../server/master/inode';
 import type {
+  AddChunkMutation,
   CreateMutation,
   LinkMutation,
   MkdirMutation,
@@ -22,7 +23,7 @@ import type {
   SymlinkMutation,
   UnlinkMutation,
 } from '../server/master/mutation';
-import { Namespace, ROOT_INO } from '../server/master/namespace';
+import { HOLE, Namespace, ROOT_INO } from '../server/master/namespace';
 import { codeOf } from './helpers/errno';
 import { assertSameSnapshot, join, snapshot, Snapshot } from './helpers/ns-snapshot';
 import { prng } from './helpers/prng';
@@ -1207,6 +1208,40 @@ describe('Namespace', () => {
       assert.equal(codeOf(() => ns.readdir('/d', first.cookie, 100)), 'EINVAL');
       const again = ns.readdir('/d', '', 100);
       assert.deepEqual(again.entries.map((e) => e.name).sort(), Array.from({ length: 10 }, (_, i) => `e${i}`).sort());
+    });
+  });
+
+  // -------------------------------------------------------------------- chunk lists
+  describe('addChunk', () => {
+    const add = (path: string, index: number, handle: number, version = 1): AddChunkMutation =>
+      ({ op: 'addChunk', path, index, handle, version });
+    const list = (ns: Namespace, path: string) => ns.lookupOrNull(path)!.chunks!.map((c) => [c.handle, c.version]);
+
+    it('places chunks by index, leaves holes as handle 0, and remembers the highest handle', () => {
+      const ns = build(['/f']);
+      ns.apply(add('/f', 0, 7));
+      ns.apply(add('/f', 3, 9, 2));
+      assert.deepStrictEqual(list(ns, '/f'), [[7, 1], [HOLE, 0], [HOLE, 0], [9, 2]]);
+      ns.apply(add('/f', 1, 8)); // filling a hole is allowed
+      assert.deepStrictEqual(list(ns, '/f'), [[7, 1], [8, 1], [HOLE, 0], [9, 2]]);
+      assert.strictEqual(ns.lastHandle, 9);
+      ns.apply({ op: 'link', existing: '/f', path: '/g', time: 1 });
+      assert.deepStrictEqual(list(ns, '/g'), list(ns, '/f'), 'hard links share the chunk list');
+    });
+
+    it('rejects bad chunk additions with exact errnos and changes nothing', () => {
+      const ns = build(['/f', '/d/', '/d/x']);
+      ns.apply({ op: 'symlink', path: '/s', target: 'f', uid: 0, gid: 0, ino: ns.lastIno + 1, time: 1 });
+      ns.apply(add('/f', 0, 5));
+      expectRejected(ns, add('/f', 0, 6), 'EEXIST');
+      expectRejected(ns, add('/d', 0, 6), 'EISDIR');
+      expectRejected(ns, add('/s', 0, 6), 'EINVAL');
+      expectRejected(ns, add('/nope', 0, 6), 'ENOENT');
+      expectRejected(ns, add('/f', -1, 6), 'EINVAL');
+      expectRejected(ns, add('/f', 1.5, 6), 'EINVAL');
+      expectRejected(ns, add('/f', 1, 0), 'EINVAL');
+      expectRejected(ns, add('/f', 1, 6, 0), 'EINVAL');
+      assert.strictEqual(ns.lastHandle, 5);
     });
   });
 

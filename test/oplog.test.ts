@@ -224,6 +224,7 @@ async function workload(st: DurableMasterState, seed: number, n: number): Promis
     const f = `${base}/f${i}`;
     await st.commit({ op: 'create', path: f, mode: 0o644, uid: 3, gid: 4, ino: st.nextIno(), time: time() });
     if (i % 3 === 0) await st.commit({ op: 'setattr', path: f, mode: 0o600, size: i * 10, time: time() });
+    if (i % 8 === 0) await st.commit({ op: 'addChunk', path: f, index: i % 3, handle: st.ns.lastHandle + 1, version: 1 + (i % 5) });
     if (i % 5 === 0) await st.commit({ op: 'link', existing: f, path: `${f}.hl`, time: time() });
     if (i % 7 === 0) await st.commit({ op: 'symlink', path: `${f}.sl`, target: `f${i}`, uid: 0, gid: 0, ino: st.nextIno(), time: time() });
     if (i % 4 === 0) await st.commit({ op: 'rename', from: f, to: `${f}.moved`, time: time() });

@@ -4,7 +4,7 @@ import { chunkHealth } from './chunk-health';
 import type { MasterServices } from './master-rpc';
 
 /** The operator -> master service; MasterState's shapes are the wire shapes. */
-export function adminHandlers({ state, chunkservers, replication }: MasterServices): MasterAdminHandlers {
+export function adminHandlers({ state, chunkservers, chunks }: MasterServices): MasterAdminHandlers {
   return {
     Checkpoint: unary(() => state.checkpoint()),
     Status: unary((req) => {
@@ -13,7 +13,7 @@ export function adminHandlers({ state, chunkservers, replication }: MasterServic
     }),
     Report: unary(() => ({
       chunkservers: chunkservers.list(),
-      chunks: chunkHealth(state.ns, chunkservers, replication),
+      chunks: chunkHealth(state.ns, chunkservers, chunks.options.replication),
     })),
   };
 }

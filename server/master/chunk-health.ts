@@ -1,6 +1,6 @@
 import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { Inode } from './inode';
-import type { Namespace } from './namespace';
+import { HOLE, Namespace } from './namespace';
 
 export interface ChunkHealthCounts {
   /** chunks referenced by files */
@@ -30,6 +30,7 @@ export function chunkHealth(ns: Namespace, chunkservers: ChunkserverRegistry, re
     if (!n.chunks || seen.has(n)) continue;
     seen.add(n);
     for (const c of n.chunks) {
+      if (c.handle === HOLE) continue;
       counts.total++;
       const { live, corrupt } = chunkservers.replicasOf(c.handle, c.version);
       if (corrupt) counts.corrupt++;

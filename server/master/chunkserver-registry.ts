@@ -105,6 +105,16 @@ export class ChunkserverRegistry {
     return [...this.servers.values()].map(({ replicas, corrupt: _corrupt, ...cs }) => ({ ...cs, chunks: replicas?.size ?? 0 }));
   }
 
+  /** A replica the master just had created: known before the chunkserver's next full report. */
+  noteReplica(id: string, handle: number, version: number): void {
+    this.servers.get(id)?.replicas?.set(handle, version);
+  }
+
+  /** HOST:PORT of a chunkserver ('' if unknown). */
+  addressOf(id: string): string {
+    return this.servers.get(id)?.address ?? '';
+  }
+
   /** Raw space of the live chunkservers (bytes): what statfs reports for the cluster. */
   capacity(): { capacityBytes: number; freeBytes: number } {
     let capacityBytes = 0;

@@ -4,6 +4,7 @@ import type { SetAttrRequest__Output } from '../../generated/chunkfs/master/SetA
 import { FsError } from '../common/fs-error';
 import type { NamespaceOps } from '../common/master-calls';
 import { Attr, attrOf } from './inode';
+import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { MasterState } from './master-state';
 import type { Mutation, SetattrMutation } from './mutation';
@@ -14,7 +15,8 @@ import { checkMode, checkSize, checkTimeMs, ownerOf } from './request-checks';
  * reads go to the namespace, mutations become one record for state.commit(), which
  * validates, applies and makes it durable.
  */
-export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegistry): NamespaceOps {
+export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegistry, chunks: ChunkManager): NamespaceOps {
+  const { chunkSize } = chunks.options;
   return {
     getAttr: (req) => ({ attr: state.ns.getattr(req.path) }),
     readDir: (req) => state.ns.readdir(req.path, req.cookie, req.limit),
@@ -50,6 +52,9 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       return {};
     },
     setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req)) }),
+
+    allocateChunk: async (req) => ({ chunk: await chunks.allocate(req.path, req.index), chunkSize }),
+    chunkLocations: (req) => ({ chunks: chunks.locations(req.path, req.firstIndex, req.count), chunkSize }),
   };
 }
 

@@ -1,4 +1,6 @@
 import { exitOnSignals } from '../common/shutdown';
+import { ChunkClientPool } from '../../client/chunk-client';
+import { ChunkManager } from './chunk-manager';
 import { ChunkserverRegistry } from './chunkserver-registry';
 import { DurableMasterState } from './durable-master-state';
 import { startMasterRpc } from './master-rpc';
@@ -16,6 +18,8 @@ export interface MasterOptions {
   deadTimeoutSec?: number;
   /** Cluster default replication factor (default 3). */
   replication?: number;
+  /** Bytes per chunk (default 64 MiB). */
+  chunkSize?: number;
 }
 
 /** Exit code when no metadata directory can be written: nothing could be acknowledged. */
@@ -23,7 +27,8 @@ const EXIT_LOG_LOST = 70;
 
 /**
  * The master's composition root. Start-up order: metadata store (locks, recovery, log
- * writer, checkpointer) -> chunkserver registry (empty: soft state) -> RPC server -> the
+ * writer, checkpointer) -> chunkserver registry (empty: soft state) -> chunk manager (with its
+ * clients to chunkservers) -> RPC server -> the
  * `listening` line. Shut-down in reverse.
  */
 export async function runMaster(options: MasterOptions): Promise<void> {
@@ -32,15 +37,19 @@ export async function runMaster(options: MasterOptions): Promise<void> {
     { everyTxns: options.checkpointTxns ?? 100_000, everySeconds: options.checkpointPeriodSec ?? 600 },
     () => process.exit(EXIT_LOG_LOST),
   );
+  const state = new DurableMasterState(store);
   const chunkservers = new ChunkserverRegistry((options.deadTimeoutSec ?? 5) * 1000);
-  const rpc = await startMasterRpc(
-    { state: new DurableMasterState(store), chunkservers, replication: options.replication ?? 3 },
-    options.listen,
-  );
+  const peers = new ChunkClientPool();
+  const chunks = new ChunkManager(state, chunkservers, peers, {
+    chunkSize: options.chunkSize ?? 64 * 1024 * 1024,
+    replication: options.replication ?? 3,
+  });
+  const rpc = await startMasterRpc({ state, chunkservers, chunks }, options.listen);
   console.log(`listening ${rpc.address}`);
 
   exitOnSignals(async () => {
     await rpc.stop();
+    peers.closeAll();
     chunkservers.stop();
     await store.close();
   });

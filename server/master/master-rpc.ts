@@ -1,6 +1,7 @@
 import { RunningServer, serveGrpc } from '../common/grpc-server';
 import { protos } from '../common/proto';
 import { adminHandlers } from './admin-handlers';
+import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
 import { heartbeatHandlers } from './heartbeat-handlers';
 import { namespaceOps } from './master-handlers';
@@ -13,8 +14,7 @@ export type MasterRpc = RunningServer;
 export interface MasterServices {
   state: MasterState;
   chunkservers: ChunkserverRegistry;
-  /** Cluster default replication factor. */
-  replication: number;
+  chunks: ChunkManager;
 }
 
 /**
@@ -24,7 +24,7 @@ export interface MasterServices {
 export async function startMasterRpc(services: MasterServices, listen: string): Promise<MasterRpc> {
   const sessions = new SessionRegistry();
   const running = await serveGrpc(listen, (server) => {
-    server.addService(protos.chunkfs.master.Master.service, { Session: sessionHandler(namespaceOps(services.state, services.chunkservers), sessions) });
+    server.addService(protos.chunkfs.master.Master.service, { Session: sessionHandler(namespaceOps(services.state, services.chunkservers, services.chunks), sessions) });
     server.addService(protos.chunkfs.master.MasterAdmin.service, adminHandlers(services));
     server.addService(protos.chunkfs.csmaster.ChunkserverMaster.service, heartbeatHandlers(services.chunkservers));
   });

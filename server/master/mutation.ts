@@ -68,6 +68,25 @@ export interface SetattrMutation extends AttrChanges {
   time: number;
 }
 
+/** A new chunk at position `index` of a file (holes before it stay holes). */
+export interface AddChunkMutation {
+  op: 'addChunk';
+  path: string;
+  /** the chunk's position in the file: byte offset / chunk size */
+  index: number;
+  handle: number;
+  version: number;
+}
+
+/**
+ * Handles up to `upTo` are taken. Logged before handles are used, in batches, so that a master
+ * restarting after a crash never hands out a handle that some chunkserver may already hold.
+ */
+export interface ReserveHandlesMutation {
+  op: 'reserveHandles';
+  upTo: number;
+}
+
 export type Mutation =
   | MkdirMutation
   | CreateMutation
@@ -76,6 +95,8 @@ export type Mutation =
   | UnlinkMutation
   | RmdirMutation
   | RenameMutation
-  | SetattrMutation;
+  | SetattrMutation
+  | AddChunkMutation
+  | ReserveHandlesMutation;
 
 export type MutationOp = Mutation['op'];

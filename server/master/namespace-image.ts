@@ -11,11 +11,13 @@ export const IMAGE_FORMAT = 2;
 export interface ImageHeader {
   format: typeof IMAGE_FORMAT;
   lastIno: number;
+  /** Highest chunk handle ever handed out. */
+  lastHandle: number;
   inodeCount: number;
 }
 
 export function imageHeader(ns: Namespace): ImageHeader {
-  return { format: IMAGE_FORMAT, lastIno: ns.lastIno, inodeCount: ns.inodeCount };
+  return { format: IMAGE_FORMAT, lastIno: ns.lastIno, lastHandle: ns.lastHandle, inodeCount: ns.inodeCount };
 }
 
 /** Throws unless `header` (parsed from a file, so possibly anything) describes an image this code reads. */
@@ -93,6 +95,7 @@ export class ImageLoader {
       throw new Error(`image has ${this.inodes} inodes, header says ${this.header.inodeCount}`);
     }
     this.ns.lastIno = this.header.lastIno;
+    this.ns.lastHandle = this.header.lastHandle;
     this.ns.inodeCount = this.header.inodeCount;
     return this.ns;
   }

@@ -13,6 +13,7 @@ import {
   S_IXGRP,
 } from './inode';
 import type {
+  AddChunkMutation,
   CreateMutation,
   LinkMutation,
   MkdirMutation,
@@ -28,6 +29,8 @@ import { ReaddirCursors } from './readdir-cursors';
 import { checkOwnerId } from './request-checks';
 
 export const ROOT_INO = 1;
+/** Chunk handle of a hole in a file's chunk list (never a real chunk). */
+export const HOLE = 0;
 
 export interface DirEntry {
   name: string;
@@ -50,6 +53,8 @@ export class Namespace {
   root: Inode;
   /** Highest inode number ever handed out (never reused). */
   lastIno = ROOT_INO;
+  /** Highest chunk handle reserved or used (never reused; 0 marks a hole in a chunk list). */
+  lastHandle = 0;
   /** Live inodes, for statfs. */
   inodeCount = 1;
   private readonly cursors = new ReaddirCursors();
@@ -113,6 +118,12 @@ export class Namespace {
         return this.rename(m);
       case 'setattr':
         return this.setattr(m);
+      case 'addChunk':
+        return this.addChunk(m);
+      case 'reserveHandles':
+        if (!Number.isSafeInteger(m.upTo) || m.upTo < 0) throw new FsError('EINVAL', `bad handle reservation ${m.upTo}`);
+        this.lastHandle = Math.max(this.lastHandle, m.upTo);
+        return null;
     }
   }
 
@@ -257,6 +268,22 @@ export class Namespace {
     if (m.atimeMs !== undefined) node.atimeMs = m.atimeMs;
     if (m.mtimeMs !== undefined) node.mtimeMs = m.mtimeMs;
     node.ctimeMs = m.time;
+    return attrOf(node);
+  }
+
+  private addChunk(m: AddChunkMutation): Attr {
+    const node = this.resolve(splitPath(m.path));
+    if (node.isDir) throw new FsError('EISDIR', `is a directory: ${m.path}`);
+    if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${m.path}`);
+    if (!Number.isSafeInteger(m.index) || m.index < 0) throw new FsError('EINVAL', `bad chunk index ${m.index}`);
+    if (!Number.isSafeInteger(m.handle) || m.handle <= 0 || !Number.isSafeInteger(m.version) || m.version <= 0) {
+      throw new FsError('EINVAL', `bad chunk handle ${m.handle} or version ${m.version}`);
+    }
+    const chunks = node.chunks!;
+    if (chunks[m.index] && chunks[m.index].handle !== HOLE) throw new FsError('EEXIST', `${m.path} already has chunk ${m.index}`);
+    while (chunks.length < m.index) chunks.push({ handle: HOLE, version: 0 });
+    chunks[m.index] = { handle: m.handle, version: m.version };
+    if (m.handle > this.lastHandle) this.lastHandle = m.handle;
     return attrOf(node);
   }
 

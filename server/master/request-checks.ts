@@ -49,6 +49,12 @@ export function checkAttrChanges(c: AttrChanges): AttrChanges {
   return c;
 }
 
+/** A chunk's position in its file. */
+export function checkChunkIndex(index: number): number {
+  if (!Number.isSafeInteger(index) || index < 0) throw new FsError('EINVAL', `bad chunk index ${index}`);
+  return index;
+}
+
 /** The owner of new inodes: the caller, or root when the request names none. */
 export function ownerOf(caller: Caller__Output | null): { uid: number; gid: number } {
   return { uid: caller?.uid ?? 0, gid: caller?.gid ?? 0 };

@@ -6,13 +6,15 @@ export interface SnapEntry {
   path: string;
   attr: Attr;
   target: string | null;
-  chunks: number | null;
+  /** The chunk list as 'handle:version,...' (files only). */
+  chunks: string | null;
 }
 
 /** Everything observable about a namespace: every path (in readdir order) with its attrs. */
 export interface Snapshot {
   inodeCount: number;
   lastIno: number;
+  lastHandle: number;
   entries: SnapEntry[];
 }
 
@@ -26,20 +28,20 @@ export function snapshot(ns: Namespace): Snapshot {
   const stack: Array<[string, Inode]> = [['/', ns.root]];
   while (stack.length > 0) {
     const [path, node] = stack.pop()!;
-    entries.push({ path, attr: attrOf(node), target: node.target, chunks: node.chunks ? node.chunks.length : null });
+    entries.push({ path, attr: attrOf(node), target: node.target, chunks: node.chunks ? node.chunks.map((c) => `${c.handle}:${c.version}`).join(',') : null });
     if (node.children) {
       const kids = [...node.children];
       for (let i = kids.length - 1; i >= 0; i--) stack.push([join(path, kids[i][0]), kids[i][1]]);
     }
   }
-  return { inodeCount: ns.inodeCount, lastIno: ns.lastIno, entries };
+  return { inodeCount: ns.inodeCount, lastIno: ns.lastIno, lastHandle: ns.lastHandle, entries };
 }
 
 const ATTR_KEYS: ReadonlyArray<keyof Attr> = ['ino', 'mode', 'uid', 'gid', 'nlink', 'size', 'atimeMs', 'mtimeMs', 'ctimeMs'];
 
 /** deepStrictEqual on snapshots, with a fast path (deepStrictEqual is slow on big trees). */
 export function assertSameSnapshot(actual: Snapshot, expected: Snapshot, message?: string): void {
-  let same = actual.inodeCount === expected.inodeCount && actual.lastIno === expected.lastIno &&
+  let same = actual.inodeCount === expected.inodeCount && actual.lastIno === expected.lastIno && actual.lastHandle === expected.lastHandle &&
     actual.entries.length === expected.entries.length;
   for (let i = 0; same && i < actual.entries.length; i++) {
     const a = actual.entries[i];

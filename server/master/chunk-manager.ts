@@ -1,0 +1,115 @@
+import type { ChunkLocation } from '../../generated/chunkfs/master/ChunkLocation';
+import { ChunkClientPool } from '../../client/chunk-client';
+import { FsError } from '../common/fs-error';
+import { logger } from '../common/log';
+import type { ChunkserverRegistry } from './chunkserver-registry';
+import type { Inode } from './inode';
+import type { MasterState } from './master-state';
+import { HOLE } from './namespace';
+import { splitPath } from './paths';
+import { chooseReplicas } from './placement';
+import { checkChunkIndex } from './request-checks';
+
+const log = logger('chunks');
+
+/** Handles reserved per log record: one reservation serves this many allocations. */
+const HANDLE_BATCH = 1000;
+/** Most chunk locations answered per call. */
+const MAX_LOCATIONS = 1000;
+
+export interface ChunkManagerOptions {
+  /** bytes per chunk */
+  chunkSize: number;
+  /** replicas of a new chunk */
+  replication: number;
+}
+
+/**
+ * Files' chunks: allocation (placement, creation on chunkservers, then the log record) and
+ * where replicas are. Replica locations are soft state from heartbeats (ChunkserverRegistry);
+ * what the log keeps is each file's list of chunk handles and versions.
+ */
+export class ChunkManager {
+  /** Handles below this are used; up to ns.lastHandle they are reserved in the log. */
+  private nextHandle: number;
+  /** Allocations in flight, by "path index", so concurrent callers share one. */
+  private readonly pending = new Map<string, Promise<ChunkLocation>>();
+
+  constructor(
+    private readonly state: MasterState,
+    private readonly chunkservers: ChunkserverRegistry,
+    private readonly peers: ChunkClientPool,
+    readonly options: ChunkManagerOptions,
+  ) {
+    // Reserved-but-unused handles of a previous run may exist on chunkservers: skip them all.
+    this.nextHandle = state.ns.lastHandle + 1;
+  }
+
+  /** The chunk at `index` of the file at `path`, created if it does not exist yet. */
+  allocate(path: string, index: number): Promise<ChunkLocation> {
+    const file = this.file(path);
+    checkChunkIndex(index);
+    const existing = file.chunks![index];
+    if (existing && existing.handle !== HOLE) return Promise.resolve(this.location(index, existing.handle, existing.version));
+    const key = `${file.ino} ${index}`;
+    let p = this.pending.get(key);
+    if (!p) {
+      p = this.create(path, index).finally(() => this.pending.delete(key));
+      this.pending.set(key, p);
+    }
+    return p;
+  }
+
+  /** Up to `count` chunks from `first` on (holes included, with handle 0). */
+  locations(path: string, first: number, count: number): ChunkLocation[] {
+    const chunks = this.file(path).chunks!;
+    checkChunkIndex(first);
+    const end = Math.min(chunks.length, first + Math.min(Math.max(count, 1), MAX_LOCATIONS));
+    const out: ChunkLocation[] = [];
+    for (let i = first; i < end; i++) out.push(this.location(i, chunks[i].handle, chunks[i].version));
+    return out;
+  }
+
+  private async create(path: string, index: number): Promise<ChunkLocation> {
+    const targets = chooseReplicas(this.chunkservers.list(), this.options.replication, { minFreeBytes: this.options.chunkSize });
+    if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
+    const handle = await this.takeHandle();
+    const version = 1;
+    const made = await Promise.all(targets.map(async (cs) => {
+      try {
+        await this.peers.get(cs.address).create(handle, version);
+        return cs;
+      } catch (err) {
+        log.warn(`creating chunk ${handle} on ${cs.address} failed: ${(err as Error).message}`);
+        return null;
+      }
+    }));
+    const ok = made.filter((cs) => cs !== null);
+    if (ok.length === 0) throw new FsError('EIO', `chunk ${handle} could not be created on any of ${targets.map((t) => t.address).join(', ')}`);
+    for (const cs of ok) this.chunkservers.noteReplica(cs.id, handle, version);
+    await this.state.commit({ op: 'addChunk', path, index, handle, version });
+    if (ok.length < this.options.replication) log.warn(`chunk ${handle} of ${path} has ${ok.length} of ${this.options.replication} replicas`);
+    return this.location(index, handle, version);
+  }
+
+  /** A fresh handle, reserving a new batch in the log when the reserved range is used up. */
+  private async takeHandle(): Promise<number> {
+    while (this.nextHandle > this.state.ns.lastHandle) {
+      const upTo = this.nextHandle + HANDLE_BATCH - 1;
+      await this.state.commit({ op: 'reserveHandles', upTo });
+    }
+    return this.nextHandle++;
+  }
+
+  private location(index: number, handle: number, version: number): ChunkLocation {
+    const replicas = handle === HOLE ? [] : this.chunkservers.replicasOf(handle, version).live.map((id) => this.chunkservers.addressOf(id));
+    return { index, handle, version, replicas };
+  }
+
+  private file(path: string): Inode {
+    const node = this.state.ns.resolve(splitPath(path));
+    if (node.isDir) throw new FsError('EISDIR', `is a directory: ${path}`);
+    if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${path}`);
+    return node;
+  }
+}
