@@ -2,6 +2,7 @@ import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { adminCommand } from '../client/cli/admin-commands';
 import { benchCommand } from '../client/cli/bench-command';
+import { withDataCommands } from '../client/cli/data-commands';
 import { withFileCommands } from '../client/cli/file-commands';
 import { upCommand } from '../client/cli/up-command';
 import { FsError } from '../server/common/fs-error';
@@ -83,7 +84,7 @@ const withChunkserver = withServers.command({
   },
 });
 
-const cli = withFileCommands(withChunkserver)
+const cli = withDataCommands(withFileCommands(withChunkserver))
   .command(upCommand)
   .command(adminCommand)
   .command(benchCommand)

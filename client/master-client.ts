@@ -160,6 +160,14 @@ export class MasterClient {
     return this.session.call('chunkLocations', { path, firstIndex, count });
   }
 
+  /** A write lease on an existing chunk: replicas primary first, at the version to write with. */
+  async leaseChunk(path: string, index: number): Promise<{ chunk: ChunkLocation; expiresMs: number }> {
+    checkChunkIndex(index);
+    const reply = await this.session.call('leaseChunk', { path, index });
+    if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
+    return { chunk: reply.chunk, expiresMs: reply.expiresMs };
+  }
+
   // ------------------------------------------------------------------ admin
 
   checkpoint(): Promise<CheckpointResult> {

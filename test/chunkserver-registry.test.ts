@@ -53,11 +53,21 @@ describe('chunkserver registry', () => {
   it('counts only replicas at the current version, drops lost ones, flags corrupt ones', () => {
     reg.heartbeat(hb('a', { fullReport: full([[1, 2], [2, 1]]) }));
     reg.heartbeat(hb('b', { fullReport: full([[1, 1]]) })); // stale version of chunk 1
-    assert.deepEqual(reg.replicasOf(1, 2), { live: ['a'], corrupt: false });
+    assert.deepEqual(reg.replicasOf(1, 2), { live: ['a'], corrupt: false, version: 2 });
     reg.heartbeat(hb('a', { lostChunks: [2], corruptChunks: [1] }));
-    assert.deepEqual(reg.replicasOf(1, 2), { live: [], corrupt: true });
-    assert.deepEqual(reg.replicasOf(2, 1), { live: [], corrupt: false });
+    assert.deepEqual(reg.replicasOf(1, 2), { live: [], corrupt: true, version: 2 });
+    assert.deepEqual(reg.replicasOf(2, 1), { live: [], corrupt: false, version: 1 });
     assert.equal(reg.list().find((c) => c.id === 'a')!.chunks, 1);
+  });
+
+  it('takes a newer version than the recorded one as current (a lease grant cut short by a crash)', () => {
+    reg.heartbeat(hb('a', { fullReport: full([[5, 3]]) }));
+    reg.heartbeat(hb('b', { fullReport: full([[5, 4]]) }));
+    reg.heartbeat(hb('c', { fullReport: full([[5, 4]]) }));
+    assert.deepEqual(reg.replicasOf(5, 3), { live: ['b', 'c'], corrupt: false, version: 4 });
+    reg.heartbeat(hb('b', { corruptChunks: [5] }));
+    reg.heartbeat(hb('c', { corruptChunks: [5] }));
+    assert.deepEqual(reg.replicasOf(5, 3), { live: ['a'], corrupt: false, version: 3 }, 'corrupt newer copies do not count');
   });
 
   it('classifies every chunk of every file (hard links once) against the replication factor', () => {

@@ -16,6 +16,24 @@ const log = logger('chunks');
 const HANDLE_BATCH = 1000;
 /** Most chunk locations answered per call. */
 const MAX_LOCATIONS = 1000;
+/** How long a write lease lasts (ms), and how close to its end it is no longer handed out. */
+const LEASE_MS = 60_000;
+const LEASE_MARGIN_MS = 5_000;
+
+/** A chunk and the HOST:PORT of its live replicas at its current version (see ChunkLocation). */
+export interface PlacedChunk extends ChunkLocation {
+  index: number;
+  handle: number;
+  version: number;
+  replicas: string[];
+}
+
+export interface Lease {
+  /** replicas primary first */
+  chunk: PlacedChunk;
+  /** ms since the epoch */
+  expiresMs: number;
+}
 
 export interface ChunkManagerOptions {
   /** bytes per chunk */
@@ -32,8 +50,11 @@ export interface ChunkManagerOptions {
 export class ChunkManager {
   /** Handles below this are used; up to ns.lastHandle they are reserved in the log. */
   private nextHandle: number;
-  /** Allocations in flight, by "path index", so concurrent callers share one. */
-  private readonly pending = new Map<string, Promise<ChunkLocation>>();
+  /** Allocations in flight, by "ino index", so concurrent callers share one. */
+  private readonly pending = new Map<string, Promise<PlacedChunk>>();
+  /** Write leases by chunk handle (not logged: they expire; a new master grants new ones). */
+  private readonly leases = new Map<number, { primary: string; version: number; expiresMs: number }>();
+  private readonly pendingLeases = new Map<string, Promise<Lease>>();
 
   constructor(
     private readonly state: MasterState,
@@ -46,7 +67,7 @@ export class ChunkManager {
   }
 
   /** The chunk at `index` of the file at `path`, created if it does not exist yet. */
-  allocate(path: string, index: number): Promise<ChunkLocation> {
+  allocate(path: string, index: number): Promise<PlacedChunk> {
     const file = this.file(path);
     checkChunkIndex(index);
     const existing = file.chunks![index];
@@ -60,17 +81,67 @@ export class ChunkManager {
     return p;
   }
 
+  /**
+   * A write lease on an existing chunk: the current one while it lasts and its primary lives,
+   * otherwise a new one, which first moves the live replicas to the next version (so replicas
+   * that are down now are stale later) and logs it. Replicas come back primary first.
+   */
+  lease(path: string, index: number): Promise<Lease> {
+    const file = this.file(path);
+    checkChunkIndex(index);
+    const ref = file.chunks![index];
+    if (!ref || ref.handle === HOLE) throw new FsError('ENOENT', `${path} has no chunk ${index}: allocate it first`);
+    const held = this.leases.get(ref.handle);
+    if (held && held.expiresMs > Date.now() + LEASE_MARGIN_MS) {
+      const loc = this.location(index, ref.handle, ref.version);
+      const primary = this.chunkservers.addressOf(held.primary);
+      if (loc.version === held.version && loc.replicas.includes(primary)) {
+        return Promise.resolve({ chunk: { ...loc, replicas: primaryFirst(loc.replicas, primary) }, expiresMs: held.expiresMs });
+      }
+    }
+    const key = `lease ${ref.handle}`;
+    let p = this.pendingLeases.get(key);
+    if (!p) {
+      p = this.grant(path, index, ref.handle, ref.version).finally(() => this.pendingLeases.delete(key));
+      this.pendingLeases.set(key, p);
+    }
+    return p;
+  }
+
+  private async grant(path: string, index: number, handle: number, recorded: number): Promise<Lease> {
+    const { live, version } = this.chunkservers.replicasOf(handle, recorded);
+    if (live.length === 0) throw new FsError('EIO', `chunk ${handle} of ${path} has no live replica`);
+    const next = version + 1;
+    const moved = await Promise.all(live.map(async (id) => {
+      try {
+        await this.peers.get(this.chunkservers.addressOf(id)).setVersion(handle, next);
+        return id;
+      } catch (err) {
+        log.warn(`chunk ${handle}: version ${next} not set on ${this.chunkservers.addressOf(id)}: ${(err as Error).message}`);
+        return null;
+      }
+    }));
+    const ok = moved.filter((id): id is string => id !== null);
+    if (ok.length === 0) throw new FsError('EIO', `chunk ${handle} of ${path}: no replica took version ${next}`);
+    await this.state.commit({ op: 'setChunkVersion', path, index, handle, version: next });
+    for (const id of ok) this.chunkservers.noteReplica(id, handle, next);
+    const expiresMs = Date.now() + LEASE_MS;
+    this.leases.set(handle, { primary: ok[0], version: next, expiresMs });
+    const replicas = ok.map((id) => this.chunkservers.addressOf(id));
+    return { chunk: { index, handle, version: next, replicas }, expiresMs };
+  }
+
   /** Up to `count` chunks from `first` on (holes included, with handle 0). */
-  locations(path: string, first: number, count: number): ChunkLocation[] {
+  locations(path: string, first: number, count: number): PlacedChunk[] {
     const chunks = this.file(path).chunks!;
     checkChunkIndex(first);
     const end = Math.min(chunks.length, first + Math.min(Math.max(count, 1), MAX_LOCATIONS));
-    const out: ChunkLocation[] = [];
+    const out: PlacedChunk[] = [];
     for (let i = first; i < end; i++) out.push(this.location(i, chunks[i].handle, chunks[i].version));
     return out;
   }
 
-  private async create(path: string, index: number): Promise<ChunkLocation> {
+  private async create(path: string, index: number): Promise<PlacedChunk> {
     const targets = chooseReplicas(this.chunkservers.list(), this.options.replication, { minFreeBytes: this.options.chunkSize });
     if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
     const handle = await this.takeHandle();
@@ -101,9 +172,11 @@ export class ChunkManager {
     return this.nextHandle++;
   }
 
-  private location(index: number, handle: number, version: number): ChunkLocation {
-    const replicas = handle === HOLE ? [] : this.chunkservers.replicasOf(handle, version).live.map((id) => this.chunkservers.addressOf(id));
-    return { index, handle, version, replicas };
+  /** Where the chunk's current version lives (a newer version than logged counts: see replicasOf). */
+  private location(index: number, handle: number, recorded: number): PlacedChunk {
+    if (handle === HOLE) return { index, handle, version: 0, replicas: [] };
+    const { live, version } = this.chunkservers.replicasOf(handle, recorded);
+    return { index, handle, version, replicas: live.map((id) => this.chunkservers.addressOf(id)) };
   }
 
   private file(path: string): Inode {
@@ -112,4 +185,8 @@ export class ChunkManager {
     if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${path}`);
     return node;
   }
+}
+
+function primaryFirst(replicas: string[], primary: string): string[] {
+  return [primary, ...replicas.filter((r) => r !== primary)];
 }

@@ -127,8 +127,18 @@ export class ChunkserverRegistry {
     return { capacityBytes, freeBytes };
   }
 
-  /** Live, uncorrupted replicas of a chunk at exactly `version`, and whether any is corrupt. */
-  replicasOf(handle: number, version: number): { live: string[]; corrupt: boolean } {
+  /**
+   * The live, uncorrupted replicas of a chunk at its current version. A replica older than
+   * `recorded` (the log's version) missed a write and is stale. One newer than `recorded` means
+   * the master bumped the replicas' version for a lease and died before logging it; as in GFS,
+   * the newest version present is then taken as current.
+   */
+  replicasOf(handle: number, recorded: number): { live: string[]; corrupt: boolean; version: number } {
+    let version = recorded;
+    for (const cs of this.servers.values()) {
+      const v = cs.replicas?.get(handle);
+      if (v !== undefined && v > version && cs.alive && !cs.corrupt.has(handle)) version = v;
+    }
     const live: string[] = [];
     let corrupt = false;
     for (const cs of this.servers.values()) {
@@ -136,8 +146,9 @@ export class ChunkserverRegistry {
       if (cs.corrupt.has(handle)) corrupt = true;
       else if (cs.alive) live.push(cs.id);
     }
-    return { live, corrupt };
+    return { live, corrupt, version };
   }
+
 
   stop(): void {
     clearInterval(this.sweeper);

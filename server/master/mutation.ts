@@ -87,6 +87,15 @@ export interface ReserveHandlesMutation {
   upTo: number;
 }
 
+/** A chunk's new version, given when a write lease is granted. */
+export interface SetChunkVersionMutation {
+  op: 'setChunkVersion';
+  path: string;
+  index: number;
+  handle: number;
+  version: number;
+}
+
 export type Mutation =
   | MkdirMutation
   | CreateMutation
@@ -97,6 +106,7 @@ export type Mutation =
   | RenameMutation
   | SetattrMutation
   | AddChunkMutation
-  | ReserveHandlesMutation;
+  | ReserveHandlesMutation
+  | SetChunkVersionMutation;
 
 export type MutationOp = Mutation['op'];

@@ -14,6 +14,7 @@ import {
 } from './inode';
 import type {
   AddChunkMutation,
+  SetChunkVersionMutation,
   CreateMutation,
   LinkMutation,
   MkdirMutation,
@@ -120,6 +121,8 @@ export class Namespace {
         return this.setattr(m);
       case 'addChunk':
         return this.addChunk(m);
+      case 'setChunkVersion':
+        return this.setChunkVersion(m);
       case 'reserveHandles':
         if (!Number.isSafeInteger(m.upTo) || m.upTo < 0) throw new FsError('EINVAL', `bad handle reservation ${m.upTo}`);
         this.lastHandle = Math.max(this.lastHandle, m.upTo);
@@ -284,6 +287,17 @@ export class Namespace {
     while (chunks.length < m.index) chunks.push({ handle: HOLE, version: 0 });
     chunks[m.index] = { handle: m.handle, version: m.version };
     if (m.handle > this.lastHandle) this.lastHandle = m.handle;
+    return attrOf(node);
+  }
+
+  private setChunkVersion(m: SetChunkVersionMutation): Attr {
+    const node = this.resolve(splitPath(m.path));
+    const chunk = node.chunks?.[m.index];
+    if (!chunk || chunk.handle !== m.handle) throw new FsError('ESTALE', `${m.path} has no chunk ${m.handle} at index ${m.index}`);
+    if (!Number.isSafeInteger(m.version) || m.version <= chunk.version) {
+      throw new FsError('EINVAL', `chunk ${m.handle}: version ${m.version} is not above ${chunk.version}`);
+    }
+    chunk.version = m.version;
     return attrOf(node);
   }
 
