@@ -6,17 +6,29 @@ import type { MasterClient } from './master-client';
 /** Attempts per piece: a failed replica or a stale lease is retried with a fresh lease. */
 const ATTEMPTS = 4;
 const RETRY_PAUSE_MS = 500;
+/** A lease this close to its end (ms) is renewed before use. */
+const LEASE_MARGIN_MS = 10_000;
+
+interface HeldLease {
+  handle: number;
+  version: number;
+  /** primary first */
+  replicas: string[];
+  expiresMs: number;
+}
 
 /**
  * Writes file data: for each chunk the write touches, the chunk is allocated if missing, a
  * write lease names the primary and the version, and the piece goes to the primary with the
  * other replicas as its chain (the primary orders writes; the call returns when every replica
- * has the piece durably). Afterwards the file size is extended on the master. A write that
- * fails midway leaves the replicas that took it at a version the others lack, so the next
- * lease (which bumps the version on the live ones) makes the missing ones stale.
+ * has the piece durably). Leases are kept for the writer's life (one version bump per chunk, not
+ * per write) and released by close(), so the master may re-replicate the chunks again. A write
+ * that fails midway is retried under a new lease, whose version bump makes replicas that missed
+ * it stale.
  */
 export class FileWriter {
   private chunkSize = 0;
+  private readonly leases = new Map<string, HeldLease>();
 
   constructor(
     private readonly master: MasterClient,
@@ -41,22 +53,43 @@ export class FileWriter {
     if (end > size) await this.master.setattr(path, { size: end });
   }
 
+  /** Releases every lease this writer holds (best effort: unreleased leases simply expire). */
+  async close(): Promise<void> {
+    const held = [...this.leases];
+    this.leases.clear();
+    await Promise.all(held.map(([key, lease]) => {
+      const [path, index] = splitKey(key);
+      return this.master.releaseLease(path, index, lease.version).catch(() => undefined);
+    }));
+  }
+
   private async writePiece(path: string, index: number, offset: number, piece: Buffer): Promise<void> {
+    const key = `${index} ${path}`;
     let last: Error | null = null;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * attempt));
-      await this.master.allocateChunk(path, index);
-      const { chunk } = await this.master.leaseChunk(path, index);
-      const [primary, ...chain] = chunk.replicas;
+      const lease = await this.lease(path, index, key);
+      const [primary, ...chain] = lease.replicas;
       if (!primary) throw new FsError('EIO', `chunk ${index} of ${path} has no live replica`);
       try {
-        await this.peers.get(primary).write(chunk.handle, chunk.version, offset, piece, chain);
+        await this.peers.get(primary).write(lease.handle, lease.version, offset, piece, chain);
         return;
       } catch (err) {
-        last = err as Error; // a replica down or a lease overtaken: lease again, which bumps the version
+        last = err as Error; // a replica down or the lease overtaken: lease again, which bumps the version
+        this.leases.delete(key);
       }
     }
     throw new FsError('EIO', `writing chunk ${index} of ${path} failed ${ATTEMPTS} times: ${last?.message}`);
+  }
+
+  private async lease(path: string, index: number, key: string): Promise<HeldLease> {
+    const held = this.leases.get(key);
+    if (held && held.expiresMs - Date.now() > LEASE_MARGIN_MS) return held;
+    await this.master.allocateChunk(path, index);
+    const { chunk, expiresMs } = await this.master.leaseChunk(path, index);
+    const lease = { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs };
+    this.leases.set(key, lease);
+    return lease;
   }
 
   /** The cluster's chunk size, learnt once from the master. */
@@ -64,4 +97,9 @@ export class FileWriter {
     if (this.chunkSize === 0) this.chunkSize = (await this.master.chunkLocations(path, 0, 1)).chunkSize;
     return this.chunkSize;
   }
+}
+
+function splitKey(key: string): [string, number] {
+  const space = key.indexOf(' ');
+  return [key.slice(space + 1), Number(key.slice(0, space))];
 }

@@ -168,6 +168,12 @@ export class MasterClient {
     return { chunk: reply.chunk, expiresMs: reply.expiresMs };
   }
 
+  /** Ends a write lease taken with leaseChunk (at that lease's chunk version). */
+  async releaseLease(path: string, index: number, version: number): Promise<void> {
+    checkChunkIndex(index);
+    await this.session.call('releaseLease', { path, index, version });
+  }
+
   // ------------------------------------------------------------------ admin
 
   checkpoint(): Promise<CheckpointResult> {

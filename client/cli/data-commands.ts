@@ -48,6 +48,7 @@ const putCommand: CommandModule<object, MasterArg & { local: string; remote: str
       }
     } finally {
       fs.closeSync(fd);
+      await writer.close();
       bar.done();
     }
   })),

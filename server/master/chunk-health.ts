@@ -1,5 +1,4 @@
 import type { ChunkserverRegistry } from './chunkserver-registry';
-import type { Inode } from './inode';
 import { HOLE, Namespace } from './namespace';
 
 export interface ChunkHealthCounts {
@@ -19,17 +18,8 @@ export interface ChunkHealthCounts {
  */
 export function chunkHealth(ns: Namespace, chunkservers: ChunkserverRegistry, replication: number): ChunkHealthCounts {
   const counts: ChunkHealthCounts = { total: 0, underReplicated: 0, overReplicated: 0, corrupt: 0, missing: 0 };
-  const seen = new Set<Inode>(); // hard links: count a file's chunks once
-  const stack: Inode[] = [ns.root];
-  while (stack.length > 0) {
-    const n = stack.pop()!;
-    if (n.children) {
-      for (const child of n.children.values()) stack.push(child);
-      continue;
-    }
-    if (!n.chunks || seen.has(n)) continue;
-    seen.add(n);
-    for (const c of n.chunks) {
+  for (const file of ns.regularFiles()) {
+    for (const c of file.chunks!) {
       if (c.handle === HOLE) continue;
       counts.total++;
       const { live, corrupt } = chunkservers.replicasOf(c.handle, c.version);

@@ -2,7 +2,7 @@ import type { ChunkLocation } from '../../generated/chunkfs/master/ChunkLocation
 import { ChunkClientPool } from '../../client/chunk-client';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
-import type { ChunkserverRegistry } from './chunkserver-registry';
+import type { ChunkserverRegistry, ChunkserverView } from './chunkserver-registry';
 import type { Inode } from './inode';
 import type { MasterState } from './master-state';
 import { HOLE } from './namespace';
@@ -55,6 +55,7 @@ export class ChunkManager {
   /** Write leases by chunk handle (not logged: they expire; a new master grants new ones). */
   private readonly leases = new Map<number, { primary: string; version: number; expiresMs: number }>();
   private readonly pendingLeases = new Map<string, Promise<Lease>>();
+  private readonly creating = new Set<number>();
 
   constructor(
     private readonly state: MasterState,
@@ -131,6 +132,25 @@ export class ChunkManager {
     return { chunk: { index, handle, version: next, replicas }, expiresMs };
   }
 
+  /** Ends the write lease on a chunk (its writer is done); a release of an older lease is ignored. */
+  release(path: string, index: number, version: number): void {
+    const ref = this.file(path).chunks![checkChunkIndex(index)];
+    if (!ref || ref.handle === HOLE) return;
+    if (this.leases.get(ref.handle)?.version === version) this.leases.delete(ref.handle);
+  }
+
+  /** A write lease is outstanding: copying the chunk now could miss a write. */
+  isLeased(handle: number): boolean {
+    if (this.pendingLeases.has(`lease ${handle}`)) return true; // replicas are changing version now
+    const held = this.leases.get(handle);
+    return held !== undefined && held.expiresMs > Date.now();
+  }
+
+  /** Handles being allocated: their replicas exist before the log names them. */
+  isBeingCreated(handle: number): boolean {
+    return this.creating.has(handle);
+  }
+
   /** Up to `count` chunks from `first` on (holes included, with handle 0). */
   locations(path: string, first: number, count: number): PlacedChunk[] {
     const chunks = this.file(path).chunks!;
@@ -145,6 +165,15 @@ export class ChunkManager {
     const targets = chooseReplicas(this.chunkservers.list(), this.options.replication, { minFreeBytes: this.options.chunkSize });
     if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
     const handle = await this.takeHandle();
+    this.creating.add(handle);
+    try {
+      return await this.createReplicas(path, index, handle, targets);
+    } finally {
+      this.creating.delete(handle);
+    }
+  }
+
+  private async createReplicas(path: string, index: number, handle: number, targets: ChunkserverView[]): Promise<PlacedChunk> {
     const version = 1;
     const made = await Promise.all(targets.map(async (cs) => {
       try {

@@ -110,6 +110,28 @@ export class ChunkserverRegistry {
     this.servers.get(id)?.replicas?.set(handle, version);
   }
 
+  /** The master had this replica deleted. */
+  forgetReplica(id: string, handle: number): void {
+    const cs = this.servers.get(id);
+    cs?.replicas?.delete(handle);
+    cs?.corrupt.delete(handle);
+  }
+
+  /** Every replica a live chunkserver reported: (chunkserver id, handle, version). */
+  *liveReplicas(): Generator<[string, number, number]> {
+    for (const cs of this.servers.values()) {
+      if (!cs.alive || !cs.replicas) continue;
+      for (const [handle, version] of cs.replicas) yield [cs.id, handle, version];
+    }
+  }
+
+  /** Chunkservers holding any copy of the chunk (any version, dead or alive): not new targets. */
+  holdersOf(handle: number): Set<string> {
+    const ids = new Set<string>();
+    for (const cs of this.servers.values()) if (cs.replicas?.has(handle)) ids.add(cs.id);
+    return ids;
+  }
+
   /** HOST:PORT of a chunkserver ('' if unknown). */
   addressOf(id: string): string {
     return this.servers.get(id)?.address ?? '';

@@ -56,6 +56,10 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
     allocateChunk: async (req) => ({ chunk: await chunks.allocate(req.path, req.index), chunkSize }),
     chunkLocations: (req) => ({ chunks: chunks.locations(req.path, req.firstIndex, req.count), chunkSize }),
     leaseChunk: (req) => chunks.lease(req.path, req.index),
+    releaseLease: (req) => {
+      chunks.release(req.path, req.index, req.version);
+      return {};
+    },
   };
 }
 

@@ -2,6 +2,7 @@ import { exitOnSignals } from '../common/shutdown';
 import { ChunkClientPool } from '../../client/chunk-client';
 import { ChunkManager } from './chunk-manager';
 import { ChunkserverRegistry } from './chunkserver-registry';
+import { ReplicationMonitor } from './replication-monitor';
 import { DurableMasterState } from './durable-master-state';
 import { startMasterRpc } from './master-rpc';
 import { openMetaStore } from './meta-store';
@@ -28,7 +29,7 @@ const EXIT_LOG_LOST = 70;
 /**
  * The master's composition root. Start-up order: metadata store (locks, recovery, log
  * writer, checkpointer) -> chunkserver registry (empty: soft state) -> chunk manager (with its
- * clients to chunkservers) -> RPC server -> the
+ * clients to chunkservers) -> replication monitor -> RPC server -> the
  * `listening` line. Shut-down in reverse.
  */
 export async function runMaster(options: MasterOptions): Promise<void> {
@@ -38,17 +39,27 @@ export async function runMaster(options: MasterOptions): Promise<void> {
     () => process.exit(EXIT_LOG_LOST),
   );
   const state = new DurableMasterState(store);
-  const chunkservers = new ChunkserverRegistry((options.deadTimeoutSec ?? 5) * 1000);
+  const deadTimeoutMs = (options.deadTimeoutSec ?? 5) * 1000;
+  const chunkservers = new ChunkserverRegistry(deadTimeoutMs);
   const peers = new ChunkClientPool();
   const chunks = new ChunkManager(state, chunkservers, peers, {
     chunkSize: options.chunkSize ?? 64 * 1024 * 1024,
     replication: options.replication ?? 3,
+  });
+  const monitor = new ReplicationMonitor(state.ns, chunkservers, chunks, peers, {
+    replication: chunks.options.replication,
+    chunkSize: chunks.options.chunkSize,
+    intervalMs: 1000,
+    maxCopies: 8,
+    maxCopiesPerServer: 2,
+    startAfterMs: deadTimeoutMs,
   });
   const rpc = await startMasterRpc({ state, chunkservers, chunks }, options.listen);
   console.log(`listening ${rpc.address}`);
 
   exitOnSignals(async () => {
     await rpc.stop();
+    monitor.stop();
     peers.closeAll();
     chunkservers.stop();
     await store.close();

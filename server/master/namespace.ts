@@ -98,6 +98,21 @@ export class Namespace {
     return { entries, cookie: '' };
   }
 
+  /** Every regular file once (hard links share one inode), without recursion. */
+  *regularFiles(): Generator<Inode> {
+    const seen = new Set<Inode>();
+    const stack: Inode[] = [this.root];
+    while (stack.length > 0) {
+      const n = stack.pop()!;
+      if (n.children) {
+        for (const child of n.children.values()) stack.push(child);
+      } else if (n.isFile && !seen.has(n)) {
+        seen.add(n);
+        yield n;
+      }
+    }
+  }
+
   // ------------------------------------------------------------------ mutations
 
   /** Validates and applies one mutation; returns the affected inode's attributes, if any. */

@@ -1,0 +1,159 @@
+import type { ChunkClientPool } from '../../client/chunk-client';
+import { logger } from '../common/log';
+import type { ChunkManager } from './chunk-manager';
+import type { ChunkserverRegistry } from './chunkserver-registry';
+import { HOLE, type Namespace } from './namespace';
+import { chooseReplicas } from './placement';
+
+const log = logger('replication');
+
+export interface ReplicationOptions {
+  /** replicas each chunk should have */
+  replication: number;
+  /** bytes per chunk: a copy target needs this much free */
+  chunkSize: number;
+  /** how often the whole picture is checked (ms) */
+  intervalMs: number;
+  /** copies in flight at once, in all */
+  maxCopies: number;
+  /** copies in flight at once with one chunkserver as source or target */
+  maxCopiesPerServer: number;
+  /**
+   * Nothing is done for this long after start (ms): until every live chunkserver has sent its
+   * full report, chunks would look under-replicated (HDFS's safe mode, in short).
+   */
+  startAfterMs: number;
+}
+
+interface Need {
+  handle: number;
+  version: number;
+  live: string[];
+}
+
+/**
+ * Keeps every chunk at its replication factor, like HDFS's replication monitor: each pass
+ * walks the files' chunks against the replicas the chunkservers report and
+ *  - copies under-replicated chunks to new chunkservers, most endangered first (one live
+ *    replica before two), with bounded copies in flight (in all and per chunkserver), never
+ *    while a write lease is out (a copy could miss a write);
+ *  - deletes replicas beyond the factor (from the fullest chunkservers), stale replicas (an
+ *    older version: they missed writes) and orphans (no file refers to them any more).
+ * Commands go to chunkservers as direct RPCs.
+ */
+export class ReplicationMonitor {
+  private readonly timer: NodeJS.Timeout;
+  private readonly copying = new Map<number, Promise<void>>();
+  /** chunkserver id -> copies it takes part in now */
+  private readonly busy = new Map<string, number>();
+  private passing = false;
+  private readonly startAt = Date.now();
+
+  constructor(
+    private readonly ns: Namespace,
+    private readonly chunkservers: ChunkserverRegistry,
+    private readonly chunks: ChunkManager,
+    private readonly peers: ChunkClientPool,
+    private readonly opts: ReplicationOptions,
+  ) {
+    this.timer = setInterval(() => void this.pass(), opts.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  /** One look at every chunk; returns once the commands it started are sent (copies go on). */
+  async pass(): Promise<void> {
+    if (this.passing || Date.now() < this.startAt + this.opts.startAfterMs) return;
+    this.passing = true;
+    try {
+      const { needs, referenced } = this.survey();
+      await this.removeUnwanted(referenced);
+      needs.sort((a, b) => a.live.length - b.live.length);
+      for (const need of needs) {
+        if (this.copying.size >= this.opts.maxCopies) break;
+        this.startCopy(need);
+      }
+    } catch (err) {
+      log.error(`replication pass failed: ${(err as Error).message}`);
+    } finally {
+      this.passing = false;
+    }
+  }
+
+  /** Under-replicated chunks, and every handle a file refers to (at its current version). */
+  private survey(): { needs: Need[]; referenced: Map<number, number> } {
+    const needs: Need[] = [];
+    const referenced = new Map<number, number>();
+    for (const file of this.ns.regularFiles()) {
+      for (const c of file.chunks!) {
+        if (c.handle === HOLE) continue;
+        const { live, version } = this.chunkservers.replicasOf(c.handle, c.version);
+        referenced.set(c.handle, version);
+        if (live.length > 0 && live.length < this.opts.replication) needs.push({ handle: c.handle, version, live });
+      }
+    }
+    return { needs, referenced };
+  }
+
+  /** Stale, orphan and surplus replicas go; a chunk being created or copied is left alone. */
+  private async removeUnwanted(referenced: Map<number, number>): Promise<void> {
+    const current = new Map<number, string[]>();
+    const doomed: Array<[string, number, string]> = [];
+    for (const [id, handle, version] of this.chunkservers.liveReplicas()) {
+      if (this.chunks.isBeingCreated(handle) || this.copying.has(handle)) continue;
+      const wanted = referenced.get(handle);
+      if (wanted === undefined) doomed.push([id, handle, 'orphan']);
+      else if (version < wanted) doomed.push([id, handle, `stale (version ${version} < ${wanted})`]);
+      else if (version === wanted) current.set(handle, [...(current.get(handle) ?? []), id]);
+    }
+    for (const [handle, holders] of current) {
+      if (holders.length <= this.opts.replication || this.chunks.isLeased(handle)) continue;
+      const fullestFirst = this.chunkservers.list()
+        .filter((cs) => holders.includes(cs.id))
+        .sort((a, b) => b.usedBytes / Math.max(b.capacityBytes, 1) - a.usedBytes / Math.max(a.capacityBytes, 1));
+      for (const cs of fullestFirst.slice(0, holders.length - this.opts.replication)) doomed.push([cs.id, handle, 'surplus']);
+    }
+    await Promise.all(doomed.map(async ([id, handle, why]) => {
+      const address = this.chunkservers.addressOf(id);
+      try {
+        await this.peers.get(address).delete(handle);
+        this.chunkservers.forgetReplica(id, handle);
+        log.info(`deleted ${why} replica of chunk ${handle} on ${address}`);
+      } catch (err) {
+        log.warn(`deleting chunk ${handle} on ${address} failed: ${(err as Error).message}`);
+      }
+    }));
+  }
+
+  private startCopy(need: Need): void {
+    if (this.copying.has(need.handle) || this.chunks.isLeased(need.handle)) return;
+    const idle = (id: string) => (this.busy.get(id) ?? 0) < this.opts.maxCopiesPerServer;
+    const source = need.live.find(idle);
+    if (!source) return;
+    const candidates = this.chunkservers.list().filter((cs) => idle(cs.id));
+    const exclude = this.chunkservers.holdersOf(need.handle);
+    const [target] = chooseReplicas(candidates, 1, { exclude, minFreeBytes: this.opts.chunkSize });
+    if (!target) return;
+    const copy = this.copy(need, source, target.id).finally(() => {
+      this.copying.delete(need.handle);
+      for (const id of [source, target.id]) this.busy.set(id, (this.busy.get(id) ?? 1) - 1);
+    });
+    for (const id of [source, target.id]) this.busy.set(id, (this.busy.get(id) ?? 0) + 1);
+    this.copying.set(need.handle, copy);
+  }
+
+  private async copy(need: Need, source: string, target: string): Promise<void> {
+    const from = this.chunkservers.addressOf(source);
+    const to = this.chunkservers.addressOf(target);
+    try {
+      const bytes = await this.peers.get(to).copy(need.handle, need.version, from);
+      this.chunkservers.noteReplica(target, need.handle, need.version);
+      log.info(`chunk ${need.handle} copied from ${from} to ${to} (${bytes} bytes; had ${need.live.length} live replicas)`);
+    } catch (err) {
+      log.warn(`copying chunk ${need.handle} from ${from} to ${to} failed: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,96 @@
+import { strict as assert } from 'assert';
+import { createHash, randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ChunkClientPool } from '../client/chunk-client';
+import { FileReader } from '../client/file-reader';
+import { FileWriter } from '../client/file-writer';
+import { ClusterReport, MasterClient } from '../client/master-client';
+import { ServerProcess, startChunkserver, startMaster } from './helpers/server-process';
+
+const MiB = 1 << 20;
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/**
+ * Self-healing with real processes: a chunkserver killed with SIGKILL -> after the dead timeout
+ * every chunk is back at three live replicas on the others, data intact; the chunkserver
+ * restarted later -> its stale replicas (versions that missed writes) and surplus ones go.
+ */
+describe('re-replication after a chunkserver dies', function () {
+  this.timeout(120_000);
+  let root: string;
+  let master: ServerProcess;
+  let client: MasterClient;
+  const chunkservers: ServerProcess[] = [];
+  const peers = new ChunkClientPool();
+
+  before(async () => {
+    root = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-rerep-'));
+    master = await startMaster([path.join(root, 'meta')], ['--chunk-size', String(MiB), '--dead-timeout', '1.5']);
+    for (let n = 0; n < 4; n++) chunkservers.push(await startCs(n));
+    client = new MasterClient(master.address);
+    await until((r) => r.chunkservers.filter((c) => c.alive).length === 4, 'four chunkservers alive');
+  });
+  after(async () => {
+    client.close();
+    peers.closeAll();
+    for (const p of [master, ...chunkservers]) {
+      p.kill('SIGKILL');
+      await p.stopped;
+    }
+    fs.rmSync(root, { recursive: true, force: true });
+  });
+
+  const startCs = (n: number) => startChunkserver([path.join(root, `cs${n}`)], [master.address], ['--heartbeat-interval', '0.2']);
+  async function until(ok: (r: ClusterReport) => boolean, what: string): Promise<ClusterReport> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const r = await client.report();
+      if (ok(r)) return r;
+      if (Date.now() > deadline) assert.fail(`${what} did not happen: ${JSON.stringify(r)}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  }
+  const healthy = (r: ClusterReport) => r.chunks!.total > 0 && r.chunks!.underReplicated + r.chunks!.overReplicated + r.chunks!.missing === 0;
+  const readAll = async (p: string) => {
+    const parts: Buffer[] = [];
+    for await (const piece of new FileReader(client, peers).pieces(p)) parts.push(piece);
+    return Buffer.concat(parts);
+  };
+
+  it('copies every chunk of a dead chunkserver to the others, then cleans up when it returns', async () => {
+    const writer = new FileWriter(client, peers);
+    let data = randomBytes(6 * MiB + 100);
+    await client.create('/big', 0o644, true);
+    await writer.write('/big', 0, data);
+    await writer.close();
+    await until(healthy, 'seven chunks at three replicas');
+
+    // The chunkserver holding the most replicas dies.
+    const r0 = await client.report();
+    const fullest = r0.chunkservers.reduce((a, b) => (b.chunks > a.chunks ? b : a));
+    const victim = chunkservers.findIndex((c) => c.address === fullest.address);
+    chunkservers[victim].kill('SIGKILL');
+    await chunkservers[victim].stopped;
+    const r1 = await until((r) => !r.chunkservers.find((c) => c.id === fullest.id)!.alive && healthy(r),
+      'all chunks back at three live replicas');
+    assert.equal(r1.chunkservers.filter((c) => c.alive).reduce((n, c) => n + c.chunks, 0), 3 * r1.chunks!.total);
+    assert.equal(sha(await readAll('/big')), sha(data), 'data intact after re-replication');
+
+    // A write while it is down: its replicas of that chunk are now stale by version.
+    const patch = randomBytes(1000);
+    await writer.write('/big', 10, patch);
+    await writer.close();
+    data = Buffer.concat([data.subarray(0, 10), patch, data.subarray(10 + patch.length)]);
+
+    chunkservers[victim] = await startCs(victim);
+    const r2 = await until((r) => {
+      const back = r.chunkservers.find((c) => c.id === fullest.id)!;
+      const total = r.chunkservers.filter((c) => c.alive).reduce((n, c) => n + c.chunks, 0);
+      return back.alive && healthy(r) && total === 3 * r.chunks!.total;
+    }, 'stale and surplus replicas removed after the chunkserver returned');
+    assert.equal(r2.chunks!.corrupt, 0);
+    assert.equal(sha(await readAll('/big')), sha(data), 'data intact, the patch included');
+  });
+});
