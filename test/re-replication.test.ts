@@ -7,6 +7,8 @@ import { ChunkClientPool } from '../client/chunk-client';
 import { FileReader } from '../client/file-reader';
 import { FileWriter } from '../client/file-writer';
 import { ClusterReport, MasterClient } from '../client/master-client';
+import { fanOutName } from '../server/chunkserver/chunk-file';
+import { flipByte } from './helpers/corrupt';
 import { ServerProcess, startChunkserver, startMaster } from './helpers/server-process';
 
 const MiB = 1 << 20;
@@ -17,7 +19,7 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
  * every chunk is back at three live replicas on the others, data intact; the chunkserver
  * restarted later -> its stale replicas (versions that missed writes) and surplus ones go.
  */
-describe('re-replication after a chunkserver dies', function () {
+describe('self-healing: dead chunkservers and corrupt replicas', function () {
   this.timeout(120_000);
   let root: string;
   let master: ServerProcess;
@@ -58,6 +60,29 @@ describe('re-replication after a chunkserver dies', function () {
     for await (const piece of new FileReader(client, peers).pieces(p)) parts.push(piece);
     return Buffer.concat(parts);
   };
+
+  it('reads around a corrupt replica, and replaces it with a good copy', async () => {
+    const writer = new FileWriter(client, peers);
+    const data = randomBytes(2 * MiB);
+    await client.create('/rot', 0o644, true);
+    await writer.write('/rot', 0, data);
+    await writer.close();
+    await until(healthy, 'chunks at three replicas');
+    const [chunk] = (await client.chunkLocations('/rot', 0, 1)).chunks;
+    const bad = chunk.replicas[0];
+    const n = chunkservers.findIndex((c) => c.address === bad);
+    const file = path.join(root, `cs${n}`, 'chunks', fanOutName(chunk.handle), `${chunk.handle}.data`);
+    flipByte(file, 1000);
+    // The first replica listed is the rotten one: the read moves on to the next.
+    assert.equal(sha(await readAll('/rot')), sha(data));
+    await until((r) => {
+      const holders = r.chunkservers.filter((c) => c.alive).reduce((k, c) => k + c.chunks, 0);
+      return r.chunks!.corrupt === 0 && healthy(r) && holders === 3 * r.chunks!.total;
+    }, 'the corrupt replica replaced and deleted');
+    const now = (await client.chunkLocations('/rot', 0, 1)).chunks[0];
+    assert.equal(now.replicas.length, 3);
+    for (const r of now.replicas) assert.ok((await peers.get(r).read(chunk.handle, now.version, 0, MiB)).equals(data.subarray(0, MiB)), `${r} is good`);
+  });
 
   it('copies every chunk of a dead chunkserver to the others, then cleans up when it returns', async () => {
     const writer = new FileWriter(client, peers);

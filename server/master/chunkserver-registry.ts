@@ -117,11 +117,11 @@ export class ChunkserverRegistry {
     cs?.corrupt.delete(handle);
   }
 
-  /** Every replica a live chunkserver reported: (chunkserver id, handle, version). */
-  *liveReplicas(): Generator<[string, number, number]> {
+  /** Every replica a live chunkserver reported: (chunkserver id, handle, version, corrupt). */
+  *liveReplicas(): Generator<[string, number, number, boolean]> {
     for (const cs of this.servers.values()) {
       if (!cs.alive || !cs.replicas) continue;
-      for (const [handle, version] of cs.replicas) yield [cs.id, handle, version];
+      for (const [handle, version] of cs.replicas) yield [cs.id, handle, version, cs.corrupt.has(handle)];
     }
   }
 

@@ -38,7 +38,8 @@ interface Need {
  *    replica before two), with bounded copies in flight (in all and per chunkserver), never
  *    while a write lease is out (a copy could miss a write);
  *  - deletes replicas beyond the factor (from the fullest chunkservers), stale replicas (an
- *    older version: they missed writes) and orphans (no file refers to them any more).
+ *    older version: they missed writes), orphans (no file refers to them any more) and
+ *    corrupt replicas once the chunk has its good replicas again.
  * Commands go to chunkservers as direct RPCs.
  */
 export class ReplicationMonitor {
@@ -101,13 +102,19 @@ export class ReplicationMonitor {
   /** Stale, orphan and surplus replicas go; a chunk being created or copied is left alone. */
   private async removeUnwanted(referenced: Map<number, number>): Promise<void> {
     const current = new Map<number, string[]>();
+    const corrupt: Array<[string, number]> = [];
     const doomed: Array<[string, number, string]> = [];
-    for (const [id, handle, version] of this.chunkservers.liveReplicas()) {
+    for (const [id, handle, version, isCorrupt] of this.chunkservers.liveReplicas()) {
       if (this.chunks.isBeingCreated(handle) || this.copying.has(handle)) continue;
       const wanted = referenced.get(handle);
       if (wanted === undefined) doomed.push([id, handle, 'orphan']);
       else if (version < wanted) doomed.push([id, handle, `stale (version ${version} < ${wanted})`]);
+      else if (isCorrupt) corrupt.push([id, handle]);
       else if (version === wanted) current.set(handle, [...(current.get(handle) ?? []), id]);
+    }
+    // A corrupt replica goes once enough good ones exist (until then it is all some data has).
+    for (const [id, handle] of corrupt) {
+      if ((current.get(handle)?.length ?? 0) >= this.opts.replication) doomed.push([id, handle, 'corrupt']);
     }
     for (const [handle, holders] of current) {
       if (holders.length <= this.opts.replication || this.chunks.isLeased(handle)) continue;
