@@ -53,17 +53,59 @@ export class FileWriter {
     if (end > size) await this.master.setattr(path, { size: end });
   }
 
+  /**
+   * truncate(2): a shrink first cuts the replicas of the chunk the new end falls in (under a
+   * lease, through the chain, so it is ordered with writes), then sets the size, which drops
+   * the chunks wholly past it; so a later grow reads zeros, never the old bytes. A grow only
+   * sets the size: holes and unwritten parts of chunks read as zeros.
+   */
+  async truncate(path: string, size: number): Promise<void> {
+    if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
+    const { size: old } = await this.master.getattr(path);
+    if (size < old) {
+      const chunkSize = await this.chunkSizeOf(path);
+      const index = Math.floor(size / chunkSize);
+      const inChunk = size - index * chunkSize;
+      const [chunk] = (await this.master.chunkLocations(path, index, 1)).chunks;
+      if (inChunk > 0 && chunk && chunk.index === index && chunk.handle !== 0) {
+        await this.withLease(path, index, (lease, primary, chain) =>
+          this.peers.get(primary).truncate(lease.handle, lease.version, inChunk, chain));
+      }
+    }
+    await this.master.setattr(path, { size });
+    // Chunks wholly past the end are gone: leases on them must not be used for new writes.
+    const chunkSize = await this.chunkSizeOf(path);
+    await this.release(([key]) => {
+      const [p, index] = splitKey(key);
+      return p === path && index >= Math.ceil(size / chunkSize);
+    });
+  }
+
   /** Releases every lease this writer holds (best effort: unreleased leases simply expire). */
-  async close(): Promise<void> {
-    const held = [...this.leases];
-    this.leases.clear();
+  close(): Promise<void> {
+    return this.release(() => true);
+  }
+
+  private async release(which: (entry: [string, HeldLease]) => boolean): Promise<void> {
+    const held = [...this.leases].filter(which);
+    for (const [key] of held) this.leases.delete(key);
     await Promise.all(held.map(([key, lease]) => {
       const [path, index] = splitKey(key);
       return this.master.releaseLease(path, index, lease.version).catch(() => undefined);
     }));
   }
 
-  private async writePiece(path: string, index: number, offset: number, piece: Buffer): Promise<void> {
+  private writePiece(path: string, index: number, offset: number, piece: Buffer): Promise<void> {
+    return this.withLease(path, index, (lease, primary, chain) =>
+      this.peers.get(primary).write(lease.handle, lease.version, offset, piece, chain));
+  }
+
+  /** Runs a chunk mutation under a lease, retrying under a fresh lease when it fails. */
+  private async withLease(
+    path: string,
+    index: number,
+    mutate: (lease: HeldLease, primary: string, chain: string[]) => Promise<void>,
+  ): Promise<void> {
     const key = `${index} ${path}`;
     let last: Error | null = null;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
@@ -72,14 +114,14 @@ export class FileWriter {
       const [primary, ...chain] = lease.replicas;
       if (!primary) throw new FsError('EIO', `chunk ${index} of ${path} has no live replica`);
       try {
-        await this.peers.get(primary).write(lease.handle, lease.version, offset, piece, chain);
+        await mutate(lease, primary, chain);
         return;
       } catch (err) {
         last = err as Error; // a replica down or the lease overtaken: lease again, which bumps the version
         this.leases.delete(key);
       }
     }
-    throw new FsError('EIO', `writing chunk ${index} of ${path} failed ${ATTEMPTS} times: ${last?.message}`);
+    throw new FsError('EIO', `changing chunk ${index} of ${path} failed ${ATTEMPTS} times: ${last?.message}`);
   }
 
   private async lease(path: string, index: number, key: string): Promise<HeldLease> {

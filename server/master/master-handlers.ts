@@ -51,7 +51,7 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       await state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now() });
       return {};
     },
-    setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req)) }),
+    setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req, chunkSize)) }),
 
     allocateChunk: async (req) => ({ chunk: await chunks.allocate(req.path, req.index), chunkSize }),
     chunkLocations: (req) => ({ chunks: chunks.locations(req.path, req.firstIndex, req.count), chunkSize }),
@@ -95,12 +95,15 @@ function openExisting(state: MasterState, path: string): CreateResponse | null {
 }
 
 /** Only the fields the request carries (proto3 optional) go into the record. */
-function setattrMutation(req: SetAttrRequest__Output): SetattrMutation {
+function setattrMutation(req: SetAttrRequest__Output, chunkSize: number): SetattrMutation {
   const m: SetattrMutation = { op: 'setattr', path: req.path, time: Date.now() };
   if (req.mode !== undefined) m.mode = checkMode(req.mode);
   if (req.uid !== undefined) m.uid = req.uid;
   if (req.gid !== undefined) m.gid = req.gid;
-  if (req.size !== undefined) m.size = checkSize(req.size);
+  if (req.size !== undefined) {
+    m.size = checkSize(req.size);
+    m.chunkSize = chunkSize;
+  }
   if (req.atimeMs !== undefined) m.atimeMs = checkTimeMs(req.atimeMs);
   if (req.mtimeMs !== undefined) m.mtimeMs = checkTimeMs(req.mtimeMs);
   return m;

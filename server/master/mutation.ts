@@ -66,6 +66,8 @@ export interface SetattrMutation extends AttrChanges {
   op: 'setattr';
   path: string;
   time: number;
+  /** With `size`: the cluster's chunk size (bytes); chunks wholly past the new size are dropped. */
+  chunkSize?: number;
 }
 
 /** A new chunk at position `index` of a file (holes before it stay holes). */

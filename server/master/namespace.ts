@@ -266,6 +266,9 @@ export class Namespace {
       if (node.isDir) throw new FsError('EISDIR', `is a directory: ${m.path}`);
       if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${m.path}`);
       if (!Number.isSafeInteger(m.size) || m.size < 0) throw new FsError('EINVAL', `bad size ${m.size}`);
+      if (m.chunkSize !== undefined && !(Number.isSafeInteger(m.chunkSize) && m.chunkSize > 0)) {
+        throw new FsError('EINVAL', `bad chunk size ${m.chunkSize}`);
+      }
     }
     if (m.uid !== undefined) checkOwnerId(m.uid);
     if (m.gid !== undefined) checkOwnerId(m.gid);
@@ -282,6 +285,8 @@ export class Namespace {
     if (m.size !== undefined) {
       node.size = m.size;
       node.mtimeMs = m.time;
+      // Chunks wholly past the end go (their replicas become orphans for the chunk collector).
+      if (m.chunkSize) node.chunks!.length = Math.min(node.chunks!.length, Math.ceil(m.size / m.chunkSize));
     }
     if (m.atimeMs !== undefined) node.atimeMs = m.atimeMs;
     if (m.mtimeMs !== undefined) node.mtimeMs = m.mtimeMs;
