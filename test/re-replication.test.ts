@@ -19,7 +19,7 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
  * every chunk is back at three live replicas on the others, data intact; the chunkserver
  * restarted later -> its stale replicas (versions that missed writes) and surplus ones go.
  */
-describe('self-healing: dead chunkservers and corrupt replicas', function () {
+describe('self-healing: dead chunkservers, failed disks, corrupt replicas', function () {
   this.timeout(120_000);
   let root: string;
   let master: ServerProcess;
@@ -55,11 +55,54 @@ describe('self-healing: dead chunkservers and corrupt replicas', function () {
     }
   }
   const healthy = (r: ClusterReport) => r.chunks!.total > 0 && r.chunks!.underReplicated + r.chunks!.overReplicated + r.chunks!.missing === 0;
+  /** Every chunk of the file has three listed replicas, each serving exactly the expected bytes. */
+  const everyReplicaGood = async (p: string, data: Buffer): Promise<boolean> => {
+    const { chunks, chunkSize } = await client.chunkLocations(p, 0, 1000);
+    for (const c of chunks) {
+      const want = data.subarray(c.index * chunkSize, (c.index + 1) * chunkSize);
+      if (c.replicas.length !== 3) return false;
+      for (const r of c.replicas) {
+        const got = await peers.get(r).read(c.handle, c.version, 0, chunkSize).catch(() => null);
+        if (!got || !got.equals(want)) return false;
+      }
+    }
+    return true;
+  };
+  const eventually = async (cond: () => Promise<boolean>, what: string): Promise<void> => {
+    const deadline = Date.now() + 30_000;
+    while (!(await cond())) {
+      if (Date.now() > deadline) assert.fail(`${what} did not happen`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  };
   const readAll = async (p: string) => {
     const parts: Buffer[] = [];
     for await (const piece of new FileReader(client, peers).pieces(p)) parts.push(piece);
     return Buffer.concat(parts);
   };
+
+  it('re-creates the replicas of a failed data directory while its chunkserver goes on serving', async () => {
+    // A fifth chunkserver with two data directories, one of which will fail.
+    const dirs = [path.join(root, 'cs4a'), path.join(root, 'cs4b')];
+    const two = await startChunkserver(dirs, [master.address], ['--heartbeat-interval', '0.2']);
+    chunkservers.push(two);
+    await until((r) => r.chunkservers.filter((c) => c.alive).length === 5, 'five chunkservers alive');
+    const writer = new FileWriter(client, peers);
+    const data = randomBytes(8 * MiB);
+    await client.create('/disks', 0o644, true);
+    await writer.write('/disks', 0, data);
+    await writer.close();
+    await until(healthy, 'chunks at three replicas');
+    const onA = fs.readdirSync(path.join(dirs[0], 'chunks'), { recursive: true }).filter((f) => String(f).endsWith('.data')).length;
+    assert.ok(onA > 0, 'the new chunkserver got replicas in the directory that will fail');
+    fs.rmSync(dirs[0], { recursive: true, force: true });
+    // Until the chunkserver reports the loss, the master lists replicas that no longer exist.
+    await eventually(() => everyReplicaGood('/disks', data), 'lost replicas reported and re-created');
+    const r = await client.report();
+    assert.ok(healthy(r), JSON.stringify(r.chunks));
+    assert.ok(r.chunkservers.find((c) => c.address === two.address)!.alive, 'the chunkserver goes on with its other directory');
+    assert.equal(sha(await readAll('/disks')), sha(data));
+  });
 
   it('reads around a corrupt replica, and replaces it with a good copy', async () => {
     const writer = new FileWriter(client, peers);
@@ -75,13 +118,8 @@ describe('self-healing: dead chunkservers and corrupt replicas', function () {
     flipByte(file, 1000);
     // The first replica listed is the rotten one: the read moves on to the next.
     assert.equal(sha(await readAll('/rot')), sha(data));
-    await until((r) => {
-      const holders = r.chunkservers.filter((c) => c.alive).reduce((k, c) => k + c.chunks, 0);
-      return r.chunks!.corrupt === 0 && healthy(r) && holders === 3 * r.chunks!.total;
-    }, 'the corrupt replica replaced and deleted');
-    const now = (await client.chunkLocations('/rot', 0, 1)).chunks[0];
-    assert.equal(now.replicas.length, 3);
-    for (const r of now.replicas) assert.ok((await peers.get(r).read(chunk.handle, now.version, 0, MiB)).equals(data.subarray(0, MiB)), `${r} is good`);
+    await eventually(async () => (await everyReplicaGood('/rot', data)) && (await client.report()).chunks!.corrupt === 0,
+      'the corrupt replica replaced by a good copy, and deleted');
   });
 
   it('copies every chunk of a dead chunkserver to the others, then cleans up when it returns', async () => {
