@@ -105,6 +105,15 @@ describe('data path: put, get, cat', function () {
     assert.equal(sha(fs.readFileSync(out)), sha(data));
   });
 
+  it('bench data writes then reads and prints one JSON line per phase', async () => {
+    const r = await cli('bench', 'data', '--files', '3', '--size', String(2 * MiB + 5), '--clients', '2', '--json');
+    assert.equal(r.code, 0, r.stderr);
+    const phases = r.stdout.trimEnd().split('\n').map((l) => JSON.parse(l));
+    assert.deepEqual(phases.map((p) => [p.phase, p.files, p.bytes]), [['write', 3, 3 * (2 * MiB + 5)], ['read', 3, 3 * (2 * MiB + 5)]]);
+    for (const p of phases) assert.ok(p.MBps > 0 && p.seconds > 0);
+    assert.equal((await client.readdirAll('/')).filter((e) => e.name.startsWith('bench-data-')).length, 0, 'cleaned up');
+  });
+
   it('refuses bad input with clear errors and changes nothing', async () => {
     const missing = await cli('put', path.join(root, 'nope'), '/x');
     assert.equal(missing.code, 1);

@@ -61,10 +61,46 @@ const metaCommand: CommandModule<object, MetaArgs> = {
   },
 };
 
+interface DataArgs extends MasterArg {
+  files: number;
+  size: number;
+  clients: number;
+  dir?: string;
+  keep: boolean;
+  json: boolean;
+}
+
+const dataCommand: CommandModule<object, DataArgs> = {
+  command: 'data',
+  describe: 'file write then read throughput (TestDFSIO-style)',
+  builder: (y) => withMasterOption(y)
+    .option('files', { type: 'number', default: 8, describe: 'files (N)' })
+    .option('size', { type: 'number', default: 128 * 1024 * 1024, describe: 'bytes per file (S)' })
+    .option('clients', { type: 'number', default: 4, describe: 'concurrent writers, then readers (C)' })
+    .option('dir', { type: 'string', describe: 'benchmark directory [default: /bench-data-<pid>]' })
+    .option('keep', { type: 'boolean', default: false, describe: 'do not remove the files afterwards' })
+    .option('json', { type: 'boolean', default: false, describe: 'one JSON object per phase per line' })
+    .check((a) => {
+      for (const [flag, v] of Object.entries({ files: a.files, size: a.size, clients: a.clients })) {
+        if (!(Number.isSafeInteger(v) && v > 0)) return `--${flag} must be a positive integer`;
+      }
+      return true;
+    }),
+  handler: async (args) => {
+    const { runDataBench } = await import('../bench-data');
+    if (!args.json) console.log(tableRow(['phase', 'files', 'bytes', 'seconds', 'MB/s']));
+    await runDataBench(
+      { master: args.master, files: args.files, size: args.size, clients: args.clients,
+        dir: masterPath(args.dir ?? `/bench-data-${process.pid}`), keep: args.keep },
+      (r) => console.log(args.json ? JSON.stringify(r) : tableRow([r.phase, r.files, r.bytes, r.seconds, r.MBps])),
+    );
+  },
+};
+
 export const benchCommand: CommandModule = {
   command: 'bench <benchmark>',
   describe: 'benchmarks against a running cluster',
-  builder: (y) => y.command(metaCommand).demandCommand(1),
+  builder: (y) => y.command(metaCommand).command(dataCommand).demandCommand(1),
   handler: () => undefined, // the subcommands do the work
 };
 
