@@ -37,6 +37,8 @@ export class ChunkClient {
     this.stub = new protos.chunkfs.chunkserver.Chunkserver(address, grpc.credentials.createInsecure(), {
       'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
       'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      // A whole chunk piece (up to 8 MiB) in flight without waiting for window updates.
+      'grpc-node.flow_control_window': MAX_MESSAGE_BYTES,
     });
   }
 
