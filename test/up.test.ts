@@ -36,15 +36,23 @@ describe('chunkfs up', function () {
       child.stdout!.setEncoding('utf8').on('data', (s: string) => {
         out += s;
         const m = /master listening (\S+)/.exec(out);
-        if (m) resolve({ address: m[1], exited });
+        if (m && out.includes('cluster up')) resolve({ address: m[1], exited });
       });
       void exited.then((code) => reject(new Error(`up exited with ${code} before the master listened: ${out}`)));
     });
   }
 
-  it('serves a master, stops everything on SIGINT, and keeps the data for the next run', async () => {
+  it('serves a master and chunkservers, stops everything on SIGINT, and keeps the data for the next run', async () => {
     const first = await startUp();
     assert.equal((await runCli(['mkdir', '/hello', '--master', first.address])).code, 0);
+    const local = path.join(dir, 'local.txt');
+    fs.writeFileSync(local, 'data through the local cluster\n');
+    let put = await runCli(['put', local, '/hello/file', '--master', first.address]);
+    for (let i = 0; put.code !== 0 && i < 50; i++) { // chunkservers register within a heartbeat or two
+      await new Promise((r) => setTimeout(r, 200));
+      put = await runCli(['put', local, '/hello/file', '--master', first.address]);
+    }
+    assert.equal(put.code, 0, put.stderr);
     up!.kill('SIGINT');
     assert.equal(await first.exited, 0);
     assert.throws(() => execFileSync('pgrep', ['-f', dir]), 'no process of this cluster is left');
@@ -52,6 +60,12 @@ describe('chunkfs up', function () {
     const second = await startUp();
     const ls = await runCli(['ls', '/', '--master', second.address]);
     assert.equal(ls.stdout.trim(), 'hello');
+    let cat = await runCli(['cat', '/hello/file', '--master', second.address]);
+    for (let i = 0; cat.code !== 0 && i < 50; i++) { // replica locations come with the chunkservers' reports
+      await new Promise((r) => setTimeout(r, 200));
+      cat = await runCli(['cat', '/hello/file', '--master', second.address]);
+    }
+    assert.equal(cat.stdout, 'data through the local cluster\n');
     up!.kill('SIGTERM');
     assert.equal(await second.exited, 0);
   });
