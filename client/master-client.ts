@@ -3,6 +3,7 @@ import type { Attr__Output as WireAttr } from '../generated/chunkfs/Attr';
 import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Master';
 import type { MasterAdminClient as MasterAdminStub } from '../generated/chunkfs/master/MasterAdmin';
 import type { ChunkLocation__Output as ChunkLocation } from '../generated/chunkfs/master/ChunkLocation';
+import type { FsckResponse__Output } from '../generated/chunkfs/master/FsckResponse';
 import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
 import { FsError } from '../server/common/fs-error';
 import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
@@ -40,6 +41,8 @@ interface AttrReply {
 
 /** `chunkfs admin report`: what the master knows of its chunkservers and chunks. */
 export type ClusterReport = ReportResponse__Output;
+/** `chunkfs admin fsck`: per-file chunk health. */
+export type FsckReport = FsckResponse__Output;
 
 /** Entries per readdir page readdirAll asks for. */
 const READDIR_PAGE = 1000;
@@ -188,6 +191,11 @@ export class MasterClient {
   /** Chunkservers and chunk health. */
   report(): Promise<ClusterReport> {
     return this.call((o, cb) => this.admin.report({}, o, cb));
+  }
+
+  /** Health of every file at or below `path`. */
+  fsck(path: string): Promise<FsckReport> {
+    return this.call((o, cb) => this.admin.fsck({ path }, o, cb));
   }
 
   close(): void {

@@ -1,5 +1,6 @@
 import { strict as assert } from 'assert';
 import { chunkHealth } from '../server/master/chunk-health';
+import { fsck } from '../server/master/fsck';
 import { ChunkserverRegistry, Heartbeat } from '../server/master/chunkserver-registry';
 import { Namespace } from '../server/master/namespace';
 
@@ -86,5 +87,24 @@ describe('chunkserver registry', () => {
     reg.heartbeat(hb('b', { corruptChunks: [4] }));
     // chunk 1: 4 live (over); 2: 1 live (under); 3: none (missing); 4: 3 live + 1 corrupt (ok, corrupt)
     assert.deepEqual(chunkHealth(ns, reg, 3), { total: 4, underReplicated: 1, overReplicated: 1, corrupt: 1, missing: 1 });
+  });
+
+  it('fsck lists the unhealthy files under a path, and is healthy while no chunk is missing', () => {
+    const ns = new Namespace();
+    let ino = 1;
+    ns.apply({ op: 'mkdir', path: '/d', mode: 0o755, uid: 0, gid: 0, ino: ++ino, time: 1 });
+    for (const p of ['/d/ok', '/d/weak', '/other']) ns.apply({ op: 'create', path: p, mode: 0o644, uid: 0, gid: 0, ino: ++ino, time: 1 });
+    ns.apply({ op: 'addChunk', path: '/d/ok', index: 0, handle: 1, version: 1 });
+    ns.apply({ op: 'addChunk', path: '/d/weak', index: 0, handle: 2, version: 1 });
+    ns.apply({ op: 'addChunk', path: '/other', index: 0, handle: 3, version: 1 });
+    for (const id of ['a', 'b', 'c']) reg.heartbeat(hb(id, { fullReport: full(id === 'a' ? [[1, 1], [2, 1]] : [[1, 1]]) }));
+    const d = fsck(ns, reg, 3, '/d');
+    assert.equal(d.files, 2);
+    assert.deepEqual(d.unhealthy.map((f) => [f.path, f.chunks.underReplicated]), [['/d/weak', 1]]);
+    assert.equal(d.healthy, true, 'under-replicated, but every byte readable');
+    const all = fsck(ns, reg, 3, '/');
+    assert.equal(all.files, 3);
+    assert.equal(all.chunks.missing, 1);
+    assert.equal(all.healthy, false, '/other has no replica at all');
   });
 });

@@ -44,7 +44,14 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     fs.rmSync(root, { recursive: true, force: true });
   });
 
-  const startCs = (n: number) => startChunkserver([path.join(root, `cs${n}`)], [master.address], ['--heartbeat-interval', '0.2']);
+  /** The --data-dir arguments a chunkserver was started with. */
+  const dataDirsOf = (cs: ServerProcess): string[] => dataDirs.get(cs) ?? [];
+  const dataDirs = new Map<ServerProcess, string[]>();
+  const startCs = async (n: number) => {
+    const cs = await startChunkserver([path.join(root, `cs${n}`)], [master.address], ['--heartbeat-interval', '0.2']);
+    dataDirs.set(cs, [path.join(root, `cs${n}`)]);
+    return cs;
+  };
   async function until(ok: (r: ClusterReport) => boolean, what: string): Promise<ClusterReport> {
     const deadline = Date.now() + 30_000;
     for (;;) {
@@ -85,6 +92,7 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     // A fifth chunkserver with two data directories, one of which will fail.
     const dirs = [path.join(root, 'cs4a'), path.join(root, 'cs4b')];
     const two = await startChunkserver(dirs, [master.address], ['--heartbeat-interval', '0.2']);
+    dataDirs.set(two, dirs);
     chunkservers.push(two);
     await until((r) => r.chunkservers.filter((c) => c.alive).length === 5, 'five chunkservers alive');
     const writer = new FileWriter(client, peers);
@@ -113,8 +121,12 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     await until(healthy, 'chunks at three replicas');
     const [chunk] = (await client.chunkLocations('/rot', 0, 1)).chunks;
     const bad = chunk.replicas[0];
-    const n = chunkservers.findIndex((c) => c.address === bad);
-    const file = path.join(root, `cs${n}`, 'chunks', fanOutName(chunk.handle), `${chunk.handle}.data`);
+    const bs = chunkservers.find((c) => c.address === bad)!;
+    // That chunkserver's copy: the data directories are named after the chunkserver in its args.
+    const file = fs.readdirSync(root)
+      .map((d) => path.join(root, d, 'chunks', fanOutName(chunk.handle), `${chunk.handle}.data`))
+      .find((f) => fs.existsSync(f) && dataDirsOf(bs).some((d) => f.startsWith(d + path.sep)))!;
+    assert.ok(file, `the replica on ${bad} is on disk`);
     flipByte(file, 1000);
     // The first replica listed is the rotten one: the read moves on to the next.
     assert.equal(sha(await readAll('/rot')), sha(data));
@@ -130,9 +142,11 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     await writer.close();
     await until(healthy, 'seven chunks at three replicas');
 
-    // The chunkserver holding the most replicas dies.
+    // The chunkserver holding the most replicas dies (one of the four started with a single
+    // data directory cs<n>, so that startCs(n) brings the same one back).
     const r0 = await client.report();
-    const fullest = r0.chunkservers.reduce((a, b) => (b.chunks > a.chunks ? b : a));
+    const originals = new Set(chunkservers.slice(0, 4).map((c) => c.address));
+    const fullest = r0.chunkservers.filter((c) => c.alive && originals.has(c.address)).reduce((a, b) => (b.chunks > a.chunks ? b : a));
     const victim = chunkservers.findIndex((c) => c.address === fullest.address);
     chunkservers[victim].kill('SIGKILL');
     await chunkservers[victim].stopped;
@@ -140,6 +154,9 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
       'all chunks back at three live replicas');
     assert.equal(r1.chunkservers.filter((c) => c.alive).reduce((n, c) => n + c.chunks, 0), 3 * r1.chunks!.total);
     assert.equal(sha(await readAll('/big')), sha(data), 'data intact after re-replication');
+    const check = await client.fsck('/');
+    assert.equal(check.healthy, true);
+    assert.deepEqual(check.unhealthy, []);
 
     // A write while it is down: its replicas of that chunk are now stale by version.
     const patch = randomBytes(1000);

@@ -1,4 +1,5 @@
 import type { CommandModule } from 'yargs';
+import { masterPath } from '../paths';
 import { MasterArg, withMaster, withMasterOption } from './master-option';
 
 const checkpointCommand: CommandModule<object, MasterArg> = {
@@ -49,6 +50,26 @@ const reportCommand: CommandModule<object, MasterArg & { json: boolean }> = {
   }),
 };
 
+const fsckCommand: CommandModule<object, MasterArg & { path: string; json: boolean }> = {
+  command: 'fsck [path]',
+  describe: 'health of every file at or below PATH (default /), like hdfs fsck; exit 1 if data is missing',
+  builder: (y) => withMasterOption(y)
+    .positional('path', { type: 'string', default: '/' })
+    .option('json', { type: 'boolean', default: false }),
+  handler: (args) => withMaster(args, async (client) => {
+    const r = await client.fsck(masterPath(args.path));
+    if (args.json) console.log(JSON.stringify(r));
+    else {
+      const line = (c: NonNullable<typeof r.chunks>) =>
+        `${c.total} chunks: ${c.underReplicated} under-replicated, ${c.overReplicated} over-replicated, ${c.corrupt} corrupt, ${c.missing} missing`;
+      for (const f of r.unhealthy) console.log(`${f.path} (${f.size} bytes): ${line(f.chunks!)}`);
+      console.log(`${r.files} files, ${line(r.chunks!)}`);
+      console.log(`The filesystem under '${args.path}' is ${r.healthy ? 'HEALTHY' : 'CORRUPT'}`);
+    }
+    if (!r.healthy) process.exitCode = 1;
+  }),
+};
+
 const logCommand: CommandModule<object, { 'meta-dir': string; from: number }> = {
   command: 'log',
   describe: 'print the operation log of a metadata directory from a txid on (JSON lines; reads the files, no master needed)',
@@ -64,7 +85,8 @@ const logCommand: CommandModule<object, { 'meta-dir': string; from: number }> = 
 
 export const adminCommand: CommandModule = {
   command: 'admin <command>',
-  describe: 'operate a master (checkpoint, status, report, log)',
-  builder: (y) => y.command(checkpointCommand).command(statusCommand).command(reportCommand).command(logCommand).demandCommand(1),
+  describe: 'operate a master (checkpoint, status, report, fsck, log)',
+  builder: (y) => y.command(checkpointCommand).command(statusCommand).command(reportCommand).command(fsckCommand)
+    .command(logCommand).demandCommand(1),
   handler: () => undefined, // the subcommands do the work
 };

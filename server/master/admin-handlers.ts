@@ -1,6 +1,7 @@
 import type { MasterAdminHandlers } from '../../generated/chunkfs/master/MasterAdmin';
 import { unary } from '../common/unary-handler';
 import { chunkHealth } from './chunk-health';
+import { fsck } from './fsck';
 import type { MasterServices } from './master-rpc';
 
 /** The operator -> master service; MasterState's shapes are the wire shapes. */
@@ -11,6 +12,7 @@ export function adminHandlers({ state, chunkservers, chunks }: MasterServices): 
       if (req.collectGarbage) (globalThis as { gc?: () => void }).gc?.();
       return { ...state.status(), heapUsedBytes: process.memoryUsage().heapUsed };
     }),
+    Fsck: unary((req) => fsck(state.ns, chunkservers, chunks.options.replication, req.path || '/')),
     Report: unary(() => ({
       chunkservers: chunkservers.list(),
       chunks: chunkHealth(state.ns, chunkservers, chunks.options.replication),

@@ -1,5 +1,6 @@
 import type { ChunkserverRegistry } from './chunkserver-registry';
-import { HOLE, Namespace } from './namespace';
+import type { Inode } from './inode';
+import { HOLE, type Namespace } from './namespace';
 
 export interface ChunkHealthCounts {
   /** chunks referenced by files */
@@ -11,23 +12,29 @@ export interface ChunkHealthCounts {
   missing: number;
 }
 
+export function emptyCounts(): ChunkHealthCounts {
+  return { total: 0, underReplicated: 0, overReplicated: 0, corrupt: 0, missing: 0 };
+}
+
 /**
- * Classifies every chunk that a file references by its live replicas (at the chunk's current
- * version, on live chunkservers, not reported corrupt) against the replication factor.
- * Walks the whole namespace: an operator's report, not a hot path.
+ * Adds the chunks of `file` to `counts`, each classified by its live replicas (at the chunk's
+ * current version, on live chunkservers, not reported corrupt) against the replication factor.
  */
-export function chunkHealth(ns: Namespace, chunkservers: ChunkserverRegistry, replication: number): ChunkHealthCounts {
-  const counts: ChunkHealthCounts = { total: 0, underReplicated: 0, overReplicated: 0, corrupt: 0, missing: 0 };
-  for (const file of ns.regularFiles()) {
-    for (const c of file.chunks!) {
-      if (c.handle === HOLE) continue;
-      counts.total++;
-      const { live, corrupt } = chunkservers.replicasOf(c.handle, c.version);
-      if (corrupt) counts.corrupt++;
-      if (live.length === 0) counts.missing++;
-      else if (live.length < replication) counts.underReplicated++;
-      else if (live.length > replication) counts.overReplicated++;
-    }
+export function countChunks(file: Inode, chunkservers: ChunkserverRegistry, replication: number, counts: ChunkHealthCounts): void {
+  for (const c of file.chunks!) {
+    if (c.handle === HOLE) continue;
+    counts.total++;
+    const { live, corrupt } = chunkservers.replicasOf(c.handle, c.version);
+    if (corrupt) counts.corrupt++;
+    if (live.length === 0) counts.missing++;
+    else if (live.length < replication) counts.underReplicated++;
+    else if (live.length > replication) counts.overReplicated++;
   }
+}
+
+/** Every chunk of every file. Walks the whole namespace: an operator's report, not a hot path. */
+export function chunkHealth(ns: Namespace, chunkservers: ChunkserverRegistry, replication: number): ChunkHealthCounts {
+  const counts = emptyCounts();
+  for (const { file } of ns.regularFiles()) countChunks(file, chunkservers, replication, counts);
   return counts;
 }

@@ -98,17 +98,20 @@ export class Namespace {
     return { entries, cookie: '' };
   }
 
-  /** Every regular file once (hard links share one inode), without recursion. */
-  *regularFiles(): Generator<Inode> {
+  /**
+   * Every regular file at or below `path` once (hard links share one inode: the first path
+   * found names it), without recursion.
+   */
+  *regularFiles(path = '/'): Generator<{ path: string; file: Inode }> {
     const seen = new Set<Inode>();
-    const stack: Inode[] = [this.root];
+    const stack: Array<[string, Inode]> = [[path, this.resolve(splitPath(path))]];
     while (stack.length > 0) {
-      const n = stack.pop()!;
+      const [p, n] = stack.pop()!;
       if (n.children) {
-        for (const child of n.children.values()) stack.push(child);
+        for (const [name, child] of n.children) stack.push([p === '/' ? `/${name}` : `${p}/${name}`, child]);
       } else if (n.isFile && !seen.has(n)) {
         seen.add(n);
-        yield n;
+        yield { path: p, file: n };
       }
     }
   }

@@ -88,7 +88,7 @@ export class ReplicationMonitor {
   private survey(): { needs: Need[]; referenced: Map<number, number> } {
     const needs: Need[] = [];
     const referenced = new Map<number, number>();
-    for (const file of this.ns.regularFiles()) {
+    for (const { file } of this.ns.regularFiles()) {
       for (const c of file.chunks!) {
         if (c.handle === HOLE) continue;
         const { live, version } = this.chunkservers.replicasOf(c.handle, c.version);
