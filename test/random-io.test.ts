@@ -1,15 +1,9 @@
 import { strict as assert } from 'assert';
 import { createHash } from 'crypto';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
-import { ChunkClientPool } from '../client/chunk-client';
-import { FileReader } from '../client/file-reader';
 import { FileWriter } from '../client/file-writer';
-import { ClusterReport, MasterClient } from '../client/master-client';
 import { modelWrite } from './helpers/chunk-model';
 import { prng } from './helpers/prng';
-import { ServerProcess, startChunkserver, startMaster } from './helpers/server-process';
+import { TestCluster } from './helpers/test-cluster';
 
 const KiB = 1024;
 const CHUNK = 256 * KiB;
@@ -22,48 +16,19 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
  */
 describe('random I/O against a model file', function () {
   this.timeout(180_000);
-  let root: string;
-  let master: ServerProcess;
-  let client: MasterClient;
-  const chunkservers: ServerProcess[] = [];
-  const peers = new ChunkClientPool();
+  let cluster: TestCluster;
 
   before(async () => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-rio-'));
-    master = await startMaster([path.join(root, 'meta')], ['--chunk-size', String(CHUNK)]);
-    for (let n = 0; n < 3; n++) {
-      chunkservers.push(await startChunkserver([path.join(root, `cs${n}`)], [master.address], ['--heartbeat-interval', '0.2']));
-    }
-    client = new MasterClient(master.address);
-    const deadline = Date.now() + 20_000;
-    const alive = (r: ClusterReport) => r.chunkservers.filter((c) => c.alive).length === 3;
-    while (!alive(await client.report())) {
-      if (Date.now() > deadline) assert.fail('chunkservers did not register');
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    cluster = await TestCluster.start('rio', 3, ['--chunk-size', String(CHUNK)]);
   });
-  after(async () => {
-    client.close();
-    peers.closeAll();
-    for (const p of [master, ...chunkservers]) {
-      p.kill('SIGKILL');
-      await p.stopped;
-    }
-    fs.rmSync(root, { recursive: true, force: true });
-  });
-
-  const readAll = async (p: string): Promise<Buffer> => {
-    const parts: Buffer[] = [];
-    for await (const piece of new FileReader(client, peers).pieces(p)) parts.push(piece);
-    return Buffer.concat(parts);
-  };
+  after(async () => cluster?.stop());
 
   for (const seed of [1, 2]) {
     it(`matches the model after every step of a random sequence (seed ${seed})`, async () => {
       const rand = prng(seed);
       const file = `/model${seed}`;
-      await client.create(file, 0o644, true);
-      const writer = new FileWriter(client, peers);
+      await cluster.client.create(file, 0o644, true);
+      const writer = new FileWriter(cluster.client, cluster.peers);
       let model: Buffer = Buffer.alloc(0);
       const steps: string[] = [];
       for (let step = 0; step < 40; step++) {
@@ -92,14 +57,14 @@ describe('random I/O against a model file', function () {
           model = next;
           steps.push(`truncate ${size}`);
         }
-        assert.equal((await client.getattr(file)).size, model.length, `size after ${steps.join(', ')}`);
-        assert.equal(sha(await readAll(file)), sha(model), `contents after ${steps.join(', ')}`);
+        assert.equal((await cluster.client.getattr(file)).size, model.length, `size after ${steps.join(', ')}`);
+        assert.equal(sha(await cluster.readAll(file)), sha(model), `contents after ${steps.join(', ')}`);
       }
       await writer.close();
-      const { chunks } = await client.chunkLocations(file, 0, 1000);
+      const { chunks } = await cluster.client.chunkLocations(file, 0, 1000);
       assert.ok(chunks.length <= Math.ceil(model.length / CHUNK), 'no chunk is kept past the end');
       for (const c of chunks.filter((x) => x.handle !== 0)) {
-        const copies = await Promise.all(c.replicas.map((a) => peers.get(a).read(c.handle, c.version, 0, CHUNK)));
+        const copies = await Promise.all(c.replicas.map((a) => cluster.peers.get(a).read(c.handle, c.version, 0, CHUNK)));
         assert.equal(copies.length, 3);
         for (const copy of copies) assert.ok(copy.equals(copies[0]), `replicas of chunk ${c.index} identical`);
       }

@@ -1,15 +1,12 @@
 import { strict as assert } from 'assert';
 import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
-import * as os from 'os';
 import * as path from 'path';
-import { ChunkClientPool } from '../client/chunk-client';
-import { FileReader } from '../client/file-reader';
 import { FileWriter } from '../client/file-writer';
-import { ClusterReport, MasterClient } from '../client/master-client';
+import type { ClusterReport } from '../client/master-client';
 import { fanOutName } from '../server/chunkserver/chunk-file';
 import { flipByte } from './helpers/corrupt';
-import { ServerProcess, startChunkserver, startMaster } from './helpers/server-process';
+import { kill, TestCluster } from './helpers/test-cluster';
 
 const MiB = 1 << 20;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -21,55 +18,22 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
  */
 describe('self-healing: dead chunkservers, failed disks, corrupt replicas', function () {
   this.timeout(120_000);
-  let root: string;
-  let master: ServerProcess;
-  let client: MasterClient;
-  const chunkservers: ServerProcess[] = [];
-  const peers = new ChunkClientPool();
+  let cluster: TestCluster;
 
   before(async () => {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-rerep-'));
-    master = await startMaster([path.join(root, 'meta')], ['--chunk-size', String(MiB), '--dead-timeout', '1.5']);
-    for (let n = 0; n < 4; n++) chunkservers.push(await startCs(n));
-    client = new MasterClient(master.address);
-    await until((r) => r.chunkservers.filter((c) => c.alive).length === 4, 'four chunkservers alive');
+    cluster = await TestCluster.start('rerep', 4, ['--chunk-size', String(MiB), '--dead-timeout', '1.5']);
   });
-  after(async () => {
-    client.close();
-    peers.closeAll();
-    for (const p of [master, ...chunkservers]) {
-      p.kill('SIGKILL');
-      await p.stopped;
-    }
-    fs.rmSync(root, { recursive: true, force: true });
-  });
+  after(async () => cluster?.stop());
 
-  /** The --data-dir arguments a chunkserver was started with. */
-  const dataDirsOf = (cs: ServerProcess): string[] => dataDirs.get(cs) ?? [];
-  const dataDirs = new Map<ServerProcess, string[]>();
-  const startCs = async (n: number) => {
-    const cs = await startChunkserver([path.join(root, `cs${n}`)], [master.address], ['--heartbeat-interval', '0.2']);
-    dataDirs.set(cs, [path.join(root, `cs${n}`)]);
-    return cs;
-  };
-  async function until(ok: (r: ClusterReport) => boolean, what: string): Promise<ClusterReport> {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const r = await client.report();
-      if (ok(r)) return r;
-      if (Date.now() > deadline) assert.fail(`${what} did not happen: ${JSON.stringify(r)}`);
-      await new Promise((res) => setTimeout(res, 200));
-    }
-  }
   const healthy = (r: ClusterReport) => r.chunks!.total > 0 && r.chunks!.underReplicated + r.chunks!.overReplicated + r.chunks!.missing === 0;
   /** Every chunk of the file has three listed replicas, each serving exactly the expected bytes. */
   const everyReplicaGood = async (p: string, data: Buffer): Promise<boolean> => {
-    const { chunks, chunkSize } = await client.chunkLocations(p, 0, 1000);
+    const { chunks, chunkSize } = await cluster.client.chunkLocations(p, 0, 1000);
     for (const c of chunks) {
       const want = data.subarray(c.index * chunkSize, (c.index + 1) * chunkSize);
       if (c.replicas.length !== 3) return false;
       for (const r of c.replicas) {
-        const got = await peers.get(r).read(c.handle, c.version, 0, chunkSize).catch(() => null);
+        const got = await cluster.peers.get(r).read(c.handle, c.version, 0, chunkSize).catch(() => null);
         if (!got || !got.equals(want)) return false;
       }
     }
@@ -82,79 +46,71 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
       await new Promise((res) => setTimeout(res, 200));
     }
   };
-  const readAll = async (p: string) => {
-    const parts: Buffer[] = [];
-    for await (const piece of new FileReader(client, peers).pieces(p)) parts.push(piece);
-    return Buffer.concat(parts);
-  };
 
   it('re-creates the replicas of a failed data directory while its chunkserver goes on serving', async () => {
     // A fifth chunkserver with two data directories, one of which will fail.
-    const dirs = [path.join(root, 'cs4a'), path.join(root, 'cs4b')];
-    const two = await startChunkserver(dirs, [master.address], ['--heartbeat-interval', '0.2']);
-    dataDirs.set(two, dirs);
-    chunkservers.push(two);
-    await until((r) => r.chunkservers.filter((c) => c.alive).length === 5, 'five chunkservers alive');
-    const writer = new FileWriter(client, peers);
+    const dirs = [path.join(cluster.root, 'cs4a'), path.join(cluster.root, 'cs4b')];
+    const two = await cluster.startChunkserver(dirs);
+    await cluster.until((r) => r.chunkservers.filter((c) => c.alive).length === 5, 'five chunkservers alive');
+    const writer = new FileWriter(cluster.client, cluster.peers);
     const data = randomBytes(8 * MiB);
-    await client.create('/disks', 0o644, true);
+    await cluster.client.create('/disks', 0o644, true);
     await writer.write('/disks', 0, data);
     await writer.close();
-    await until(healthy, 'chunks at three replicas');
+    await cluster.until(healthy, 'chunks at three replicas');
     const onA = fs.readdirSync(path.join(dirs[0], 'chunks'), { recursive: true }).filter((f) => String(f).endsWith('.data')).length;
     assert.ok(onA > 0, 'the new chunkserver got replicas in the directory that will fail');
     fs.rmSync(dirs[0], { recursive: true, force: true });
     // Until the chunkserver reports the loss, the master lists replicas that no longer exist.
     await eventually(() => everyReplicaGood('/disks', data), 'lost replicas reported and re-created');
-    const r = await client.report();
+    const r = await cluster.client.report();
     assert.ok(healthy(r), JSON.stringify(r.chunks));
     assert.ok(r.chunkservers.find((c) => c.address === two.address)!.alive, 'the chunkserver goes on with its other directory');
-    assert.equal(sha(await readAll('/disks')), sha(data));
+    assert.equal(sha(await cluster.readAll('/disks')), sha(data));
   });
 
   it('reads around a corrupt replica, and replaces it with a good copy', async () => {
-    const writer = new FileWriter(client, peers);
+    const writer = new FileWriter(cluster.client, cluster.peers);
     const data = randomBytes(2 * MiB);
-    await client.create('/rot', 0o644, true);
+    await cluster.client.create('/rot', 0o644, true);
     await writer.write('/rot', 0, data);
     await writer.close();
-    await until(healthy, 'chunks at three replicas');
-    const [chunk] = (await client.chunkLocations('/rot', 0, 1)).chunks;
+    await cluster.until(healthy, 'chunks at three replicas');
+    const [chunk] = (await cluster.client.chunkLocations('/rot', 0, 1)).chunks;
     const bad = chunk.replicas[0];
-    const bs = chunkservers.find((c) => c.address === bad)!;
+    const bs = cluster.chunkservers.find((c) => c.address === bad)!;
     // That chunkserver's copy: the data directories are named after the chunkserver in its args.
-    const file = fs.readdirSync(root)
-      .map((d) => path.join(root, d, 'chunks', fanOutName(chunk.handle), `${chunk.handle}.data`))
-      .find((f) => fs.existsSync(f) && dataDirsOf(bs).some((d) => f.startsWith(d + path.sep)))!;
+    const file = fs.readdirSync(cluster.root)
+      .map((d) => path.join(cluster.root, d, 'chunks', fanOutName(chunk.handle), `${chunk.handle}.data`))
+      .find((f) => fs.existsSync(f) && cluster.dataDirsOf(bs).some((d) => f.startsWith(d + path.sep)))!;
     assert.ok(file, `the replica on ${bad} is on disk`);
     flipByte(file, 1000);
     // The first replica listed is the rotten one: the read moves on to the next.
-    assert.equal(sha(await readAll('/rot')), sha(data));
-    await eventually(async () => (await everyReplicaGood('/rot', data)) && (await client.report()).chunks!.corrupt === 0,
+    assert.equal(sha(await cluster.readAll('/rot')), sha(data));
+    await eventually(async () => (await everyReplicaGood('/rot', data)) && (await cluster.client.report()).chunks!.corrupt === 0,
       'the corrupt replica replaced by a good copy, and deleted');
   });
 
   it('copies every chunk of a dead chunkserver to the others, then cleans up when it returns', async () => {
-    const writer = new FileWriter(client, peers);
+    const writer = new FileWriter(cluster.client, cluster.peers);
     let data = randomBytes(6 * MiB + 100);
-    await client.create('/big', 0o644, true);
+    await cluster.client.create('/big', 0o644, true);
     await writer.write('/big', 0, data);
     await writer.close();
-    await until(healthy, 'seven chunks at three replicas');
+    await cluster.until(healthy, 'seven chunks at three replicas');
 
     // The chunkserver holding the most replicas dies (one of the four started with a single
     // data directory cs<n>, so that startCs(n) brings the same one back).
-    const r0 = await client.report();
-    const originals = new Set(chunkservers.slice(0, 4).map((c) => c.address));
+    const r0 = await cluster.client.report();
+    const originals = new Set(cluster.chunkservers.slice(0, 4).map((c) => c.address));
     const fullest = r0.chunkservers.filter((c) => c.alive && originals.has(c.address)).reduce((a, b) => (b.chunks > a.chunks ? b : a));
-    const victim = chunkservers.findIndex((c) => c.address === fullest.address);
-    chunkservers[victim].kill('SIGKILL');
-    await chunkservers[victim].stopped;
-    const r1 = await until((r) => !r.chunkservers.find((c) => c.id === fullest.id)!.alive && healthy(r),
+    const victim = cluster.chunkservers.findIndex((c) => c.address === fullest.address);
+    await kill(cluster.chunkservers[victim]);
+    const r1 = await cluster.until((r) => !r.chunkservers.find((c) => c.id === fullest.id)!.alive && healthy(r),
       'all chunks back at three live replicas');
     assert.equal(r1.chunkservers.filter((c) => c.alive).reduce((n, c) => n + c.chunks, 0), 3 * r1.chunks!.total);
-    assert.equal(sha(await readAll('/big')), sha(data), 'data intact after re-replication');
-    const check = await client.fsck('/');
+    assert.equal(sha(await cluster.readAll('/big')), sha(data), 'data intact after re-replication');
+    const check = await cluster.client.fsck('/');
     assert.equal(check.healthy, true);
     assert.deepEqual(check.unhealthy, []);
 
@@ -164,13 +120,13 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     await writer.close();
     data = Buffer.concat([data.subarray(0, 10), patch, data.subarray(10 + patch.length)]);
 
-    chunkservers[victim] = await startCs(victim);
-    const r2 = await until((r) => {
+    await cluster.restartChunkserver(victim);
+    const r2 = await cluster.until((r) => {
       const back = r.chunkservers.find((c) => c.id === fullest.id)!;
       const total = r.chunkservers.filter((c) => c.alive).reduce((n, c) => n + c.chunks, 0);
       return back.alive && healthy(r) && total === 3 * r.chunks!.total;
     }, 'stale and surplus replicas removed after the chunkserver returned');
     assert.equal(r2.chunks!.corrupt, 0);
-    assert.equal(sha(await readAll('/big')), sha(data), 'data intact, the patch included');
+    assert.equal(sha(await cluster.readAll('/big')), sha(data), 'data intact, the patch included');
   });
 });

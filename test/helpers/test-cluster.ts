@@ -1,0 +1,104 @@
+import { strict as assert } from 'assert';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ChunkClientPool } from '../../client/chunk-client';
+import { FileReader } from '../../client/file-reader';
+import { ClusterReport, MasterClient } from '../../client/master-client';
+import { ServerProcess, startChunkserver, startMaster } from './server-process';
+
+/**
+ * A real cluster for a test file: a master and chunkservers as processes on loopback, in a
+ * fresh temporary directory, with a client and a pool of chunk clients. stop() ends every
+ * process (SIGKILL) and removes the directory, also after a failure.
+ */
+export class TestCluster {
+  master!: ServerProcess;
+  client!: MasterClient;
+  readonly chunkservers: ServerProcess[] = [];
+  readonly peers = new ChunkClientPool();
+  private readonly dataDirs = new Map<ServerProcess, string[]>();
+
+  private constructor(
+    readonly root: string,
+    private readonly masterArgs: string[],
+  ) {}
+
+  /** A master (with `masterArgs`) and `chunkservers` chunkservers, all registered. */
+  static async start(name: string, chunkservers: number, masterArgs: string[] = []): Promise<TestCluster> {
+    const c = new TestCluster(fs.mkdtempSync(path.join(os.tmpdir(), `chunkfs-${name}-`)), masterArgs);
+    try {
+      c.master = await startMaster([c.metaDir], masterArgs);
+      c.client = new MasterClient(c.master.address);
+      for (let n = 0; n < chunkservers; n++) await c.startChunkserver();
+      await c.until((r) => r.chunkservers.filter((x) => x.alive).length === chunkservers, `${chunkservers} chunkservers alive`);
+      return c;
+    } catch (err) {
+      await c.stop(); // nothing started may outlive a failed start
+      throw err;
+    }
+  }
+
+  get metaDir(): string {
+    return path.join(this.root, 'meta');
+  }
+
+  /** Another chunkserver, by default with one data directory cs<N>; heartbeats every 0.2 s. */
+  async startChunkserver(dirs = [path.join(this.root, `cs${this.chunkservers.length}`)]): Promise<ServerProcess> {
+    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2']);
+    this.chunkservers.push(cs);
+    this.dataDirs.set(cs, dirs);
+    return cs;
+  }
+
+  /** Starts chunkserver `i` again on its data directories (after it was killed). */
+  async restartChunkserver(i: number): Promise<ServerProcess> {
+    const dirs = this.dataDirsOf(this.chunkservers[i]);
+    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2']);
+    this.chunkservers[i] = cs;
+    this.dataDirs.set(cs, dirs);
+    return cs;
+  }
+
+  dataDirsOf(cs: ServerProcess): string[] {
+    return this.dataDirs.get(cs) ?? [];
+  }
+
+  /** SIGKILL and restart of the master on the same address (chunkservers keep heartbeating to it). */
+  async restartMaster(): Promise<void> {
+    await kill(this.master);
+    this.client.close();
+    this.master = await startMaster([this.metaDir], this.masterArgs, this.master.address);
+    this.client = new MasterClient(this.master.address);
+  }
+
+  /** Polls the master's report until `ok` holds; fails the test after `ms`. */
+  async until(ok: (r: ClusterReport) => boolean, what: string, ms = 30_000): Promise<ClusterReport> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const r = await this.client.report();
+      if (ok(r)) return r;
+      if (Date.now() > deadline) assert.fail(`${what} did not happen: ${JSON.stringify(r)}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  }
+
+  /** A whole file through the client library's reader. */
+  async readAll(p: string): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const piece of new FileReader(this.client, this.peers).pieces(p)) parts.push(piece);
+    return Buffer.concat(parts);
+  }
+
+  async stop(): Promise<void> {
+    this.client?.close();
+    this.peers.closeAll();
+    for (const p of [this.master, ...this.chunkservers]) if (p) await kill(p);
+    fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}
+
+export async function kill(p: ServerProcess): Promise<void> {
+  p.kill('SIGKILL');
+  await p.stopped;
+}
