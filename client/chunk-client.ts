@@ -4,7 +4,7 @@ import type { CopyChunkResponse__Output } from '../generated/chunkfs/chunkserver
 import type { ReadChunkResponse__Output } from '../generated/chunkfs/chunkserver/ReadChunkResponse';
 import { unaryCall } from './unary-call';
 import { FsError } from '../server/common/fs-error';
-import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
+import { MAX_MESSAGE_BYTES, MESSAGE_LIMITS, protos } from '../server/common/proto';
 
 export interface ChunkClientOptions {
   /**
@@ -35,8 +35,7 @@ export class ChunkClient {
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.copyDeadlineMs = options.copyDeadlineMs ?? 120_000;
     this.stub = new protos.chunkfs.chunkserver.Chunkserver(address, grpc.credentials.createInsecure(), {
-      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      ...MESSAGE_LIMITS,
       // A whole chunk piece (up to 8 MiB) in flight without waiting for window updates.
       'grpc-node.flow_control_window': MAX_MESSAGE_BYTES,
     });

@@ -6,7 +6,7 @@ import type { ChunkLocation__Output as ChunkLocation } from '../generated/chunkf
 import type { FsckResponse__Output } from '../generated/chunkfs/master/FsckResponse';
 import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
 import { FsError } from '../server/common/fs-error';
-import { MAX_MESSAGE_BYTES, protos } from '../server/common/proto';
+import { MESSAGE_LIMITS, protos } from '../server/common/proto';
 import { MasterSession } from './master-session';
 import { unaryCall } from './unary-call';
 import type { Attr } from '../server/master/inode';
@@ -64,8 +64,7 @@ export class MasterClient {
   ) {
     this.deadlineMs = options.deadlineMs ?? 10_000;
     const channelOptions: grpc.ChannelOptions = {
-      'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-      'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+      ...MESSAGE_LIMITS,
       // Own connection per client: grpc-js otherwise shares one TCP connection among all
       // channels with equal options, which would make a pool of clients pointless.
       'grpc.use_local_subchannel_pool': 1,

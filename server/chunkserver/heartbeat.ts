@@ -4,7 +4,7 @@ import type { HeartbeatRequest } from '../../generated/chunkfs/csmaster/Heartbea
 import type { HeartbeatResponse__Output } from '../../generated/chunkfs/csmaster/HeartbeatResponse';
 import { statusToFsError } from '../common/grpc-status';
 import { logger } from '../common/log';
-import { protos } from '../common/proto';
+import { MESSAGE_LIMITS, protos } from '../common/proto';
 import type { ChunkStore } from './chunk-store';
 
 const log = logger('heartbeat');
@@ -49,7 +49,7 @@ export class HeartbeatSender {
   ) {
     this.links = masters.map((address) => ({
       address,
-      stub: new protos.chunkfs.csmaster.ChunkserverMaster(address, grpc.credentials.createInsecure()),
+      stub: new protos.chunkfs.csmaster.ChunkserverMaster(address, grpc.credentials.createInsecure(), MESSAGE_LIMITS),
       needsFullReport: true,
       lastFullReportMs: 0,
       lost: new Set(),

@@ -1,6 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import { FsError } from './fs-error';
-import { MAX_MESSAGE_BYTES } from './proto';
+import { MESSAGE_LIMITS } from './proto';
 
 export interface RunningServer {
   /** HOST:PORT actually bound (the real port when `listen` asked for port 0). */
@@ -19,10 +19,7 @@ const STOP_GRACE_MS = 5000;
 export async function serveGrpc(listen: string, register: (server: grpc.Server) => void): Promise<RunningServer> {
   const colon = listen.lastIndexOf(':');
   if (colon <= 0) throw new FsError('EINVAL', `listen address must be HOST:PORT, got ${JSON.stringify(listen)}`);
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-  });
+  const server = new grpc.Server(MESSAGE_LIMITS);
   register(server);
   const port = await new Promise<number>((resolve, reject) => {
     server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (err, bound) =>

@@ -30,3 +30,9 @@ export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
 /** Largest ReadChunk length or WriteChunk data, in bytes: half a message, the rest for headroom. */
 export const MAX_CHUNK_IO_BYTES = 8 * 1024 * 1024;
+
+/** The message limits every ChunkFS channel and server uses (both directions). */
+export const MESSAGE_LIMITS = {
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+} as const;
