@@ -5,6 +5,7 @@ import { benchCommand } from '../client/cli/bench-command';
 import { withDataCommands } from '../client/cli/data-commands';
 import { withFileCommands } from '../client/cli/file-commands';
 import { upCommand } from '../client/cli/up-command';
+import { mountCommand, umountCommand } from '../mount/mount-command';
 import { FsError } from '../server/common/fs-error';
 import { StartupError } from '../server/common/startup-error';
 
@@ -86,6 +87,8 @@ const withChunkserver = withServers.command({
 
 const cli = withDataCommands(withFileCommands(withChunkserver))
   .command(upCommand)
+  .command(mountCommand)
+  .command(umountCommand)
   .command(adminCommand)
   .command(benchCommand)
   .demandCommand(1, 'name a command')

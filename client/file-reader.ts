@@ -30,14 +30,15 @@ export class FileReader {
         const inChunk = offset - index * chunkSize;
         const length = Math.min(pieceBytes, chunkSize - inChunk, size - offset);
         const chunk = chunks.find((c) => c.index === index);
-        const data = chunk && chunk.handle !== 0 ? await this.readReplica(path, chunk, inChunk, length) : Buffer.alloc(0);
+        const data = chunk && chunk.handle !== 0 ? await this.readChunk(path, chunk, inChunk, length) : Buffer.alloc(0);
         yield data.length === length ? data : Buffer.concat([data, Buffer.alloc(length - data.length)]);
         offset += length;
       }
     }
   }
 
-  private async readReplica(
+  /** Bytes of one chunk from the first of its replicas that answers (short past its data). */
+  async readChunk(
     path: string,
     chunk: { index: number; handle: number; version: number; replicas: string[] },
     offset: number,

@@ -5,8 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libfuse2: the FUSE library fuse-native loads; fuse3: fusermount (coexists with MooseFS's
-# fuse3, unlike the old `fuse` package); fio: the shared benchmark workload.
-DEB_PACKAGES=(libfuse2 fuse3)
+# fuse3, unlike the old `fuse` package); rsync: the mount's shell-tool tests.
+DEB_PACKAGES=(libfuse2 fuse3 rsync)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -27,6 +27,8 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   echo "[setup] npm ci" >&2
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
+
+bash scripts/patch-fuse-native.sh
 
 echo "[setup] build" >&2
 npm run --silent build >&2

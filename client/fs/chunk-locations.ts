@@ -1,0 +1,42 @@
+import type { ChunkLocation__Output as ChunkLocation } from '../../generated/chunkfs/master/ChunkLocation';
+import type { MasterClient } from '../master-client';
+
+/** Chunk locations asked for at a time. */
+const WINDOW = 64;
+
+/**
+ * Where the chunks of one open file live, fetched from the master a window at a time and kept
+ * until invalidated (a read that finds a replica gone or at another version invalidates and
+ * asks again). Close-to-open: a new open starts with an empty cache.
+ */
+export class ChunkLocations {
+  private readonly known = new Map<number, ChunkLocation | null>();
+  private chunkSizeBytes = 0;
+
+  constructor(
+    private readonly master: MasterClient,
+    private readonly path: () => string,
+  ) {}
+
+  async chunkSize(): Promise<number> {
+    if (this.chunkSizeBytes === 0) await this.fetch(0);
+    return this.chunkSizeBytes;
+  }
+
+  /** The chunk at `index`, or null for a hole. */
+  async get(index: number): Promise<ChunkLocation | null> {
+    if (!this.known.has(index)) await this.fetch(index);
+    return this.known.get(index) ?? null;
+  }
+
+  invalidate(): void {
+    this.known.clear();
+  }
+
+  private async fetch(first: number): Promise<void> {
+    const { chunks, chunkSize } = await this.master.chunkLocations(this.path(), first, WINDOW);
+    this.chunkSizeBytes = chunkSize;
+    for (let i = first; i < first + WINDOW; i++) this.known.set(i, null);
+    for (const c of chunks) this.known.set(c.index, c.handle === 0 ? null : c);
+  }
+}

@@ -1,0 +1,223 @@
+import { FsError, toFsError } from '../../server/common/fs-error';
+import { MAX_CHUNK_IO_BYTES } from '../../server/common/proto';
+import type { ChunkClientPool } from '../chunk-client';
+import { FileReader } from '../file-reader';
+import { FileWriter } from '../file-writer';
+import type { MasterClient } from '../master-client';
+import { ChunkLocations } from './chunk-locations';
+import { WriteBuffer } from './write-buffer';
+
+/** Tuning of open files (see MountOptions for what a user may set). */
+export interface OpenFileTuning {
+  /** Dirty bytes per file that start a background flush to the chunkservers. */
+  writeBufferBytes: number;
+  /** Bytes fetched at a time once reads are sequential (read-ahead). */
+  readAheadBytes: number;
+}
+
+/** File bytes [offset, end) held in memory for reads (possibly still arriving). */
+interface Span {
+  offset: number;
+  end: number;
+  data: Promise<Buffer>;
+}
+
+/**
+ * One open regular file of a mount, shared by every handle open on the same path (so that a
+ * read sees what any handle of this mount wrote). It buffers writes (flushed in the background
+ * once a buffer fills, and wholly on flush/fsync/close), and reads ahead when reads are
+ * sequential. Data leave through FileWriter: a flush returning means every replica has the
+ * bytes durably. A background flush that fails is reported by the next write or flush, like a
+ * local file system's write-back error.
+ */
+export class OpenFile {
+  handles = 0;
+  /** The size as this mount sees it: the master's at open, then grown by writes. */
+  size: number;
+  private readonly writer: FileWriter;
+  private readonly reader: FileReader;
+  private readonly locations: ChunkLocations;
+  private dirty = new WriteBuffer();
+  private inFlight: Promise<void> | null = null;
+  private failure: FsError | null = null;
+  /** The size the master has recorded (what a flush that writes past it extends). */
+  private masterSize: number;
+  /** Time of the last write, given to the master as mtime when a flush only overwrote. */
+  private lastWriteMs = 0;
+  private mtimePending = false;
+  private cache: Span | null = null;
+  private ahead: Span | null = null;
+  /** Where the last read ended: a read starting there is sequential. */
+  private lastReadEnd = -1;
+
+  constructor(
+    private readonly master: MasterClient,
+    peers: ChunkClientPool,
+    public path: string,
+    size: number,
+    private readonly tuning: OpenFileTuning,
+  ) {
+    this.size = size;
+    this.masterSize = size;
+    this.writer = new FileWriter(master, peers);
+    this.reader = new FileReader(master, peers);
+    this.locations = new ChunkLocations(master, () => this.path);
+  }
+
+  /** True while bytes written here have not reached the master's view of the file. */
+  get unflushed(): boolean {
+    return !this.dirty.empty || this.inFlight !== null || this.mtimePending;
+  }
+
+  get mtimeMs(): number {
+    return this.lastWriteMs;
+  }
+
+  async write(offset: number, data: Buffer): Promise<void> {
+    this.takeFailure();
+    this.dropReadCache();
+    this.dirty.add(offset, data);
+    this.size = Math.max(this.size, offset + data.length);
+    this.lastWriteMs = Date.now();
+    this.mtimePending = true;
+    if (this.dirty.bytes >= this.tuning.writeBufferBytes) await this.startFlush();
+  }
+
+  /** Everything written so far durable on every replica and recorded by the master. */
+  async flush(): Promise<void> {
+    await this.startFlush();
+    await this.inFlight;
+    this.takeFailure();
+    if (this.mtimePending) {
+      this.mtimePending = false;
+      await this.master.setattr(this.path, { mtimeMs: this.lastWriteMs });
+    }
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    if (this.unflushed) await this.flush(); // this mount's writes are visible to its reads
+    const end = Math.min(offset + length, this.size);
+    if (offset >= end) return Buffer.alloc(0);
+    const sequential = offset === this.lastReadEnd || this.covers(this.ahead, offset);
+    this.lastReadEnd = end;
+    if (this.covers(this.ahead, offset)) {
+      this.cache = this.ahead;
+      this.ahead = null;
+    }
+    if (!this.covers(this.cache, offset, end)) {
+      const want = sequential ? Math.max(length, this.tuning.readAheadBytes) : length;
+      this.cache = this.fetch(offset, Math.min(offset + want, this.size));
+    }
+    const span = this.cache!;
+    let data: Buffer;
+    try {
+      data = await span.data;
+    } catch (err) {
+      if (this.cache === span) this.cache = null;
+      throw err;
+    }
+    if (sequential && !this.ahead) {
+      const next = span.offset + data.length;
+      if (next < this.size) this.ahead = this.fetch(next, Math.min(next + this.tuning.readAheadBytes, this.size));
+    }
+    return data.subarray(offset - span.offset, end - span.offset);
+  }
+
+  /** truncate(2) through this open file: buffered writes first, then the cut. */
+  async truncate(size: number): Promise<void> {
+    await this.flush();
+    this.dropReadCache();
+    await this.writer.truncate(this.path, size);
+    this.size = size;
+    this.masterSize = size;
+  }
+
+  /** The last handle closed: leases go back to the master. */
+  async close(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      await this.writer.close();
+    }
+  }
+
+  /** Forgets cached chunk locations and data (another mount may have changed the file). */
+  dropReadCache(): void {
+    this.cache = null;
+    this.ahead = null;
+    this.locations.invalidate();
+  }
+
+  /** Waits for the previous background flush, then sends the buffer in the background. */
+  private async startFlush(): Promise<void> {
+    if (this.inFlight) await this.inFlight;
+    this.takeFailure();
+    if (this.dirty.empty) return;
+    const extents = this.dirty.take();
+    const flight: Promise<void> = this.writeExtents(extents)
+      .catch((err) => { this.failure = toFsError(err); })
+      .finally(() => { if (this.inFlight === flight) this.inFlight = null; });
+    this.inFlight = flight;
+  }
+
+  private async writeExtents(extents: { offset: number; data: Buffer }[]): Promise<void> {
+    for (const { offset, data } of extents) {
+      await this.writer.write(this.path, offset, data);
+      const end = offset + data.length;
+      // A write past the recorded size made the master set size and mtime itself.
+      if (end > this.masterSize) {
+        this.masterSize = end;
+        this.mtimePending = false;
+      }
+    }
+    this.locations.invalidate(); // new chunks, new versions
+  }
+
+  /** A failed background flush is reported once, to whoever touches the file next. */
+  private takeFailure(): void {
+    const failure = this.failure;
+    if (failure) {
+      this.failure = null;
+      throw new FsError(failure.code, `writing ${this.path} failed: ${failure.message}`);
+    }
+  }
+
+  private covers(span: Span | null, offset: number, end = offset + 1): span is Span {
+    return span !== null && span.offset <= offset && end <= span.end;
+  }
+
+  private fetch(offset: number, end: number): Span {
+    const span: Span = { offset, end, data: this.readRange(offset, end) };
+    span.data.catch(() => undefined); // a read-ahead nobody asks for must not be an unhandled rejection
+    return span;
+  }
+
+  /** Bytes [offset, end) of the file, chunk pieces in parallel; holes read as zeros. */
+  private async readRange(offset: number, end: number): Promise<Buffer> {
+    const chunkSize = await this.locations.chunkSize();
+    const pieces: Promise<Buffer>[] = [];
+    for (let at = offset; at < end;) {
+      const index = Math.floor(at / chunkSize);
+      const inChunk = at - index * chunkSize;
+      const length = Math.min(end - at, chunkSize - inChunk, MAX_CHUNK_IO_BYTES);
+      pieces.push(this.readPiece(index, inChunk, length));
+      at += length;
+    }
+    return Buffer.concat(await Promise.all(pieces), end - offset);
+  }
+
+  /** One piece of a chunk, padded with zeros; on failure, locations are asked for again once. */
+  private async readPiece(index: number, inChunk: number, length: number): Promise<Buffer> {
+    for (let attempt = 0; ; attempt++) {
+      const chunk = await this.locations.get(index);
+      if (!chunk) return Buffer.alloc(length);
+      try {
+        const data = await this.reader.readChunk(this.path, chunk, inChunk, length);
+        return data.length === length ? data : Buffer.concat([data, Buffer.alloc(length - data.length)]);
+      } catch (err) {
+        if (attempt > 0) throw err;
+        this.locations.invalidate(); // moved or re-versioned since we asked
+      }
+    }
+  }
+}

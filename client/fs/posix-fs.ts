@@ -1,0 +1,233 @@
+import { FsError } from '../../server/common/fs-error';
+import { PERMISSION_BITS, S_IFMT, S_IFREG, type Attr } from '../../server/master/inode';
+import type { AttrChanges } from '../../server/master/mutation';
+import type { ChunkClientPool } from '../chunk-client';
+import { FileWriter } from '../file-writer';
+import type { Caller, FsStats, MasterClient } from '../master-client';
+import { OpenFile, type OpenFileTuning } from './open-file';
+
+/** open(2) flags the file system acts on (Linux values). */
+const O_ACCMODE = 0o3;
+const O_RDONLY = 0o0;
+const O_EXCL = 0o200;
+const O_TRUNC = 0o1000;
+
+/** A utimens time: ms since the epoch, or UTIME_NOW / UTIME_OMIT. */
+export type TimeChange = number | 'now' | 'omit';
+
+/**
+ * The POSIX file system of one mount, in promise form, over the client library: what the FUSE
+ * adapter (mount/) calls, one method per operation, every failure an FsError. Paths are the
+ * mount's; open files are per path (see OpenFile) and follow renames; handles are small
+ * integers. A file unlinked or renamed over while open is kept alive by libfuse, which renames
+ * it to a hidden name and unlinks it after the last release.
+ */
+export class PosixFs {
+  private readonly files = new Map<string, OpenFile>();
+  private readonly handles = new Map<number, OpenFile>();
+  private nextHandle = 1;
+
+  constructor(
+    private readonly master: MasterClient,
+    private readonly peers: ChunkClientPool,
+    private readonly tuning: OpenFileTuning,
+  ) {}
+
+  // ------------------------------------------------------------------ attributes
+
+  /** The master's attributes, with this mount's unflushed writes laid over (size, mtime). */
+  async getattr(path: string): Promise<Attr> {
+    const attr = await this.master.getattr(path);
+    const open = this.files.get(path);
+    if (!open || !open.unflushed) return attr;
+    return { ...attr, size: Math.max(attr.size, open.size), mtimeMs: Math.max(attr.mtimeMs, open.mtimeMs) };
+  }
+
+  async fgetattr(path: string, handle: number): Promise<Attr> {
+    this.handle(handle);
+    return this.getattr(path);
+  }
+
+  async chmod(path: string, mode: number): Promise<void> {
+    await this.setattr(path, { mode: mode & PERMISSION_BITS });
+  }
+
+  /** uid or gid 0xffffffff (-1 from chown(2)) leaves it unchanged. */
+  async chown(path: string, uid: number, gid: number): Promise<void> {
+    const changes: AttrChanges = {};
+    if (uid !== 0xffffffff && uid !== -1) changes.uid = uid;
+    if (gid !== 0xffffffff && gid !== -1) changes.gid = gid;
+    if (changes.uid === undefined && changes.gid === undefined) {
+      await this.master.getattr(path); // still ENOENT for a missing file
+      return;
+    }
+    await this.setattr(path, changes);
+  }
+
+  async utimens(path: string, atime: TimeChange, mtime: TimeChange): Promise<void> {
+    const now = Date.now();
+    const changes: AttrChanges = {};
+    if (atime !== 'omit') changes.atimeMs = atime === 'now' ? now : atime;
+    if (mtime !== 'omit') changes.mtimeMs = mtime === 'now' ? now : mtime;
+    if (changes.atimeMs === undefined && changes.mtimeMs === undefined) {
+      await this.master.getattr(path);
+      return;
+    }
+    // Buffered data flushed later would stamp its own mtime over the one asked for (cp -p sets
+    // times before close).
+    await this.files.get(path)?.flush();
+    await this.setattr(path, changes);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    const open = this.files.get(path);
+    if (open) return open.truncate(size);
+    const writer = new FileWriter(this.master, this.peers);
+    try {
+      await writer.truncate(path, size);
+    } finally {
+      await writer.close();
+    }
+  }
+
+  async ftruncate(handle: number, size: number): Promise<void> {
+    await this.handle(handle).truncate(size);
+  }
+
+  // ------------------------------------------------------------------ namespace
+
+  async readdir(path: string): Promise<string[]> {
+    const entries = await this.master.readdirAll(path);
+    return ['.', '..', ...entries.map((e) => e.name)];
+  }
+
+  readlink(path: string): Promise<string> {
+    return this.master.readlink(path);
+  }
+
+  async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
+    await this.master.mkdir(path, mode & PERMISSION_BITS, caller);
+  }
+
+  async symlink(target: string, path: string, caller: Caller): Promise<void> {
+    await this.master.symlink(target, path, caller);
+  }
+
+  async link(existing: string, path: string): Promise<void> {
+    await this.master.link(existing, path);
+  }
+
+  async unlink(path: string): Promise<void> {
+    await this.master.unlink(path);
+    this.files.get(path)?.dropReadCache();
+  }
+
+  rmdir(path: string): Promise<void> {
+    return this.master.rmdir(path);
+  }
+
+  /** Atomic replace; open files under `from` follow it to `to`. */
+  async rename(from: string, to: string): Promise<void> {
+    await this.master.rename(from, to);
+    const moved = [...this.files].filter(([p]) => p === from || p.startsWith(`${from}/`));
+    for (const [p] of moved) this.files.delete(p);
+    for (const [p, open] of moved) {
+      open.path = to + p.slice(from.length);
+      this.files.set(open.path, open);
+    }
+  }
+
+  statfs(): Promise<FsStats> {
+    return this.master.statfs();
+  }
+
+  /** mknod(2) of a regular file; devices, FIFOs and sockets are not stored by ChunkFS. */
+  async mknod(path: string, mode: number, caller: Caller): Promise<void> {
+    if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw new FsError('EPERM', `${path}: only regular files can be made with mknod`);
+    await this.master.create(path, mode & PERMISSION_BITS, true, caller);
+  }
+
+  // ------------------------------------------------------------------ open files
+
+  /** open(2) with O_CREAT: exclusive with O_EXCL, else an existing file is opened. */
+  async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
+    const { attr, created } = await this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller);
+    const handle = this.open(path, attr.size);
+    if (!created && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
+    return handle;
+  }
+
+  /** open(2) without O_CREAT (the kernel has already looked the path up and checked access). */
+  async openExisting(path: string, flags: number): Promise<number> {
+    const known = this.files.get(path);
+    if (known) {
+      return this.open(path, known.size);
+    }
+    const attr = await this.master.getattr(path); // fresh size: close-to-open consistency
+    if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError('EISDIR', `${path} is not a regular file`);
+    if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC && attr.size > 0) {
+      const handle = this.open(path, attr.size);
+      await this.ftruncate(handle, 0);
+      return handle;
+    }
+    return this.open(path, attr.size);
+  }
+
+  async read(handle: number, offset: number, length: number): Promise<Buffer> {
+    return this.handle(handle).read(offset, length);
+  }
+
+  async write(handle: number, offset: number, data: Buffer): Promise<number> {
+    await this.handle(handle).write(offset, data);
+    return data.length;
+  }
+
+  /** close(2) of one descriptor: buffered data reach every replica, and errors surface here. */
+  async flush(handle: number): Promise<void> {
+    await this.handle(handle).flush();
+  }
+
+  /** fsync(2): returns once every byte written is durable on every replica. */
+  fsync(handle: number): Promise<void> {
+    return this.flush(handle);
+  }
+
+  /** The last close of a handle; the open file ends with its last handle. */
+  async release(handle: number): Promise<void> {
+    const open = this.handle(handle);
+    this.handles.delete(handle);
+    if (--open.handles > 0) return;
+    if (this.files.get(open.path) === open) this.files.delete(open.path);
+    await open.close();
+  }
+
+  /** Flushes and closes every open file (unmount). */
+  async closeAll(): Promise<void> {
+    const open = [...this.files.values()];
+    this.files.clear();
+    this.handles.clear();
+    await Promise.allSettled(open.map((f) => f.close()));
+  }
+
+  private open(path: string, size: number): number {
+    let open = this.files.get(path);
+    if (!open) {
+      open = new OpenFile(this.master, this.peers, path, size, this.tuning);
+      this.files.set(path, open);
+    }
+    open.handles++;
+    const handle = this.nextHandle++;
+    this.handles.set(handle, open);
+    return handle;
+  }
+
+  private handle(handle: number): OpenFile {
+    const open = this.handles.get(handle);
+    if (!open) throw new FsError('EBADF', `no open file with handle ${handle}`);
+    return open;
+  }
+
+  private async setattr(path: string, changes: AttrChanges): Promise<void> {
+    await this.master.setattr(path, changes);
+  }
+}

@@ -1,0 +1,68 @@
+import type { CommandModule } from 'yargs';
+import { exitOnSignals } from '../server/common/shutdown';
+
+interface MountArgs {
+  mountpoint: string;
+  masters: string;
+  'attr-timeout': number;
+  'op-timeout': number;
+  'write-buffer': number;
+  'read-ahead': number;
+}
+
+const MiB = 1024 * 1024;
+
+/**
+ * `chunkfs mount MOUNTPOINT --masters HOST:PORT[,...]`: serves the mount in the foreground,
+ * prints `mounted MOUNTPOINT` on stdout once it is usable, and unmounts (after flushing open
+ * files) on SIGINT/SIGTERM. A stale mount left by a dead process is cleaned first.
+ */
+export const mountCommand: CommandModule<object, MountArgs> = {
+  command: 'mount <mountpoint>',
+  describe: 'mount the cluster as a directory (foreground; Ctrl-C unmounts)',
+  builder: (y) =>
+    y
+      .positional('mountpoint', { type: 'string', demandOption: true, describe: 'an existing empty directory' })
+      .option('masters', {
+        type: 'string',
+        default: process.env.CHUNKFS_MASTER || '127.0.0.1:9000',
+        defaultDescription: '$CHUNKFS_MASTER or 127.0.0.1:9000',
+        requiresArg: true,
+        describe: 'HOST:PORT[,HOST:PORT...] of the masters',
+      })
+      .option('attr-timeout', { type: 'number', default: 1, describe: 'seconds the kernel caches attributes and names' })
+      .option('op-timeout', { type: 'number', default: 60, describe: 'seconds after which an unanswered operation fails (ETIMEDOUT)' })
+      .option('write-buffer', { type: 'number', default: 8, describe: 'MiB buffered per open file before a background flush' })
+      .option('read-ahead', { type: 'number', default: 4, describe: 'MiB read ahead for sequential reads' })
+      .check((a) => {
+        if (!(a['attr-timeout'] >= 0)) return '--attr-timeout must be a number of seconds >= 0';
+        for (const flag of ['op-timeout', 'write-buffer', 'read-ahead'] as const) {
+          if (!(a[flag] > 0)) return `--${flag} must be a positive number`;
+        }
+        if (a['read-ahead'] > 8) return '--read-ahead is at most 8 MiB';
+        return true;
+      }),
+  handler: async (args) => {
+    const { mountChunkfs } = await import('./fuse-mount');
+    const mounted = await mountChunkfs({
+      mountpoint: args.mountpoint,
+      master: args.masters.split(',')[0].trim(),
+      attrTimeoutSec: args['attr-timeout'],
+      opTimeoutMs: args['op-timeout'] * 1000,
+      writeBufferBytes: Math.round(args['write-buffer'] * MiB),
+      readAheadBytes: Math.round(args['read-ahead'] * MiB),
+    });
+    console.log(`mounted ${args.mountpoint}`);
+    exitOnSignals(() => mounted.unmount());
+  },
+};
+
+export const umountCommand: CommandModule<object, { mountpoint: string }> = {
+  command: 'umount <mountpoint>',
+  describe: 'unmount a ChunkFS mount (lazily, even while busy)',
+  builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }),
+  handler: async (args) => {
+    const { unmountPath } = await import('./fuse-mount');
+    await unmountPath(args.mountpoint);
+  },
+};
