@@ -2,9 +2,9 @@ import { ChildProcess, execFile, spawn } from 'child_process';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../../server/common/package-root';
 
-/** A server (master, chunkserver) started as a real process. */
+/** A server (master, chunkserver, mount) started as a real process. */
 export interface ServerProcess {
-  /** HOST:PORT from its `listening` line. */
+  /** HOST:PORT from its `listening` line (a mount: its mount point). */
   address: string;
   pid: number;
   kill(signal?: NodeJS.Signals): void;
@@ -38,11 +38,16 @@ export function startChunkserver(dataDirs: string[], masters: string[], extraArg
     '--masters', masters.join(','), ...extraArgs]);
 }
 
+/** `chunkfs mount MOUNTPOINT --masters MASTER`, ready once it prints `mounted MOUNTPOINT`. */
+export function startMount(mountpoint: string, master: string, extraArgs: string[] = []): Promise<ServerProcess> {
+  return startServer(['mount', mountpoint, '--masters', master, ...extraArgs], /^mounted (.+)$/m);
+}
+
 /**
- * Starts `chunkfs <args>` and waits for its `listening HOST:PORT` line. Its stderr is collected
- * for the failure message.
+ * Starts `chunkfs <args>` and waits for its ready line (`listening HOST:PORT` by default). Its
+ * stderr is collected for the failure message.
  */
-function startServer(cliArgs: string[]): Promise<ServerProcess> {
+function startServer(cliArgs: string[], ready = /^listening (\S+)$/m): Promise<ServerProcess> {
   const child = spawn(process.execPath, [CLI_JS, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
   const stopped = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stdout = '';
@@ -55,11 +60,11 @@ function startServer(cliArgs: string[]): Promise<ServerProcess> {
       child.kill('SIGKILL');
       reject(new Error(`chunkfs ${cliArgs[0]} did not start (${why}); stderr:\n${stderr}`));
     };
-    const timer = setTimeout(() => fail(`no listening line in ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+    const timer = setTimeout(() => fail(`no ready line in ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
     void stopped.then((code) => { clearTimeout(timer); fail(`exited with ${code}`); });
     child.stdout!.setEncoding('utf8').on('data', (s: string) => {
       stdout += s;
-      const m = /^listening (\S+)$/m.exec(stdout);
+      const m = ready.exec(stdout);
       if (!m || started) return;
       started = true;
       clearTimeout(timer);

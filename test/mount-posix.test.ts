@@ -1,0 +1,205 @@
+import { strict as assert } from 'assert';
+import { promises as fsp, constants as C } from 'fs';
+import { prng } from './helpers/prng';
+import { TestCluster } from './helpers/test-cluster';
+import { TestMount } from './helpers/test-mount';
+
+/** An fs call through the mount must fail with this errno code. */
+async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (err: NodeJS.ErrnoException) => {
+    assert.equal(err.code, code, err.message);
+    return true;
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('mount: POSIX semantics through a real FUSE mount', function () {
+  this.timeout(120_000);
+  let cluster: TestCluster;
+  let mnt: TestMount;
+  const p = (rel: string) => mnt.at(rel);
+
+  before(async () => {
+    cluster = await TestCluster.start('mount-posix', 3, ['--chunk-size', String(1 << 20)]);
+    mnt = await TestMount.start(cluster, 'mnt', ['--attr-timeout', '0']);
+  });
+  after(async () => {
+    await mnt?.stop();
+    await cluster?.stop();
+  });
+
+  it('reports errno for every namespace edge', async () => {
+    await fsp.mkdir(p('e'));
+    await fsp.writeFile(p('e/file'), 'x');
+    await expectCode(fsp.stat(p('e/missing')), 'ENOENT');
+    await expectCode(fsp.mkdir(p('e')), 'EEXIST');
+    await expectCode(fsp.mkdir(p('e/missing/sub')), 'ENOENT');
+    await expectCode(fsp.mkdir(p('e/file/sub')), 'ENOTDIR');
+    await expectCode(fsp.open(p('e/file'), C.O_CREAT | C.O_EXCL | C.O_WRONLY), 'EEXIST');
+    await expectCode(fsp.open(p('e'), 'w'), 'EISDIR');
+    await expectCode(fsp.rmdir(p('e')), 'ENOTEMPTY');
+    await expectCode(fsp.rmdir(p('e/file')), 'ENOTDIR');
+    await expectCode(fsp.unlink(p('e')), 'EISDIR');
+    await expectCode(fsp.readlink(p('e/file')), 'EINVAL');
+    await expectCode(fsp.writeFile(p(`e/${'n'.repeat(256)}`), ''), 'ENAMETOOLONG');
+    await fsp.writeFile(p(`e/${'n'.repeat(255)}`), 'long name');
+    assert.equal(await fsp.readFile(p(`e/${'n'.repeat(255)}`), 'utf8'), 'long name');
+    await fsp.mkdir(p('e/d'));
+    await fsp.writeFile(p('e/d/inner'), '');
+    await expectCode(fsp.rename(p('e/file'), p('e/d')), 'EISDIR');
+    await fsp.mkdir(p('e/d2'));
+    await expectCode(fsp.rename(p('e/d2'), p('e/d')), 'ENOTEMPTY');
+    await expectCode(fsp.rename(p('e/d2'), p('e/file')), 'ENOTDIR');
+    await expectCode(fsp.rename(p('e'), p('e/d/inside')), 'EINVAL');
+    await expectCode(fsp.link(p('e/d'), p('e/dlink')), 'EPERM');
+  });
+
+  it('keeps nlink right for directories and hard links', async () => {
+    await fsp.mkdir(p('n'));
+    assert.equal((await fsp.stat(p('n'))).nlink, 2);
+    await fsp.mkdir(p('n/a'));
+    await fsp.mkdir(p('n/b'));
+    assert.equal((await fsp.stat(p('n'))).nlink, 4);
+    await fsp.rmdir(p('n/b'));
+    assert.equal((await fsp.stat(p('n'))).nlink, 3);
+    await fsp.writeFile(p('n/f'), 'data');
+    await fsp.link(p('n/f'), p('n/g'));
+    const [f, g] = [await fsp.stat(p('n/f')), await fsp.stat(p('n/g'))];
+    assert.equal(f.nlink, 2);
+    assert.equal(f.ino, g.ino, 'hard links share an inode number (use_ino)');
+    await fsp.unlink(p('n/f'));
+    assert.equal((await fsp.stat(p('n/g'))).nlink, 1);
+    assert.equal(await fsp.readFile(p('n/g'), 'utf8'), 'data');
+  });
+
+  it('updates mtime and ctime as POSIX says', async () => {
+    await fsp.mkdir(p('t'));
+    const dir0 = await fsp.stat(p('t'));
+    await sleep(20);
+    await fsp.writeFile(p('t/f'), 'one');
+    const dir1 = await fsp.stat(p('t'));
+    assert.ok(dir1.mtimeMs > dir0.mtimeMs, 'creating an entry changes the directory mtime');
+    const f0 = await fsp.stat(p('t/f'));
+    await sleep(20);
+    const h = await fsp.open(p('t/f'), 'r+');
+    await h.write(Buffer.from('X'), 0, 1, 1);
+    await h.close();
+    const f1 = await fsp.stat(p('t/f'));
+    assert.ok(f1.mtimeMs > f0.mtimeMs, 'an overwrite changes mtime');
+    assert.equal(f1.size, 3);
+    await sleep(20);
+    await fsp.chmod(p('t/f'), 0o600);
+    const f2 = await fsp.stat(p('t/f'));
+    assert.ok(f2.ctimeMs > f1.ctimeMs, 'chmod changes ctime');
+    assert.equal(f2.mtimeMs, f1.mtimeMs, 'chmod leaves mtime');
+    assert.equal(f2.mode & 0o7777, 0o600);
+    await fsp.utimes(p('t/f'), new Date('2001-02-03T04:05:06.789Z'), new Date('2002-03-04T05:06:07.891Z'));
+    const f3 = await fsp.stat(p('t/f'));
+    assert.equal(f3.atime.toISOString(), '2001-02-03T04:05:06.789Z');
+    assert.equal(f3.mtime.toISOString(), '2002-03-04T05:06:07.891Z');
+  });
+
+  it('enforces permissions for other users and gives new inodes the caller as owner', async () => {
+    await fsp.mkdir(p('perm'), { mode: 0o777 });
+    await fsp.chmod(p('perm'), 0o777);
+    await fsp.writeFile(p('perm/secret'), 'root only', { mode: 0o600 });
+    await fsp.chmod(p('perm/secret'), 0o600);
+    const asNobody = (cmd: string) => mnt.sh(`setpriv --reuid=65534 --regid=65534 --clear-groups bash -c ${JSON.stringify(cmd)}`, p('perm'));
+    const denied = await asNobody('cat secret');
+    assert.notEqual(denied.code, 0);
+    assert.match(denied.stderr, /Permission denied/);
+    assert.equal((await asNobody('echo mine > own && stat -c %u:%g own')).stdout.trim(), '65534:65534');
+    assert.equal((await asNobody('mkdir owndir && stat -c %u:%g owndir')).stdout.trim(), '65534:65534');
+    assert.notEqual((await asNobody('chmod 644 secret')).code, 0, 'only the owner may chmod');
+    await fsp.chown(p('perm/secret'), 65534, 65534);
+    assert.equal((await asNobody('cat secret')).stdout, 'root only');
+  });
+
+  it('matches a model under random writes, reads and truncates across chunk boundaries', async () => {
+    const rand = prng(7);
+    const model = Buffer.alloc(0);
+    let expected = model;
+    const h = await fsp.open(p('random.bin'), 'w+');
+    try {
+      for (let step = 0; step < 120; step++) {
+        const r = rand();
+        if (r < 0.6) {
+          const offset = Math.floor(rand() * 3.5 * (1 << 20));
+          const data = Buffer.alloc(1 + Math.floor(rand() * 300_000), Math.floor(rand() * 256));
+          await h.write(data, 0, data.length, offset);
+          if (offset + data.length > expected.length) expected = Buffer.concat([expected, Buffer.alloc(offset + data.length - expected.length)]);
+          data.copy(expected, offset);
+        } else if (r < 0.75) {
+          const size = Math.floor(rand() * 4 * (1 << 20));
+          await h.truncate(size);
+          expected = size <= expected.length ? expected.subarray(0, size) : Buffer.concat([expected, Buffer.alloc(size - expected.length)]);
+        } else {
+          const offset = Math.floor(rand() * (expected.length + 10));
+          const length = Math.floor(rand() * 400_000);
+          const buf = Buffer.alloc(length);
+          const { bytesRead } = await h.read(buf, 0, length, offset);
+          const want = expected.subarray(Math.min(offset, expected.length), Math.min(offset + length, expected.length));
+          assert.equal(bytesRead, want.length, `read at ${offset} step ${step}`);
+          assert.ok(buf.subarray(0, bytesRead).equals(want), `bytes at ${offset} step ${step}`);
+        }
+        if (step % 40 === 39) await h.sync();
+      }
+      assert.equal((await h.stat()).size, expected.length);
+    } finally {
+      await h.close();
+    }
+    assert.ok((await fsp.readFile(p('random.bin'))).equals(expected), 'whole file after close');
+    // Through the master and chunkservers directly, not the mount's caches.
+    assert.ok((await cluster.readAll('/random.bin')).equals(expected), 'whole file through the client library');
+  });
+
+  it('keeps a file unlinked or renamed over while open readable and writable until closed', async () => {
+    await fsp.writeFile(p('victim'), 'old contents');
+    const h = await fsp.open(p('victim'), 'r+');
+    await fsp.unlink(p('victim'));
+    await expectCode(fsp.stat(p('victim')), 'ENOENT');
+    assert.equal((await h.read(Buffer.alloc(64), 0, 64, 0)).bytesRead, 12);
+    await h.write(Buffer.from('NEW'), 0, 3, 0);
+    const back = Buffer.alloc(12);
+    await h.read(back, 0, 12, 0);
+    assert.equal(back.toString(), 'NEW contents');
+    await h.close();
+    assert.ok(!(await fsp.readdir(p('.'))).some((n) => n.startsWith('.fuse_hidden')), 'the hidden name is gone after close');
+
+    await fsp.writeFile(p('target'), 'first');
+    await fsp.writeFile(p('replacement'), 'second');
+    const t = await fsp.open(p('target'), 'r');
+    await fsp.rename(p('replacement'), p('target'));
+    assert.equal(await fsp.readFile(p('target'), 'utf8'), 'second');
+    const old = Buffer.alloc(5);
+    await t.read(old, 0, 5, 0);
+    assert.equal(old.toString(), 'first', 'the open handle still reads the replaced file');
+    await t.close();
+  });
+
+  it('appends with O_APPEND from two handles without losing a write', async () => {
+    const a = await fsp.open(p('log'), 'a');
+    const b = await fsp.open(p('log'), 'a');
+    for (let i = 0; i < 50; i++) {
+      await a.write(`a${i}\n`);
+      await b.write(`b${i}\n`);
+    }
+    await a.close();
+    await b.close();
+    const lines = (await fsp.readFile(p('log'), 'utf8')).trim().split('\n');
+    assert.equal(lines.length, 100);
+    assert.deepEqual(lines.slice(0, 4), ['a0', 'b0', 'a1', 'b1']);
+  });
+
+  it('reports the cluster capacity in statfs and survives a remount', async () => {
+    const st = await fsp.statfs(mnt.dir);
+    const report = await cluster.client.report();
+    const capacity = report.chunkservers.reduce((s, c) => s + Number(c.capacityBytes), 0);
+    assert.ok(Math.abs(st.blocks * st.bsize - capacity) <= st.bsize * 2, `${st.blocks * st.bsize} vs ${capacity}`);
+    await fsp.writeFile(p('persist'), 'still here');
+    await mnt.kill();
+    await mnt.restart(); // the dead mount point is cleaned up first
+    assert.equal(await fsp.readFile(p('persist'), 'utf8'), 'still here');
+  });
+});
