@@ -124,8 +124,10 @@ export class ChunkManager {
     }));
     const ok = moved.filter((id): id is string => id !== null);
     if (ok.length === 0) throw new FsError('EIO', `chunk ${handle} of ${path}: no replica took version ${next}`);
-    await this.state.commit({ op: 'setChunkVersion', path, index, handle, version: next });
+    // Noted before the commit: from the moment the log says `next`, replicas at the old version
+    // are stale to the replication monitor, and these ones must not look so.
     for (const id of ok) this.chunkservers.noteReplica(id, handle, next);
+    await this.state.commit({ op: 'setChunkVersion', path, index, handle, version: next });
     const expiresMs = Date.now() + LEASE_MS;
     this.leases.set(handle, { primary: ok[0], version: next, expiresMs });
     const replicas = ok.map((id) => this.chunkservers.addressOf(id));

@@ -99,13 +99,14 @@ export class ReplicationMonitor {
     return { needs, referenced };
   }
 
-  /** Stale, orphan and surplus replicas go; a chunk being created or copied is left alone. */
+  /** Stale, orphan and surplus replicas go; a chunk being created, copied or leased is left alone. */
   private async removeUnwanted(referenced: Map<number, number>): Promise<void> {
     const current = new Map<number, string[]>();
     const corrupt: Array<[string, number]> = [];
     const doomed: Array<[string, number, string]> = [];
     for (const [id, handle, version, isCorrupt] of this.chunkservers.liveReplicas()) {
-      if (this.chunks.isBeingCreated(handle) || this.copying.has(handle)) continue;
+      // A lease being granted moves versions: which replica is stale is known once it is done.
+      if (this.chunks.isBeingCreated(handle) || this.copying.has(handle) || this.chunks.isLeased(handle)) continue;
       const wanted = referenced.get(handle);
       if (wanted === undefined) doomed.push([id, handle, 'orphan']);
       else if (version < wanted) doomed.push([id, handle, `stale (version ${version} < ${wanted})`]);
