@@ -8,6 +8,7 @@ import { upCommand } from '../client/cli/up-command';
 import { mountCommand, umountCommand } from '../mount/mount-command';
 import { FsError } from '../server/common/fs-error';
 import { StartupError } from '../server/common/startup-error';
+import { DEFAULT_REPLICATION, MAX_REPLICATION } from '../server/master/request-checks';
 
 /**
  * `chunkfs`: parses flags and dispatches. Exit status: 0 ok, 1 the operation failed
@@ -25,7 +26,8 @@ const withServers = yargs(hideBin(process.argv))
       .option('checkpoint-txns', { type: 'number', describe: 'checkpoint after this many transactions' })
       .option('checkpoint-period', { type: 'number', describe: 'checkpoint at least this often (seconds)' })
       .option('dead-timeout', { type: 'number', describe: 'a chunkserver silent this long (seconds) is dead [default: 5]' })
-      .option('replication', { type: 'number', describe: 'cluster default replication factor [default: 3]' })
+      .option('replication', { type: 'number',
+        describe: `replication factor of files created without one, 1..${MAX_REPLICATION} [default: ${DEFAULT_REPLICATION}]` })
       .option('chunk-size', { type: 'number', describe: 'bytes per chunk, cluster-wide [default: 64 MiB]' })
       .check((a) => {
         for (const flag of ['checkpoint-txns', 'checkpoint-period', 'dead-timeout', 'replication', 'chunk-size'] as const) {
@@ -36,6 +38,7 @@ const withServers = yargs(hideBin(process.argv))
           const v = a[flag];
           if (v !== undefined && !Number.isSafeInteger(v)) return `--${flag} must be a whole number`;
         }
+        if (a.replication !== undefined && a.replication > MAX_REPLICATION) return `--replication must be at most ${MAX_REPLICATION}`;
         return true;
       }),
     handler: async (args) => {
@@ -64,10 +67,17 @@ const withChunkserver = withServers.command({
     .option('rack', { type: 'string', default: '', describe: 'rack label, for spreading replicas' })
     .option('heartbeat-interval', { type: 'number', describe: 'seconds between heartbeats [default: 1]' })
     .option('chunk-size', { type: 'number', describe: 'largest chunk accepted, bytes [default: 64 MiB]' })
+    .option('scrub-rate', { type: 'number', describe: 'background checksum verification, MiB/s; 0 turns it off [default: 16]' })
+    .option('scrub-idle', { type: 'number', describe: 'the scrubber skips chunks read or written this recently (seconds) [default: 60]' })
+    .option('scrub-interval', { type: 'number', describe: 'pause between scrubber passes over all chunks (seconds) [default: 10]' })
     .check((a) => {
       for (const flag of ['heartbeat-interval', 'chunk-size'] as const) {
         const v = a[flag];
         if (v !== undefined && !(v > 0)) return `--${flag} must be a positive number`;
+      }
+      for (const flag of ['scrub-rate', 'scrub-idle', 'scrub-interval'] as const) {
+        const v = a[flag];
+        if (v !== undefined && !(v >= 0 && Number.isFinite(v))) return `--${flag} must be a number >= 0`;
       }
       if (a['chunk-size'] !== undefined && !Number.isSafeInteger(a['chunk-size'])) return '--chunk-size must be a whole number of bytes';
       return true;
@@ -81,6 +91,9 @@ const withChunkserver = withServers.command({
       rack: args.rack,
       heartbeatIntervalSec: args['heartbeat-interval'],
       chunkSize: args['chunk-size'],
+      scrubMiBPerSec: args['scrub-rate'],
+      scrubIdleSec: args['scrub-idle'],
+      scrubIntervalSec: args['scrub-interval'],
     });
   },
 });

@@ -11,7 +11,7 @@ import { MasterSession } from './master-session';
 import { unaryCall } from './unary-call';
 import type { Attr } from '../server/master/inode';
 import type { AttrChanges } from '../server/master/mutation';
-import { checkAttrChanges, checkChunkIndex, checkMode, checkOwnerId } from '../server/master/request-checks';
+import { checkAttrChanges, checkChunkIndex, checkMode, checkOwnerId, checkReplication } from '../server/master/request-checks';
 import type { CheckpointResult, MasterStatus } from '../server/master/master-state';
 import type { DirEntry, ReaddirPage } from '../server/master/namespace';
 
@@ -115,10 +115,23 @@ export class MasterClient {
     return attrOf(await this.session.call('mkdir', { path, mode: checkMode(mode), caller: checkCaller(caller) }));
   }
 
-  /** open(O_CREAT [| O_EXCL]); `created` is false when an existing file was opened. */
-  async create(path: string, mode: number, exclusive: boolean, caller?: Caller): Promise<{ attr: Attr; created: boolean }> {
-    const reply = await this.session.call('create', { path, mode: checkMode(mode), exclusive, caller: checkCaller(caller) });
+  /**
+   * open(O_CREAT [| O_EXCL]); `created` is false when an existing file was opened. A new file
+   * gets `replication` replicas per chunk (default: the cluster's).
+   */
+  async create(
+    path: string, mode: number, exclusive: boolean, caller?: Caller, replication?: number,
+  ): Promise<{ attr: Attr; created: boolean }> {
+    const reply = await this.session.call('create', {
+      path, mode: checkMode(mode), exclusive, caller: checkCaller(caller),
+      replication: replication === undefined ? undefined : checkReplication(replication),
+    });
     return { attr: attrOf(reply), created: reply.created };
+  }
+
+  /** A regular file's replication factor; the master adds or trims replicas in the background. */
+  async setReplication(path: string, replication: number): Promise<Attr> {
+    return attrOf(await this.session.call('setReplication', { path, replication: checkReplication(replication) }));
   }
 
   /** symlink(2) argument order: `path` becomes a link pointing at `target`. */

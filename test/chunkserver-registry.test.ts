@@ -86,7 +86,7 @@ describe('chunkserver registry', () => {
     }
     reg.heartbeat(hb('b', { corruptChunks: [4] }));
     // chunk 1: 4 live (over); 2: 1 live (under); 3: none (missing); 4: 3 live + 1 corrupt (ok, corrupt)
-    assert.deepEqual(chunkHealth(ns, reg, 3), { total: 4, underReplicated: 1, overReplicated: 1, corrupt: 1, missing: 1 });
+    assert.deepEqual(chunkHealth(ns, reg), { total: 4, underReplicated: 1, overReplicated: 1, corrupt: 1, missing: 1 });
   });
 
   it('fsck lists the unhealthy files under a path, and is healthy while no chunk is missing', () => {
@@ -98,13 +98,33 @@ describe('chunkserver registry', () => {
     ns.apply({ op: 'addChunk', path: '/d/weak', index: 0, handle: 2, version: 1 });
     ns.apply({ op: 'addChunk', path: '/other', index: 0, handle: 3, version: 1 });
     for (const id of ['a', 'b', 'c']) reg.heartbeat(hb(id, { fullReport: full(id === 'a' ? [[1, 1], [2, 1]] : [[1, 1]]) }));
-    const d = fsck(ns, reg, 3, '/d');
+    const d = fsck(ns, reg, '/d');
     assert.equal(d.files, 2);
     assert.deepEqual(d.unhealthy.map((f) => [f.path, f.chunks.underReplicated]), [['/d/weak', 1]]);
     assert.equal(d.healthy, true, 'under-replicated, but every byte readable');
-    const all = fsck(ns, reg, 3, '/');
+    const all = fsck(ns, reg, '/');
     assert.equal(all.files, 3);
     assert.equal(all.chunks.missing, 1);
     assert.equal(all.healthy, false, '/other has no replica at all');
+  });
+
+  it("measures each file's chunks against that file's own factor, and follows setReplication", () => {
+    const ns = new Namespace();
+    let ino = 1;
+    const mk = (path: string, replication?: number) =>
+      ns.apply({ op: 'create', path, mode: 0o644, uid: 0, gid: 0, ino: ++ino, time: 1, replication });
+    mk('/one', 1);
+    mk('/two', 2);
+    mk('/legacy'); // a record from before per-file factors: the cluster default applies
+    ns.apply({ op: 'addChunk', path: '/one', index: 0, handle: 1, version: 1 });
+    ns.apply({ op: 'addChunk', path: '/two', index: 0, handle: 2, version: 1 });
+    ns.apply({ op: 'addChunk', path: '/legacy', index: 0, handle: 3, version: 1 });
+    for (const id of ['a', 'b', 'c']) reg.heartbeat(hb(id, { fullReport: full(id === 'a' ? [[1, 1], [2, 1], [3, 1]] : [[2, 1], [3, 1]]) }));
+    // one: 1 of 1; two: 3 of 2 (over); legacy: 3 of the default 3
+    assert.deepEqual(chunkHealth(ns, reg), { total: 3, underReplicated: 0, overReplicated: 1, corrupt: 0, missing: 0 });
+    assert.deepEqual(fsck(ns, reg, '/').unhealthy.map((f) => [f.path, f.replication]), [['/two', 2]]);
+    ns.defaultReplication = 4;
+    ns.apply({ op: 'setReplication', path: '/two', replication: 3, time: 2 });
+    assert.deepEqual(fsck(ns, reg, '/').unhealthy.map((f) => [f.path, f.replication, f.chunks.underReplicated]), [['/legacy', 4, 1]]);
   });
 });

@@ -8,6 +8,8 @@ import { Namespace } from '../server/master/namespace';
 import { readCheckpoint, verifyCheckpoint, writeCheckpoint } from '../server/master/oplog/checkpoint-file';
 import { decodeFrame, encodeFrame, Frame } from '../server/master/oplog/frame';
 import { checkpointPath, FILE_HEADER_BYTES } from '../server/master/oplog/meta-dir';
+import { PACKAGE_ROOT } from '../server/common/package-root';
+import { IMAGE_FORMAT } from '../server/master/namespace-image';
 import { assertSameSnapshot, snapshot } from './helpers/ns-snapshot';
 
 /** The binary image codec, through real checkpoint files. */
@@ -74,20 +76,50 @@ describe('checkpoint image codec', function () {
     assert.equal(verifyCheckpoint(file), true);
   });
 
+  it("round-trips files' replication factors, recorded or not", () => {
+    const ns = richNamespace(0);
+    ns.apply({ op: 'create', path: '/r1', mode: 0o644, uid: 0, gid: 0, ino: ns.lastIno + 1, time: 1, replication: 1 });
+    ns.apply({ op: 'create', path: '/r32', mode: 0o644, uid: 0, gid: 0, ino: ns.lastIno + 1, time: 1, replication: 32 });
+    ns.apply({ op: 'create', path: '/unrecorded', mode: 0o644, uid: 0, gid: 0, ino: ns.lastIno + 1, time: 1 });
+    ns.apply({ op: 'setReplication', path: '/b/stays', replication: 2, time: 2 });
+    ns.apply({ op: 'setReplication', path: '/a/chunky', replication: 5, time: 2 }); // hard-linked thrice
+    const loaded = roundTrip(ns);
+    assertSameTree(loaded, ns);
+    const factors = (n: Namespace) => ['/r1', '/r32', '/b/stays', '/b/chunky-link', '/unrecorded', '/b/long']
+      .map((p) => n.lookupOrNull(p)!.replication);
+    assert.deepStrictEqual(factors(loaded), [1, 32, 2, 5, 0, 0]);
+  });
+
+  it('reads a format-2 checkpoint (written before per-file factors): its files follow the cluster default', () => {
+    // test/fixtures/checkpoint-format2.ckpt: richNamespace(10) written by commit ee84204 (txid 42, epoch 7).
+    const fixture = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'checkpoint-format2.ckpt');
+    assert.equal(verifyCheckpoint(fixture), true);
+    const old = readCheckpoint(fixture);
+    assert.deepEqual([old.txid, old.epoch], [42, 7]);
+    const expected = richNamespace(10);
+    assertSameTree(old.ns, expected);
+    for (const { file } of old.ns.regularFiles()) assert.equal(file.replication, 0, 'nothing recorded');
+    old.ns.defaultReplication = 2;
+    assert.equal(old.ns.getattr('/a/chunky').replication, 2);
+    // Written again, it is the current format, and reads back the same.
+    assertSameTree(roundTrip(old.ns), expected);
+    assert.equal(JSON.parse(frames(checkpointPath(dir, 42))[0].payload.toString()).format, IMAGE_FORMAT);
+  });
+
   it('rejects an unknown image format or file magic cleanly, naming the file', () => {
     writeCheckpoint(dir, richNamespace(0), 42, 7);
     const file = checkpointPath(dir, 42);
     const buf = fs.readFileSync(file);
     const all = frames(file);
     const meta = JSON.parse(all[0].payload.toString()) as { format: number };
-    meta.format = 3;
+    meta.format = 4;
     fs.writeFileSync(file, Buffer.concat([
       buf.subarray(0, FILE_HEADER_BYTES),
       encodeFrame(42, 0, Buffer.from(JSON.stringify(meta))),
       buf.subarray(all[0].end),
     ]));
     assert.equal(verifyCheckpoint(file), false);
-    assert.throws(() => readCheckpoint(file), (err: Error) => err.message.includes(file) && /unknown image format 3/.test(err.message));
+    assert.throws(() => readCheckpoint(file), (err: Error) => err.message.includes(file) && /unknown image format 4/.test(err.message));
 
     buf.write('CFSCKP01', 0, 'latin1'); // the JSON format of before
     fs.writeFileSync(file, buf);

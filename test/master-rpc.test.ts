@@ -34,7 +34,7 @@ describe('master RPC', function () {
     };
     chunkservers = new ChunkserverRegistry(5000);
     peers = new ChunkClientPool();
-    const chunks = new ChunkManager(state, chunkservers, peers, { chunkSize: 1 << 20, replication: 3 });
+    const chunks = new ChunkManager(state, chunkservers, peers, { chunkSize: 1 << 20 });
     rpc = await startMasterRpc({ state, chunkservers, chunks }, '127.0.0.1:0');
     client = new MasterClient(rpc.address, { deadlineMs: 5000 });
   });

@@ -20,6 +20,7 @@ import type {
   RenameMutation,
   RmdirMutation,
   SetattrMutation,
+  SetReplicationMutation,
   SymlinkMutation,
   UnlinkMutation,
 } from '../server/master/mutation';
@@ -880,17 +881,17 @@ describe('Namespace', () => {
       const d = ns.apply(mkdir('/d', { mode: 0o750, uid: 3, gid: 4, ino: 500 }));
       assert.deepStrictEqual(d, {
         ino: 500, mode: S_IFDIR | 0o750, uid: 3, gid: 4, nlink: 2, size: DIR_SIZE,
-        atimeMs: T0, mtimeMs: T0, ctimeMs: T0,
+        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0,
       });
       const f = ns.apply(create('/d/f', { mode: 0o604, uid: 5, gid: 6, ino: 501 }));
       assert.deepStrictEqual(f, {
         ino: 501, mode: S_IFREG | 0o604, uid: 5, gid: 6, nlink: 1, size: 0,
-        atimeMs: T0, mtimeMs: T0, ctimeMs: T0,
+        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 3,
       });
       const s = ns.apply(symlink('/d/s', '/d/f', { uid: 7, gid: 8, ino: 502 }));
       assert.deepStrictEqual(s, {
         ino: 502, mode: S_IFLNK | 0o777, uid: 7, gid: 8, nlink: 1, size: 4,
-        atimeMs: T0, mtimeMs: T0, ctimeMs: T0,
+        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0,
       });
       assert.deepStrictEqual(ns.getattr('/d/s'), s);
       assert.deepStrictEqual(ns.getattr('/d/f'), f);
@@ -1245,6 +1246,49 @@ describe('Namespace', () => {
     });
   });
 
+  // -------------------------------------------------------------------- replication factor
+  describe('replication factor', () => {
+    const setrep = (path: string, replication: number, time = T0 + 7): SetReplicationMutation =>
+      ({ op: 'setReplication', path, replication, time });
+
+    it('create records the factor; a record without one (older logs) follows the cluster default', () => {
+      const ns = new Namespace();
+      assert.strictEqual(ns.apply(create('/one', { replication: 1 }))!.replication, 1);
+      assert.strictEqual(ns.apply(create('/max', { replication: 32 }))!.replication, 32);
+      assert.strictEqual(ns.apply(create('/old'))!.replication, 3);
+      assert.strictEqual(ns.lookupOrNull('/old')!.replication, 0, 'nothing recorded');
+      ns.defaultReplication = 5;
+      assert.deepStrictEqual(['/one', '/max', '/old'].map((p) => ns.getattr(p).replication), [1, 32, 5]);
+      assert.deepStrictEqual(['/one', '/max', '/old'].map((p) => ns.replicationOf(ns.lookupOrNull(p)!)), [1, 32, 5]);
+      ns.apply(mkdir('/d'));
+      ns.apply(symlink('/s', 'one'));
+      assert.deepStrictEqual([ns.getattr('/d').replication, ns.getattr('/s').replication], [0, 0], 'only files have a factor');
+    });
+
+    it('setReplication changes the factor (shared by hard links) and ctime, nothing else', () => {
+      const ns = build(['/f', '/g => /f']);
+      const before = ns.getattr('/f');
+      const after = ns.apply(setrep('/f', 7))!;
+      assert.deepStrictEqual(after, { ...before, replication: 7, ctimeMs: T0 + 7 });
+      assert.strictEqual(ns.getattr('/g').replication, 7);
+      ns.apply(setrep('/g', 1));
+      assert.strictEqual(ns.getattr('/f').replication, 1);
+    });
+
+    it('rejects bad factors and non-files with exact errnos and changes nothing', () => {
+      const ns = build(['/f', '/d/', '/s -> f']);
+      for (const bad of [0, 33, -1, 2.5, NaN, Infinity, 2 ** 32 + 3]) {
+        expectRejected(ns, setrep('/f', bad), 'EINVAL');
+        expectRejected(ns, create('/new', { replication: bad }), 'EINVAL'); // lastIno included
+      }
+      expectRejected(ns, setrep('/d', 2), 'EISDIR');
+      expectRejected(ns, setrep('/', 2), 'EISDIR');
+      expectRejected(ns, setrep('/s', 2), 'EINVAL');
+      expectRejected(ns, setrep('/nope', 2), 'ENOENT');
+      expectRejected(ns, setrep('/f/x', 2), 'ENOTDIR');
+    });
+  });
+
   // -------------------------------------------------------------------- bookkeeping
   describe('inodeCount and lastIno', () => {
     it('tracks live inodes and the highest ino ever handed out', () => {
@@ -1337,7 +1381,8 @@ describe('Namespace', () => {
         if (r < 0.16) {
           m = { op: 'mkdir', path: fresh(), mode: pick([0o755, 0o2775, 0o700, 0o40777]), uid: Math.max(uid, 0), gid, ino: ino++, time };
         } else if (r < 0.32) {
-          m = { op: 'create', path: fresh(), mode: pick([0o644, 0o6755, 0o600]), uid: Math.max(uid, 0), gid, ino: ino++, time };
+          m = { op: 'create', path: fresh(), mode: pick([0o644, 0o6755, 0o600]), uid: Math.max(uid, 0), gid, ino: ino++, time,
+            replication: pick([undefined, 1, 3, 32, 0, 33, 2.5]) };
         } else if (r < 0.37) {
           m = { op: 'symlink', path: fresh(), target: pick(['/a', 'b/c', '', 'x'.repeat(4096), 'é', 'a\0b']), uid: 0, gid, ino: ino++, time };
         } else if (r < 0.45) {
@@ -1349,6 +1394,8 @@ describe('Namespace', () => {
         } else if (r < 0.86) {
           const from = live(rand() < 0.5);
           m = { op: 'rename', from, to: rand() < 0.6 ? fresh() : live(rand() < 0.5), time };
+        } else if (r < 0.9) {
+          m = { op: 'setReplication', path: live(rand() < 0.2), replication: pick([1, 2, 16, 0, 33, -1, 1.5]), time };
         } else {
           const sm: SetattrMutation = { op: 'setattr', path: live(rand() < 0.3), time };
           if (rand() < 0.4) sm.mode = pick([0o644, 0o6755, 0o2775, 0o4711]);

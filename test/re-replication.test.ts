@@ -4,7 +4,6 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FileWriter } from '../client/file-writer';
 import type { ClusterReport } from '../client/master-client';
-import { fanOutName } from '../server/chunkserver/chunk-file';
 import { flipByte } from './helpers/corrupt';
 import { kill, TestCluster } from './helpers/test-cluster';
 
@@ -78,11 +77,7 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     await cluster.until(healthy, 'chunks at three replicas');
     const [chunk] = (await cluster.client.chunkLocations('/rot', 0, 1)).chunks;
     const bad = chunk.replicas[0];
-    const bs = cluster.chunkservers.find((c) => c.address === bad)!;
-    // That chunkserver's copy: the data directories are named after the chunkserver in its args.
-    const file = fs.readdirSync(cluster.root)
-      .map((d) => path.join(cluster.root, d, 'chunks', fanOutName(chunk.handle), `${chunk.handle}.data`))
-      .find((f) => fs.existsSync(f) && cluster.dataDirsOf(bs).some((d) => f.startsWith(d + path.sep)))!;
+    const file = cluster.replicaFiles(chunk.handle).find((r) => r.cs.address === bad)?.file;
     assert.ok(file, `the replica on ${bad} is on disk`);
     flipByte(file, 1000);
     // The first replica listed is the rotten one: the read moves on to the next.

@@ -62,7 +62,7 @@ const fsckCommand: CommandModule<object, MasterArg & { path: string; json: boole
     else {
       const line = (c: NonNullable<typeof r.chunks>) =>
         `${c.total} chunks: ${c.underReplicated} under-replicated, ${c.overReplicated} over-replicated, ${c.corrupt} corrupt, ${c.missing} missing`;
-      for (const f of r.unhealthy) console.log(`${f.path} (${f.size} bytes): ${line(f.chunks!)}`);
+      for (const f of r.unhealthy) console.log(`${f.path} (${f.size} bytes, replication ${f.replication}): ${line(f.chunks!)}`);
       console.log(`${r.files} files, ${line(r.chunks!)}`);
       console.log(`The filesystem under '${args.path}' is ${r.healthy ? 'HEALTHY' : 'CORRUPT'}`);
     }

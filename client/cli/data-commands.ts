@@ -3,6 +3,7 @@ import { posix } from 'path';
 import type { Argv, CommandModule } from 'yargs';
 import { FsError } from '../../server/common/fs-error';
 import { MAX_CHUNK_IO_BYTES } from '../../server/common/proto';
+import { checkReplication, MAX_REPLICATION } from '../../server/master/request-checks';
 import { ChunkClientPool } from '../chunk-client';
 import { FileReader } from '../file-reader';
 import { fileType } from '../file-type';
@@ -23,17 +24,20 @@ async function withChunkservers<R>(use: (peers: ChunkClientPool) => Promise<R>):
   }
 }
 
-const putCommand: CommandModule<object, MasterArg & { local: string; remote: string }> = {
+const putCommand: CommandModule<object, MasterArg & { local: string; remote: string; replication?: number }> = {
   command: 'put <local> <remote>',
   describe: 'copy a local file into ChunkFS (into REMOTE when it is a directory)',
   builder: (y) => withMasterOption(y)
     .positional('local', { type: 'string', demandOption: true })
-    .positional('remote', { type: 'string', demandOption: true }),
+    .positional('remote', { type: 'string', demandOption: true })
+    .option('replication', { type: 'number', requiresArg: true,
+      describe: `replicas of each chunk, 1..${MAX_REPLICATION} [default: the cluster's]` }),
   handler: (args) => withMaster(args, (client) => withChunkservers(async (peers) => {
+    if (args.replication !== undefined) checkReplication(args.replication);
     const local = localFile(args.local);
     const remote = await intoDirectory(client, masterPath(args.remote), posix.basename(args.local));
     if (await getattrOrNull(client, remote)) throw new FsError('EEXIST', `${remote} exists (put does not overwrite)`);
-    await client.create(remote, local.mode & 0o777, true);
+    await client.create(remote, local.mode & 0o777, true, undefined, args.replication);
     const writer = new FileWriter(client, peers);
     const bar = progress(`put ${remote}`, local.size);
     const fd = fs.openSync(args.local, 'r');

@@ -5,12 +5,15 @@ import { fileType } from '../file-type';
 import type { MasterClient } from '../master-client';
 import { childPath, masterPath } from '../paths';
 import { getattrOrNull, mkdirParents, removeTree } from '../tree-ops';
+import { checkReplication, MAX_REPLICATION } from '../../server/master/request-checks';
 import { ListedEntry, longListing, statJson, statText } from './format';
 import { MasterArg, withMaster, withMasterOption } from './master-option';
 
 /** Permissions of what the CLI creates: the usual result of umask 022. */
 const DIR_MODE = 0o755;
 const FILE_MODE = 0o644;
+/** How often setrep -w asks the master whether replication is done (ms). */
+const SETREP_POLL_MS = 500;
 
 type Paths = MasterArg & { paths: string[] };
 
@@ -136,10 +139,34 @@ const touchCommand: CommandModule<object, Paths & { d?: string }> = {
   }),
 };
 
+const setrepCommand: CommandModule<object, Paths & { replication: number; w: boolean }> = {
+  command: 'setrep <replication> <paths..>',
+  describe: 'set the replication factor of files (the master adds or trims replicas), like hdfs dfs -setrep',
+  builder: (y) => withMasterOption(y)
+    .positional('replication', { type: 'number', demandOption: true, describe: `replicas of each chunk, 1..${MAX_REPLICATION}` })
+    .positional('paths', { type: 'string', array: true, demandOption: true })
+    .option('w', { type: 'boolean', default: false, describe: 'wait until every chunk has that many replicas (may take long)' }),
+  handler: (args) => withMaster(args, async (client) => {
+    checkReplication(args.replication);
+    const paths = args.paths.map(masterPath);
+    for (const path of paths) await client.setReplication(path, args.replication);
+    if (args.w) for (const path of paths) await untilReplicated(client, path);
+  }),
+};
+
 /** Registers the file-shell commands. */
 export function withFileCommands<T>(y: Argv<T>): Argv<T> {
   return y.command(lsCommand).command(statCommand).command(mkdirCommand).command(rmCommand)
-    .command(mvCommand).command(lnCommand).command(chmodCommand).command(touchCommand);
+    .command(mvCommand).command(lnCommand).command(chmodCommand).command(touchCommand).command(setrepCommand);
+}
+
+/** Polls fsck until no chunk of the file is under- or over-replicated (as hdfs dfs -setrep -w). */
+async function untilReplicated(client: MasterClient, path: string): Promise<void> {
+  for (;;) {
+    const c = (await client.fsck(path)).chunks!;
+    if (c.underReplicated + c.overReplicated === 0) return;
+    await new Promise((resolve) => setTimeout(resolve, SETREP_POLL_MS));
+  }
 }
 
 /** Like mv(1)/ln(1): a destination that is an existing directory means "inside it". */

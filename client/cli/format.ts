@@ -51,7 +51,8 @@ export function statText(entry: ListedEntry): string {
   const perm = (attr.mode & 0o7777).toString(8).padStart(4, '0');
   return [
     `  File: ${name}`,
-    `  Size: ${attr.size}\tInode: ${attr.ino}\tLinks: ${attr.nlink}\t${TYPE_NAME[fileType(attr.mode)]}`,
+    `  Size: ${attr.size}\tInode: ${attr.ino}\tLinks: ${attr.nlink}\t${TYPE_NAME[fileType(attr.mode)]}` +
+      (attr.replication > 0 ? `\tReplication: ${attr.replication}` : ''),
     `Access: (${perm}/${modeString(attr.mode)})\tUid: ${attr.uid}\tGid: ${attr.gid}`,
     `Access: ${new Date(attr.atimeMs).toISOString()}`,
     `Modify: ${new Date(attr.mtimeMs).toISOString()}`,

@@ -19,8 +19,12 @@ export interface ChunkserverOptions {
   heartbeatIntervalSec?: number;
   /** Largest chunk this chunkserver accepts, bytes (default 64 MiB). */
   chunkSize?: number;
-  /** Background re-verification rate, bytes/s (default 16 MiB/s). */
-  scrubBytesPerSec?: number;
+  /** Background re-verification rate, MiB/s (default 16); 0 turns the scrubber off. */
+  scrubMiBPerSec?: number;
+  /** The scrubber skips chunks read or written within this many seconds (default 60). */
+  scrubIdleSec?: number;
+  /** Seconds between the scrubber's passes over all chunks (default 10). */
+  scrubIntervalSec?: number;
 }
 
 /**
@@ -45,15 +49,19 @@ export async function runChunkserver(o: ChunkserverOptions): Promise<void> {
     store,
   );
   heartbeats.start();
-  const scrubber = new Scrubber(store, {
-    bytesPerSecond: o.scrubBytesPerSec ?? 16 * 1024 * 1024,
+  const scrubMiBPerSec = o.scrubMiBPerSec ?? 16;
+  // Found corruption needs no call here: the store lists it, and every heartbeat reports that list.
+  const scrubber = scrubMiBPerSec > 0 ? new Scrubber(store, {
+    bytesPerSecond: scrubMiBPerSec * 1024 * 1024,
+    idleMs: o.scrubIdleSec === undefined ? undefined : o.scrubIdleSec * 1000,
+    roundPauseMs: o.scrubIntervalSec === undefined ? undefined : o.scrubIntervalSec * 1000,
     onCorrupt: (handle) => log.error(`scrubber: replica of chunk ${handle} is corrupt; reporting it to the masters`),
-  });
-  scrubber.start();
+  }) : null;
+  scrubber?.start();
   log.info(`chunkserver ${id} serving ${o.dataDirs.join(', ')}; masters ${o.masters.join(', ')}`);
 
   exitOnSignals(async () => {
-    scrubber.stop();
+    await scrubber?.stop();
     heartbeats!.stop();
     await rpc.stop();
     await store.close();

@@ -5,17 +5,17 @@ import { fsck } from './fsck';
 import type { MasterServices } from './master-rpc';
 
 /** The operator -> master service; MasterState's shapes are the wire shapes. */
-export function adminHandlers({ state, chunkservers, chunks }: MasterServices): MasterAdminHandlers {
+export function adminHandlers({ state, chunkservers }: MasterServices): MasterAdminHandlers {
   return {
     Checkpoint: unary(() => state.checkpoint()),
     Status: unary((req) => {
       if (req.collectGarbage) (globalThis as { gc?: () => void }).gc?.();
       return { ...state.status(), heapUsedBytes: process.memoryUsage().heapUsed };
     }),
-    Fsck: unary((req) => fsck(state.ns, chunkservers, chunks.options.replication, req.path || '/')),
+    Fsck: unary((req) => fsck(state.ns, chunkservers, req.path || '/')),
     Report: unary(() => ({
       chunkservers: chunkservers.list(),
-      chunks: chunkHealth(state.ns, chunkservers, chunks.options.replication),
+      chunks: chunkHealth(state.ns, chunkservers),
     })),
   };
 }

@@ -18,7 +18,7 @@ export function emptyCounts(): ChunkHealthCounts {
 
 /**
  * Adds the chunks of `file` to `counts`, each classified by its live replicas (at the chunk's
- * current version, on live chunkservers, not reported corrupt) against the replication factor.
+ * current version, on live chunkservers, not reported corrupt) against the file's factor.
  */
 export function countChunks(file: Inode, chunkservers: ChunkserverRegistry, replication: number, counts: ChunkHealthCounts): void {
   for (const c of file.chunks!) {
@@ -33,8 +33,8 @@ export function countChunks(file: Inode, chunkservers: ChunkserverRegistry, repl
 }
 
 /** Every chunk of every file. Walks the whole namespace: an operator's report, not a hot path. */
-export function chunkHealth(ns: Namespace, chunkservers: ChunkserverRegistry, replication: number): ChunkHealthCounts {
+export function chunkHealth(ns: Namespace, chunkservers: ChunkserverRegistry): ChunkHealthCounts {
   const counts = emptyCounts();
-  for (const { file } of ns.regularFiles()) countChunks(file, chunkservers, replication, counts);
+  for (const { file } of ns.regularFiles()) countChunks(file, chunkservers, ns.replicationOf(file), counts);
   return counts;
 }

@@ -38,8 +38,6 @@ export interface Lease {
 export interface ChunkManagerOptions {
   /** bytes per chunk */
   chunkSize: number;
-  /** replicas of a new chunk */
-  replication: number;
 }
 
 /**
@@ -76,7 +74,7 @@ export class ChunkManager {
     const key = `${file.ino} ${index}`;
     let p = this.pending.get(key);
     if (!p) {
-      p = this.create(path, index).finally(() => this.pending.delete(key));
+      p = this.create(path, index, this.state.ns.replicationOf(file)).finally(() => this.pending.delete(key));
       this.pending.set(key, p);
     }
     return p;
@@ -163,19 +161,22 @@ export class ChunkManager {
     return out;
   }
 
-  private async create(path: string, index: number): Promise<PlacedChunk> {
-    const targets = chooseReplicas(this.chunkservers.list(), this.options.replication, { minFreeBytes: this.options.chunkSize });
+  /** A new chunk with `replication` replicas (fewer when fewer chunkservers can take one). */
+  private async create(path: string, index: number, replication: number): Promise<PlacedChunk> {
+    const targets = chooseReplicas(this.chunkservers.list(), replication, { minFreeBytes: this.options.chunkSize });
     if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
     const handle = await this.takeHandle();
     this.creating.add(handle);
     try {
-      return await this.createReplicas(path, index, handle, targets);
+      return await this.createReplicas(path, index, handle, targets, replication);
     } finally {
       this.creating.delete(handle);
     }
   }
 
-  private async createReplicas(path: string, index: number, handle: number, targets: ChunkserverView[]): Promise<PlacedChunk> {
+  private async createReplicas(
+    path: string, index: number, handle: number, targets: ChunkserverView[], replication: number,
+  ): Promise<PlacedChunk> {
     const version = 1;
     const made = await Promise.all(targets.map(async (cs) => {
       try {
@@ -190,7 +191,7 @@ export class ChunkManager {
     if (ok.length === 0) throw new FsError('EIO', `chunk ${handle} could not be created on any of ${targets.map((t) => t.address).join(', ')}`);
     for (const cs of ok) this.chunkservers.noteReplica(cs.id, handle, version);
     await this.state.commit({ op: 'addChunk', path, index, handle, version });
-    if (ok.length < this.options.replication) log.warn(`chunk ${handle} of ${path} has ${ok.length} of ${this.options.replication} replicas`);
+    if (ok.length < replication) log.warn(`chunk ${handle} of ${path} has ${ok.length} of ${replication} replicas`);
     return this.location(index, handle, version);
   }
 

@@ -6,7 +6,7 @@ import type { Namespace } from './namespace';
 export interface FsckResult {
   files: number;
   chunks: ChunkHealthCounts;
-  unhealthy: Array<{ path: string; size: number; chunks: ChunkHealthCounts }>;
+  unhealthy: Array<{ path: string; size: number; replication: number; chunks: ChunkHealthCounts }>;
   healthy: boolean;
 }
 
@@ -14,17 +14,18 @@ export interface FsckResult {
  * Per-file chunk health at or below `path`: the totals, and each file with any chunk under-
  * or over-replicated, corrupt or missing. Healthy means no chunk is missing (all data readable).
  */
-export function fsck(ns: Namespace, chunkservers: ChunkserverRegistry, replication: number, path: string): FsckResult {
+export function fsck(ns: Namespace, chunkservers: ChunkserverRegistry, path: string): FsckResult {
   const total = emptyCounts();
   const unhealthy: FsckResult['unhealthy'] = [];
   let files = 0;
   for (const { path: p, file } of ns.regularFiles(path)) {
     files++;
     const mine = emptyCounts();
+    const replication = ns.replicationOf(file);
     countChunks(file, chunkservers, replication, mine);
     add(total, mine);
     if (mine.underReplicated + mine.overReplicated + mine.corrupt + mine.missing > 0) {
-      unhealthy.push({ path: p, size: file.size, chunks: mine });
+      unhealthy.push({ path: p, size: file.size, replication, chunks: mine });
     }
   }
   return { files, chunks: total, unhealthy, healthy: total.missing === 0 };

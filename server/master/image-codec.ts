@@ -9,7 +9,7 @@ import { MAX_PAYLOAD_BYTES } from './oplog/frame';
  *   payload: u32 entry count | entries
  *   entry:   u8 kind | f64 ino | f64 parentIno | u16 name length | name (UTF-8) | rest by kind
  *     DIR      attrs
- *     FILE     attrs | u32 chunk count | count x (f64 handle | f64 version)
+ *     FILE     attrs | u8 replication | u32 chunk count | count x (f64 handle | f64 version)
  *     SYMLINK  attrs | u32 target length | target (UTF-8)
  *     LINK     nothing: one more hard link to an inode given in full earlier
  *   attrs:   u32 mode | u32 uid | u32 gid | u32 nlink | f64 size | f64 atimeMs | f64 mtimeMs | f64 ctimeMs
@@ -17,6 +17,9 @@ import { MAX_PAYLOAD_BYTES } from './oplog/frame';
  * Fixed-width fields keep decoding a straight run of DataView reads into Inode objects. Numbers
  * that may pass 2^32 (inode numbers, sizes, chunk handles) or carry fractions (times) are
  * float64, which holds every JS number exactly.
+ *
+ * Format 2 (before per-file replication factors) is the same without FILE's replication byte;
+ * its files decode with factor 0, the cluster default.
  */
 const DIR = 1;
 const FILE = 2;
@@ -51,6 +54,7 @@ export function imageFrameEntries(payload: Buffer): number {
 /** Decodes a frame payload straight into `loader`; throws unless it is exactly its entries. */
 export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
   const v = new DataView(payload.buffer, payload.byteOffset, payload.length);
+  const hasReplication = loader.format >= 3;
   const count = imageFrameEntries(payload);
   let off = 4;
   for (let i = 0; i < count; i++) {
@@ -80,9 +84,11 @@ export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
     let children: Map<string, Inode> | null = null;
     let target: string | null = null;
     let chunks: ChunkRef[] | null = null;
+    let replication = 0;
     if (kind === DIR) {
       children = new Map();
     } else if (kind === FILE) {
+      if (hasReplication) replication = v.getUint8(off++);
       const n = v.getUint32(off, true);
       off += 4;
       chunks = [];
@@ -96,7 +102,7 @@ export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
       off += bytes;
     }
     loader.addInode(
-      new Inode(ino, mode, uid, gid, atimeMs, mtimeMs, ctimeMs, nlink, size, children, target, chunks),
+      new Inode(ino, mode, uid, gid, atimeMs, mtimeMs, ctimeMs, nlink, size, children, target, chunks, replication),
       parentIno,
       name,
     );
@@ -143,7 +149,11 @@ class EntryWriter {
       v.setFloat64(off + 32, node.mtimeMs, true);
       v.setFloat64(off + 40, node.ctimeMs, true);
       this.off += ATTR_BYTES;
-      if (kind === FILE) this.chunks(node.chunks!);
+      if (kind === FILE) {
+        this.reserve(1);
+        this.u8(this.off++, node.replication);
+        this.chunks(node.chunks!);
+      }
       else if (kind === SYMLINK) this.string(node.target!, 4);
     }
     this.count++;
@@ -164,6 +174,11 @@ class EntryWriter {
   private u32(at: number, value: number): void {
     if (value >>> 0 !== value) throw new Error(`attribute value ${value} does not fit the image's u32 field`);
     this.view.setUint32(at, value, true);
+  }
+
+  private u8(at: number, value: number): void {
+    if ((value & 0xff) !== value) throw new Error(`value ${value} does not fit the image's u8 field`);
+    this.view.setUint8(at, value);
   }
 
   private chunks(chunks: ChunkRef[]): void {

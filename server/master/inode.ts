@@ -42,6 +42,11 @@ export class Inode {
     public target: string | null,
     /** Regular files: chunk list. */
     public chunks: ChunkRef[] | null,
+    /**
+     * Regular files: replicas each chunk should have. 0 = never recorded (files created before
+     * factors were per file): the cluster default applies, see Namespace.replicationOf.
+     */
+    public replication = 0,
   ) {}
 
   get isDir(): boolean {
@@ -68,9 +73,12 @@ export interface Attr {
   atimeMs: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** Regular files: replicas each chunk should have; 0 for other types. */
+  replication: number;
 }
 
-export function attrOf(n: Inode): Attr {
+/** The attributes of `n`; a file's unrecorded factor (0) reads as `defaultReplication`. */
+export function attrOf(n: Inode, defaultReplication = 0): Attr {
   return {
     ino: n.ino,
     mode: n.mode,
@@ -81,5 +89,6 @@ export function attrOf(n: Inode): Attr {
     atimeMs: n.atimeMs,
     mtimeMs: n.mtimeMs,
     ctimeMs: n.ctimeMs,
+    replication: n.isFile ? n.replication || defaultReplication : 0,
   };
 }

@@ -3,12 +3,12 @@ import type { CreateResponse } from '../../generated/chunkfs/master/CreateRespon
 import type { SetAttrRequest__Output } from '../../generated/chunkfs/master/SetAttrRequest';
 import { FsError } from '../common/fs-error';
 import type { NamespaceOps } from '../common/master-calls';
-import { Attr, attrOf } from './inode';
+import type { Attr } from './inode';
 import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { MasterState } from './master-state';
 import type { Mutation, SetattrMutation } from './mutation';
-import { checkMode, checkSize, checkTimeMs, ownerOf } from './request-checks';
+import { checkMode, checkReplication, checkSize, checkTimeMs, ownerOf } from './request-checks';
 
 /**
  * The namespace operations served on the Master.Session stream. Each handler translates:
@@ -52,6 +52,11 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       return {};
     },
     setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req, chunkSize)) }),
+    setReplication: async (req) => ({
+      attr: await commitForAttr(state, {
+        op: 'setReplication', path: req.path, replication: checkReplication(req.replication), time: Date.now(),
+      }),
+    }),
 
     allocateChunk: async (req) => ({ chunk: await chunks.allocate(req.path, req.index), chunkSize }),
     chunkLocations: (req) => ({ chunks: chunks.locations(req.path, req.firstIndex, req.count), chunkSize }),
@@ -65,17 +70,19 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
 
 /**
  * open(O_CREAT): an existing non-directory is opened without writing anything to the log;
- * with O_EXCL the namespace's EEXIST stands.
+ * with O_EXCL the namespace's EEXIST stands. A new file's factor is recorded even when it is
+ * the cluster default, so that changing the default later leaves existing files as they are.
  */
 async function create(state: MasterState, req: CreateRequest__Output): Promise<CreateResponse> {
   const mode = checkMode(req.mode);
+  const replication = req.replication === undefined ? state.ns.defaultReplication : checkReplication(req.replication);
   if (!req.exclusive) {
     const existing = openExisting(state, req.path);
     if (existing) return existing;
   }
   try {
     const attr = await commitForAttr(state, {
-      op: 'create', path: req.path, mode, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
+      op: 'create', path: req.path, mode, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(), replication,
     });
     return { attr, created: true };
   } catch (err) {
@@ -91,7 +98,7 @@ function openExisting(state: MasterState, path: string): CreateResponse | null {
   const node = state.ns.lookupOrNull(path);
   if (!node) return null;
   if (node.isDir) throw new FsError('EISDIR', `is a directory: ${path}`);
-  return { attr: attrOf(node), created: false };
+  return { attr: state.ns.attr(node), created: false };
 }
 
 /** Only the fields the request carries (proto3 optional) go into the record. */

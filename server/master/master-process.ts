@@ -6,6 +6,7 @@ import { ReplicationMonitor } from './replication-monitor';
 import { DurableMasterState } from './durable-master-state';
 import { startMasterRpc } from './master-rpc';
 import { openMetaStore } from './meta-store';
+import { DEFAULT_REPLICATION } from './request-checks';
 
 export interface MasterOptions {
   metaDirs: string[];
@@ -17,7 +18,7 @@ export interface MasterOptions {
   checkpointPeriodSec?: number;
   /** A chunkserver silent this long is dead (default 5 s: five heartbeats). */
   deadTimeoutSec?: number;
-  /** Cluster default replication factor (default 3). */
+  /** Replication factor of files created without one (default 3). */
   replication?: number;
   /** Bytes per chunk (default 64 MiB). */
   chunkSize?: number;
@@ -39,15 +40,14 @@ export async function runMaster(options: MasterOptions): Promise<void> {
     () => process.exit(EXIT_LOG_LOST),
   );
   const state = new DurableMasterState(store);
+  state.ns.defaultReplication = options.replication ?? DEFAULT_REPLICATION;
   const deadTimeoutMs = (options.deadTimeoutSec ?? 5) * 1000;
   const chunkservers = new ChunkserverRegistry(deadTimeoutMs);
   const peers = new ChunkClientPool();
   const chunks = new ChunkManager(state, chunkservers, peers, {
     chunkSize: options.chunkSize ?? 64 * 1024 * 1024,
-    replication: options.replication ?? 3,
   });
   const monitor = new ReplicationMonitor(state.ns, chunkservers, chunks, peers, {
-    replication: chunks.options.replication,
     chunkSize: chunks.options.chunkSize,
     intervalMs: 1000,
     maxCopies: 8,

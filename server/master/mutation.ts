@@ -23,6 +23,11 @@ export interface CreateMutation extends NewInodeMutation {
   op: 'create';
   /** permission bits */
   mode: number;
+  /**
+   * Replicas each chunk should have. The master always records one; records logged before
+   * factors were per file lack it, and those files follow the cluster default.
+   */
+  replication?: number;
 }
 export interface SymlinkMutation extends NewInodeMutation {
   op: 'symlink';
@@ -70,6 +75,15 @@ export interface SetattrMutation extends AttrChanges {
   chunkSize?: number;
 }
 
+/** A regular file's replication factor (hdfs dfs -setrep); the monitor adds or trims replicas. */
+export interface SetReplicationMutation {
+  op: 'setReplication';
+  path: string;
+  replication: number;
+  /** ms since the epoch */
+  time: number;
+}
+
 /** A new chunk at position `index` of a file (holes before it stay holes). */
 export interface AddChunkMutation {
   op: 'addChunk';
@@ -107,6 +121,7 @@ export type Mutation =
   | RmdirMutation
   | RenameMutation
   | SetattrMutation
+  | SetReplicationMutation
   | AddChunkMutation
   | ReserveHandlesMutation
   | SetChunkVersionMutation;

@@ -6,10 +6,12 @@ import { Namespace, ROOT_INO } from './namespace';
  * root first, parents before children (pre-order), each directory's entries in readdir order.
  * An inode appears once in full; further hard links to it are short link entries.
  */
-export const IMAGE_FORMAT = 2;
+export const IMAGE_FORMAT = 3;
+/** Formats this code reads: 2 lacks files' replication factors (see image-codec.ts). */
+const READABLE_FORMATS: readonly number[] = [2, IMAGE_FORMAT];
 
 export interface ImageHeader {
-  format: typeof IMAGE_FORMAT;
+  format: number;
   lastIno: number;
   /** Highest chunk handle ever handed out. */
   lastHandle: number;
@@ -22,7 +24,7 @@ export function imageHeader(ns: Namespace): ImageHeader {
 
 /** Throws unless `header` (parsed from a file, so possibly anything) describes an image this code reads. */
 export function checkImageHeader(header: ImageHeader): void {
-  if (header?.format !== IMAGE_FORMAT) throw new Error(`unknown image format ${String(header?.format)}`);
+  if (!READABLE_FORMATS.includes(header?.format)) throw new Error(`unknown image format ${String(header?.format)}`);
 }
 
 export type ImageVisitor = (node: Inode, parentIno: number, name: string, isLink: boolean) => void;
@@ -69,6 +71,11 @@ export class ImageLoader {
 
   constructor(private readonly header: ImageHeader) {
     checkImageHeader(header);
+  }
+
+  /** The image format being loaded: the entry encoding depends on it. */
+  get format(): number {
+    return this.header.format;
   }
 
   /** An inode in full, linked into its parent directory. */

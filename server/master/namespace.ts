@@ -22,12 +22,13 @@ import type {
   RenameMutation,
   RmdirMutation,
   SetattrMutation,
+  SetReplicationMutation,
   SymlinkMutation,
   UnlinkMutation,
 } from './mutation';
 import { isSameOrBelow, MAX_PATH_BYTES, splitPath } from './paths';
 import { ReaddirCursors } from './readdir-cursors';
-import { checkOwnerId } from './request-checks';
+import { checkOwnerId, checkReplication, DEFAULT_REPLICATION } from './request-checks';
 
 export const ROOT_INO = 1;
 /** Chunk handle of a hole in a file's chunk list (never a real chunk). */
@@ -58,6 +59,11 @@ export class Namespace {
   lastHandle = 0;
   /** Live inodes, for statfs. */
   inodeCount = 1;
+  /**
+   * The cluster's default replication factor (the master's --replication). Configuration, not
+   * state: never logged, it only stands in for files whose factor was never recorded.
+   */
+  defaultReplication = DEFAULT_REPLICATION;
   private readonly cursors = new ReaddirCursors();
 
   constructor(rootTime = 0) {
@@ -67,7 +73,7 @@ export class Namespace {
   // ------------------------------------------------------------------ reads
 
   getattr(path: string): Attr {
-    return attrOf(this.resolve(splitPath(path)));
+    return this.attr(this.resolve(splitPath(path)));
   }
 
   /** The inode at `path`, or null when it does not exist (other errors still throw). */
@@ -92,10 +98,20 @@ export class Namespace {
     const entries: DirEntry[] = [];
     for (let r = it.next(); !r.done; r = it.next()) {
       const [name, child] = r.value;
-      entries.push({ name, attr: attrOf(child) });
+      entries.push({ name, attr: this.attr(child) });
       if (entries.length >= max) return { entries, cookie: this.cursors.park(dir, r.value, it) };
     }
     return { entries, cookie: '' };
+  }
+
+  /** Attributes as the master hands them out. */
+  attr(n: Inode): Attr {
+    return attrOf(n, this.defaultReplication);
+  }
+
+  /** Replicas each chunk of `file` should have. */
+  replicationOf(file: Inode): number {
+    return file.replication || this.defaultReplication;
   }
 
   /**
@@ -137,6 +153,8 @@ export class Namespace {
         return this.rename(m);
       case 'setattr':
         return this.setattr(m);
+      case 'setReplication':
+        return this.setReplication(m);
       case 'addChunk':
         return this.addChunk(m);
       case 'setChunkVersion':
@@ -159,16 +177,17 @@ export class Namespace {
     const dir = newDir(m.ino, mode, m.uid, gid, m.time);
     this.attach(parent, name, dir, m.time);
     parent.nlink++;
-    return attrOf(dir);
+    return this.attr(dir);
   }
 
   private create(m: CreateMutation): Attr {
+    if (m.replication !== undefined) checkReplication(m.replication);
     const { parent, name } = this.freeSlot(m.path);
     const gid = parent.mode & S_ISGID ? parent.gid : m.gid;
     const file = new Inode(m.ino, S_IFREG | (m.mode & PERMISSION_BITS), m.uid, gid,
-      m.time, m.time, m.time, 1, 0, null, null, []);
+      m.time, m.time, m.time, 1, 0, null, null, [], m.replication ?? 0);
     this.attach(parent, name, file, m.time);
-    return attrOf(file);
+    return this.attr(file);
   }
 
   private symlink(m: SymlinkMutation): Attr {
@@ -181,7 +200,7 @@ export class Namespace {
     const link = new Inode(m.ino, S_IFLNK | 0o777, m.uid, gid,
       m.time, m.time, m.time, 1, bytes, null, m.target, null);
     this.attach(parent, name, link, m.time);
-    return attrOf(link);
+    return this.attr(link);
   }
 
   private link(m: LinkMutation): Attr {
@@ -193,7 +212,7 @@ export class Namespace {
     touchDir(parent, m.time);
     target.nlink++;
     target.ctimeMs = m.time;
-    return attrOf(target);
+    return this.attr(target);
   }
 
   private unlink(m: UnlinkMutation): null {
@@ -294,7 +313,16 @@ export class Namespace {
     if (m.atimeMs !== undefined) node.atimeMs = m.atimeMs;
     if (m.mtimeMs !== undefined) node.mtimeMs = m.mtimeMs;
     node.ctimeMs = m.time;
-    return attrOf(node);
+    return this.attr(node);
+  }
+
+  private setReplication(m: SetReplicationMutation): Attr {
+    const node = this.resolve(splitPath(m.path));
+    if (node.isDir) throw new FsError('EISDIR', `is a directory: ${m.path}`);
+    if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${m.path}`);
+    node.replication = checkReplication(m.replication);
+    node.ctimeMs = m.time;
+    return this.attr(node);
   }
 
   private addChunk(m: AddChunkMutation): Attr {
@@ -310,7 +338,7 @@ export class Namespace {
     while (chunks.length < m.index) chunks.push({ handle: HOLE, version: 0 });
     chunks[m.index] = { handle: m.handle, version: m.version };
     if (m.handle > this.lastHandle) this.lastHandle = m.handle;
-    return attrOf(node);
+    return this.attr(node);
   }
 
   private setChunkVersion(m: SetChunkVersionMutation): Attr {
@@ -321,7 +349,7 @@ export class Namespace {
       throw new FsError('EINVAL', `chunk ${m.handle}: version ${m.version} is not above ${chunk.version}`);
     }
     chunk.version = m.version;
-    return attrOf(node);
+    return this.attr(node);
   }
 
   // ------------------------------------------------------------------ helpers

@@ -8,8 +8,6 @@ import { chooseReplicas } from './placement';
 const log = logger('replication');
 
 export interface ReplicationOptions {
-  /** replicas each chunk should have */
-  replication: number;
   /** bytes per chunk: a copy target needs this much free */
   chunkSize: number;
   /** how often the whole picture is checked (ms) */
@@ -31,8 +29,14 @@ interface Need {
   live: string[];
 }
 
+/** What the chunk's file wants of it: the current version, and how many replicas. */
+interface Wanted {
+  version: number;
+  replication: number;
+}
+
 /**
- * Keeps every chunk at its replication factor, like HDFS's replication monitor: each pass
+ * Keeps every chunk at its file's replication factor, like HDFS's replication monitor: each pass
  * walks the files' chunks against the replicas the chunkservers report and
  *  - copies under-replicated chunks to new chunkservers, most endangered first (one live
  *    replica before two), with bounded copies in flight (in all and per chunkserver), never
@@ -84,23 +88,24 @@ export class ReplicationMonitor {
     }
   }
 
-  /** Under-replicated chunks, and every handle a file refers to (at its current version). */
-  private survey(): { needs: Need[]; referenced: Map<number, number> } {
+  /** Under-replicated chunks, and what each handle a file refers to should be. */
+  private survey(): { needs: Need[]; referenced: Map<number, Wanted> } {
     const needs: Need[] = [];
-    const referenced = new Map<number, number>();
+    const referenced = new Map<number, Wanted>();
     for (const { file } of this.ns.regularFiles()) {
+      const replication = this.ns.replicationOf(file);
       for (const c of file.chunks!) {
         if (c.handle === HOLE) continue;
         const { live, version } = this.chunkservers.replicasOf(c.handle, c.version);
-        referenced.set(c.handle, version);
-        if (live.length > 0 && live.length < this.opts.replication) needs.push({ handle: c.handle, version, live });
+        referenced.set(c.handle, { version, replication });
+        if (live.length > 0 && live.length < replication) needs.push({ handle: c.handle, version, live });
       }
     }
     return { needs, referenced };
   }
 
   /** Stale, orphan and surplus replicas go; a chunk being created, copied or leased is left alone. */
-  private async removeUnwanted(referenced: Map<number, number>): Promise<void> {
+  private async removeUnwanted(referenced: Map<number, Wanted>): Promise<void> {
     const current = new Map<number, string[]>();
     const corrupt: Array<[string, number]> = [];
     const doomed: Array<[string, number, string]> = [];
@@ -109,20 +114,21 @@ export class ReplicationMonitor {
       if (this.chunks.isBeingCreated(handle) || this.copying.has(handle) || this.chunks.isLeased(handle)) continue;
       const wanted = referenced.get(handle);
       if (wanted === undefined) doomed.push([id, handle, 'orphan']);
-      else if (version < wanted) doomed.push([id, handle, `stale (version ${version} < ${wanted})`]);
+      else if (version < wanted.version) doomed.push([id, handle, `stale (version ${version} < ${wanted.version})`]);
       else if (isCorrupt) corrupt.push([id, handle]);
-      else if (version === wanted) current.set(handle, [...(current.get(handle) ?? []), id]);
+      else if (version === wanted.version) current.set(handle, [...(current.get(handle) ?? []), id]);
     }
     // A corrupt replica goes once enough good ones exist (until then it is all some data has).
     for (const [id, handle] of corrupt) {
-      if ((current.get(handle)?.length ?? 0) >= this.opts.replication) doomed.push([id, handle, 'corrupt']);
+      if ((current.get(handle)?.length ?? 0) >= referenced.get(handle)!.replication) doomed.push([id, handle, 'corrupt']);
     }
     for (const [handle, holders] of current) {
-      if (holders.length <= this.opts.replication || this.chunks.isLeased(handle)) continue;
+      const { replication } = referenced.get(handle)!;
+      if (holders.length <= replication || this.chunks.isLeased(handle)) continue;
       const fullestFirst = this.chunkservers.list()
         .filter((cs) => holders.includes(cs.id))
         .sort((a, b) => b.usedBytes / Math.max(b.capacityBytes, 1) - a.usedBytes / Math.max(a.capacityBytes, 1));
-      for (const cs of fullestFirst.slice(0, holders.length - this.opts.replication)) doomed.push([cs.id, handle, 'surplus']);
+      for (const cs of fullestFirst.slice(0, holders.length - replication)) doomed.push([cs.id, handle, 'surplus']);
     }
     await Promise.all(doomed.map(async ([id, handle, why]) => {
       const address = this.chunkservers.addressOf(id);

@@ -49,6 +49,19 @@ export function checkAttrChanges(c: AttrChanges): AttrChanges {
   return c;
 }
 
+/** Most replicas a file may ask for (HDFS caps its factor too: dfs.replication.max). */
+export const MAX_REPLICATION = 32;
+/** The cluster default when the master is given none. */
+export const DEFAULT_REPLICATION = 3;
+
+/** A replication factor: a whole number of replicas, 1..MAX_REPLICATION. */
+export function checkReplication(n: number): number {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_REPLICATION) {
+    throw new FsError('EINVAL', `replication factor ${n} is not a whole number from 1 to ${MAX_REPLICATION}`);
+  }
+  return n;
+}
+
 /** A chunk's position in its file. */
 export function checkChunkIndex(index: number): number {
   if (!Number.isSafeInteger(index) || index < 0) throw new FsError('EINVAL', `bad chunk index ${index}`);

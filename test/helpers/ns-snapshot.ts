@@ -37,7 +37,7 @@ export function snapshot(ns: Namespace): Snapshot {
   return { inodeCount: ns.inodeCount, lastIno: ns.lastIno, lastHandle: ns.lastHandle, entries };
 }
 
-const ATTR_KEYS: ReadonlyArray<keyof Attr> = ['ino', 'mode', 'uid', 'gid', 'nlink', 'size', 'atimeMs', 'mtimeMs', 'ctimeMs'];
+const ATTR_KEYS: ReadonlyArray<keyof Attr> = ['ino', 'mode', 'uid', 'gid', 'nlink', 'size', 'atimeMs', 'mtimeMs', 'ctimeMs', 'replication'];
 
 /** deepStrictEqual on snapshots, with a fast path (deepStrictEqual is slow on big trees). */
 export function assertSameSnapshot(actual: Snapshot, expected: Snapshot, message?: string): void {

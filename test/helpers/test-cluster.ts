@@ -5,6 +5,7 @@ import * as path from 'path';
 import { ChunkClientPool } from '../../client/chunk-client';
 import { FileReader } from '../../client/file-reader';
 import { ClusterReport, MasterClient } from '../../client/master-client';
+import { fanOutName } from '../../server/chunkserver/chunk-file';
 import { ServerProcess, startChunkserver, startMaster } from './server-process';
 
 /**
@@ -22,11 +23,12 @@ export class TestCluster {
   private constructor(
     readonly root: string,
     private readonly masterArgs: string[],
+    private readonly chunkserverArgs: string[],
   ) {}
 
-  /** A master (with `masterArgs`) and `chunkservers` chunkservers, all registered. */
-  static async start(name: string, chunkservers: number, masterArgs: string[] = []): Promise<TestCluster> {
-    const c = new TestCluster(fs.mkdtempSync(path.join(os.tmpdir(), `chunkfs-${name}-`)), masterArgs);
+  /** A master (with `masterArgs`) and `chunkservers` chunkservers (with `chunkserverArgs`), all registered. */
+  static async start(name: string, chunkservers: number, masterArgs: string[] = [], chunkserverArgs: string[] = []): Promise<TestCluster> {
+    const c = new TestCluster(fs.mkdtempSync(path.join(os.tmpdir(), `chunkfs-${name}-`)), masterArgs, chunkserverArgs);
     try {
       c.master = await startMaster([c.metaDir], masterArgs);
       c.client = new MasterClient(c.master.address);
@@ -45,7 +47,7 @@ export class TestCluster {
 
   /** Another chunkserver, by default with one data directory cs<N>; heartbeats every 0.2 s. */
   async startChunkserver(dirs = [path.join(this.root, `cs${this.chunkservers.length}`)]): Promise<ServerProcess> {
-    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2']);
+    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2', ...this.chunkserverArgs]);
     this.chunkservers.push(cs);
     this.dataDirs.set(cs, dirs);
     return cs;
@@ -54,7 +56,7 @@ export class TestCluster {
   /** Starts chunkserver `i` again on its data directories (after it was killed). */
   async restartChunkserver(i: number): Promise<ServerProcess> {
     const dirs = this.dataDirsOf(this.chunkservers[i]);
-    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2']);
+    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2', ...this.chunkserverArgs]);
     this.chunkservers[i] = cs;
     this.dataDirs.set(cs, dirs);
     return cs;
@@ -62,6 +64,18 @@ export class TestCluster {
 
   dataDirsOf(cs: ServerProcess): string[] {
     return this.dataDirs.get(cs) ?? [];
+  }
+
+  /** The files on disk holding a replica of chunk `handle`, with the chunkserver of each. */
+  replicaFiles(handle: number): Array<{ cs: ServerProcess; file: string }> {
+    const found: Array<{ cs: ServerProcess; file: string }> = [];
+    for (const cs of this.chunkservers) {
+      for (const dir of this.dataDirsOf(cs)) {
+        const file = path.join(dir, 'chunks', fanOutName(handle), `${handle}.data`);
+        if (fs.existsSync(file)) found.push({ cs, file });
+      }
+    }
+    return found;
   }
 
   /** SIGKILL and restart of the master on the same address (chunkservers keep heartbeating to it). */
