@@ -18,7 +18,13 @@ export interface MountOptions {
   mountpoint: string;
   /** HOST:PORT of the master */
   master: string;
-  /** seconds the kernel caches attributes and names (close-to-open across mounts within this) */
+  /**
+   * Seconds the kernel trusts a name lookup. Every open walks its path through lookups that
+   * bring fresh attributes, so 0 (the default, as MooseFS) gives close-to-open consistency
+   * across mounts; more saves lookups but may show another mount's file at an old size.
+   */
+  entryTimeoutSec: number;
+  /** seconds the kernel caches attributes (stat) */
   attrTimeoutSec: number;
   /** an operation still unanswered after this long fails with ETIMEDOUT (ms) */
   opTimeoutMs: number;
@@ -50,12 +56,11 @@ class ChunkfsFuse extends Fuse {
   }
 
   protected override _fuseOptions(): string {
-    const t = this.options.attrTimeoutSec;
     return '-o' + [
       `fsname=chunkfs#${this.options.master}`, 'subtype=chunkfs',
       'big_writes', `max_write=${MAX_REQUEST_BYTES}`, `max_read=${MAX_REQUEST_BYTES}`,
       'use_ino', 'readdir_ino', 'default_permissions', 'allow_other',
-      `entry_timeout=${t}`, `attr_timeout=${t}`, 'negative_timeout=0',
+      `entry_timeout=${this.options.entryTimeoutSec}`, `attr_timeout=${this.options.attrTimeoutSec}`, 'negative_timeout=0',
     ].join(',');
   }
 }

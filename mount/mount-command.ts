@@ -4,6 +4,7 @@ import { exitOnSignals } from '../server/common/shutdown';
 interface MountArgs {
   mountpoint: string;
   masters: string;
+  'entry-timeout': number;
   'attr-timeout': number;
   'op-timeout': number;
   'write-buffer': number;
@@ -30,12 +31,15 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         requiresArg: true,
         describe: 'HOST:PORT[,HOST:PORT...] of the masters',
       })
-      .option('attr-timeout', { type: 'number', default: 1, describe: 'seconds the kernel caches attributes and names' })
+      .option('entry-timeout', { type: 'number', default: 0, describe: 'seconds the kernel trusts a name lookup (0: close-to-open consistency across mounts)' })
+      .option('attr-timeout', { type: 'number', default: 1, describe: 'seconds the kernel caches attributes' })
       .option('op-timeout', { type: 'number', default: 60, describe: 'seconds after which an unanswered operation fails (ETIMEDOUT)' })
       .option('write-buffer', { type: 'number', default: 8, describe: 'MiB buffered per open file before a background flush' })
       .option('read-ahead', { type: 'number', default: 4, describe: 'MiB read ahead for sequential reads' })
       .check((a) => {
-        if (!(a['attr-timeout'] >= 0)) return '--attr-timeout must be a number of seconds >= 0';
+        for (const flag of ['entry-timeout', 'attr-timeout'] as const) {
+          if (!(a[flag] >= 0)) return `--${flag} must be a number of seconds >= 0`;
+        }
         for (const flag of ['op-timeout', 'write-buffer', 'read-ahead'] as const) {
           if (!(a[flag] > 0)) return `--${flag} must be a positive number`;
         }
@@ -47,6 +51,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
     const mounted = await mountChunkfs({
       mountpoint: args.mountpoint,
       master: args.masters.split(',')[0].trim(),
+      entryTimeoutSec: args['entry-timeout'],
       attrTimeoutSec: args['attr-timeout'],
       opTimeoutMs: args['op-timeout'] * 1000,
       writeBufferBytes: Math.round(args['write-buffer'] * MiB),

@@ -1,0 +1,79 @@
+import { strict as assert } from 'assert';
+import { createHash, randomBytes } from 'crypto';
+import { promises as fsp, constants as C } from 'fs';
+import * as path from 'path';
+import { kill, TestCluster } from './helpers/test-cluster';
+import { sh, TestMount } from './helpers/test-mount';
+
+const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Two mounts of one cluster, and a chunkserver dying under a mount. */
+describe('mount: two mounts and failures', function () {
+  this.timeout(240_000);
+  let cluster: TestCluster;
+  let a: TestMount;
+  let b: TestMount;
+
+  before(async () => {
+    cluster = await TestCluster.start('mount-cluster', 4, ['--chunk-size', String(1 << 20), '--dead-timeout', '2']);
+    a = await TestMount.start(cluster, 'a');
+    b = await TestMount.start(cluster, 'b');
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    await cluster?.stop();
+  });
+
+  it('close-to-open: what one mount closed, the other opens and reads', async () => {
+    const data = randomBytes(3 * (1 << 20) + 777);
+    await fsp.writeFile(a.at('shared.bin'), data);
+    assert.equal(sha256(await fsp.readFile(b.at('shared.bin'))), sha256(data));
+    const more = randomBytes(5000);
+    const h = await fsp.open(b.at('shared.bin'), 'a');
+    await h.write(more);
+    await h.close();
+    assert.equal(sha256(await fsp.readFile(a.at('shared.bin'))), sha256(Buffer.concat([data, more])));
+    await fsp.mkdir(b.at('made-in-b'));
+    assert.ok((await fsp.readdir(a.at('.'))).includes('made-in-b'));
+  });
+
+  it('O_EXCL creates race between two mounts: exactly one wins each name', async () => {
+    const names = Array.from({ length: 30 }, (_, i) => `excl-${i}`);
+    const attempt = async (m: TestMount, name: string): Promise<boolean> => {
+      try {
+        const h = await fsp.open(m.at(name), C.O_CREAT | C.O_EXCL | C.O_WRONLY);
+        await h.write(m === a ? 'a' : 'b');
+        await h.close();
+        return true;
+      } catch (err) {
+        assert.equal((err as NodeJS.ErrnoException).code, 'EEXIST');
+        return false;
+      }
+    };
+    for (const name of names) {
+      const [wa, wb] = await Promise.all([attempt(a, name), attempt(b, name)]);
+      assert.equal(Number(wa) + Number(wb), 1, `${name}: one winner`);
+      assert.equal(await fsp.readFile(b.at(name), 'utf8'), wa ? 'a' : 'b');
+    }
+  });
+
+  it('a chunkserver killed during a cp of a large file: the copy completes and reads back intact', async () => {
+    const local = path.join(cluster.root, 'large.local');
+    await fsp.writeFile(local, randomBytes(24 * (1 << 20)));
+    const want = sha256(await fsp.readFile(local));
+    const copy = sh(`cp ${local} large.bin`, a.dir);
+    await new Promise((r) => setTimeout(r, 300));
+    await kill(cluster.chunkservers[1]);
+    const r = await copy;
+    if (r.code === 0) {
+      assert.equal(sha256(await fsp.readFile(b.at('large.bin'))), want, 'through the other mount');
+      assert.equal(sha256(await cluster.readAll('/large.bin')), want, 'through the client library');
+    } else {
+      assert.match(r.stderr, /Input\/output error/, 'a failed copy says EIO, never silently corrupts');
+    }
+    // Either way, the cluster heals: every chunk back at full replication on the live servers.
+    await cluster.until((rep) => rep.chunks?.underReplicated === 0 && rep.chunks.missing === 0, 'full replication', 120_000);
+    if (r.code === 0) assert.equal(sha256(await fsp.readFile(a.at('large.bin'))), want);
+  });
+});
