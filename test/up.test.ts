@@ -17,6 +17,7 @@ describe('chunkfs up', function () {
   });
   afterEach(() => {
     up?.kill('SIGKILL');
+    execFileSync('sh', ['-c', `fusermount -uz ${path.join(dir, 'mnt')} 2>/dev/null || true`]);
     // The master is up's child: end it by the data directory it was given, if up left it.
     try {
       execFileSync('pkill', ['-KILL', '-f', dir]);
@@ -27,7 +28,8 @@ describe('chunkfs up', function () {
   });
 
   function startUp(): Promise<{ address: string; exited: Promise<number | null> }> {
-    const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist/bin/chunkfs.js'), 'up', '--dir', dir, '--listen', '127.0.0.1:0'],
+    const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist/bin/chunkfs.js'), 'up', '--dir', dir, '--listen', '127.0.0.1:0',
+      '--mount', path.join(dir, 'mnt')],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     up = child;
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -42,7 +44,16 @@ describe('chunkfs up', function () {
     });
   }
 
-  it('serves a master and chunkservers, stops everything on SIGINT, and keeps the data for the next run', async () => {
+  const mounted = () => {
+    try {
+      execFileSync('mountpoint', ['-q', path.join(dir, 'mnt')]);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+
+  it('serves a master, chunkservers and a mount, stops everything on SIGINT, and keeps the data for the next run', async () => {
     const first = await startUp();
     assert.equal((await runCli(['mkdir', '/hello', '--master', first.address])).code, 0);
     const local = path.join(dir, 'local.txt');
@@ -53,13 +64,17 @@ describe('chunkfs up', function () {
       put = await runCli(['put', local, '/hello/file', '--master', first.address]);
     }
     assert.equal(put.code, 0, put.stderr);
+    assert.ok(mounted());
+    fs.writeFileSync(path.join(dir, 'mnt/hello/through-mount'), 'written through the mount\n');
     up!.kill('SIGINT');
     assert.equal(await first.exited, 0);
     assert.throws(() => execFileSync('pgrep', ['-f', dir]), 'no process of this cluster is left');
+    assert.ok(!mounted(), 'Ctrl-C unmounts');
 
     const second = await startUp();
     const ls = await runCli(['ls', '/', '--master', second.address]);
     assert.equal(ls.stdout.trim(), 'hello');
+    assert.equal(fs.readFileSync(path.join(dir, 'mnt/hello/through-mount'), 'utf8'), 'written through the mount\n');
     let cat = await runCli(['cat', '/hello/file', '--master', second.address]);
     for (let i = 0; cat.code !== 0 && i < 50; i++) { // replica locations come with the chunkservers' reports
       await new Promise((r) => setTimeout(r, 200));
