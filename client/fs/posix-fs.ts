@@ -4,7 +4,10 @@ import type { AttrChanges } from '../../server/master/mutation';
 import type { ChunkClientPool } from '../chunk-client';
 import { FileWriter } from '../file-writer';
 import type { Caller, FsStats, MasterClient } from '../master-client';
+import { logger } from '../../server/common/log';
 import { OpenFile, type OpenFileTuning } from './open-file';
+
+const log = logger('mount');
 
 /** open(2) flags the file system acts on (Linux values). */
 const O_ACCMODE = 0o3;
@@ -14,6 +17,17 @@ const O_TRUNC = 0o1000;
 
 /** A utimens time: ms since the epoch, or UTIME_NOW / UTIME_OMIT. */
 export type TimeChange = number | 'now' | 'omit';
+
+export interface PosixFsOptions extends OpenFileTuning {
+  /** How long attributes are cached (the kernel's attr_timeout): also how long an open's last answer serves fstat. */
+  attrTimeoutSec: number;
+}
+
+/** Attributes an open or create answered, kept to answer the fstat that follows at once. */
+interface AttrSnapshot {
+  attr: Attr;
+  atMs: number;
+}
 
 /**
  * The POSIX file system of one mount, in promise form, over the client library: what the FUSE
@@ -25,27 +39,39 @@ export type TimeChange = number | 'now' | 'omit';
 export class PosixFs {
   private readonly files = new Map<string, OpenFile>();
   private readonly handles = new Map<number, OpenFile>();
+  private readonly snapshots = new Map<string, AttrSnapshot>();
+  /** Open files whose last handle was released and whose leases are being handed back. */
+  private readonly closing = new Set<OpenFile>();
   private nextHandle = 1;
 
   constructor(
     private readonly master: MasterClient,
     private readonly peers: ChunkClientPool,
-    private readonly tuning: OpenFileTuning,
+    private readonly options: PosixFsOptions,
   ) {}
 
   // ------------------------------------------------------------------ attributes
 
   /** The master's attributes, with this mount's unflushed writes laid over (size, mtime). */
   async getattr(path: string): Promise<Attr> {
-    const attr = await this.master.getattr(path);
+    return this.overlay(path, await this.master.getattr(path));
+  }
+
+  /**
+   * fstat: right after open or create (libfuse asks at once, to fill the kernel's entry), the
+   * attributes that call answered still hold; otherwise the master's.
+   */
+  async fgetattr(path: string, handle: number): Promise<Attr> {
+    this.handle(handle);
+    const snap = this.snapshots.get(path);
+    if (snap && Date.now() - snap.atMs < this.options.attrTimeoutSec * 1000) return this.overlay(path, snap.attr);
+    return this.getattr(path);
+  }
+
+  private overlay(path: string, attr: Attr): Attr {
     const open = this.files.get(path);
     if (!open || !open.unflushed) return attr;
     return { ...attr, size: Math.max(attr.size, open.size), mtimeMs: Math.max(attr.mtimeMs, open.mtimeMs) };
-  }
-
-  async fgetattr(path: string, handle: number): Promise<Attr> {
-    this.handle(handle);
-    return this.getattr(path);
   }
 
   async chmod(path: string, mode: number): Promise<void> {
@@ -80,6 +106,7 @@ export class PosixFs {
   }
 
   async truncate(path: string, size: number): Promise<void> {
+    this.snapshots.delete(path);
     const open = this.files.get(path);
     if (open) return open.truncate(size);
     const writer = new FileWriter(this.master, this.peers);
@@ -91,7 +118,9 @@ export class PosixFs {
   }
 
   async ftruncate(handle: number, size: number): Promise<void> {
-    await this.handle(handle).truncate(size);
+    const open = this.handle(handle);
+    this.snapshots.delete(open.path);
+    await open.truncate(size);
   }
 
   // ------------------------------------------------------------------ namespace
@@ -114,10 +143,12 @@ export class PosixFs {
   }
 
   async link(existing: string, path: string): Promise<void> {
+    this.snapshots.delete(existing);
     await this.master.link(existing, path);
   }
 
   async unlink(path: string): Promise<void> {
+    this.snapshots.delete(path);
     await this.master.unlink(path);
     this.files.get(path)?.dropReadCache();
   }
@@ -128,6 +159,7 @@ export class PosixFs {
 
   /** Atomic replace; open files under `from` follow it to `to`. */
   async rename(from: string, to: string): Promise<void> {
+    this.snapshots.clear();
     await this.master.rename(from, to);
     const moved = [...this.files].filter(([p]) => p === from || p.startsWith(`${from}/`));
     for (const [p] of moved) this.files.delete(p);
@@ -152,7 +184,7 @@ export class PosixFs {
   /** open(2) with O_CREAT: exclusive with O_EXCL, else an existing file is opened. */
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
     const { attr, created } = await this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller);
-    const handle = this.open(path, attr.size);
+    const handle = this.open(path, attr);
     if (!created && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
     return handle;
   }
@@ -161,16 +193,16 @@ export class PosixFs {
   async openExisting(path: string, flags: number): Promise<number> {
     const known = this.files.get(path);
     if (known) {
-      return this.open(path, known.size);
+      return this.open(path, null);
     }
     const attr = await this.master.getattr(path); // fresh size: close-to-open consistency
     if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError('EISDIR', `${path} is not a regular file`);
     if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC && attr.size > 0) {
-      const handle = this.open(path, attr.size);
+      const handle = this.open(path, attr);
       await this.ftruncate(handle, 0);
       return handle;
     }
-    return this.open(path, attr.size);
+    return this.open(path, attr);
   }
 
   async read(handle: number, offset: number, length: number): Promise<Buffer> {
@@ -198,23 +230,29 @@ export class PosixFs {
     this.handles.delete(handle);
     if (--open.handles > 0) return;
     if (this.files.get(open.path) === open) this.files.delete(open.path);
-    await open.close();
+    this.snapshots.delete(open.path);
+    // Data were flushed by flush() (close(2)); what is left is handing leases back, which
+    // nobody waits for (unreleased leases expire anyway).
+    this.closing.add(open);
+    void open.close().catch((err: Error) => log.warn(`closing ${open.path}: ${err.message}`)).finally(() => this.closing.delete(open));
   }
 
   /** Flushes and closes every open file (unmount). */
   async closeAll(): Promise<void> {
-    const open = [...this.files.values()];
+    const open = [...this.files.values(), ...this.closing];
     this.files.clear();
     this.handles.clear();
     await Promise.allSettled(open.map((f) => f.close()));
   }
 
-  private open(path: string, size: number): number {
+  /** A handle on the open file of `path`, opened with the master's `attr` if not open yet. */
+  private open(path: string, attr: Attr | null): number {
     let open = this.files.get(path);
     if (!open) {
-      open = new OpenFile(this.master, this.peers, path, size, this.tuning);
+      open = new OpenFile(this.master, this.peers, path, attr!.size, this.options);
       this.files.set(path, open);
     }
+    if (attr) this.snapshots.set(path, { attr, atMs: Date.now() });
     open.handles++;
     const handle = this.nextHandle++;
     this.handles.set(handle, open);
@@ -228,6 +266,7 @@ export class PosixFs {
   }
 
   private async setattr(path: string, changes: AttrChanges): Promise<void> {
+    this.snapshots.delete(path);
     await this.master.setattr(path, changes);
   }
 }
