@@ -27,16 +27,24 @@ interface HeldLease {
  * it stale.
  */
 export class FileWriter {
-  private chunkSize = 0;
+  private chunkSize: number;
   private readonly leases = new Map<string, HeldLease>();
 
+  /** `chunkSize`: the cluster's, when the caller knows it (saves asking the master). */
   constructor(
     private readonly master: MasterClient,
     private readonly peers: ChunkClientPool,
-  ) {}
+    chunkSize = 0,
+  ) {
+    this.chunkSize = chunkSize;
+  }
 
-  /** Writes `data` at `offset` of an existing regular file and extends its size to cover it. */
-  async write(path: string, offset: number, data: Buffer): Promise<void> {
+  /**
+   * Writes `data` at `offset` of an existing regular file and extends its size to cover it.
+   * `recordedSize`: the size the master has for the file, when the caller knows it (an open
+   * file does), so that the size is only set when the write goes past it.
+   */
+  async write(path: string, offset: number, data: Buffer, recordedSize?: number): Promise<void> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
     let done = 0;
     while (done < data.length) {
@@ -49,7 +57,7 @@ export class FileWriter {
       done += piece.length;
     }
     const end = offset + data.length;
-    const { size } = await this.master.getattr(path);
+    const size = recordedSize ?? (await this.master.getattr(path)).size;
     if (end > size) await this.master.setattr(path, { size: end });
   }
 

@@ -56,10 +56,11 @@ export class OpenFile {
     public path: string,
     size: number,
     private readonly tuning: OpenFileTuning,
+    chunkSize: number,
   ) {
     this.size = size;
     this.masterSize = size;
-    this.writer = new FileWriter(master, peers);
+    this.writer = new FileWriter(master, peers, chunkSize);
     this.reader = new FileReader(master, peers);
     this.locations = new ChunkLocations(master, () => this.path);
   }
@@ -162,7 +163,7 @@ export class OpenFile {
 
   private async writeExtents(extents: { offset: number; data: Buffer }[]): Promise<void> {
     for (const { offset, data } of extents) {
-      await this.writer.write(this.path, offset, data);
+      await this.writer.write(this.path, offset, data, this.masterSize);
       const end = offset + data.length;
       // A write past the recorded size made the master set size and mtime itself.
       if (end > this.masterSize) {

@@ -18,12 +18,13 @@ const O_TRUNC = 0o1000;
 /** A utimens time: ms since the epoch, or UTIME_NOW / UTIME_OMIT. */
 export type TimeChange = number | 'now' | 'omit';
 
-export interface PosixFsOptions extends OpenFileTuning {
-  /** How long attributes are cached (the kernel's attr_timeout): also how long an open's last answer serves fstat. */
-  attrTimeoutSec: number;
-}
+/** A snapshot older than this (ms) is not used: the getattr it was kept for never came. */
+const SNAPSHOT_MS = 1000;
 
-/** Attributes an open or create answered, kept to answer the fstat that follows at once. */
+/**
+ * Attributes a create, mkdir or open answered, kept for the one getattr libfuse sends right
+ * after it (to fill the kernel's entry): used once, so never a stale answer later.
+ */
 interface AttrSnapshot {
   attr: Attr;
   atMs: number;
@@ -43,28 +44,29 @@ export class PosixFs {
   /** Open files whose last handle was released and whose leases are being handed back. */
   private readonly closing = new Set<OpenFile>();
   private nextHandle = 1;
+  /** The cluster's chunk size, once known (0 before). */
+  private chunkSize = 0;
 
   constructor(
     private readonly master: MasterClient,
     private readonly peers: ChunkClientPool,
-    private readonly options: PosixFsOptions,
+    private readonly tuning: OpenFileTuning,
   ) {}
 
   // ------------------------------------------------------------------ attributes
 
   /** The master's attributes, with this mount's unflushed writes laid over (size, mtime). */
   async getattr(path: string): Promise<Attr> {
+    const snap = this.snapshots.get(path);
+    if (snap) {
+      this.snapshots.delete(path);
+      if (Date.now() - snap.atMs < SNAPSHOT_MS) return this.overlay(path, snap.attr);
+    }
     return this.overlay(path, await this.master.getattr(path));
   }
 
-  /**
-   * fstat: right after open or create (libfuse asks at once, to fill the kernel's entry), the
-   * attributes that call answered still hold; otherwise the master's.
-   */
   async fgetattr(path: string, handle: number): Promise<Attr> {
     this.handle(handle);
-    const snap = this.snapshots.get(path);
-    if (snap && Date.now() - snap.atMs < this.options.attrTimeoutSec * 1000) return this.overlay(path, snap.attr);
     return this.getattr(path);
   }
 
@@ -135,11 +137,11 @@ export class PosixFs {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
-    await this.master.mkdir(path, mode & PERMISSION_BITS, caller);
+    this.remember(path, await this.master.mkdir(path, mode & PERMISSION_BITS, caller));
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<void> {
-    await this.master.symlink(target, path, caller);
+    this.remember(path, await this.master.symlink(target, path, caller));
   }
 
   async link(existing: string, path: string): Promise<void> {
@@ -184,6 +186,7 @@ export class PosixFs {
   /** open(2) with O_CREAT: exclusive with O_EXCL, else an existing file is opened. */
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
     const { attr, created } = await this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller);
+    await this.learnChunkSize(path);
     const handle = this.open(path, attr);
     if (!created && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
     return handle;
@@ -196,6 +199,7 @@ export class PosixFs {
       return this.open(path, null);
     }
     const attr = await this.master.getattr(path); // fresh size: close-to-open consistency
+    await this.learnChunkSize(path);
     if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError('EISDIR', `${path} is not a regular file`);
     if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC && attr.size > 0) {
       const handle = this.open(path, attr);
@@ -249,14 +253,27 @@ export class PosixFs {
   private open(path: string, attr: Attr | null): number {
     let open = this.files.get(path);
     if (!open) {
-      open = new OpenFile(this.master, this.peers, path, attr!.size, this.options);
+      open = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.chunkSize);
       this.files.set(path, open);
     }
-    if (attr) this.snapshots.set(path, { attr, atMs: Date.now() });
+    if (attr) this.remember(path, attr);
     open.handles++;
     const handle = this.nextHandle++;
     this.handles.set(handle, open);
     return handle;
+  }
+
+  /**
+   * The cluster's chunk size, asked once per mount through a regular file (the master answers
+   * it with chunk locations).
+   */
+  private async learnChunkSize(path: string): Promise<void> {
+    if (this.chunkSize !== 0) return;
+    this.chunkSize = (await this.master.chunkLocations(path, 0, 1)).chunkSize;
+  }
+
+  private remember(path: string, attr: Attr): void {
+    this.snapshots.set(path, { attr, atMs: Date.now() });
   }
 
   private handle(handle: number): OpenFile {

@@ -192,6 +192,10 @@ export class ChunkManager {
     for (const cs of ok) this.chunkservers.noteReplica(cs.id, handle, version);
     await this.state.commit({ op: 'addChunk', path, index, handle, version });
     if (ok.length < replication) log.warn(`chunk ${handle} of ${path} has ${ok.length} of ${replication} replicas`);
+    // Whoever allocates a chunk writes it next: a lease at the first version needs no version
+    // bump (no replica can have missed a write yet), which saves a round and a log record per
+    // new chunk, most of the cost of a small file.
+    this.leases.set(handle, { primary: ok[0].id, version, expiresMs: Date.now() + LEASE_MS });
     return this.location(index, handle, version);
   }
 
