@@ -18,13 +18,14 @@ export interface MountOptions {
   mountpoint: string;
   /** HOST:PORT of the master */
   master: string;
-  /**
-   * Seconds the kernel trusts a name lookup. Every open walks its path through lookups that
-   * bring fresh attributes, so 0 (the default, as MooseFS) gives close-to-open consistency
-   * across mounts; more saves lookups but may show another mount's file at an old size.
-   */
+  /** Seconds the kernel trusts a name lookup (names another mount removes linger this long). */
   entryTimeoutSec: number;
-  /** seconds the kernel caches attributes (stat) */
+  /**
+   * Seconds the kernel caches attributes. With 0 (the default) a read past the size the kernel
+   * knows asks for fresh attributes first, which with the page cache dropped at every open
+   * gives close-to-open consistency across mounts; more saves getattr calls but may show
+   * another mount's file at an old size.
+   */
   attrTimeoutSec: number;
   /** an operation still unanswered after this long fails with ETIMEDOUT (ms) */
   opTimeoutMs: number;

@@ -31,8 +31,8 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         requiresArg: true,
         describe: 'HOST:PORT[,HOST:PORT...] of the masters',
       })
-      .option('entry-timeout', { type: 'number', default: 0, describe: 'seconds the kernel trusts a name lookup (0: close-to-open consistency across mounts)' })
-      .option('attr-timeout', { type: 'number', default: 1, describe: 'seconds the kernel caches attributes' })
+      .option('entry-timeout', { type: 'number', default: 1, describe: 'seconds the kernel trusts a name lookup' })
+      .option('attr-timeout', { type: 'number', default: 0, describe: 'seconds the kernel caches attributes (0: close-to-open consistency across mounts)' })
       .option('op-timeout', { type: 'number', default: 60, describe: 'seconds after which an unanswered operation fails (ETIMEDOUT)' })
       .option('write-buffer', { type: 'number', default: 8, describe: 'MiB buffered per open file before a background flush' })
       .option('read-ahead', { type: 'number', default: 4, describe: 'MiB read ahead for sequential reads' })
