@@ -29,6 +29,8 @@ export interface MountOptions {
   attrTimeoutSec: number;
   /** an operation still unanswered after this long fails with ETIMEDOUT (ms) */
   opTimeoutMs: number;
+  /** seconds the mount answers stat from its own attribute cache (cleared by every change; opens always ask) */
+  attrCacheSec: number;
   /** dirty bytes per open file that start a background flush */
   writeBufferBytes: number;
   /** bytes read ahead once reads are sequential */

@@ -6,6 +6,7 @@ interface MountArgs {
   masters: string;
   'entry-timeout': number;
   'attr-timeout': number;
+  'attr-cache': number;
   'op-timeout': number;
   'write-buffer': number;
   'read-ahead': number;
@@ -33,11 +34,12 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       })
       .option('entry-timeout', { type: 'number', default: 1, describe: 'seconds the kernel trusts a name lookup' })
       .option('attr-timeout', { type: 'number', default: 0, describe: 'seconds the kernel caches attributes (0: close-to-open consistency across mounts)' })
+      .option('attr-cache', { type: 'number', default: 1, describe: 'seconds stat is answered from the mount\'s cache (any change clears it; every open asks the master)' })
       .option('op-timeout', { type: 'number', default: 60, describe: 'seconds after which an unanswered operation fails (ETIMEDOUT)' })
       .option('write-buffer', { type: 'number', default: 8, describe: 'MiB buffered per open file before a background flush' })
       .option('read-ahead', { type: 'number', default: 4, describe: 'MiB read ahead for sequential reads' })
       .check((a) => {
-        for (const flag of ['entry-timeout', 'attr-timeout'] as const) {
+        for (const flag of ['entry-timeout', 'attr-timeout', 'attr-cache'] as const) {
           if (!(a[flag] >= 0)) return `--${flag} must be a number of seconds >= 0`;
         }
         for (const flag of ['op-timeout', 'write-buffer', 'read-ahead'] as const) {
@@ -53,6 +55,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       master: args.masters.split(',')[0].trim(),
       entryTimeoutSec: args['entry-timeout'],
       attrTimeoutSec: args['attr-timeout'],
+      attrCacheSec: args['attr-cache'],
       opTimeoutMs: args['op-timeout'] * 1000,
       writeBufferBytes: Math.round(args['write-buffer'] * MiB),
       readAheadBytes: Math.round(args['read-ahead'] * MiB),

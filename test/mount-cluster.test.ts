@@ -34,6 +34,12 @@ describe('mount: two mounts and failures', function () {
     await h.write(more);
     await h.close();
     assert.equal(sha256(await fsp.readFile(a.at('shared.bin'))), sha256(Buffer.concat([data, more])));
+    // A stat cached in b (kernel and mount caches) must not hide a's next change from b's next open.
+    assert.equal((await fsp.stat(b.at('shared.bin'))).size, data.length + more.length);
+    await fsp.writeFile(a.at('shared.bin'), 'rewritten by a');
+    assert.equal(await fsp.readFile(b.at('shared.bin'), 'utf8'), 'rewritten by a');
+    await fsp.appendFile(a.at('shared.bin'), ', then appended');
+    assert.equal(await fsp.readFile(b.at('shared.bin'), 'utf8'), 'rewritten by a, then appended');
     await fsp.mkdir(b.at('made-in-b'));
     assert.ok((await fsp.readdir(a.at('.'))).includes('made-in-b'));
   });

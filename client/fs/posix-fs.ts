@@ -5,6 +5,7 @@ import type { ChunkClientPool } from '../chunk-client';
 import { FileWriter } from '../file-writer';
 import type { Caller, FsStats, MasterClient } from '../master-client';
 import { logger } from '../../server/common/log';
+import { AttrCache } from './attr-cache';
 import { OpenFile, type OpenFileTuning } from './open-file';
 
 const log = logger('mount');
@@ -18,16 +19,9 @@ const O_TRUNC = 0o1000;
 /** A utimens time: ms since the epoch, or UTIME_NOW / UTIME_OMIT. */
 export type TimeChange = number | 'now' | 'omit';
 
-/** A snapshot older than this (ms) is not used: the getattr it was kept for never came. */
-const SNAPSHOT_MS = 1000;
-
-/**
- * Attributes a create, mkdir or open answered, kept for the one getattr libfuse sends right
- * after it (to fill the kernel's entry): used once, so never a stale answer later.
- */
-interface AttrSnapshot {
-  attr: Attr;
-  atMs: number;
+export interface PosixFsOptions extends OpenFileTuning {
+  /** Seconds the mount serves attributes from its cache (see AttrCache); 0: always ask. */
+  attrCacheSec: number;
 }
 
 /**
@@ -40,7 +34,7 @@ interface AttrSnapshot {
 export class PosixFs {
   private readonly files = new Map<string, OpenFile>();
   private readonly handles = new Map<number, OpenFile>();
-  private readonly snapshots = new Map<string, AttrSnapshot>();
+  private readonly attrs: AttrCache;
   /** Open files whose last handle was released and whose leases are being handed back. */
   private readonly closing = new Set<OpenFile>();
   private nextHandle = 1;
@@ -50,19 +44,23 @@ export class PosixFs {
   constructor(
     private readonly master: MasterClient,
     private readonly peers: ChunkClientPool,
-    private readonly tuning: OpenFileTuning,
-  ) {}
+    private readonly tuning: PosixFsOptions,
+  ) {
+    this.attrs = new AttrCache(tuning.attrCacheSec * 1000);
+  }
 
   // ------------------------------------------------------------------ attributes
 
   /** The master's attributes, with this mount's unflushed writes laid over (size, mtime). */
   async getattr(path: string): Promise<Attr> {
-    const snap = this.snapshots.get(path);
-    if (snap) {
-      this.snapshots.delete(path);
-      if (Date.now() - snap.atMs < SNAPSHOT_MS) return this.overlay(path, snap.attr);
+    // An open file's size and mtime move with its writes and flushes: always asked.
+    const open = this.files.has(path);
+    let attr = open ? null : this.attrs.get(path);
+    if (!attr) {
+      attr = await this.master.getattr(path);
+      if (!open) this.attrs.set(path, attr);
     }
-    return this.overlay(path, await this.master.getattr(path));
+    return this.overlay(path, attr);
   }
 
   async fgetattr(path: string, handle: number): Promise<Attr> {
@@ -107,22 +105,22 @@ export class PosixFs {
     await this.setattr(path, changes);
   }
 
-  async truncate(path: string, size: number): Promise<void> {
-    this.snapshots.delete(path);
-    const open = this.files.get(path);
-    if (open) return open.truncate(size);
-    const writer = new FileWriter(this.master, this.peers);
-    try {
-      await writer.truncate(path, size);
-    } finally {
-      await writer.close();
-    }
+  truncate(path: string, size: number): Promise<void> {
+    return this.changing(async () => {
+      const open = this.files.get(path);
+      if (open) return open.truncate(size);
+      const writer = new FileWriter(this.master, this.peers, this.chunkSize);
+      try {
+        await writer.truncate(path, size);
+      } finally {
+        await writer.close();
+      }
+    });
   }
 
-  async ftruncate(handle: number, size: number): Promise<void> {
+  ftruncate(handle: number, size: number): Promise<void> {
     const open = this.handle(handle);
-    this.snapshots.delete(open.path);
-    await open.truncate(size);
+    return this.changing(() => open.truncate(size));
   }
 
   // ------------------------------------------------------------------ namespace
@@ -137,32 +135,29 @@ export class PosixFs {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
-    this.remember(path, await this.master.mkdir(path, mode & PERMISSION_BITS, caller));
+    this.attrs.set(path, await this.changing(() => this.master.mkdir(path, mode & PERMISSION_BITS, caller)));
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<void> {
-    this.remember(path, await this.master.symlink(target, path, caller));
+    this.attrs.set(path, await this.changing(() => this.master.symlink(target, path, caller)));
   }
 
   async link(existing: string, path: string): Promise<void> {
-    this.snapshots.delete(existing);
-    await this.master.link(existing, path);
+    await this.changing(() => this.master.link(existing, path));
   }
 
   async unlink(path: string): Promise<void> {
-    this.snapshots.delete(path);
-    await this.master.unlink(path);
+    await this.changing(() => this.master.unlink(path));
     this.files.get(path)?.dropReadCache();
   }
 
   rmdir(path: string): Promise<void> {
-    return this.master.rmdir(path);
+    return this.changing(() => this.master.rmdir(path));
   }
 
   /** Atomic replace; open files under `from` follow it to `to`. */
   async rename(from: string, to: string): Promise<void> {
-    this.snapshots.clear();
-    await this.master.rename(from, to);
+    await this.changing(() => this.master.rename(from, to));
     const moved = [...this.files].filter(([p]) => p === from || p.startsWith(`${from}/`));
     for (const [p] of moved) this.files.delete(p);
     for (const [p, open] of moved) {
@@ -178,14 +173,14 @@ export class PosixFs {
   /** mknod(2) of a regular file; devices, FIFOs and sockets are not stored by ChunkFS. */
   async mknod(path: string, mode: number, caller: Caller): Promise<void> {
     if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw new FsError('EPERM', `${path}: only regular files can be made with mknod`);
-    await this.master.create(path, mode & PERMISSION_BITS, true, caller);
+    await this.changing(() => this.master.create(path, mode & PERMISSION_BITS, true, caller));
   }
 
   // ------------------------------------------------------------------ open files
 
   /** open(2) with O_CREAT: exclusive with O_EXCL, else an existing file is opened. */
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
-    const { attr, created } = await this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller);
+    const { attr, created } = await this.changing(() => this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller));
     await this.learnChunkSize(path);
     const handle = this.open(path, attr);
     if (!created && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
@@ -214,13 +209,15 @@ export class PosixFs {
   }
 
   async write(handle: number, offset: number, data: Buffer): Promise<number> {
-    await this.handle(handle).write(offset, data);
+    const open = this.handle(handle);
+    await this.changing(() => open.write(offset, data)); // a background flush may change size and mtime
     return data.length;
   }
 
   /** close(2) of one descriptor: buffered data reach every replica, and errors surface here. */
   async flush(handle: number): Promise<void> {
-    await this.handle(handle).flush();
+    const open = this.handle(handle);
+    await this.changing(() => open.flush());
   }
 
   /** fsync(2): returns once every byte written is durable on every replica. */
@@ -234,7 +231,7 @@ export class PosixFs {
     this.handles.delete(handle);
     if (--open.handles > 0) return;
     if (this.files.get(open.path) === open) this.files.delete(open.path);
-    this.snapshots.delete(open.path);
+    this.attrs.clear();
     // Data were flushed by flush() (close(2)); what is left is handing leases back, which
     // nobody waits for (unreleased leases expire anyway).
     this.closing.add(open);
@@ -256,7 +253,7 @@ export class PosixFs {
       open = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.chunkSize);
       this.files.set(path, open);
     }
-    if (attr) this.remember(path, attr);
+    if (attr) this.attrs.set(path, attr);
     open.handles++;
     const handle = this.nextHandle++;
     this.handles.set(handle, open);
@@ -272,10 +269,6 @@ export class PosixFs {
     this.chunkSize = (await this.master.chunkLocations(path, 0, 1)).chunkSize;
   }
 
-  private remember(path: string, attr: Attr): void {
-    this.snapshots.set(path, { attr, atMs: Date.now() });
-  }
-
   private handle(handle: number): OpenFile {
     const open = this.handles.get(handle);
     if (!open) throw new FsError('EBADF', `no open file with handle ${handle}`);
@@ -283,7 +276,19 @@ export class PosixFs {
   }
 
   private async setattr(path: string, changes: AttrChanges): Promise<void> {
-    this.snapshots.delete(path);
-    await this.master.setattr(path, changes);
+    await this.changing(() => this.master.setattr(path, changes));
+  }
+
+  /**
+   * Runs a change, clearing cached attributes before and after it (an answer to a getattr
+   * that crossed the change must not stay cached).
+   */
+  private async changing<T>(change: () => Promise<T>): Promise<T> {
+    this.attrs.clear();
+    try {
+      return await change();
+    } finally {
+      this.attrs.clear();
+    }
   }
 }
