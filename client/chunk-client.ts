@@ -2,9 +2,12 @@ import * as grpc from '@grpc/grpc-js';
 import type { ChunkserverClient as ChunkserverStub } from '../generated/chunkfs/chunkserver/Chunkserver';
 import type { CopyChunkResponse__Output } from '../generated/chunkfs/chunkserver/CopyChunkResponse';
 import type { ReadChunkResponse__Output } from '../generated/chunkfs/chunkserver/ReadChunkResponse';
+import type { WriteStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/WriteStreamPortResponse';
 import { unaryCall } from './unary-call';
+import { WriteStreamPool } from './write-stream-client';
 import { FsError } from '../server/common/fs-error';
 import { MAX_MESSAGE_BYTES, MESSAGE_LIMITS, protos } from '../server/common/proto';
+import type { WriteHeader } from '../server/common/write-stream-protocol';
 
 export interface ChunkClientOptions {
   /**
@@ -27,6 +30,8 @@ export class ChunkClient {
   private readonly stub: ChunkserverStub;
   private readonly deadlineMs: number;
   private readonly copyDeadlineMs: number;
+  /** Connections to the chunkserver's write stream, once its port is known. */
+  private writeStreams: Promise<WriteStreamPool> | null = null;
 
   constructor(
     readonly address: string,
@@ -48,10 +53,34 @@ export class ChunkClient {
     return reply.data;
   }
 
-  /** Writes on this replica and then on each of `chain` in turn; resolves when all have it durably. */
+  /**
+   * Writes on this replica and on each of `chain`, forwarded along it as the bytes arrive
+   * (the write stream, server/common/write-stream-protocol.ts); resolves when all have it durably.
+   */
   async write(handle: number, version: number, offset: number, data: Buffer, chain: string[] = []): Promise<void> {
-    const request = { ...unsigned({ handle, version, offset }), data, chain };
-    await this.call(this.chainDeadline(chain), (o, cb) => this.stub.writeChunk(request, o, cb));
+    const write = await this.openWrite({ ...unsigned({ handle, version, offset }), length: data.length, chain });
+    await write.send(data).catch(() => undefined); // a failed send fails the reply too, with the cause
+    await write.reply();
+  }
+
+  /**
+   * Starts a write of `head.length` bytes through this replica and `head.chain`: hand the data
+   * to send() in order, then await reply(). Errors name the replica that failed.
+   */
+  async openWrite(head: Omit<WriteHeader, 'endpoint'>): Promise<ChainWrite> {
+    const deadlineMs = this.chainDeadline(head.chain);
+    const pool = await this.writeStreamPool();
+    const write = pool.open({ ...head, endpoint: pool.endpoint }, deadlineMs);
+    return {
+      send: (part) => write.send(part),
+      abort: () => write.abort(new FsError('EIO', 'write abandoned by the sender')),
+      reply: () => write.reply().catch((err: FsError) => {
+        const named = onReplica(this.address, err);
+        // The chunkserver may have restarted on another port: ask for it again next time.
+        if (failedReplica(named) === this.address) this.forgetWriteStreams(pool);
+        throw named;
+      }),
+    };
   }
 
   /** Truncates this replica and each of `chain`, ordered with writes. */
@@ -80,7 +109,31 @@ export class ChunkClient {
   }
 
   close(): void {
+    void this.writeStreams?.then((pool) => pool.close(), () => undefined);
+    this.writeStreams = null;
     this.stub.close();
+  }
+
+  /** The pool of write stream connections, learning the port from the chunkserver once. */
+  private writeStreamPool(): Promise<WriteStreamPool> {
+    if (!this.writeStreams) {
+      const host = this.address.slice(0, this.address.lastIndexOf(':'));
+      const asking = this.call<WriteStreamPortResponse__Output>(this.deadlineMs, (o, cb) => this.stub.writeStreamPort({}, o, cb))
+        .then(({ port, endpoint }) => new WriteStreamPool(`${host}:${port}`, endpoint, `replica ${this.address}`));
+      asking.catch(() => {
+        if (this.writeStreams === asking) this.writeStreams = null;
+      });
+      this.writeStreams = asking;
+    }
+    return this.writeStreams;
+  }
+
+  private forgetWriteStreams(pool: WriteStreamPool): void {
+    void this.writeStreams?.then((current) => {
+      if (current !== pool) return;
+      this.writeStreams = null;
+      pool.close();
+    }, () => undefined);
   }
 
   /**
@@ -100,6 +153,16 @@ export class ChunkClient {
       throw onReplica(this.address, err);
     });
   }
+}
+
+/** A write started by ChunkClient.openWrite. */
+export interface ChainWrite {
+  /** The next bytes of the data, in order; resolves when more may be sent. */
+  send(part: Buffer): Promise<void>;
+  /** After the last byte: resolves when every replica of the chain has the data durably. */
+  reply(): Promise<void>;
+  /** Abandons the write: the connection is closed and the replicas drop what they received. */
+  abort(): void;
 }
 
 /** One ChunkClient per chunkserver address, created on first use and reused. */

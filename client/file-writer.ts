@@ -42,7 +42,9 @@ export class FileWriter {
   /**
    * Writes `data` at `offset` of an existing regular file and extends its size to cover it.
    * `recordedSize`: the size the master has for the file, when the caller knows it (an open
-   * file does), so that the size is only set when the write goes past it.
+   * file does), so that the size is only set when the write goes past it. Resolves only once
+   * every replica has the bytes durably (and the size is logged): there is no write-behind
+   * buffer here, so nothing is left for flush() to do.
    */
   async write(path: string, offset: number, data: Buffer, recordedSize?: number): Promise<void> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
@@ -87,6 +89,14 @@ export class FileWriter {
       const [p, index] = splitKey(key);
       return p === path && index >= Math.ceil(size / chunkSize);
     });
+  }
+
+  /**
+   * Resolves once everything written so far is durable on every replica: at once, since
+   * write() and truncate() resolve only then (fsync and flush in the mount call this).
+   */
+  flush(): Promise<void> {
+    return Promise.resolve();
   }
 
   /** Releases every lease this writer holds (best effort: unreleased leases simply expire). */

@@ -2,8 +2,11 @@ import { strict as assert } from 'assert';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as grpc from '@grpc/grpc-js';
+import type { WriteStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/WriteStreamPortResponse';
 import { ChunkClient, ChunkClientPool, failedReplica } from '../client/chunk-client';
-import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
+import { WriteStreamPool } from '../client/write-stream-client';
+import { MAX_CHUNK_IO_BYTES, protos } from '../server/common/proto';
 import { fanOutName } from '../server/chunkserver/chunk-file';
 import { ChunkRpc, startChunkRpc } from '../server/chunkserver/chunk-service';
 import { ChunkStore } from '../server/chunkserver/chunk-store';
@@ -14,7 +17,8 @@ import { expectErrno } from './helpers/errno';
 
 /**
  * The Chunkserver service over real chunk stores and real gRPC servers in this process: chain
- * replication (contents, order under concurrent writers, stale versions, a replica down),
+ * replication over the write stream (contents, order under concurrent writers, stale versions,
+ * a replica down, a sender lost midway, a write for an earlier process),
  * corruption, re-replication by CopyChunk, and the errno of every bad request.
  */
 const CHUNK = 1024 * 1024;
@@ -141,6 +145,36 @@ describe('chunk service', function () {
     assert.equal(failedReplica(err), address(1));
     // The head has it; nothing past the dead middle replica was reached.
     assert.equal((await contents(0)).toString(), 'two');
+  });
+
+  it('drops on every replica a write whose sender vanishes midway; the chunk stays writable', async () => {
+    const chain = [address(1), address(2)];
+    const data = Buffer.alloc(3 * 1024 * 1024 - 1000, 0x5a);
+    const write = await at(0).openWrite({ handle: HANDLE, version: 1, offset: 0, length: data.length, chain });
+    // Past the head's forwarding batch, so the rest of the chain has received part of it too.
+    await write.send(data.subarray(0, 2 * 1024 * 1024));
+    write.abort();
+    await expectErrno(write.reply(), 'EIO', /abandoned/);
+    // Each replica gave up its turn on the chunk: the next write goes through, and it is all they have.
+    await at(0).write(HANDLE, 1, 0, Buffer.from('after'), chain);
+    for (let i = 0; i < 3; i++) assert.equal((await contents(i)).toString(), 'after', `replica ${i}`);
+    assert.deepEqual(replicas.map((r) => r.rpc.inFlight()), [0, 0, 0]);
+  });
+
+  it('refuses a write meant for an earlier chunkserver process on the same port, writing nothing', async () => {
+    const stub = new protos.chunkfs.chunkserver.Chunkserver(address(0), grpc.credentials.createInsecure());
+    const { port, endpoint } = await new Promise<WriteStreamPortResponse__Output>((resolve, reject) =>
+      stub.writeStreamPort({}, (err, reply) => (err || !reply ? reject(err) : resolve(reply))));
+    stub.close();
+    const pool = new WriteStreamPool(`127.0.0.1:${port}`, endpoint + 1, `replica ${address(0)}`);
+    try {
+      const write = pool.open({ endpoint: endpoint + 1, handle: HANDLE, version: 1, offset: 0, length: 3, chain: [] }, 5000);
+      await write.send(Buffer.from('old'));
+      await expectErrno(write.reply(), 'EIO', /wrong endpoint/);
+    } finally {
+      pool.close();
+    }
+    assert.equal((await contents(0)).length, 0);
   });
 
   it('fails ReadChunk with EIO "checksum mismatch" on a corrupt replica while the others serve', async () => {

@@ -4,7 +4,8 @@ import type { Attr } from '../../server/master/inode';
  * Attributes of paths as the master last answered them, for at most `ttlMs`: what makes a
  * stat storm (ls -l, find, the kernel's getattr after each lookup) cost no round trips. Any
  * change made through the mount clears it all (a chmod through one hard link changes the
- * other names too, a rename moves whole subtrees), and every open asks the master afresh, so
+ * other names too, a rename moves whole subtrees; a flush of written data landing counts), and
+ * every open asks the master afresh, so
  * close-to-open consistency across mounts holds; a stat may show another mount's change up to
  * `ttlMs` late, like NFS's attribute cache.
  */

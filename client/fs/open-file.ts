@@ -57,6 +57,8 @@ export class OpenFile {
     size: number,
     private readonly tuning: OpenFileTuning,
     chunkSize: number,
+    /** Called whenever a flush or truncate may have changed what the master has (size, mtime). */
+    private readonly changed: () => void,
   ) {
     this.size = size;
     this.masterSize = size;
@@ -91,7 +93,7 @@ export class OpenFile {
     this.takeFailure();
     if (this.mtimePending) {
       this.mtimePending = false;
-      await this.master.setattr(this.path, { mtimeMs: this.lastWriteMs });
+      await this.master.setattr(this.path, { mtimeMs: this.lastWriteMs }).finally(this.changed);
     }
   }
 
@@ -128,7 +130,7 @@ export class OpenFile {
   async truncate(size: number): Promise<void> {
     await this.flush();
     this.dropReadCache();
-    await this.writer.truncate(this.path, size);
+    await this.writer.truncate(this.path, size).finally(this.changed);
     this.size = size;
     this.masterSize = size;
   }
@@ -157,7 +159,10 @@ export class OpenFile {
     const extents = this.dirty.take();
     const flight: Promise<void> = this.writeExtents(extents)
       .catch((err) => { this.failure = toFsError(err); })
-      .finally(() => { if (this.inFlight === flight) this.inFlight = null; });
+      .finally(() => {
+        if (this.inFlight === flight) this.inFlight = null;
+        this.changed();
+      });
     this.inFlight = flight;
   }
 

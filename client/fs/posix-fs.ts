@@ -53,12 +53,10 @@ export class PosixFs {
 
   /** The master's attributes, with this mount's unflushed writes laid over (size, mtime). */
   async getattr(path: string): Promise<Attr> {
-    // An open file's size and mtime move with its writes and flushes: always asked.
-    const open = this.files.has(path);
-    let attr = open ? null : this.attrs.get(path);
+    let attr = this.attrs.get(path);
     if (!attr) {
       attr = await this.master.getattr(path);
-      if (!open) this.attrs.set(path, attr);
+      this.attrs.set(path, attr);
     }
     return this.overlay(path, attr);
   }
@@ -209,15 +207,13 @@ export class PosixFs {
   }
 
   async write(handle: number, offset: number, data: Buffer): Promise<number> {
-    const open = this.handle(handle);
-    await this.changing(() => open.write(offset, data)); // a background flush may change size and mtime
+    await this.handle(handle).write(offset, data); // flushes landing clear the cache (OpenFile.changed)
     return data.length;
   }
 
   /** close(2) of one descriptor: buffered data reach every replica, and errors surface here. */
   async flush(handle: number): Promise<void> {
-    const open = this.handle(handle);
-    await this.changing(() => open.flush());
+    await this.handle(handle).flush();
   }
 
   /** fsync(2): returns once every byte written is durable on every replica. */
@@ -250,7 +246,7 @@ export class PosixFs {
   private open(path: string, attr: Attr | null): number {
     let open = this.files.get(path);
     if (!open) {
-      open = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.chunkSize);
+      open = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.chunkSize, () => this.attrs.clear());
       this.files.set(path, open);
     }
     if (attr) this.attrs.set(path, attr);

@@ -1,13 +1,18 @@
 import type * as grpc from '@grpc/grpc-js';
+import { randomInt } from 'crypto';
 import type { ChunkserverHandlers } from '../../generated/chunkfs/chunkserver/Chunkserver';
 import { ChunkClient, ChunkClientPool } from '../../client/chunk-client';
 import { FsError } from '../common/fs-error';
 import { RunningServer, serveGrpc } from '../common/grpc-server';
 import { logger } from '../common/log';
 import { MAX_CHUNK_IO_BYTES, protos } from '../common/proto';
+import type { SocketReader } from '../common/socket-reader';
 import { unary } from '../common/unary-handler';
+import type { WriteHeader } from '../common/write-stream-protocol';
 import type { ChunkStore } from './chunk-store';
 import { KeyedMutex } from './keyed-mutex';
+import { PieceBuffers } from './piece-buffers';
+import { serveWriteStream } from './write-stream-server';
 
 const log = logger('chunk-service');
 
@@ -18,8 +23,16 @@ const log = logger('chunk-service');
 const COPYING_VERSION = 0;
 
 /**
+ * A write's bytes go to the next replica in batches of this many (bytes) as they arrive: a
+ * send per socket read (64 KiB) cost a chunkserver more CPU in system calls, and the delay
+ * a batch adds per hop (a millisecond or two) is small next to a piece's transfer and sync.
+ */
+const FORWARD_BYTES = 1024 * 1024;
+
+/**
  * The client/peer -> chunkserver service (proto/chunkserver.proto) over `store`, forwarding
- * writes and truncates down their chain and pulling copies through `peers`.
+ * truncates down their chain and pulling copies through `peers`; writes arrive on the write
+ * stream (receiveChainWrite), ordered by the same `turns`.
  *
  * Ordering: every mutation of a chunk (write, truncate, create, copy, version change, delete)
  * takes the chunk's turn, in arrival order, and a write or truncate keeps it until the rest of
@@ -30,25 +43,19 @@ const COPYING_VERSION = 0;
  * check happens inside the turn, so a SetChunkVersion cannot slip between check and write.
  * Reads take no turn: they change nothing, and the store serialises them with writes anyway.
  */
-export function chunkServiceHandlers(store: ChunkStore, peers: ChunkClientPool): ChunkserverHandlers {
-  const turns = new KeyedMutex<number>();
+function chunkServiceHandlers(
+  store: ChunkStore,
+  peers: ChunkClientPool,
+  turns: KeyedMutex<number>,
+  writeEndpoint: { port: number; endpoint: number },
+): ChunkserverHandlers {
   return {
     ReadChunk: unary(async ({ handle, version, offset, length }) => {
       checkIoSize('read length', length);
       checkVersion(store, handle, version);
       return { data: await store.read(handle, offset, length) };
     }),
-    WriteChunk: unary(({ handle, version, offset, data, chain }) => {
-      checkIoSize('write data', data.length);
-      return turns.run(handle, async () => {
-        checkVersion(store, handle, version);
-        await hereAndDownChain(
-          store.write(handle, offset, data),
-          downChain(peers, chain, (next, rest) => next.write(handle, version, offset, data, rest)),
-        );
-        return {};
-      });
-    }),
+    WriteStreamPort: unary(() => writeEndpoint),
     TruncateChunk: unary(({ handle, version, size, chain }) =>
       turns.run(handle, async () => {
         checkVersion(store, handle, version);
@@ -88,12 +95,67 @@ export function chunkServiceHandlers(store: ChunkStore, peers: ChunkClientPool):
   };
 }
 
+/**
+ * One write from the write stream: in the chunk's turn, the version is checked, the data is
+ * forwarded to the chain's next replica as it arrives and kept whole for the local write; the
+ * answer waits for the local write (durable) and the rest of the chain. Resolves with null or
+ * the error to answer; the data is read to its end either way. Throws only when `reader`
+ * fails (the connection is lost), after aborting the forward so the next replica drops it too.
+ */
+async function receiveChainWrite(
+  store: ChunkStore,
+  peers: ChunkClientPool,
+  turns: KeyedMutex<number>,
+  pieces: PieceBuffers,
+  endpoint: number,
+  head: WriteHeader,
+  reader: SocketReader,
+): Promise<unknown> {
+  const { handle, version, offset, length } = head;
+  let unread = length;
+  try {
+    if (head.endpoint !== endpoint) throw new FsError('EIO', 'wrong endpoint: this write was meant for an earlier chunkserver process on this port');
+    checkIoSize('write data', length);
+    await turns.run(handle, async () => {
+      checkVersion(store, handle, version);
+      const forward = downChain(peers, head.chain, (next, chain) => next.openWrite({ handle, version, offset, length, chain }));
+      forward?.catch(() => undefined); // its failure is answered through its reply, below
+      const piece = pieces.take(length);
+      let forwarded = 0;
+      try {
+        while (unread > 0) {
+          const part = await reader.readSome(unread).catch((err: unknown) => {
+            void forward?.then((f) => f.abort(), () => undefined); // the next replica drops the partial write
+            throw err;
+          });
+          part.copy(piece, length - unread);
+          unread -= part.length;
+          const received = length - unread;
+          if (forward && (received - forwarded >= FORWARD_BYTES || unread === 0)) {
+            const batch = piece.subarray(forwarded, received);
+            forwarded = received;
+            // A failed forward fails its reply, which is answered below: keep receiving.
+            await forward.then((f) => f.send(batch)).catch(() => undefined);
+          }
+        }
+        await hereAndDownChain(store.write(handle, offset, piece), forward?.then((f) => f.reply()));
+      } finally {
+        pieces.release(piece);
+      }
+    });
+    return null;
+  } catch (err) {
+    if (unread > 0) await reader.skip(unread); // a lost connection throws from here: nothing to answer
+    return err;
+  }
+}
+
 /** Sends a mutation to the chain's next replica with the rest of the chain; nothing at its end. */
-function downChain(
+function downChain<T>(
   peers: ChunkClientPool,
   chain: string[],
-  send: (next: ChunkClient, rest: string[]) => Promise<void>,
-): Promise<void> | undefined {
+  send: (next: ChunkClient, rest: string[]) => Promise<T>,
+): Promise<T> | undefined {
   const [next, ...rest] = chain;
   return next === undefined ? undefined : send(peers.get(next), rest);
 }
@@ -173,13 +235,30 @@ export interface ChunkRpc extends RunningServer {
  */
 export async function startChunkRpc(store: ChunkStore, listen: string): Promise<ChunkRpc> {
   const peers = new ChunkClientPool();
+  const turns = new KeyedMutex<number>();
   const load = { calls: 0 };
+  const pieces = new PieceBuffers();
+  // Random, so a later process on the same port (see write-stream-protocol.ts) differs.
+  const endpoint = randomInt(2 ** 47);
+  const writes = await serveWriteStream(listen.slice(0, listen.lastIndexOf(':')), async (head, reader) => {
+    load.calls++;
+    try {
+      return await receiveChainWrite(store, peers, turns, pieces, endpoint, head, reader);
+    } finally {
+      load.calls--;
+    }
+  });
   const running = await serveGrpc(listen, (server) =>
-    server.addService(protos.chunkfs.chunkserver.Chunkserver.service, counted(chunkServiceHandlers(store, peers), load)));
+    server.addService(protos.chunkfs.chunkserver.Chunkserver.service, counted(chunkServiceHandlers(store, peers, turns, { port: writes.port, endpoint }), load)))
+    .catch((err: unknown) => {
+      writes.stop();
+      throw err;
+    });
   return {
     address: running.address,
     inFlight: () => load.calls,
     stop: async () => {
+      writes.stop();
       await running.stop();
       peers.closeAll();
     },
@@ -199,7 +278,7 @@ function counted(handlers: ChunkserverHandlers, load: { calls: number }): Chunks
     };
   return {
     ReadChunk: count(handlers.ReadChunk),
-    WriteChunk: count(handlers.WriteChunk),
+    WriteStreamPort: count(handlers.WriteStreamPort),
     TruncateChunk: count(handlers.TruncateChunk),
     CreateChunk: count(handlers.CreateChunk),
     DeleteChunk: count(handlers.DeleteChunk),

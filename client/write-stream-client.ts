@@ -1,0 +1,136 @@
+import * as net from 'net';
+import { FsError } from '../server/common/fs-error';
+import { SocketReader } from '../server/common/socket-reader';
+import { WriteHeader, encodeRequestHead, readReply } from '../server/common/write-stream-protocol';
+
+interface Connection {
+  socket: net.Socket;
+  reader: SocketReader;
+}
+
+/**
+ * Connections to one chunkserver's write stream endpoint (server/common/write-stream-protocol.ts),
+ * kept open between writes and reused, one write at a time on each.
+ */
+export class WriteStreamPool {
+  private readonly idle: Connection[] = [];
+  private closed = false;
+
+  constructor(
+    /** HOST:PORT of the write stream endpoint. */
+    readonly dataAddress: string,
+    /** The endpoint's identity, sent in every header (see write-stream-protocol.ts). */
+    readonly endpoint: number,
+    /** Names the replica in errors ("replica HOST:PORT", its gRPC address). */
+    readonly peer: string,
+  ) {}
+
+  /**
+   * Starts a write of `head.length` bytes: send them with send(), then await reply(). Past
+   * `deadlineMs` the write fails with ETIMEDOUT and its connection is dropped.
+   */
+  open(head: WriteHeader, deadlineMs: number): OutgoingWrite {
+    return new OutgoingWrite(this, head, deadlineMs);
+  }
+
+  /** Closes idle connections; those in use close when their write ends. */
+  close(): void {
+    this.closed = true;
+    for (const c of this.idle.splice(0)) c.socket.destroy();
+  }
+
+  /** @internal An idle connection, or a new one. */
+  take(): Promise<Connection> {
+    const idle = this.idle.pop();
+    if (idle) return Promise.resolve(idle);
+    const colon = this.dataAddress.lastIndexOf(':');
+    const socket = net.connect({ host: this.dataAddress.slice(0, colon), port: Number(this.dataAddress.slice(colon + 1)) });
+    socket.setNoDelay(true);
+    return new Promise((resolve, reject) => {
+      socket.once('connect', () => {
+        socket.removeListener('error', reject);
+        const c = { socket, reader: new SocketReader(socket, this.peer) };
+        // An idle connection the server closes is dropped.
+        socket.once('close', () => {
+          const at = this.idle.indexOf(c);
+          if (at >= 0) this.idle.splice(at, 1);
+        });
+        resolve(c);
+      });
+      socket.once('error', (err) => reject(new FsError('EIO', `${this.peer} unreachable (${err.message})`)));
+    });
+  }
+
+  /** @internal A connection whose write ended cleanly: kept for the next write. */
+  give(c: Connection): void {
+    if (this.closed || c.socket.destroyed) return void c.socket.destroy();
+    c.socket.unref(); // an idle connection must not keep the process alive
+    this.idle.push(c);
+  }
+}
+
+/** One write in progress on a pooled connection. */
+export class OutgoingWrite {
+  private readonly connection: Promise<Connection>;
+  private readonly failed: Promise<never>;
+  private fail!: (err: FsError) => void;
+  private failure: FsError | null = null;
+  private readonly timer: NodeJS.Timeout;
+  private readonly onClose = (): void => this.abort(new FsError('EIO', `${this.pool.peer} closed the connection during a write`));
+  private sent = 0;
+
+  constructor(
+    private readonly pool: WriteStreamPool,
+    private readonly head: WriteHeader,
+    deadlineMs: number,
+  ) {
+    this.failed = new Promise<never>((_resolve, reject) => (this.fail = reject));
+    this.failed.catch(() => undefined);
+    this.timer = setTimeout(() => this.abort(new FsError('ETIMEDOUT', `${pool.peer} did not answer in time (${deadlineMs} ms)`)), deadlineMs);
+    this.connection = pool.take().then((c) => {
+      c.socket.ref();
+      c.socket.on('close', this.onClose);
+      if (this.failure) c.socket.destroy();
+      else c.socket.write(encodeRequestHead(head));
+      return c;
+    });
+    this.connection.catch((err: FsError) => this.abort(err));
+  }
+
+  /** Sends the next bytes of the data; resolves when the connection can take more. */
+  async send(part: Buffer): Promise<void> {
+    const { socket } = await Promise.race([this.connection, this.failed]);
+    if (this.failure) throw this.failure;
+    this.sent += part.length;
+    if (this.sent > this.head.length) throw new FsError('EINVAL', `write data passes the ${this.head.length} bytes announced`);
+    if (!socket.write(part)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), this.failed]);
+  }
+
+  /**
+   * Once all the data is sent: resolves when the replica and the rest of its chain have it
+   * durably; throws the replica's error (or the connection's) otherwise.
+   */
+  async reply(): Promise<void> {
+    let refused: FsError | null;
+    try {
+      const c = await Promise.race([this.connection, this.failed]);
+      refused = await Promise.race([readReply(c.reader), this.failed]);
+      clearTimeout(this.timer);
+      c.socket.removeListener('close', this.onClose);
+      this.pool.give(c); // a refused write was read to its end too: the connection is in step
+    } catch (err) {
+      this.abort(err as FsError);
+      throw this.failure ?? err;
+    }
+    if (refused) throw refused;
+  }
+
+  /** Gives up: the connection is closed, so the receiver drops the partial write. */
+  abort(err: FsError): void {
+    if (this.failure) return;
+    this.failure = err;
+    clearTimeout(this.timer);
+    this.fail(err);
+    void this.connection.then((c) => c.socket.destroy(), () => undefined);
+  }
+}
