@@ -12,6 +12,8 @@ type SessionStream = grpc.ClientDuplexStream<CallBatch, ReplyBatch__Output>;
 
 interface Pending {
   op: OpName;
+  /** the call as sent, kept to send again on a new stream if it only reads */
+  call: Call;
   resolve: (reply: never) => void;
   reject: (err: FsError) => void;
   /** ms since the epoch */
@@ -22,12 +24,20 @@ interface Pending {
 
 /** How often calls are checked against their deadlines (ms). */
 const SWEEP_MS = 100;
+/** Pause before calls caught by a broken stream are sent again on a new one (ms). */
+const RESEND_PAUSE_MS = 250;
+/**
+ * Calls that only read: sent again when their stream breaks (a master restarting, a connection
+ * cut), until their deadline. A mutation caught by a break fails instead: it may have been
+ * applied, and doing it twice is not the same as doing it once.
+ */
+const IDEMPOTENT: ReadonlySet<OpName> = new Set<OpName>(['getAttr', 'readDir', 'readLink', 'statFs', 'chunkLocations']);
 
 /**
  * The client end of Master.Session: calls issued in one event-loop turn go out as one
  * CallBatch on a long-lived stream, and replies are matched to calls by id. Each call has its
- * own deadline (ETIMEDOUT). When the stream breaks, exactly the calls sent on it fail (EIO: their
- * outcome is unknown); the next call opens a new stream.
+ * own deadline (ETIMEDOUT). When the stream breaks, the reads sent on it are sent again on a new
+ * stream until their deadline, and the mutations fail (EIO: their outcome is unknown).
  */
 export class MasterSession {
   private stream: SessionStream | null = null;
@@ -48,12 +58,10 @@ export class MasterSession {
       const id = this.nextId;
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
       const resolveReply = resolve as (reply: never) => void;
-      this.pending.set(id, { op, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, stream: null });
-      this.queue.push({ id, [op]: request });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+      const call: Call = { id, [op]: request };
+      this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, stream: null });
+      this.queue.push(call);
+      this.schedule();
       if (!this.sweeper) {
         this.sweeper = setInterval(() => this.sweep(), SWEEP_MS);
         this.sweeper.unref();
@@ -66,6 +74,13 @@ export class MasterSession {
     this.sweeper = null;
     this.stream?.end();
     this.stream = null;
+  }
+
+  private schedule(delayMs = 0): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    if (delayMs > 0) setTimeout(() => this.flush(), delayMs).unref();
+    else setImmediate(() => this.flush());
   }
 
   private flush(): void {
@@ -105,11 +120,19 @@ export class MasterSession {
 
   private broken(s: SessionStream, err: FsError): void {
     if (this.stream === s) this.stream = null;
+    let resend = false;
     for (const [id, p] of this.pending) {
       if (p.stream !== s) continue;
-      this.pending.delete(id);
-      p.reject(err);
+      if (IDEMPOTENT.has(p.op) && p.deadline > Date.now() + RESEND_PAUSE_MS) {
+        p.stream = null;
+        this.queue.push(p.call);
+        resend = true;
+      } else {
+        this.pending.delete(id);
+        p.reject(err);
+      }
     }
+    if (resend) this.schedule(RESEND_PAUSE_MS);
   }
 
   private sweep(): void {
