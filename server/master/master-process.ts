@@ -2,6 +2,7 @@ import { exitOnSignals } from '../common/shutdown';
 import { ChunkClientPool } from '../../client/chunk-client';
 import { ChunkManager } from './chunk-manager';
 import { ChunkserverRegistry } from './chunkserver-registry';
+import { Decommissioner } from './decommission';
 import { ReplicationMonitor } from './replication-monitor';
 import { DurableMasterState } from './durable-master-state';
 import { startMasterRpc } from './master-rpc';
@@ -29,7 +30,7 @@ const EXIT_LOG_LOST = 70;
 /**
  * The master's composition root. Start-up order: metadata store (locks, recovery, log
  * writer, checkpointer) -> chunkserver registry (empty: soft state) -> chunk manager (with its
- * clients to chunkservers) -> replication monitor -> RPC server -> the
+ * clients to chunkservers) -> decommissioner -> replication monitor -> RPC server -> the
  * `listening` line. Shut-down in reverse.
  */
 export async function runMaster(options: MasterOptions): Promise<void> {
@@ -40,12 +41,13 @@ export async function runMaster(options: MasterOptions): Promise<void> {
   );
   const state = new DurableMasterState(store);
   const deadTimeoutMs = (options.deadTimeoutSec ?? 5) * 1000;
-  const chunkservers = new ChunkserverRegistry(deadTimeoutMs);
+  const chunkservers = new ChunkserverRegistry(deadTimeoutMs, Date.now, (id) => state.ns.chunkserverStates.get(id));
   const peers = new ChunkClientPool();
   const chunks = new ChunkManager(state, chunkservers, peers, {
     chunkSize: options.chunkSize ?? 64 * 1024 * 1024,
     replication: options.replication ?? 3,
   });
+  const decommissioner = new Decommissioner(state, chunkservers, chunks.options.replication);
   const monitor = new ReplicationMonitor(state.ns, chunkservers, chunks, peers, {
     replication: chunks.options.replication,
     chunkSize: chunks.options.chunkSize,
@@ -53,8 +55,8 @@ export async function runMaster(options: MasterOptions): Promise<void> {
     maxCopies: 8,
     maxCopiesPerServer: 2,
     startAfterMs: deadTimeoutMs,
-  });
-  const rpc = await startMasterRpc({ state, chunkservers, chunks }, options.listen);
+  }, decommissioner);
+  const rpc = await startMasterRpc({ state, chunkservers, chunks, decommissioner }, options.listen);
   console.log(`listening ${rpc.address}`);
 
   exitOnSignals(async () => {

@@ -25,6 +25,7 @@ import type {
   SymlinkMutation,
   UnlinkMutation,
 } from './mutation';
+import { ChunkserverStates } from './chunkserver-states';
 import { isSameOrBelow, MAX_PATH_BYTES, splitPath } from './paths';
 import { ReaddirCursors } from './readdir-cursors';
 import { checkOwnerId } from './request-checks';
@@ -58,6 +59,8 @@ export class Namespace {
   lastHandle = 0;
   /** Live inodes, for statfs. */
   inodeCount = 1;
+  /** Operators' decommissioning decisions: logged and checkpointed with the tree. */
+  readonly chunkserverStates = new ChunkserverStates();
   private readonly cursors = new ReaddirCursors();
 
   constructor(rootTime = 0) {
@@ -144,6 +147,9 @@ export class Namespace {
       case 'reserveHandles':
         if (!Number.isSafeInteger(m.upTo) || m.upTo < 0) throw new FsError('EINVAL', `bad handle reservation ${m.upTo}`);
         this.lastHandle = Math.max(this.lastHandle, m.upTo);
+        return null;
+      case 'setChunkserverState':
+        this.chunkserverStates.apply(m);
         return null;
     }
   }
