@@ -63,12 +63,16 @@ const withChunkserver = withServers.command({
     .option('rack', { type: 'string', default: '', describe: 'rack label, for spreading replicas' })
     .option('heartbeat-interval', { type: 'number', describe: 'seconds between heartbeats [default: 1]' })
     .option('chunk-size', { type: 'number', describe: 'largest chunk accepted, bytes [default: 64 MiB]' })
+    .option('replication-bandwidth', { type: 'number', requiresArg: true,
+      describe: 're-replication copies this chunkserver receives, MB/s (10^6 bytes) in all; 0: unlimited [default: 100]' })
     .check((a) => {
       for (const flag of ['heartbeat-interval', 'chunk-size'] as const) {
         const v = a[flag];
         if (v !== undefined && !(v > 0)) return `--${flag} must be a positive number`;
       }
       if (a['chunk-size'] !== undefined && !Number.isSafeInteger(a['chunk-size'])) return '--chunk-size must be a whole number of bytes';
+      const bw = a['replication-bandwidth'];
+      if (bw !== undefined && !(bw >= 0 && bw < Infinity)) return '--replication-bandwidth must be a number of MB/s, 0 or more (0: unlimited)';
       return true;
     }),
   handler: async (args) => {
@@ -80,6 +84,7 @@ const withChunkserver = withServers.command({
       rack: args.rack,
       heartbeatIntervalSec: args['heartbeat-interval'],
       chunkSize: args['chunk-size'],
+      copyBytesPerSec: args['replication-bandwidth'] === undefined ? undefined : args['replication-bandwidth'] * 1e6,
     });
   },
 });

@@ -21,6 +21,8 @@ export interface ChunkserverOptions {
   chunkSize?: number;
   /** Background re-verification rate, bytes/s (default 16 MiB/s). */
   scrubBytesPerSec?: number;
+  /** Cap on re-replication copies pulled in, bytes/s; 0: unlimited (default: chunk-service.ts). */
+  copyBytesPerSec?: number;
 }
 
 /**
@@ -36,7 +38,7 @@ export async function runChunkserver(o: ChunkserverOptions): Promise<void> {
     // Replicas lost before the first heartbeat are covered by its full report.
     onChunksLost: (handles) => heartbeats?.noteLost(handles),
   });
-  const rpc = await startChunkRpc(store, o.listen);
+  const rpc = await startChunkRpc(store, o.listen, { copyBytesPerSec: o.copyBytesPerSec });
   console.log(`listening ${rpc.address}`);
   heartbeats = new HeartbeatSender(
     o.masters,

@@ -24,6 +24,14 @@ export interface MasterOptions {
   chunkSize?: number;
 }
 
+/**
+ * How long the master waits for one CopyChunk (ms). Chunkservers cap the bandwidth of the
+ * copies they receive (--replication-bandwidth), which the master does not know, so this is
+ * generous: two 64 MiB copies sharing a 0.15 MB/s cap still fit. A copy to a dead server fails
+ * long before, when its connection breaks.
+ */
+const COPY_DEADLINE_MS = 15 * 60_000;
+
 /** Exit code when no metadata directory can be written: nothing could be acknowledged. */
 const EXIT_LOG_LOST = 70;
 
@@ -42,7 +50,7 @@ export async function runMaster(options: MasterOptions): Promise<void> {
   const state = new DurableMasterState(store);
   const deadTimeoutMs = (options.deadTimeoutSec ?? 5) * 1000;
   const chunkservers = new ChunkserverRegistry(deadTimeoutMs, Date.now, (id) => state.ns.chunkserverStates.get(id));
-  const peers = new ChunkClientPool();
+  const peers = new ChunkClientPool({ copyDeadlineMs: COPY_DEADLINE_MS });
   const chunks = new ChunkManager(state, chunkservers, peers, {
     chunkSize: options.chunkSize ?? 64 * 1024 * 1024,
     replication: options.replication ?? 3,
