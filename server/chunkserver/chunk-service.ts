@@ -22,7 +22,8 @@ const COPYING_VERSION = 0;
  * Default cap on re-replication copies a chunkserver pulls in, bytes/s (100 MB/s, the default
  * of HDFS's balancer bandwidth): about 80% of a 1 GbE link, so a recovery storm after a
  * server dies cannot starve clients on small machines, yet a 64 MiB chunk takes under a second
- * and three receivers re-create 2 GiB in about 7 s. Faster networks raise it with the flag.
+ * and the cap alone would let three receivers re-create 2 GiB in about 7 s. Faster networks
+ * raise it with the flag.
  */
 export const DEFAULT_COPY_BYTES_PER_SEC = 100e6;
 
