@@ -38,6 +38,20 @@ describe('checkpoint image codec', function () {
     assert.ok(frames(checkpointPath(dir, 42)).length > 3, 'entries span several frames');
   });
 
+  it('round-trips chunkserver admin states (decommissioning survives a checkpoint)', () => {
+    const ns = richNamespace(10);
+    ns.apply({ op: 'setChunkserverState', id: 'cs-a', state: 'decommissioning' });
+    ns.apply({ op: 'setChunkserverState', id: 'cs-b', state: 'decommissioned' });
+    ns.apply({ op: 'setChunkserverState', id: 'cs-c', state: 'decommissioning' });
+    ns.apply({ op: 'setChunkserverState', id: 'cs-c', state: 'normal' });
+    const loaded = roundTrip(ns);
+    assert.deepEqual(loaded.chunkserverStates.entries(), [['cs-a', 'decommissioning'], ['cs-b', 'decommissioned']]);
+    assert.equal(loaded.chunkserverStates.get('cs-c'), 'normal');
+    assert.throws(() => ns.apply({ op: 'setChunkserverState', id: 'cs-d', state: 'retired' as 'normal' }), /EINVAL/);
+    assert.throws(() => ns.apply({ op: 'setChunkserverState', id: '', state: 'decommissioning' }), /EINVAL/);
+    assert.equal(ns.chunkserverStates.get('cs-d'), 'normal');
+  });
+
   it('round-trips a tree more than 10,000 levels deep (no recursion)', () => {
     const ns = new Namespace(5);
     const ino = counter();

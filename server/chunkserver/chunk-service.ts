@@ -8,6 +8,7 @@ import { MAX_CHUNK_IO_BYTES, protos } from '../common/proto';
 import { unary } from '../common/unary-handler';
 import type { ChunkStore } from './chunk-store';
 import { KeyedMutex } from './keyed-mutex';
+import { TokenBucket } from './token-bucket';
 
 const log = logger('chunk-service');
 
@@ -16,6 +17,20 @@ const log = logger('chunk-service');
  * it in requests), so a copy cut short by a crash is stale by version, not passing for good.
  */
 const COPYING_VERSION = 0;
+
+/**
+ * Default cap on re-replication copies a chunkserver pulls in, bytes/s (100 MB/s, the default
+ * of HDFS's balancer bandwidth): about 80% of a 1 GbE link, so a recovery storm after a
+ * server dies cannot starve clients on small machines, yet a 64 MiB chunk takes under a second
+ * and the cap alone would let three receivers re-create 2 GiB in about 7 s. Faster networks
+ * raise it with the flag.
+ */
+export const DEFAULT_COPY_BYTES_PER_SEC = 100e6;
+
+export interface ChunkServiceOptions {
+  /** Cap on the bytes/s CopyChunk pulls from peers, over all copies at once; 0: unlimited. */
+  copyBytesPerSec?: number;
+}
 
 /**
  * The client/peer -> chunkserver service (proto/chunkserver.proto) over `store`, forwarding
@@ -30,8 +45,11 @@ const COPYING_VERSION = 0;
  * check happens inside the turn, so a SetChunkVersion cannot slip between check and write.
  * Reads take no turn: they change nothing, and the store serialises them with writes anyway.
  */
-export function chunkServiceHandlers(store: ChunkStore, peers: ChunkClientPool): ChunkserverHandlers {
+export function chunkServiceHandlers(store: ChunkStore, peers: ChunkClientPool, options: ChunkServiceOptions = {}): ChunkserverHandlers {
   const turns = new KeyedMutex<number>();
+  // One second's worth may go at once after a quiet spell; beyond that, copies share the rate.
+  const copyRate = options.copyBytesPerSec ?? DEFAULT_COPY_BYTES_PER_SEC;
+  const copyLimit = new TokenBucket(copyRate, copyRate);
   return {
     ReadChunk: unary(async ({ handle, version, offset, length }) => {
       checkIoSize('read length', length);
@@ -83,7 +101,7 @@ export function chunkServiceHandlers(store: ChunkStore, peers: ChunkClientPool):
     }),
     CopyChunk: unary(({ handle, version, source }) => {
       checkRealVersion(version);
-      return turns.run(handle, async () => ({ bytes: await copyChunk(store, peers.get(source), handle, version) }));
+      return turns.run(handle, async () => ({ bytes: await copyChunk(store, peers.get(source), handle, version, copyLimit) }));
     }),
   };
 }
@@ -113,9 +131,11 @@ async function hereAndDownChain(local: Promise<void>, forward: Promise<void> | u
  * at `version` (so a source whose version moves fails the copy with ESTALE) and checksum-
  * verified by the source's store. The replica gets `version` only once every piece is durable;
  * a failed copy removes it. Writes at the same version during the copy would be missed, so the
- * master must not copy a chunk while a lease on it is outstanding. Returns the bytes copied.
+ * master must not copy a chunk while a lease on it is outstanding. Each piece is paid for in
+ * `limit` before the next is read, which holds the copies to the bandwidth cap. Returns the
+ * bytes copied.
  */
-async function copyChunk(store: ChunkStore, source: ChunkClient, handle: number, version: number): Promise<number> {
+async function copyChunk(store: ChunkStore, source: ChunkClient, handle: number, version: number, limit: TokenBucket): Promise<number> {
   const current = versionHere(store, handle);
   if (current === version) return 0;
   if (current !== null) throw new FsError('EEXIST', `chunk ${handle} is here at version ${current}: delete it before copying version ${version}`);
@@ -125,7 +145,7 @@ async function copyChunk(store: ChunkStore, source: ChunkClient, handle: number,
     for (;;) {
       const want = Math.min(MAX_CHUNK_IO_BYTES, store.chunkSize - offset);
       const piece = await source.read(handle, version, offset, want);
-      await store.write(handle, offset, piece);
+      await Promise.all([store.write(handle, offset, piece), limit.take(piece.length)]);
       offset += piece.length;
       if (piece.length < want || offset === store.chunkSize) break;
     }
@@ -171,11 +191,11 @@ export interface ChunkRpc extends RunningServer {
  * Serves the Chunkserver service over `store` on `listen` (HOST:PORT, port 0 allowed), with its
  * own pool of clients to peer chunkservers (closed by stop). The store stays the caller's.
  */
-export async function startChunkRpc(store: ChunkStore, listen: string): Promise<ChunkRpc> {
+export async function startChunkRpc(store: ChunkStore, listen: string, options: ChunkServiceOptions = {}): Promise<ChunkRpc> {
   const peers = new ChunkClientPool();
   const load = { calls: 0 };
   const running = await serveGrpc(listen, (server) =>
-    server.addService(protos.chunkfs.chunkserver.Chunkserver.service, counted(chunkServiceHandlers(store, peers), load)));
+    server.addService(protos.chunkfs.chunkserver.Chunkserver.service, counted(chunkServiceHandlers(store, peers, options), load)));
   return {
     address: running.address,
     inFlight: () => load.calls,
