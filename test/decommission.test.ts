@@ -9,8 +9,9 @@ const MiB = 1 << 20;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
 /**
- * `chunkfs admin decommission` with real processes: four chunkservers, replication 3, 1 MiB
- * chunks. The drained server ends decommissioned with every chunk at three replicas elsewhere,
+ * `chunkfs admin decommission` with real processes: four chunkservers, replication 3 by default
+ * (one file with 1), 1 MiB chunks. The drained server ends decommissioned with every chunk at its
+ * own file's factor elsewhere,
  * keeps that state across a master restart, and can then be killed with nothing lost. Bad
  * requests (unknown server, too few servers left) fail clearly and change nothing.
  */
@@ -18,6 +19,8 @@ describe('decommissioning a chunkserver', function () {
   this.timeout(180_000);
   let cluster: TestCluster;
   const files = new Map<string, Buffer>();
+  /** Files' replication factors other than the cluster default of 3. */
+  const factors = new Map<string, number>();
 
   before(async () => {
     cluster = await TestCluster.start('decom', 4, ['--chunk-size', String(MiB), '--dead-timeout', '1.5']);
@@ -26,20 +29,21 @@ describe('decommissioning a chunkserver', function () {
   const cli = (...args: string[]) => runCli([...args, '--master', cluster.master.address]);
   const healthy = (r: ClusterReport) => r.chunks!.total > 0 && r.chunks!.underReplicated + r.chunks!.overReplicated + r.chunks!.missing === 0;
 
-  async function put(p: string, size: number): Promise<void> {
+  async function put(p: string, size: number, replication?: number): Promise<void> {
     const data = randomBytes(size);
     const writer = new FileWriter(cluster.client, cluster.peers);
-    await cluster.client.create(p, 0o644, true);
+    await cluster.client.create(p, 0o644, true, undefined, replication);
+    if (replication !== undefined) factors.set(p, replication);
     await writer.write(p, 0, data);
     await writer.close();
     files.set(p, data);
   }
 
-  /** Every file's chunks list three replicas, none of them on `address`. */
+  /** Every file's chunks list as many replicas as its factor, none of them on `address`. */
   async function placedAwayFrom(address: string): Promise<void> {
     for (const p of files.keys()) {
       for (const c of (await cluster.client.chunkLocations(p, 0, 1000)).chunks) {
-        assert.equal(c.replicas.length, 3, `${p} chunk ${c.index}: ${c.replicas.join(', ')}`);
+        assert.equal(c.replicas.length, factors.get(p) ?? 3, `${p} chunk ${c.index}: ${c.replicas.join(', ')}`);
         assert.ok(!c.replicas.includes(address), `${p} chunk ${c.index} still served from ${address}`);
       }
     }
@@ -57,12 +61,27 @@ describe('decommissioning a chunkserver', function () {
     assert.ok(report.chunkservers.every((cs) => cs.state === 'normal'), JSON.stringify(report.chunkservers));
   });
 
+  it('refuses with ENOSPC when a file on the server wants more replicas than would remain, changing nothing', async () => {
+    // Four replicas on four servers: draining any one leaves three for a factor of 4.
+    await put('/wide', MiB + 7, 4);
+    await cluster.until(healthy, 'the factor-4 file on all four chunkservers');
+    const r = await cli('admin', 'decommission', (await cluster.client.report()).chunkservers[0].id);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /ENOSPC: decommissioning .* would leave 3 live chunkservers taking replicas, fewer than the replication factor 4/);
+    assert.ok((await cluster.client.report()).chunkservers.every((cs) => cs.state === 'normal'));
+    await cluster.client.setReplication('/wide', 3);
+    factors.delete('/wide');
+    await cluster.until(healthy, 'the file trimmed to three replicas');
+  });
+
   it('drains a chunkserver, marks it decommissioned (also after a master restart), then it can die with nothing lost', async () => {
     await put('/b', 3 * MiB);
     await put('/c', 1);
-    await cluster.until(healthy, 'chunks at three replicas');
-    const before = await cluster.client.report();
-    const victim = before.chunkservers.reduce((a, b) => (b.chunks > a.chunks ? b : a));
+    // Its one replica is drained to one elsewhere: the drain measures each chunk by its own factor.
+    await put('/one', MiB / 2, 1);
+    await cluster.until(healthy, 'every chunk at its factor');
+    const [oneHolder] = (await cluster.client.chunkLocations('/one', 0, 1)).chunks[0].replicas;
+    const victim = (await cluster.client.report()).chunkservers.find((cs) => cs.address === oneHolder)!;
     assert.ok(victim.chunks > 0);
 
     const started = await cli('admin', 'decommission', victim.address);
@@ -72,7 +91,7 @@ describe('decommissioning a chunkserver', function () {
     await put('/during', 2 * MiB + 5);
 
     const done = await cluster.until((r) => r.chunkservers.find((c) => c.id === victim.id)!.state === 'decommissioned' && healthy(r),
-      'the chunkserver decommissioned with every chunk at three replicas', 60_000);
+      'the chunkserver decommissioned with every chunk at its factor', 60_000);
     assert.equal(done.chunkservers.find((c) => c.id === victim.id)!.alive, true);
     await placedAwayFrom(victim.address);
 
