@@ -17,7 +17,8 @@ const CLI_JS = path.join(PACKAGE_ROOT, 'dist', 'bin', 'chunkfs.js');
 /** Generous: a restart replays a checkpoint of a million files plus the log before listening. */
 const START_TIMEOUT_MS = 10 * 60_000;
 
-export interface BenchMaster {
+/** A master or chunkserver process started by a benchmark. */
+export interface BenchServer {
   address: string;
   pid: number;
   /** Milliseconds from spawn to the `listening` line. */
@@ -38,8 +39,18 @@ export interface MasterSpawnOptions {
 }
 
 /** Runs `chunkfs master` on 127.0.0.1:0 and waits for `listening HOST:PORT`. */
-export function spawnMaster(o: MasterSpawnOptions): Promise<BenchMaster> {
-  const args = [...(o.nodeArgs ?? []), CLI_JS, 'master', '--meta-dir', o.metaDir, '--listen', '127.0.0.1:0', ...(o.masterArgs ?? [])];
+export function spawnMaster(o: MasterSpawnOptions): Promise<BenchServer> {
+  return spawnServer([...(o.nodeArgs ?? []), CLI_JS, 'master', '--meta-dir', o.metaDir, '--listen', '127.0.0.1:0', ...(o.masterArgs ?? [])]);
+}
+
+/** Runs `chunkfs chunkserver` on 127.0.0.1:0 with one data directory, heartbeating to `master`. */
+export function spawnChunkserver(dataDir: string, master: string, extraArgs: string[] = []): Promise<BenchServer> {
+  return spawnServer([CLI_JS, 'chunkserver', '--data-dir', dataDir, '--listen', '127.0.0.1:0', '--masters', master, ...extraArgs]);
+}
+
+/** Runs node with `args` (a chunkfs server command) and waits for its `listening HOST:PORT` line. */
+function spawnServer(args: string[]): Promise<BenchServer> {
+  const role = args[args.indexOf(CLI_JS) + 1];
   const t0 = performance.now();
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -56,7 +67,7 @@ export function spawnMaster(o: MasterSpawnOptions): Promise<BenchMaster> {
       if (settled) return;
       settled = true;
       kill('SIGKILL');
-      reject(new Error(`master did not start (${why}); stderr:\n${stderr}`));
+      reject(new Error(`${role} did not start (${why}); stderr:\n${stderr}`));
     };
     const timer = setTimeout(() => fail(`no listening line in ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
     void exited.then(() => { clearTimeout(timer); fail(`exited with ${child.exitCode ?? child.signalCode}`); });

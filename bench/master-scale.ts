@@ -5,7 +5,7 @@ import { parseArgs } from 'util';
 import { MasterClient } from '../client/master-client';
 import type { CheckpointResult } from '../server/master/master-state';
 import {
-  BenchMaster, makeTempDir, markdownTable, MB, measureMetaBench, MeasuredPhase, positive, procMemory, removeDir, round,
+  BenchServer, makeTempDir, markdownTable, MB, measureMetaBench, MeasuredPhase, positive, procMemory, removeDir, round,
   spawnMaster, words, writeJson,
 } from './bench-util';
 
@@ -37,21 +37,21 @@ async function main(): Promise<void> {
   const a = parseFlags();
   const root = makeTempDir('chunkfs-bench-scale-');
   const metaDir = path.join(root, 'meta');
-  const masters: BenchMaster[] = [];
+  const masters: BenchServer[] = [];
   const admins: MasterClient[] = [];
-  const start = async (): Promise<{ master: BenchMaster; admin: MasterClient }> => {
+  const start = async (): Promise<{ master: BenchServer; admin: MasterClient }> => {
     const master = await spawnMaster({ metaDir, nodeArgs: [...NODE_ARGS, ...a.masterNodeArgs], masterArgs: MASTER_ARGS });
     masters.push(master);
     const admin = new MasterClient(master.address, { deadlineMs: ADMIN_DEADLINE_MS });
     admins.push(admin);
     return { master, admin };
   };
-  const creates = (master: BenchMaster, files: number, dir: string): Promise<MeasuredPhase> =>
+  const creates = (master: BenchServer, files: number, dir: string): Promise<MeasuredPhase> =>
     measureMetaBench(master.pid, {
       master: master.address, ops: ['create'], files, clients: a.clients, channels: a.channels, dir,
       filesPerDir: a.filesPerDir, keep: true,
     }).then((phases) => phases[0]);
-  const killAndRestart = async (old: BenchMaster): Promise<Recovered> => {
+  const killAndRestart = async (old: BenchServer): Promise<Recovered> => {
     old.kill('SIGKILL');
     await old.exited;
     const { master, admin } = await start();
@@ -132,7 +132,7 @@ async function main(): Promise<void> {
 }
 
 interface Recovered {
-  master: BenchMaster;
+  master: BenchServer;
   admin: MasterClient;
   /** From the master's `recovered txid N (checkpoint C)` log line. */
   txid: number;

@@ -3,7 +3,7 @@ import * as path from 'path';
 import { parseArgs } from 'util';
 import { META_OPS, MetaOp } from '../client/bench-meta';
 import {
-  BenchMaster, makeTempDir, markdownTable, measureMetaBench, MeasuredPhase, median, positive, removeDir, spawnMaster, words, writeJson,
+  BenchServer, makeTempDir, markdownTable, measureMetaBench, MeasuredPhase, median, positive, removeDir, spawnMaster, words, writeJson,
 } from './bench-util';
 
 /**
@@ -51,7 +51,7 @@ const TARGET_OPS_PER_SEC: Partial<Record<MetaOp, number>> = { create: 10_000, st
 async function main(): Promise<void> {
   const args = parseFlags();
   const metaRoot = makeTempDir('chunkfs-bench-meta-');
-  let master: BenchMaster | null = null;
+  let master: BenchServer | null = null;
   try {
     master = await spawnMaster({ metaDir: path.join(metaRoot, 'meta'), nodeArgs: args.masterNodeArgs });
     const run = (clients: number, channels: number, dir: string): Promise<MeasuredPhase[]> =>

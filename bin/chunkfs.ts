@@ -70,6 +70,8 @@ const withChunkserver = withServers.command({
     .option('scrub-rate', { type: 'number', describe: 'background checksum verification, MiB/s; 0 turns it off [default: 16]' })
     .option('scrub-idle', { type: 'number', describe: 'the scrubber skips chunks read or written this recently (seconds) [default: 60]' })
     .option('scrub-interval', { type: 'number', describe: 'pause between scrubber passes over all chunks (seconds) [default: 10]' })
+    .option('replication-bandwidth', { type: 'number', requiresArg: true,
+      describe: 're-replication copies this chunkserver receives, MB/s (10^6 bytes) in all; 0: unlimited [default: 100]' })
     .check((a) => {
       for (const flag of ['heartbeat-interval', 'chunk-size'] as const) {
         const v = a[flag];
@@ -80,6 +82,8 @@ const withChunkserver = withServers.command({
         if (v !== undefined && !(v >= 0 && Number.isFinite(v))) return `--${flag} must be a number >= 0`;
       }
       if (a['chunk-size'] !== undefined && !Number.isSafeInteger(a['chunk-size'])) return '--chunk-size must be a whole number of bytes';
+      const bw = a['replication-bandwidth'];
+      if (bw !== undefined && !(bw >= 0 && bw < Infinity)) return '--replication-bandwidth must be a number of MB/s, 0 or more (0: unlimited)';
       return true;
     }),
   handler: async (args) => {
@@ -94,6 +98,7 @@ const withChunkserver = withServers.command({
       scrubMiBPerSec: args['scrub-rate'],
       scrubIdleSec: args['scrub-idle'],
       scrubIntervalSec: args['scrub-interval'],
+      copyBytesPerSec: args['replication-bandwidth'] === undefined ? undefined : args['replication-bandwidth'] * 1e6,
     });
   },
 });

@@ -5,6 +5,8 @@ import type { MasterAdminClient as MasterAdminStub } from '../generated/chunkfs/
 import type { ChunkLocation__Output as ChunkLocation } from '../generated/chunkfs/master/ChunkLocation';
 import type { FsckResponse__Output } from '../generated/chunkfs/master/FsckResponse';
 import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
+import type { DecommissionResponse__Output } from '../generated/chunkfs/master/DecommissionResponse';
+import type { ChunkserverStatus__Output } from '../generated/chunkfs/master/ChunkserverStatus';
 import { FsError } from '../server/common/fs-error';
 import { MESSAGE_LIMITS, protos } from '../server/common/proto';
 import { MasterSession } from './master-session';
@@ -41,6 +43,8 @@ interface AttrReply {
 
 /** `chunkfs admin report`: what the master knows of its chunkservers and chunks. */
 export type ClusterReport = ReportResponse__Output;
+/** One chunkserver in a report. */
+export type ChunkserverStatus = ChunkserverStatus__Output;
 /** `chunkfs admin fsck`: per-file chunk health. */
 export type FsckReport = FsckResponse__Output;
 
@@ -208,6 +212,13 @@ export class MasterClient {
   /** Health of every file at or below `path`. */
   fsck(path: string): Promise<FsckReport> {
     return this.call((o, cb) => this.admin.fsck({ path }, o, cb));
+  }
+
+  /** Starts draining the chunkserver with that id or HOST:PORT; answers with its status. */
+  async decommission(chunkserver: string): Promise<ChunkserverStatus> {
+    const reply = await this.call<DecommissionResponse__Output>((o, cb) => this.admin.decommission({ chunkserver }, o, cb));
+    if (!reply.chunkserver) throw new FsError('EIO', 'master reply without the chunkserver');
+    return reply.chunkserver;
   }
 
   close(): void {

@@ -2,6 +2,7 @@ import { strict as assert } from 'assert';
 import { chunkHealth } from '../server/master/chunk-health';
 import { fsck } from '../server/master/fsck';
 import { ChunkserverRegistry, Heartbeat } from '../server/master/chunkserver-registry';
+import type { ChunkserverState } from '../server/master/chunkserver-states';
 import { Namespace } from '../server/master/namespace';
 
 /** The master's soft state about chunkservers: registration, full reports, liveness, health. */
@@ -51,13 +52,34 @@ describe('chunkserver registry', () => {
     assert.deepEqual(reg.capacity(), { capacityBytes: 500, freeBytes: 100 });
   });
 
+  it('decommissioning replicas are used after the others but do not count; decommissioned ones only as the last copy', () => {
+    const states = new Map<string, ChunkserverState>([['d', 'decommissioning'], ['x', 'decommissioned']]);
+    const withStates = new ChunkserverRegistry(5000, () => now, (id) => states.get(id) ?? 'normal');
+    try {
+      for (const id of ['x', 'd', 'a']) withStates.heartbeat(hb(id, { fullReport: full([[1, 1], [2, 1]]) }));
+      withStates.heartbeat(hb('b', { address: '127.0.0.1:7777', fullReport: full([[3, 1]]) }));
+      assert.deepEqual(withStates.replicasOf(1, 1), { live: ['a', 'd'], counted: 1, corrupt: false, version: 1 });
+      withStates.heartbeat(hb('a', { lostChunks: [1] }));
+      assert.deepEqual(withStates.replicasOf(1, 1), { live: ['d'], counted: 0, corrupt: false, version: 1 });
+      withStates.heartbeat(hb('d', { lostChunks: [1] }));
+      assert.deepEqual(withStates.replicasOf(1, 1), { live: ['x'], counted: 0, corrupt: false, version: 1 }, 'the last copy');
+      assert.deepEqual(withStates.list().map((cs) => [cs.id, cs.state]).sort(),
+        [['a', 'normal'], ['b', 'normal'], ['d', 'decommissioning'], ['x', 'decommissioned']]);
+      assert.equal(withStates.find('127.0.0.1:7777').id, 'b', 'found by address');
+      assert.throws(() => withStates.find('127.0.0.1:9'), /ENOENT/);
+      assert.deepEqual(withStates.handlesOn('d')?.sort(), [2]);
+    } finally {
+      withStates.stop();
+    }
+  });
+
   it('counts only replicas at the current version, drops lost ones, flags corrupt ones', () => {
     reg.heartbeat(hb('a', { fullReport: full([[1, 2], [2, 1]]) }));
     reg.heartbeat(hb('b', { fullReport: full([[1, 1]]) })); // stale version of chunk 1
-    assert.deepEqual(reg.replicasOf(1, 2), { live: ['a'], corrupt: false, version: 2 });
+    assert.deepEqual(reg.replicasOf(1, 2), { live: ['a'], counted: 1, corrupt: false, version: 2 });
     reg.heartbeat(hb('a', { lostChunks: [2], corruptChunks: [1] }));
-    assert.deepEqual(reg.replicasOf(1, 2), { live: [], corrupt: true, version: 2 });
-    assert.deepEqual(reg.replicasOf(2, 1), { live: [], corrupt: false, version: 1 });
+    assert.deepEqual(reg.replicasOf(1, 2), { live: [], counted: 0, corrupt: true, version: 2 });
+    assert.deepEqual(reg.replicasOf(2, 1), { live: [], counted: 0, corrupt: false, version: 1 });
     assert.equal(reg.list().find((c) => c.id === 'a')!.chunks, 1);
   });
 
@@ -65,10 +87,10 @@ describe('chunkserver registry', () => {
     reg.heartbeat(hb('a', { fullReport: full([[5, 3]]) }));
     reg.heartbeat(hb('b', { fullReport: full([[5, 4]]) }));
     reg.heartbeat(hb('c', { fullReport: full([[5, 4]]) }));
-    assert.deepEqual(reg.replicasOf(5, 3), { live: ['b', 'c'], corrupt: false, version: 4 });
+    assert.deepEqual(reg.replicasOf(5, 3), { live: ['b', 'c'], counted: 2, corrupt: false, version: 4 });
     reg.heartbeat(hb('b', { corruptChunks: [5] }));
     reg.heartbeat(hb('c', { corruptChunks: [5] }));
-    assert.deepEqual(reg.replicasOf(5, 3), { live: ['a'], corrupt: false, version: 3 }, 'corrupt newer copies do not count');
+    assert.deepEqual(reg.replicasOf(5, 3), { live: ['a'], counted: 1, corrupt: false, version: 3 }, 'corrupt newer copies do not count');
   });
 
   it('classifies every chunk of every file (hard links once) against the replication factor', () => {

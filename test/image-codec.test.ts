@@ -38,6 +38,20 @@ describe('checkpoint image codec', function () {
     assert.ok(frames(checkpointPath(dir, 42)).length > 3, 'entries span several frames');
   });
 
+  it('round-trips chunkserver admin states (decommissioning survives a checkpoint)', () => {
+    const ns = richNamespace(10);
+    ns.apply({ op: 'setChunkserverState', id: 'cs-a', state: 'decommissioning' });
+    ns.apply({ op: 'setChunkserverState', id: 'cs-b', state: 'decommissioned' });
+    ns.apply({ op: 'setChunkserverState', id: 'cs-c', state: 'decommissioning' });
+    ns.apply({ op: 'setChunkserverState', id: 'cs-c', state: 'normal' });
+    const loaded = roundTrip(ns);
+    assert.deepEqual(loaded.chunkserverStates.entries(), [['cs-a', 'decommissioning'], ['cs-b', 'decommissioned']]);
+    assert.equal(loaded.chunkserverStates.get('cs-c'), 'normal');
+    assert.throws(() => ns.apply({ op: 'setChunkserverState', id: 'cs-d', state: 'retired' as 'normal' }), /EINVAL/);
+    assert.throws(() => ns.apply({ op: 'setChunkserverState', id: '', state: 'decommissioning' }), /EINVAL/);
+    assert.equal(ns.chunkserverStates.get('cs-d'), 'normal');
+  });
+
   it('round-trips a tree more than 10,000 levels deep (no recursion)', () => {
     const ns = new Namespace(5);
     const ino = counter();
@@ -90,6 +104,17 @@ describe('checkpoint image codec', function () {
     assert.deepStrictEqual(factors(loaded), [1, 32, 2, 5, 0, 0]);
   });
 
+  it("one current-format image holds both files' replication factors and chunkserver admin states", () => {
+    const ns = richNamespace(10);
+    ns.apply({ op: 'create', path: '/r4', mode: 0o644, uid: 0, gid: 0, ino: ns.lastIno + 1, time: 1, replication: 4 });
+    ns.apply({ op: 'setChunkserverState', id: 'cs-a', state: 'decommissioning' });
+    const loaded = roundTrip(ns);
+    assert.equal(JSON.parse(frames(checkpointPath(dir, 42))[0].payload.toString()).format, IMAGE_FORMAT);
+    assertSameTree(loaded, ns);
+    assert.equal(loaded.lookupOrNull('/r4')!.replication, 4);
+    assert.deepEqual(loaded.chunkserverStates.entries(), [['cs-a', 'decommissioning']]);
+  });
+
   it('reads a format-2 checkpoint (written before per-file factors): its files follow the cluster default', () => {
     // test/fixtures/checkpoint-format2.ckpt: richNamespace(10) written by commit ee84204 (txid 42, epoch 7).
     const fixture = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'checkpoint-format2.ckpt');
@@ -99,6 +124,7 @@ describe('checkpoint image codec', function () {
     const expected = richNamespace(10);
     assertSameTree(old.ns, expected);
     for (const { file } of old.ns.regularFiles()) assert.equal(file.replication, 0, 'nothing recorded');
+    assert.deepEqual(old.ns.chunkserverStates.entries(), [], 'no admin states before decommissioning');
     old.ns.defaultReplication = 2;
     assert.equal(old.ns.getattr('/a/chunky').replication, 2);
     // Written again, it is the current format, and reads back the same.

@@ -4,6 +4,7 @@ import { FsError } from '../server/common/fs-error';
 import { ChunkClientPool } from '../client/chunk-client';
 import { ChunkManager } from '../server/master/chunk-manager';
 import { ChunkserverRegistry } from '../server/master/chunkserver-registry';
+import { Decommissioner } from '../server/master/decommission';
 import { MasterRpc, startMasterRpc } from '../server/master/master-rpc';
 import type { MasterState } from '../server/master/master-state';
 import type { Mutation } from '../server/master/mutation';
@@ -32,10 +33,11 @@ describe('master RPC', function () {
       checkpoint: async () => ({ txid: committed.length, bytes: 1, durationMs: 2 }),
       status: () => ({ txid: committed.length, checkpointTxid: 0, epoch: 1, inodes: ns.inodeCount, metaDirs: [], alarms: [] }),
     };
-    chunkservers = new ChunkserverRegistry(5000);
+    chunkservers = new ChunkserverRegistry(5000, Date.now, (id) => ns.chunkserverStates.get(id));
     peers = new ChunkClientPool();
     const chunks = new ChunkManager(state, chunkservers, peers, { chunkSize: 1 << 20 });
-    rpc = await startMasterRpc({ state, chunkservers, chunks }, '127.0.0.1:0');
+    const decommissioner = new Decommissioner(state, chunkservers);
+    rpc = await startMasterRpc({ state, chunkservers, chunks, decommissioner }, '127.0.0.1:0');
     client = new MasterClient(rpc.address, { deadlineMs: 5000 });
   });
 
@@ -118,6 +120,34 @@ describe('master RPC', function () {
     const { heapUsedBytes, ...status } = await client.status();
     assert.deepStrictEqual(status, { txid: 0, checkpointTxid: 0, epoch: 1, inodes: 1, metaDirs: [], alarms: [] });
     assert.ok(heapUsedBytes > 0);
+  });
+
+  it('decommission: logs the state once, finds servers by id or address, refuses bad requests changing nothing', async function () {
+    const register = (n: number) => chunkservers.heartbeat({
+      id: `cs${n}`, address: `127.0.0.1:${7000 + n}`, rack: '', capacityBytes: 1e9, usedBytes: 0, freeBytes: 1e9, load: 0,
+      fullReport: new Map(), lostChunks: [], corruptChunks: [],
+    });
+    for (let n = 0; n < 3; n++) register(n);
+    await rejectsWith('ENOENT', client.decommission('cs9'));
+    await rejectsWith('ENOENT', client.decommission('127.0.0.1:7009'));
+    await rejectsWith('ENOENT', client.decommission(''));
+    // Three servers and a replication factor of 3: a drain could never finish.
+    await rejectsWith('ENOSPC', client.decommission('cs1'));
+    assert.deepStrictEqual(committed, []);
+    assert.ok((await client.report()).chunkservers.every((cs) => cs.state === 'normal'));
+
+    register(3);
+    const cs = await client.decommission('127.0.0.1:7001');
+    assert.deepStrictEqual([cs.id, cs.state], ['cs1', 'decommissioning']);
+    assert.deepStrictEqual(committed, [{ op: 'setChunkserverState', id: 'cs1', state: 'decommissioning' }]);
+    // Asking again changes nothing; neither does naming it by id.
+    assert.strictEqual((await client.decommission('cs1')).state, 'decommissioning');
+    assert.strictEqual(committed.length, 1);
+    const states = (await client.report()).chunkservers.map((c) => [c.id, c.state]);
+    assert.deepStrictEqual(states.sort(), [['cs0', 'normal'], ['cs1', 'decommissioning'], ['cs2', 'normal'], ['cs3', 'normal']]);
+    // A second one would leave two servers taking replicas.
+    await rejectsWith('ENOSPC', client.decommission('cs2'));
+    assert.strictEqual(committed.length, 1);
   });
 
   // Regression: protobuf's unsigned fields turned size -1 into 0 (truncating the file to nothing)

@@ -11,7 +11,7 @@ function cs(id: string, extra: Partial<ChunkserverView> & { used?: number } = {}
   const { used = 10, ...rest } = extra;
   return {
     id, address: `10.0.0.${id.length}:7000`, rack: '', alive: true, chunks: 0,
-    capacityBytes: 100 * GB, usedBytes: used * GB, freeBytes: (100 - used) * GB, load: 0, lastHeartbeatMs: 0, ...rest,
+    capacityBytes: 100 * GB, usedBytes: used * GB, freeBytes: (100 - used) * GB, load: 0, lastHeartbeatMs: 0, state: 'normal', ...rest,
   };
 }
 const ids = (servers: ChunkserverView[]) => servers.map((s) => s.id).sort();
@@ -31,6 +31,7 @@ describe('placement', () => {
   describe('which servers qualify', () => {
     const cases: Array<{ name: string; servers: ChunkserverView[]; want: number; opts?: { exclude?: Set<string>; minFreeBytes?: number }; expect: string[] }> = [
       { name: 'skips dead servers', servers: [cs('a', { alive: false }), cs('b'), cs('c')], want: 3, expect: ['b', 'c'] },
+      { name: 'skips decommissioning and decommissioned servers', servers: [cs('a', { state: 'decommissioning' }), cs('b'), cs('c', { state: 'decommissioned' })], want: 3, expect: ['b'] },
       { name: 'skips excluded holders', servers: six, want: 6, opts: { exclude: new Set(['a', 'c']) }, expect: ['b', 'd', 'e', 'f'] },
       { name: 'skips servers below minFreeBytes', servers: [cs('a', { used: 99.99 }), cs('b', { used: 50 }), cs('c', { used: 100 })], want: 3, opts: { minFreeBytes: 64 * 1024 ** 2 }, expect: ['b'] },
       { name: 'takes a server with exactly minFreeBytes', servers: [cs('a', { freeBytes: 1000 })], want: 1, opts: { minFreeBytes: 1000 }, expect: ['a'] },

@@ -41,7 +41,8 @@ const reportCommand: CommandModule<object, MasterArg & { json: boolean }> = {
     const c = r.chunks!;
     console.log([
       ...r.chunkservers.map((cs) =>
-        `${cs.alive ? 'alive' : 'DEAD '} ${cs.id} ${cs.address}${cs.rack ? ` rack=${cs.rack}` : ''} chunks=${cs.chunks} ` +
+        `${cs.alive ? 'alive' : 'DEAD '} ${cs.id} ${cs.address}${cs.rack ? ` rack=${cs.rack}` : ''}` +
+        `${cs.state === 'normal' ? '' : ` ${cs.state.toUpperCase()}`} chunks=${cs.chunks} ` +
         `used=${cs.usedBytes}/${cs.capacityBytes} bytes, last heartbeat ${new Date(cs.lastHeartbeatMs).toISOString()}`),
       `${r.chunkservers.length} chunkservers, ${r.chunkservers.filter((cs) => cs.alive).length} alive`,
       `chunks: ${c.total} total, ${c.underReplicated} under-replicated, ${c.overReplicated} over-replicated, ` +
@@ -70,6 +71,17 @@ const fsckCommand: CommandModule<object, MasterArg & { path: string; json: boole
   }),
 };
 
+const decommissionCommand: CommandModule<object, MasterArg & { chunkserver: string }> = {
+  command: 'decommission <chunkserver>',
+  describe: 'drain a chunkserver (id or HOST:PORT): its chunks are copied elsewhere, then `admin report` shows it decommissioned',
+  builder: (y) => withMasterOption(y).positional('chunkserver', { type: 'string', demandOption: true }),
+  handler: (args) => withMaster(args, async (client) => {
+    const cs = await client.decommission(args.chunkserver);
+    console.log(`chunkserver ${cs.id} at ${cs.address}: ${cs.state}` +
+      (cs.state === 'decommissioning' ? ` (${cs.chunks} replicas to copy elsewhere; see chunkfs admin report)` : ''));
+  }),
+};
+
 const logCommand: CommandModule<object, { 'meta-dir': string; from: number }> = {
   command: 'log',
   describe: 'print the operation log of a metadata directory from a txid on (JSON lines; reads the files, no master needed)',
@@ -85,8 +97,8 @@ const logCommand: CommandModule<object, { 'meta-dir': string; from: number }> = 
 
 export const adminCommand: CommandModule = {
   command: 'admin <command>',
-  describe: 'operate a master (checkpoint, status, report, fsck, log)',
+  describe: 'operate a master (checkpoint, status, report, fsck, decommission, log)',
   builder: (y) => y.command(checkpointCommand).command(statusCommand).command(reportCommand).command(fsckCommand)
-    .command(logCommand).demandCommand(1),
+    .command(decommissionCommand).command(logCommand).demandCommand(1),
   handler: () => undefined, // the subcommands do the work
 };

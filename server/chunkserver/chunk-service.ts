@@ -13,6 +13,7 @@ import type { ChunkStore } from './chunk-store';
 import { KeyedMutex } from './keyed-mutex';
 import { PieceBuffers } from './piece-buffers';
 import { serveWriteStream } from './write-stream-server';
+import { TokenBucket } from './token-bucket';
 
 const log = logger('chunk-service');
 
@@ -28,6 +29,20 @@ const COPYING_VERSION = 0;
  * a batch adds per hop (a millisecond or two) is small next to a piece's transfer and sync.
  */
 const FORWARD_BYTES = 1024 * 1024;
+
+/**
+ * Default cap on re-replication copies a chunkserver pulls in, bytes/s (100 MB/s, the default
+ * of HDFS's balancer bandwidth): about 80% of a 1 GbE link, so a recovery storm after a
+ * server dies cannot starve clients on small machines, yet a 64 MiB chunk takes under a second
+ * and the cap alone would let three receivers re-create 2 GiB in about 7 s. Faster networks
+ * raise it with the flag.
+ */
+export const DEFAULT_COPY_BYTES_PER_SEC = 100e6;
+
+export interface ChunkServiceOptions {
+  /** Cap on the bytes/s CopyChunk pulls from peers, over all copies at once; 0: unlimited. */
+  copyBytesPerSec?: number;
+}
 
 /**
  * The client/peer -> chunkserver service (proto/chunkserver.proto) over `store`, forwarding
@@ -48,7 +63,11 @@ function chunkServiceHandlers(
   peers: ChunkClientPool,
   turns: KeyedMutex<number>,
   writeEndpoint: { port: number; endpoint: number },
+  options: ChunkServiceOptions = {},
 ): ChunkserverHandlers {
+  // One second's worth may go at once after a quiet spell; beyond that, copies share the rate.
+  const copyRate = options.copyBytesPerSec ?? DEFAULT_COPY_BYTES_PER_SEC;
+  const copyLimit = new TokenBucket(copyRate, copyRate);
   return {
     ReadChunk: unary(async ({ handle, version, offset, length }) => {
       checkIoSize('read length', length);
@@ -90,7 +109,7 @@ function chunkServiceHandlers(
     }),
     CopyChunk: unary(({ handle, version, source }) => {
       checkRealVersion(version);
-      return turns.run(handle, async () => ({ bytes: await copyChunk(store, peers.get(source), handle, version) }));
+      return turns.run(handle, async () => ({ bytes: await copyChunk(store, peers.get(source), handle, version, copyLimit) }));
     }),
   };
 }
@@ -175,9 +194,11 @@ async function hereAndDownChain(local: Promise<void>, forward: Promise<void> | u
  * at `version` (so a source whose version moves fails the copy with ESTALE) and checksum-
  * verified by the source's store. The replica gets `version` only once every piece is durable;
  * a failed copy removes it. Writes at the same version during the copy would be missed, so the
- * master must not copy a chunk while a lease on it is outstanding. Returns the bytes copied.
+ * master must not copy a chunk while a lease on it is outstanding. Each piece is paid for in
+ * `limit` before the next is read, which holds the copies to the bandwidth cap. Returns the
+ * bytes copied.
  */
-async function copyChunk(store: ChunkStore, source: ChunkClient, handle: number, version: number): Promise<number> {
+async function copyChunk(store: ChunkStore, source: ChunkClient, handle: number, version: number, limit: TokenBucket): Promise<number> {
   const current = versionHere(store, handle);
   if (current === version) return 0;
   if (current !== null) throw new FsError('EEXIST', `chunk ${handle} is here at version ${current}: delete it before copying version ${version}`);
@@ -187,7 +208,7 @@ async function copyChunk(store: ChunkStore, source: ChunkClient, handle: number,
     for (;;) {
       const want = Math.min(MAX_CHUNK_IO_BYTES, store.chunkSize - offset);
       const piece = await source.read(handle, version, offset, want);
-      await store.write(handle, offset, piece);
+      await Promise.all([store.write(handle, offset, piece), limit.take(piece.length)]);
       offset += piece.length;
       if (piece.length < want || offset === store.chunkSize) break;
     }
@@ -233,7 +254,7 @@ export interface ChunkRpc extends RunningServer {
  * Serves the Chunkserver service over `store` on `listen` (HOST:PORT, port 0 allowed), with its
  * own pool of clients to peer chunkservers (closed by stop). The store stays the caller's.
  */
-export async function startChunkRpc(store: ChunkStore, listen: string): Promise<ChunkRpc> {
+export async function startChunkRpc(store: ChunkStore, listen: string, options: ChunkServiceOptions = {}): Promise<ChunkRpc> {
   const peers = new ChunkClientPool();
   const turns = new KeyedMutex<number>();
   const load = { calls: 0 };
@@ -249,7 +270,7 @@ export async function startChunkRpc(store: ChunkStore, listen: string): Promise<
     }
   });
   const running = await serveGrpc(listen, (server) =>
-    server.addService(protos.chunkfs.chunkserver.Chunkserver.service, counted(chunkServiceHandlers(store, peers, turns, { port: writes.port, endpoint }), load)))
+    server.addService(protos.chunkfs.chunkserver.Chunkserver.service, counted(chunkServiceHandlers(store, peers, turns, { port: writes.port, endpoint }, options), load)))
     .catch((err: unknown) => {
       writes.stop();
       throw err;

@@ -25,6 +25,8 @@ export interface ChunkserverOptions {
   scrubIdleSec?: number;
   /** Seconds between the scrubber's passes over all chunks (default 10). */
   scrubIntervalSec?: number;
+  /** Cap on re-replication copies pulled in, bytes/s; 0: unlimited (default: chunk-service.ts). */
+  copyBytesPerSec?: number;
 }
 
 /**
@@ -40,7 +42,7 @@ export async function runChunkserver(o: ChunkserverOptions): Promise<void> {
     // Replicas lost before the first heartbeat are covered by its full report.
     onChunksLost: (handles) => heartbeats?.noteLost(handles),
   });
-  const rpc = await startChunkRpc(store, o.listen);
+  const rpc = await startChunkRpc(store, o.listen, { copyBytesPerSec: o.copyBytesPerSec });
   console.log(`listening ${rpc.address}`);
   heartbeats = new HeartbeatSender(
     o.masters,

@@ -5,7 +5,7 @@ import { fsck } from './fsck';
 import type { MasterServices } from './master-rpc';
 
 /** The operator -> master service; MasterState's shapes are the wire shapes. */
-export function adminHandlers({ state, chunkservers }: MasterServices): MasterAdminHandlers {
+export function adminHandlers({ state, chunkservers, decommissioner }: MasterServices): MasterAdminHandlers {
   return {
     Checkpoint: unary(() => state.checkpoint()),
     Status: unary((req) => {
@@ -17,5 +17,6 @@ export function adminHandlers({ state, chunkservers }: MasterServices): MasterAd
       chunkservers: chunkservers.list(),
       chunks: chunkHealth(state.ns, chunkservers),
     })),
+    Decommission: unary(async (req) => ({ chunkserver: await decommissioner.start(req.chunkserver) })),
   };
 }

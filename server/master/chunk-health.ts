@@ -19,16 +19,18 @@ export function emptyCounts(): ChunkHealthCounts {
 /**
  * Adds the chunks of `file` to `counts`, each classified by its live replicas (at the chunk's
  * current version, on live chunkservers, not reported corrupt) against the file's factor.
+ * Replicas on decommissioning servers keep a chunk from being missing but do not count towards
+ * its factor (see ChunkserverRegistry.replicasOf).
  */
 export function countChunks(file: Inode, chunkservers: ChunkserverRegistry, replication: number, counts: ChunkHealthCounts): void {
   for (const c of file.chunks!) {
     if (c.handle === HOLE) continue;
     counts.total++;
-    const { live, corrupt } = chunkservers.replicasOf(c.handle, c.version);
+    const { live, counted, corrupt } = chunkservers.replicasOf(c.handle, c.version);
     if (corrupt) counts.corrupt++;
     if (live.length === 0) counts.missing++;
-    else if (live.length < replication) counts.underReplicated++;
-    else if (live.length > replication) counts.overReplicated++;
+    else if (counted < replication) counts.underReplicated++;
+    else if (counted > replication) counts.overReplicated++;
   }
 }
 

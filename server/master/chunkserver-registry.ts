@@ -1,4 +1,6 @@
+import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
+import type { ChunkserverState } from './chunkserver-states';
 
 const log = logger('chunkservers');
 
@@ -29,9 +31,26 @@ export interface ChunkserverView {
   load: number;
   /** ms since the epoch */
   lastHeartbeatMs: number;
+  /** the operator's say (decommissioning); only 'normal' servers take new replicas */
+  state: ChunkserverState;
 }
 
-interface Chunkserver extends Omit<ChunkserverView, 'chunks'> {
+/** Where a chunk's current version can be used, and how many of those replicas count. */
+export interface ChunkReplicas {
+  /**
+   * Ids of the live, uncorrupted replicas to read from, copy from and write to, best first:
+   * normal servers, then decommissioning ones (drained last); a decommissioned server only
+   * when nothing else has the chunk (its data is then the last copy).
+   */
+  live: string[];
+  /** Those of `live` on normal servers: what counts towards the replication factor. */
+  counted: number;
+  /** some replica at the current version is reported corrupt */
+  corrupt: boolean;
+  version: number;
+}
+
+interface Chunkserver extends Omit<ChunkserverView, 'chunks' | 'state'> {
   /** handle -> version; null until the first full report since this master started. */
   replicas: Map<number, number> | null;
   corrupt: Set<number>;
@@ -50,6 +69,8 @@ export class ChunkserverRegistry {
   constructor(
     private readonly deadTimeoutMs: number,
     private readonly now: () => number = Date.now,
+    /** The logged admin state of a chunkserver (ChunkserverStates.get). */
+    readonly stateOf: (id: string) => ChunkserverState = () => 'normal',
   ) {
     this.sweeper = setInterval(() => this.sweep(), Math.min(1000, Math.max(50, deadTimeoutMs / 4)));
     this.sweeper.unref();
@@ -102,7 +123,26 @@ export class ChunkserverRegistry {
   }
 
   list(): ChunkserverView[] {
-    return [...this.servers.values()].map(({ replicas, corrupt: _corrupt, ...cs }) => ({ ...cs, chunks: replicas?.size ?? 0 }));
+    return [...this.servers.values()].map(({ replicas, corrupt: _corrupt, ...cs }) =>
+      ({ ...cs, chunks: replicas?.size ?? 0, state: this.stateOf(cs.id) }));
+  }
+
+  /**
+   * The chunkserver an operator names by id or by HOST:PORT (a live one first if a dead one
+   * had the same address); ENOENT when no chunkserver has registered under that name.
+   */
+  find(name: string): ChunkserverView {
+    const all = this.list();
+    const byAddress = all.filter((cs) => cs.address === name).sort((a, b) => Number(b.alive) - Number(a.alive));
+    const found = all.find((cs) => cs.id === name) ?? byAddress[0];
+    if (!found) throw new FsError('ENOENT', `no chunkserver with id or address ${JSON.stringify(name)} has registered with this master`);
+    return found;
+  }
+
+  /** Handles of the replicas a chunkserver holds (any version), or null if it has not reported them. */
+  handlesOn(id: string): number[] | null {
+    const replicas = this.servers.get(id)?.replicas;
+    return replicas ? [...replicas.keys()] : null;
   }
 
   /** A replica the master just had created: known before the chunkserver's next full report. */
@@ -155,22 +195,23 @@ export class ChunkserverRegistry {
    * the master bumped the replicas' version for a lease and died before logging it; as in GFS,
    * the newest version present is then taken as current.
    */
-  replicasOf(handle: number, recorded: number): { live: string[]; corrupt: boolean; version: number } {
+  replicasOf(handle: number, recorded: number): ChunkReplicas {
     let version = recorded;
     for (const cs of this.servers.values()) {
       const v = cs.replicas?.get(handle);
       if (v !== undefined && v > version && cs.alive && !cs.corrupt.has(handle)) version = v;
     }
-    const live: string[] = [];
+    const byState: Record<ChunkserverState, string[]> = { normal: [], decommissioning: [], decommissioned: [] };
     let corrupt = false;
     for (const cs of this.servers.values()) {
       if (cs.replicas?.get(handle) !== version) continue;
       if (cs.corrupt.has(handle)) corrupt = true;
-      else if (cs.alive) live.push(cs.id);
+      else if (cs.alive) byState[this.stateOf(cs.id)].push(cs.id);
     }
-    return { live, corrupt, version };
+    const live = [...byState.normal, ...byState.decommissioning];
+    if (live.length === 0) live.push(...byState.decommissioned);
+    return { live, counted: byState.normal.length, corrupt, version };
   }
-
 
   stop(): void {
     clearInterval(this.sweeper);

@@ -2,6 +2,7 @@ import { exitOnSignals } from '../common/shutdown';
 import { ChunkClientPool } from '../../client/chunk-client';
 import { ChunkManager } from './chunk-manager';
 import { ChunkserverRegistry } from './chunkserver-registry';
+import { Decommissioner } from './decommission';
 import { ReplicationMonitor } from './replication-monitor';
 import { DurableMasterState } from './durable-master-state';
 import { startMasterRpc } from './master-rpc';
@@ -24,13 +25,21 @@ export interface MasterOptions {
   chunkSize?: number;
 }
 
+/**
+ * How long the master waits for one CopyChunk (ms). Chunkservers cap the bandwidth of the
+ * copies they receive (--replication-bandwidth), which the master does not know, so this is
+ * generous: two 64 MiB copies sharing a 0.15 MB/s cap still fit. A copy to a dead server fails
+ * long before, when its connection breaks.
+ */
+const COPY_DEADLINE_MS = 15 * 60_000;
+
 /** Exit code when no metadata directory can be written: nothing could be acknowledged. */
 const EXIT_LOG_LOST = 70;
 
 /**
  * The master's composition root. Start-up order: metadata store (locks, recovery, log
  * writer, checkpointer) -> chunkserver registry (empty: soft state) -> chunk manager (with its
- * clients to chunkservers) -> replication monitor -> RPC server -> the
+ * clients to chunkservers) -> decommissioner -> replication monitor -> RPC server -> the
  * `listening` line. Shut-down in reverse.
  */
 export async function runMaster(options: MasterOptions): Promise<void> {
@@ -42,19 +51,20 @@ export async function runMaster(options: MasterOptions): Promise<void> {
   const state = new DurableMasterState(store);
   state.ns.defaultReplication = options.replication ?? DEFAULT_REPLICATION;
   const deadTimeoutMs = (options.deadTimeoutSec ?? 5) * 1000;
-  const chunkservers = new ChunkserverRegistry(deadTimeoutMs);
-  const peers = new ChunkClientPool();
+  const chunkservers = new ChunkserverRegistry(deadTimeoutMs, Date.now, (id) => state.ns.chunkserverStates.get(id));
+  const peers = new ChunkClientPool({ copyDeadlineMs: COPY_DEADLINE_MS });
   const chunks = new ChunkManager(state, chunkservers, peers, {
     chunkSize: options.chunkSize ?? 64 * 1024 * 1024,
   });
+  const decommissioner = new Decommissioner(state, chunkservers);
   const monitor = new ReplicationMonitor(state.ns, chunkservers, chunks, peers, {
     chunkSize: chunks.options.chunkSize,
     intervalMs: 1000,
     maxCopies: 8,
     maxCopiesPerServer: 2,
     startAfterMs: deadTimeoutMs,
-  });
-  const rpc = await startMasterRpc({ state, chunkservers, chunks }, options.listen);
+  }, decommissioner);
+  const rpc = await startMasterRpc({ state, chunkservers, chunks, decommissioner }, options.listen);
   console.log(`listening ${rpc.address}`);
 
   exitOnSignals(async () => {

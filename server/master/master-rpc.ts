@@ -3,6 +3,7 @@ import { protos } from '../common/proto';
 import { adminHandlers } from './admin-handlers';
 import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
+import type { Decommissioner } from './decommission';
 import { heartbeatHandlers } from './heartbeat-handlers';
 import { namespaceOps } from './master-handlers';
 import { SessionRegistry, sessionHandler } from './master-session';
@@ -15,6 +16,7 @@ export interface MasterServices {
   state: MasterState;
   chunkservers: ChunkserverRegistry;
   chunks: ChunkManager;
+  decommissioner: Decommissioner;
 }
 
 /**

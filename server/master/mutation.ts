@@ -1,3 +1,5 @@
+import type { ChunkserverState } from './chunkserver-states';
+
 /**
  * Mutation records: what the operation log stores and what Namespace.apply() executes.
  *
@@ -112,6 +114,17 @@ export interface SetChunkVersionMutation {
   version: number;
 }
 
+/**
+ * An operator changed a chunkserver's admin state (decommissioning it, or marking it drained):
+ * logged so that it survives master restarts. See chunkserver-states.ts.
+ */
+export interface SetChunkserverStateMutation {
+  op: 'setChunkserverState';
+  /** the chunkserver's stable id */
+  id: string;
+  state: ChunkserverState;
+}
+
 export type Mutation =
   | MkdirMutation
   | CreateMutation
@@ -124,6 +137,7 @@ export type Mutation =
   | SetReplicationMutation
   | AddChunkMutation
   | ReserveHandlesMutation
-  | SetChunkVersionMutation;
+  | SetChunkVersionMutation
+  | SetChunkserverStateMutation;
 
 export type MutationOp = Mutation['op'];

@@ -1,3 +1,4 @@
+import type { ChunkserverState } from './chunkserver-states';
 import { Inode } from './inode';
 import { Namespace, ROOT_INO } from './namespace';
 
@@ -16,10 +17,15 @@ export interface ImageHeader {
   /** Highest chunk handle ever handed out. */
   lastHandle: number;
   inodeCount: number;
+  /** Chunkservers not in the normal state (absent in images written before decommissioning). */
+  chunkserverStates?: Record<string, ChunkserverState>;
 }
 
 export function imageHeader(ns: Namespace): ImageHeader {
-  return { format: IMAGE_FORMAT, lastIno: ns.lastIno, lastHandle: ns.lastHandle, inodeCount: ns.inodeCount };
+  return {
+    format: IMAGE_FORMAT, lastIno: ns.lastIno, lastHandle: ns.lastHandle, inodeCount: ns.inodeCount,
+    chunkserverStates: ns.chunkserverStates.toJSON(),
+  };
 }
 
 /** Throws unless `header` (parsed from a file, so possibly anything) describes an image this code reads. */
@@ -104,6 +110,7 @@ export class ImageLoader {
     this.ns.lastIno = this.header.lastIno;
     this.ns.lastHandle = this.header.lastHandle;
     this.ns.inodeCount = this.header.inodeCount;
+    this.ns.chunkserverStates.load(this.header.chunkserverStates);
     return this.ns;
   }
 

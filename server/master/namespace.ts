@@ -26,6 +26,7 @@ import type {
   SymlinkMutation,
   UnlinkMutation,
 } from './mutation';
+import { ChunkserverStates } from './chunkserver-states';
 import { isSameOrBelow, MAX_PATH_BYTES, splitPath } from './paths';
 import { ReaddirCursors } from './readdir-cursors';
 import { checkOwnerId, checkReplication, DEFAULT_REPLICATION } from './request-checks';
@@ -64,6 +65,8 @@ export class Namespace {
    * state: never logged, it only stands in for files whose factor was never recorded.
    */
   defaultReplication = DEFAULT_REPLICATION;
+  /** Operators' decommissioning decisions: logged and checkpointed with the tree. */
+  readonly chunkserverStates = new ChunkserverStates();
   private readonly cursors = new ReaddirCursors();
 
   constructor(rootTime = 0) {
@@ -162,6 +165,9 @@ export class Namespace {
       case 'reserveHandles':
         if (!Number.isSafeInteger(m.upTo) || m.upTo < 0) throw new FsError('EINVAL', `bad handle reservation ${m.upTo}`);
         this.lastHandle = Math.max(this.lastHandle, m.upTo);
+        return null;
+      case 'setChunkserverState':
+        this.chunkserverStates.apply(m);
         return null;
     }
   }

@@ -17,8 +17,8 @@ const SCORE_SLACK = 0.02;
 
 /**
  * Chooses up to `want` distinct chunkservers for the replicas of a chunk (GFS section 4.2,
- * HDFS's default block placement): alive, not in `exclude`, with at least `minFreeBytes`
- * free, spread across racks, and leaning towards the emptier and less busy servers. Returns
+ * HDFS's default block placement): alive, in the normal state (not being decommissioned), not
+ * in `exclude`, with at least `minFreeBytes` free, spread across racks, and leaning towards the emptier and less busy servers. Returns
  * fewer when fewer qualify (the caller marks the chunk under-replicated), [] when none does
  * (the caller answers ENOSPC). Pure: the same inputs and `random` sequence give the same answer.
  */
@@ -42,7 +42,7 @@ export function chooseReplicas(
     if (seen.has(cs.id)) continue;
     seen.add(cs.id);
     if (exclude.has(cs.id)) bump(cs.rack);
-    else if (cs.alive && cs.freeBytes >= minFree) eligible.push(cs);
+    else if (cs.alive && cs.state === 'normal' && cs.freeBytes >= minFree) eligible.push(cs);
   }
   const chosen: ChunkserverView[] = [];
   while (chosen.length < want && eligible.length > 0) {

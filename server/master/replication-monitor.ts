@@ -2,6 +2,7 @@ import type { ChunkClientPool } from '../../client/chunk-client';
 import { logger } from '../common/log';
 import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
+import type { Decommissioner } from './decommission';
 import { HOLE, type Namespace } from './namespace';
 import { chooseReplicas } from './placement';
 
@@ -26,7 +27,10 @@ export interface ReplicationOptions {
 interface Need {
   handle: number;
   version: number;
+  /** usable replicas, the copy sources (ChunkReplicas.live) */
   live: string[];
+  /** replicas counting towards the factor (not on decommissioning servers) */
+  counted: number;
 }
 
 /** What the chunk's file wants of it: the current version, and how many replicas. */
@@ -40,7 +44,9 @@ interface Wanted {
  * walks the files' chunks against the replicas the chunkservers report and
  *  - copies under-replicated chunks to new chunkservers, most endangered first (one live
  *    replica before two), with bounded copies in flight (in all and per chunkserver), never
- *    while a write lease is out (a copy could miss a write);
+ *    while a write lease is out (a copy could miss a write); replicas on decommissioning
+ *    servers do not count, so their chunks are copied away (they serve as sources);
+ *  - marks drained decommissioning servers decommissioned (decommission.ts);
  *  - deletes replicas beyond the factor (from the fullest chunkservers), stale replicas (an
  *    older version: they missed writes), orphans (no file refers to them any more) and
  *    corrupt replicas once the chunk has its good replicas again.
@@ -60,6 +66,7 @@ export class ReplicationMonitor {
     private readonly chunks: ChunkManager,
     private readonly peers: ChunkClientPool,
     private readonly opts: ReplicationOptions,
+    private readonly drains: Decommissioner,
   ) {
     this.timer = setInterval(() => void this.pass(), opts.intervalMs);
     this.timer.unref();
@@ -74,13 +81,14 @@ export class ReplicationMonitor {
     if (this.passing || Date.now() < this.startAt + this.opts.startAfterMs) return;
     this.passing = true;
     try {
-      const { needs, referenced } = this.survey();
+      const { needs, referenced, short } = this.survey();
       await this.removeUnwanted(referenced);
-      needs.sort((a, b) => a.live.length - b.live.length);
+      needs.sort((a, b) => a.counted - b.counted || a.live.length - b.live.length);
       for (const need of needs) {
         if (this.copying.size >= this.opts.maxCopies) break;
         this.startCopy(need);
       }
+      await this.drains.finishDrains(short, (handle) => this.chunks.isBeingCreated(handle));
     } catch (err) {
       log.error(`replication pass failed: ${(err as Error).message}`);
     } finally {
@@ -88,20 +96,27 @@ export class ReplicationMonitor {
     }
   }
 
-  /** Under-replicated chunks, and what each handle a file refers to should be. */
-  private survey(): { needs: Need[]; referenced: Map<number, Wanted> } {
+  /**
+   * Under-replicated chunks that can be copied (`needs`), what each handle a file refers to
+   * should be (its current version and its file's factor), and the handles short of their
+   * file's factor, copyable or not (`short`).
+   */
+  private survey(): { needs: Need[]; referenced: Map<number, Wanted>; short: Set<number> } {
     const needs: Need[] = [];
     const referenced = new Map<number, Wanted>();
+    const short = new Set<number>();
     for (const { file } of this.ns.regularFiles()) {
       const replication = this.ns.replicationOf(file);
       for (const c of file.chunks!) {
         if (c.handle === HOLE) continue;
-        const { live, version } = this.chunkservers.replicasOf(c.handle, c.version);
+        const { live, counted, version } = this.chunkservers.replicasOf(c.handle, c.version);
         referenced.set(c.handle, { version, replication });
-        if (live.length > 0 && live.length < replication) needs.push({ handle: c.handle, version, live });
+        if (counted >= replication) continue;
+        short.add(c.handle);
+        if (live.length > 0) needs.push({ handle: c.handle, version, live, counted });
       }
     }
-    return { needs, referenced };
+    return { needs, referenced, short };
   }
 
   /** Stale, orphan and surplus replicas go; a chunk being created, copied or leased is left alone. */
@@ -116,7 +131,9 @@ export class ReplicationMonitor {
       if (wanted === undefined) doomed.push([id, handle, 'orphan']);
       else if (version < wanted.version) doomed.push([id, handle, `stale (version ${version} < ${wanted.version})`]);
       else if (isCorrupt) corrupt.push([id, handle]);
-      else if (version === wanted.version) current.set(handle, [...(current.get(handle) ?? []), id]);
+      // Only replicas that count can be surplus: a decommissioning server's copy is what is
+      // being drained, and a decommissioned server's copy is a spare nobody reads.
+      else if (version === wanted.version && this.chunkservers.stateOf(id) === 'normal') current.set(handle, [...(current.get(handle) ?? []), id]);
     }
     // A corrupt replica goes once enough good ones exist (until then it is all some data has).
     for (const [id, handle] of corrupt) {
@@ -165,7 +182,7 @@ export class ReplicationMonitor {
     try {
       const bytes = await this.peers.get(to).copy(need.handle, need.version, from);
       this.chunkservers.noteReplica(target, need.handle, need.version);
-      log.info(`chunk ${need.handle} copied from ${from} to ${to} (${bytes} bytes; had ${need.live.length} live replicas)`);
+      log.info(`chunk ${need.handle} copied from ${from} to ${to} (${bytes} bytes; had ${need.counted} counted of ${need.live.length} live replicas)`);
     } catch (err) {
       log.warn(`copying chunk ${need.handle} from ${from} to ${to} failed: ${(err as Error).message}`);
     }
