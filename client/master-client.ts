@@ -20,6 +20,11 @@ import type { DirEntry, ReaddirPage } from '../server/master/namespace';
 export interface MasterClientOptions {
   /** Deadline of every call, in milliseconds (default 10 s). */
   deadlineMs?: number;
+  /**
+   * Reads caught by a broken session (a master restarting) are sent again until their
+   * deadline instead of failing at once: what a mount wants; a CLI command fails fast.
+   */
+  resendReads?: boolean;
 }
 
 /** Owner given to inodes a call creates. */
@@ -79,7 +84,7 @@ export class MasterClient {
       ...channelOptions,
       channelOverride: this.master.getChannel(),
     });
-    this.session = new MasterSession(this.master, address, this.deadlineMs);
+    this.session = new MasterSession(this.master, address, this.deadlineMs, options.resendReads ?? false);
   }
 
   // ------------------------------------------------------------------ reads

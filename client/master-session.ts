@@ -20,6 +20,8 @@ interface Pending {
   deadline: number;
   /** The stream the call went out on (null while queued). */
   stream: SessionStream | null;
+  /** Why the stream it was last sent on broke, if it did (said when the deadline passes). */
+  lastError: FsError | null;
 }
 
 /** How often calls are checked against their deadlines (ms). */
@@ -36,8 +38,9 @@ const IDEMPOTENT: ReadonlySet<OpName> = new Set<OpName>(['getAttr', 'readDir', '
 /**
  * The client end of Master.Session: calls issued in one event-loop turn go out as one
  * CallBatch on a long-lived stream, and replies are matched to calls by id. Each call has its
- * own deadline (ETIMEDOUT). When the stream breaks, the reads sent on it are sent again on a new
- * stream until their deadline, and the mutations fail (EIO: their outcome is unknown).
+ * own deadline (ETIMEDOUT). When the stream breaks, the calls sent on it fail (EIO: a mutation's
+ * outcome is unknown); with `resendReads`, reads are instead sent again on a new stream until
+ * their deadline.
  */
 export class MasterSession {
   private stream: SessionStream | null = null;
@@ -46,11 +49,14 @@ export class MasterSession {
   private scheduled = false;
   private nextId = 1;
   private sweeper: NodeJS.Timeout | null = null;
+  private closed = false;
 
   constructor(
     private readonly stub: MasterStub,
     private readonly address: string,
     private readonly deadlineMs: number,
+    /** Send reads caught by a broken stream again (a mount riding out a master restart). */
+    private readonly resendReads: boolean,
   ) {}
 
   call<K extends OpName>(op: K, request: OpRequest<K>): Promise<OpResponseOut<K>> {
@@ -59,7 +65,7 @@ export class MasterSession {
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
       const resolveReply = resolve as (reply: never) => void;
       const call: Call = { id, [op]: request };
-      this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, stream: null });
+      this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, stream: null, lastError: null });
       this.queue.push(call);
       this.schedule();
       if (!this.sweeper) {
@@ -70,6 +76,7 @@ export class MasterSession {
   }
 
   close(): void {
+    this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
     this.stream?.end();
@@ -89,6 +96,10 @@ export class MasterSession {
     this.queue = [];
     const live = calls.filter((c) => this.pending.has(c.id!)); // some may have timed out already
     if (live.length === 0) return;
+    if (this.closed) {
+      for (const c of live) this.fail(c.id!, new FsError('EIO', `session with master ${this.address} closed`));
+      return;
+    }
     const stream = this.open();
     for (const c of live) this.pending.get(c.id!)!.stream = stream;
     stream.write({ calls: live });
@@ -123,8 +134,9 @@ export class MasterSession {
     let resend = false;
     for (const [id, p] of this.pending) {
       if (p.stream !== s) continue;
-      if (IDEMPOTENT.has(p.op) && p.deadline > Date.now() + RESEND_PAUSE_MS) {
+      if (this.resendReads && IDEMPOTENT.has(p.op) && p.deadline > Date.now() + RESEND_PAUSE_MS) {
         p.stream = null;
+        p.lastError = err;
         this.queue.push(p.call);
         resend = true;
       } else {
@@ -135,12 +147,18 @@ export class MasterSession {
     if (resend) this.schedule(RESEND_PAUSE_MS);
   }
 
+  private fail(id: number, err: FsError): void {
+    const p = this.pending.get(id);
+    this.pending.delete(id);
+    p?.reject(err);
+  }
+
   private sweep(): void {
     const now = Date.now();
     for (const [id, p] of this.pending) {
       if (p.deadline > now) continue;
       this.pending.delete(id);
-      p.reject(new FsError('ETIMEDOUT', `master ${this.address} did not answer ${p.op} within ${this.deadlineMs} ms`));
+      p.reject(p.lastError ?? new FsError('ETIMEDOUT', `master ${this.address} did not answer ${p.op} within ${this.deadlineMs} ms`));
     }
     if (this.pending.size === 0 && this.sweeper) {
       clearInterval(this.sweeper);

@@ -11,6 +11,9 @@ import { fuseOperations } from './fuse-ops';
 
 const run = promisify(execFile);
 
+/** How long a call to the master may take, resends included (ms); under --op-timeout's 60 s. */
+const MASTER_DEADLINE_MS = 30_000;
+
 /** libfuse 2.9 caps requests at 128 KiB whatever is asked. */
 const MAX_REQUEST_BYTES = 128 * 1024;
 
@@ -71,7 +74,9 @@ class ChunkfsFuse extends Fuse {
 export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
   const mountpoint = path.resolve(options.mountpoint);
   await cleanStaleMount(mountpoint);
-  const master = new MasterClient(options.master);
+  // Reads ride out a master restart (recovery of a large namespace takes seconds) within the
+  // deadline; a mutation whose session breaks fails at once with EIO.
+  const master = new MasterClient(options.master, { resendReads: true, deadlineMs: MASTER_DEADLINE_MS });
   const peers = new ChunkClientPool();
   const fs = new PosixFs(master, peers, options);
   const fuse = new ChunkfsFuse(mountpoint, fuseOperations(fs), { ...options, mountpoint });

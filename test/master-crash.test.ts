@@ -154,9 +154,18 @@ class ModelClient {
         applyOp(this.model, op);
         this.acknowledged++;
       } catch (err) {
-        if (err instanceof FsError && (err.code === 'EIO' || err.code === 'ETIMEDOUT')) {
-          await this.conn.waitUp();
-          await this.verify(op); // the op in flight may or may not have happened, never half
+        if (isOutage(err)) {
+          // The op in flight may or may not have happened, never half. The check itself may
+          // meet the next kill (on a loaded machine it is slow): then it is simply run again.
+          for (;;) {
+            await this.conn.waitUp();
+            try {
+              await this.verify(op);
+              break;
+            } catch (again) {
+              if (!isOutage(again)) throw again;
+            }
+          }
         } else {
           throw new Error(`${this.base}: ${JSON.stringify(op)} failed: ${String(err)}`);
         }
@@ -331,4 +340,9 @@ async function killHard(m: MasterProcess): Promise<void> {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/** A call cut off by a master crash: its outcome is unknown (not a wrong answer). */
+function isOutage(err: unknown): boolean {
+  return err instanceof FsError && (err.code === 'EIO' || err.code === 'ETIMEDOUT');
 }

@@ -64,6 +64,26 @@ describe('mount: two mounts and failures', function () {
     }
   });
 
+  it('reads wait out a master restart, a mutation then either waits or fails with EIO, and the mount goes on', async () => {
+    await fsp.mkdir(a.at('survivor'));
+    await fsp.writeFile(a.at('survivor/f'), 'kept');
+    let listing: Promise<string[]> | null = null;
+    let mkdirDuringOutage: Promise<unknown> | null = null;
+    await cluster.restartMaster(async () => {
+      listing = fsp.readdir(a.at('survivor'));
+      mkdirDuringOutage = fsp.mkdir(a.at('made-during-outage')).then(() => 'made', (err: NodeJS.ErrnoException) => err.code);
+      await new Promise((r) => setTimeout(r, 1500));
+    });
+    assert.deepEqual(await listing, ['f'], 'the listing was sent again once the master was back');
+    // Its lookup (a read) waits for the master like the listing; if the mkdir itself met the
+    // outage it fails with EIO. Either way the result must match what the master has.
+    const made = await mkdirDuringOutage;
+    assert.ok(made === 'made' || made === 'EIO', String(made));
+    assert.equal((await cluster.client.getattr('/made-during-outage').then(() => 'made', () => 'EIO')), made);
+    await fsp.mkdir(a.at('survivor/after'));
+    assert.equal(await fsp.readFile(b.at('survivor/f'), 'utf8'), 'kept');
+  });
+
   it('a chunkserver killed during a cp of a large file: the copy completes and reads back intact', async () => {
     const local = path.join(cluster.root, 'large.local');
     await fsp.writeFile(local, randomBytes(24 * (1 << 20)));

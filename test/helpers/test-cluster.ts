@@ -79,8 +79,10 @@ export class TestCluster {
   }
 
   /** SIGKILL and restart of the master on the same address (chunkservers keep heartbeating to it). */
-  async restartMaster(): Promise<void> {
+  /** Kills the master, runs `whileDown`, and starts it again on the same address and directory. */
+  async restartMaster(whileDown: () => Promise<void> = async () => undefined): Promise<void> {
     await kill(this.master);
+    await whileDown();
     this.client.close();
     this.master = await startMaster([this.metaDir], this.masterArgs, this.master.address);
     this.client = new MasterClient(this.master.address);
