@@ -23,7 +23,8 @@ describe('mount: shell tools', function () {
     // A tree with what archives must keep: nested dirs, modes, symlinks, hard links, old mtimes.
     await sh(`set -e
       mkdir -p src/a/b/c src/empty src/x
-      for i in $(seq 1 1500); do echo "file $i" > src/a/f$i; done
+      for i in $(seq 1 300); do echo "file $i" > src/a/f$i; done
+      for d in $(seq 1 17); do mkdir -p bulk/d$d; for i in $(seq 1 100); do echo "$d/$i" > bulk/d$d/f$i; done; done
       for i in $(seq 1 40); do head -c $((i * 3001)) /dev/urandom > src/a/b/r$i; done
       head -c 2500000 /dev/urandom > src/a/b/c/big
       chmod 750 src/a/b; chmod 604 src/a/f1; chmod 4755 src/a/f2
@@ -59,12 +60,17 @@ describe('mount: shell tools', function () {
   });
 
   it('tar create and extract keep contents, modes, symlinks, hard links and mtimes', async () => {
-    await run(`tar -C ${local} -cf tree.tar src && mkdir untar && tar -C untar -xpf tree.tar`);
+    // Thousands of files: the small tree plus 1,700 more.
+    await run(`tar -C ${local} -cf tree.tar src bulk && mkdir untar && tar -C untar -xpf tree.tar`);
     // tar archives keep whole seconds of mtime
     const listing = 'find . -printf "%p %M %l %n %Ts\\n" | sort';
     const want = await sh(listing, path.join(local, 'src'));
     assert.equal(await run(`cd untar/src && ${listing}`), want.stdout);
     await run(`diff -r --no-dereference ${local}/src untar/src`);
+    await run(`diff -r ${local}/bulk untar/bulk`);
+    const files = (await run('find untar -type f | wc -l')).trim();
+    assert.equal(files, (await sh('find src bulk -type f | wc -l', local)).stdout.trim());
+    assert.ok(Number(files) > 2000, `${files} files`);
     // And a tarball made on the mount extracts identically elsewhere.
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-untar-'));
     try {
