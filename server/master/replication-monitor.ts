@@ -2,7 +2,7 @@ import type { ChunkClientPool } from '../../client/chunk-client';
 import { logger } from '../common/log';
 import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
-import { HOLE, type Namespace } from './namespace';
+import { HOLE, UNWRITTEN, type Namespace } from './namespace';
 import { chooseReplicas } from './placement';
 
 const log = logger('replication');
@@ -98,20 +98,25 @@ export class ReplicationMonitor {
         if (c.handle === HOLE) continue;
         const { live, version } = this.chunkservers.replicasOf(c.handle, c.version);
         referenced.set(c.handle, { version, replication });
-        if (live.length > 0 && live.length < replication) needs.push({ handle: c.handle, version, live });
+        // An unwritten chunk has nothing to copy: a first write not yet confirmed left its replicas.
+        if (c.version !== UNWRITTEN && live.length > 0 && live.length < replication) needs.push({ handle: c.handle, version, live });
       }
     }
     return { needs, referenced };
   }
 
-  /** Stale, orphan and surplus replicas go; a chunk being created, copied or leased is left alone. */
+  /**
+   * Stale, orphan and surplus replicas go; a chunk being copied or leased is left alone. Replicas
+   * of an unwritten chunk are kept like current ones: a first write may be about to be confirmed
+   * (after a master restart, under a lease this master never granted).
+   */
   private async removeUnwanted(referenced: Map<number, Wanted>): Promise<void> {
     const current = new Map<number, string[]>();
     const corrupt: Array<[string, number]> = [];
     const doomed: Array<[string, number, string]> = [];
     for (const [id, handle, version, isCorrupt] of this.chunkservers.liveReplicas()) {
       // A lease being granted moves versions: which replica is stale is known once it is done.
-      if (this.chunks.isBeingCreated(handle) || this.copying.has(handle) || this.chunks.isLeased(handle)) continue;
+      if (this.copying.has(handle) || this.chunks.isLeased(handle)) continue;
       const wanted = referenced.get(handle);
       if (wanted === undefined) doomed.push([id, handle, 'orphan']);
       else if (version < wanted.version) doomed.push([id, handle, `stale (version ${version} < ${wanted.version})`]);
