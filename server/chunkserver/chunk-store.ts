@@ -56,6 +56,9 @@ export interface ChunkStoreOptions {
 export interface WriteOptions {
   /** Resolve only once data and checksums are on disk (fdatasync). Default true. */
   durable?: boolean;
+}
+
+export interface ChunkWriteOptions extends WriteOptions {
   /** The chunk does not exist: create it at this version with the data (always durable). */
   createAtVersion?: number;
 }
@@ -118,7 +121,7 @@ export class ChunkStore {
     });
   }
 
-  async write(handle: number, offset: number, data: Buffer, opts: WriteOptions = {}): Promise<void> {
+  async write(handle: number, offset: number, data: Buffer, opts: ChunkWriteOptions = {}): Promise<void> {
     if (!Buffer.isBuffer(data)) throw new FsError('EINVAL', 'write data must be a Buffer');
     this.checkRange('write', offset, data.length, 'EFBIG');
     const version = opts.createAtVersion;
