@@ -56,9 +56,10 @@ export class ChunkClient {
   /**
    * Writes on this replica and on each of `chain`, forwarded along it as the bytes arrive
    * (the write stream, server/common/write-stream-protocol.ts); resolves when all have it durably.
+   * `create`: replicas that lack the chunk create it at `version` (a new chunk's first write).
    */
-  async write(handle: number, version: number, offset: number, data: Buffer, chain: string[] = []): Promise<void> {
-    const write = await this.openWrite({ ...unsigned({ handle, version, offset }), length: data.length, chain });
+  async write(handle: number, version: number, offset: number, data: Buffer, chain: string[] = [], create = false): Promise<void> {
+    const write = await this.openWrite({ ...unsigned({ handle, version, offset }), length: data.length, create, chain });
     await write.send(data).catch(() => undefined); // a failed send fails the reply too, with the cause
     await write.reply();
   }

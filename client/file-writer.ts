@@ -15,6 +15,8 @@ interface HeldLease {
   /** primary first */
   replicas: string[];
   expiresMs: number;
+  /** The chunk is unwritten: writes create its replicas until one succeeds and is confirmed. */
+  create: boolean;
 }
 
 /**
@@ -25,6 +27,10 @@ interface HeldLease {
  * per write) and released by close(), so the master may re-replicate the chunks again. A write
  * that fails midway is retried under a new lease, whose version bump makes replicas that missed
  * it stale.
+ *
+ * A new chunk comes from allocateChunk with its lease and no replicas yet: its first write
+ * creates them (the `create` flag), and the master is told (chunkWritten, in parallel with the
+ * size update) before write() resolves; until then the chunk reads as a hole.
  */
 export class FileWriter {
   private chunkSize: number;
@@ -49,18 +55,21 @@ export class FileWriter {
   async write(path: string, offset: number, data: Buffer, recordedSize?: number): Promise<void> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
     let done = 0;
+    const confirmations: Array<Promise<void>> = [];
     while (done < data.length) {
       const at = offset + done;
       const chunkSize = await this.chunkSizeOf(path);
       const index = Math.floor(at / chunkSize);
       const inChunk = at - index * chunkSize;
       const piece = data.subarray(done, done + Math.min(MAX_CHUNK_IO_BYTES, chunkSize - inChunk, data.length - done));
-      await this.writePiece(path, index, inChunk, piece);
+      const confirm = await this.writePiece(path, index, inChunk, piece);
+      if (confirm) confirmations.push(confirm);
       done += piece.length;
     }
     const end = offset + data.length;
     const size = recordedSize ?? (await this.master.getattr(path)).size;
-    if (end > size) await this.master.setattr(path, { size: end });
+    // Issued together, they share a session batch and the master's group commit.
+    await Promise.all([...confirmations, end > size ? this.master.setattr(path, { size: end }) : undefined]);
   }
 
   /**
@@ -113,9 +122,20 @@ export class FileWriter {
     }));
   }
 
-  private writePiece(path: string, index: number, offset: number, piece: Buffer): Promise<void> {
-    return this.withLease(path, index, (lease, primary, chain) =>
-      this.peers.get(primary).write(lease.handle, lease.version, offset, piece, chain));
+  /**
+   * Writes one piece of a chunk; for the first write of a new chunk, answers the confirmation to
+   * the master, started but not awaited (the caller awaits it before reporting the write done).
+   */
+  private async writePiece(path: string, index: number, offset: number, piece: Buffer): Promise<Promise<void> | null> {
+    let confirm: Promise<void> | null = null;
+    await this.withLease(path, index, async (lease, primary, chain) => {
+      await this.peers.get(primary).write(lease.handle, lease.version, offset, piece, chain, lease.create);
+      if (!lease.create) return;
+      lease.create = false; // every replica has the chunk now
+      confirm = this.master.chunkWritten(path, { index, handle: lease.handle, version: lease.version, replicas: lease.replicas });
+      confirm.catch(() => undefined); // awaited by write()
+    });
+    return confirm;
   }
 
   /** Runs a chunk mutation under a lease, retrying under a fresh lease when it fails. */
@@ -145,9 +165,12 @@ export class FileWriter {
   private async lease(path: string, index: number, key: string): Promise<HeldLease> {
     const held = this.leases.get(key);
     if (held && held.expiresMs - Date.now() > LEASE_MARGIN_MS) return held;
-    await this.master.allocateChunk(path, index);
-    const { chunk, expiresMs } = await this.master.leaseChunk(path, index);
-    const lease = { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs };
+    const allocated = await this.master.allocateChunk(path, index);
+    // A new chunk comes leased; a written one is leased separately.
+    const { chunk, expiresMs } = allocated.leaseExpiresMs > 0
+      ? { chunk: allocated.chunk, expiresMs: allocated.leaseExpiresMs }
+      : await this.master.leaseChunk(path, index);
+    const lease = { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs, create: allocated.createReplicas };
     this.leases.set(key, lease);
     return lease;
   }

@@ -170,12 +170,22 @@ export class MasterClient {
 
   // ------------------------------------------------------------------ chunks
 
-  /** The chunk at `index` of a file, created (replicas placed) if missing. */
-  async allocateChunk(path: string, index: number): Promise<{ chunk: ChunkLocation; chunkSize: number }> {
+  /**
+   * The chunk at `index` of a file, placed if missing. A chunk not written yet comes with a write
+   * lease (leaseExpiresMs > 0) and createReplicas: its first write creates the replicas, and
+   * chunkWritten must confirm it before the write counts as done.
+   */
+  async allocateChunk(path: string, index: number): Promise<{ chunk: ChunkLocation; chunkSize: number; leaseExpiresMs: number; createReplicas: boolean }> {
     checkChunkIndex(index);
     const reply = await this.session.call('allocateChunk', { path, index });
     if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
-    return { chunk: reply.chunk, chunkSize: reply.chunkSize };
+    return { chunk: reply.chunk, chunkSize: reply.chunkSize, leaseExpiresMs: reply.leaseExpiresMs, createReplicas: reply.createReplicas };
+  }
+
+  /** The first write of an unwritten chunk is durable on `replicas` (see allocateChunk). */
+  async chunkWritten(path: string, chunk: { index: number; handle: number; version: number; replicas: string[] }): Promise<void> {
+    checkChunkIndex(chunk.index);
+    await this.session.call('chunkWritten', { path, ...chunk });
   }
 
   /** Up to `count` chunks of a file from `firstIndex` on (holes have handle 0). */

@@ -1,12 +1,13 @@
 import { strict as assert } from 'assert';
+import { FileWriter } from '../client/file-writer';
 import { expectErrno } from './helpers/errno';
 import { kill, TestCluster } from './helpers/test-cluster';
 
 /**
  * Chunk allocation with real processes: the master places replicas on distinct live
- * chunkservers, creates them there, logs the file's chunk list (which survives a master crash)
- * and never reuses a handle; with too few chunkservers it places what it can, with none it
- * fails with ENOSPC and changes nothing.
+ * chunkservers, logs the file's chunk list (which survives a master crash) and never reuses a
+ * handle; the first write creates the replicas there; with too few chunkservers it places what
+ * it can, with none it fails with ENOSPC and changes nothing.
  */
 describe('chunk allocation', function () {
   this.timeout(90_000);
@@ -17,24 +18,36 @@ describe('chunk allocation', function () {
   });
   after(async () => cluster?.stop());
 
-  it('places three replicas on distinct chunkservers and creates them there', async () => {
+  /** One byte at the start of chunk `index`, through the client library (allocates it). */
+  async function writeChunk(path: string, index: number): Promise<void> {
+    const writer = new FileWriter(cluster.client, cluster.peers);
+    await writer.write(path, index * (1 << 20), Buffer.from('x'));
+    await writer.close();
+  }
+
+  it('places three replicas on distinct chunkservers, and the first write creates them there', async () => {
     await cluster.client.create('/f', 0o644, true);
-    const { chunk, chunkSize } = await cluster.client.allocateChunk('/f', 0);
+    const { chunk, chunkSize, leaseExpiresMs, createReplicas } = await cluster.client.allocateChunk('/f', 0);
     assert.equal(chunkSize, 1 << 20);
     assert.equal(chunk.replicas.length, 3);
     assert.deepEqual([...chunk.replicas].sort(), cluster.chunkservers.map((c) => c.address).sort());
-    for (const address of chunk.replicas) {
-      assert.deepEqual(await cluster.peers.get(address).read(chunk.handle, chunk.version, 0, 0), Buffer.alloc(0), `chunk exists on ${address}`);
-    }
+    assert.ok(createReplicas && leaseExpiresMs > Date.now(), 'a new chunk comes leased, its replicas to be created');
+    assert.deepEqual(cluster.replicaFiles(chunk.handle), [], 'no chunkserver was asked to create anything');
     const again = await cluster.client.allocateChunk('/f', 0);
-    assert.equal(again.chunk.handle, chunk.handle, 'allocating an existing chunk answers it');
+    assert.equal(again.chunk.handle, chunk.handle, 'allocating it again while its lease lasts answers it');
+
+    await writeChunk('/f', 0);
+    assert.equal(cluster.replicaFiles(chunk.handle).length, 3, 'the first write created every replica');
+    const [loc] = (await cluster.client.chunkLocations('/f', 0, 1)).chunks;
+    assert.deepEqual([loc.handle, loc.version, [...loc.replicas].sort()], [chunk.handle, 1, [...chunk.replicas].sort()]);
+    const written = await cluster.client.allocateChunk('/f', 0);
+    assert.deepEqual([written.chunk.handle, written.leaseExpiresMs, written.createReplicas], [chunk.handle, 0, false]);
   });
 
   it('keeps holes as handle 0 and answers locations by index', async () => {
-    const { chunk: third } = await cluster.client.allocateChunk('/f', 2);
+    await writeChunk('/f', 2);
     const { chunks } = await cluster.client.chunkLocations('/f', 0, 10);
     assert.deepEqual(chunks.map((c) => [c.index, c.handle === 0, c.replicas.length]), [[0, false, 3], [1, true, 0], [2, false, 3]]);
-    assert.equal(chunks[2].handle, third.handle);
     const r = await cluster.client.report();
     assert.deepEqual(r.chunks, { total: 2, underReplicated: 0, overReplicated: 0, corrupt: 0, missing: 0 });
   });
@@ -55,6 +68,7 @@ describe('chunk allocation', function () {
       before.map((c) => [c.handle, c.version, c.replicas.length]));
     const { chunk } = await cluster.client.allocateChunk('/f', 3);
     assert.ok(chunk.handle > Math.max(...before.map((c) => c.handle)), 'a fresh handle after the restart');
+    await writeChunk('/f', 3);
   });
 
   it('places what it can with too few chunkservers, and fails with ENOSPC (logging nothing) with none', async () => {
@@ -63,6 +77,7 @@ describe('chunk allocation', function () {
     await cluster.client.create('/g', 0o644, true);
     const { chunk } = await cluster.client.allocateChunk('/g', 0);
     assert.deepEqual(chunk.replicas, [cluster.chunkservers[0].address]);
+    await writeChunk('/g', 0);
     const r = await cluster.client.report();
     assert.equal(r.chunks!.total, 4);
     assert.equal(r.chunks!.underReplicated, 4, 'every chunk now has one live replica of three');

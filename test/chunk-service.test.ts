@@ -150,7 +150,7 @@ describe('chunk service', function () {
   it('drops on every replica a write whose sender vanishes midway; the chunk stays writable', async () => {
     const chain = [address(1), address(2)];
     const data = Buffer.alloc(3 * 1024 * 1024 - 1000, 0x5a);
-    const write = await at(0).openWrite({ handle: HANDLE, version: 1, offset: 0, length: data.length, chain });
+    const write = await at(0).openWrite({ handle: HANDLE, version: 1, offset: 0, length: data.length, create: false, chain });
     // Past the head's forwarding batch, so the rest of the chain has received part of it too.
     await write.send(data.subarray(0, 2 * 1024 * 1024));
     write.abort();
@@ -168,7 +168,7 @@ describe('chunk service', function () {
     stub.close();
     const pool = new WriteStreamPool(`127.0.0.1:${port}`, endpoint + 1, `replica ${address(0)}`);
     try {
-      const write = pool.open({ endpoint: endpoint + 1, handle: HANDLE, version: 1, offset: 0, length: 3, chain: [] }, 5000);
+      const write = pool.open({ endpoint: endpoint + 1, handle: HANDLE, version: 1, offset: 0, length: 3, create: false, chain: [] }, 5000);
       await write.send(Buffer.from('old'));
       await expectErrno(write.reply(), 'EIO', /wrong endpoint/);
     } finally {

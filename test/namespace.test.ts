@@ -1241,8 +1241,18 @@ describe('Namespace', () => {
       expectRejected(ns, add('/f', -1, 6), 'EINVAL');
       expectRejected(ns, add('/f', 1.5, 6), 'EINVAL');
       expectRejected(ns, add('/f', 1, 0), 'EINVAL');
-      expectRejected(ns, add('/f', 1, 6, 0), 'EINVAL');
+      expectRejected(ns, add('/f', 1, 6, -1), 'EINVAL');
       assert.strictEqual(ns.lastHandle, 5);
+    });
+
+    it('places an unwritten chunk (version 0) again under a new handle, never a written one', () => {
+      const ns = build(['/f']);
+      ns.apply(add('/f', 0, 5, 0));
+      ns.apply(add('/f', 0, 6, 0));
+      assert.deepStrictEqual(ns.lookupOrNull('/f')!.chunks, [{ handle: 6, version: 0 }]);
+      ns.apply({ op: 'setChunkVersion', path: '/f', index: 0, handle: 6, version: 1 });
+      expectRejected(ns, add('/f', 0, 7, 0), 'EEXIST');
+      assert.deepStrictEqual(ns.lookupOrNull('/f')!.chunks, [{ handle: 6, version: 1 }]);
     });
   });
 

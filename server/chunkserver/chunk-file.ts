@@ -92,10 +92,19 @@ export class ChunkFile {
     this.metaPath = path.join(this.dir, `${handle}.meta`);
   }
 
-  /** Creates an empty chunk (replacing leftovers of an earlier one); durable when it resolves. */
-  async create(version: number): Promise<void> {
+  /**
+   * Creates an empty chunk (replacing leftovers of an earlier one); durable when it resolves,
+   * unless `durable` is false: then a durable write() and syncDir() must follow (a new chunk's
+   * first write makes its files durable with its own syncs).
+   */
+  async create(version: number, durable = true): Promise<void> {
     await withFile(this.dataPath, 'w', async () => undefined);
-    await this.replaceMeta(version, Buffer.alloc(0));
+    await this.replaceMeta(version, Buffer.alloc(0), durable);
+  }
+
+  /** Makes the chunk's files' names durable (after a create that was not). */
+  syncDir(): Promise<void> {
+    return fsyncDir(this.dir);
   }
 
   /** Version and size from the files, or null when the header is damaged or not this chunk's. */
@@ -167,14 +176,14 @@ export class ChunkFile {
     await fs.promises.rm(this.dataPath, { force: true });
   }
 
-  private async replaceMeta(version: number, checksums: Buffer): Promise<void> {
+  private async replaceMeta(version: number, checksums: Buffer, durable = true): Promise<void> {
     const tmp = `${this.metaPath}.tmp`;
     await withFile(tmp, 'w', async (fh) => {
       await writeFully(fh, Buffer.concat([encodeHeader(this.handle, version), checksums]), 0);
-      await fh.datasync();
+      if (durable) await fh.datasync();
     });
     await fs.promises.rename(tmp, this.metaPath);
-    await fsyncDir(this.dir);
+    if (durable) await fsyncDir(this.dir);
   }
 
   /**

@@ -136,8 +136,11 @@ async function receiveChainWrite(
     if (head.endpoint !== endpoint) throw new FsError('EIO', 'wrong endpoint: this write was meant for an earlier chunkserver process on this port');
     checkIoSize('write data', length);
     await turns.run(handle, async () => {
-      checkVersion(store, handle, version);
-      const forward = downChain(peers, head.chain, (next, chain) => next.openWrite({ handle, version, offset, length, chain }));
+      // A new chunk's first write creates the replica (with the write's own syncs) where it is missing.
+      const create = head.create && versionHere(store, handle) === null;
+      if (create) checkRealVersion(version);
+      else checkVersion(store, handle, version);
+      const forward = downChain(peers, head.chain, (next, chain) => next.openWrite({ handle, version, offset, length, create: head.create, chain }));
       forward?.catch(() => undefined); // its failure is answered through its reply, below
       const piece = pieces.take(length);
       let forwarded = 0;
@@ -157,7 +160,7 @@ async function receiveChainWrite(
             await forward.then((f) => f.send(batch)).catch(() => undefined);
           }
         }
-        await hereAndDownChain(store.write(handle, offset, piece), forward?.then((f) => f.reply()));
+        await hereAndDownChain(store.write(handle, offset, piece, { createAtVersion: create ? version : undefined }), forward?.then((f) => f.reply()));
       } finally {
         pieces.release(piece);
       }

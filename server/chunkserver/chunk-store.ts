@@ -58,6 +58,11 @@ export interface WriteOptions {
   durable?: boolean;
 }
 
+export interface ChunkWriteOptions extends WriteOptions {
+  /** The chunk does not exist: create it at this version with the data (always durable). */
+  createAtVersion?: number;
+}
+
 interface IndexEntry {
   version: number;
   size: number;
@@ -110,30 +115,25 @@ export class ChunkStore {
 
   /** Creates an empty chunk in the healthy directory with the most free space. */
   async create(handle: number, version: number): Promise<void> {
-    checkInteger('handle', handle);
-    checkInteger('version', version);
-    return this.locks.run(handle, async () => {
-      this.checkOpen();
-      if (this.index.has(handle)) throw new FsError('EEXIST', `chunk ${handle} already exists`);
-      // A directory failing during the create is out of service now: try the next one.
-      for (;;) {
-        const dir = await this.dirs.roomiest();
-        try {
-          await this.onDisk(dir, null, () => new ChunkFile(dir.path, handle).create(version));
-        } catch (err) {
-          if (!dir.healthy) continue;
-          throw err;
-        }
-        this.addEntry(handle, { version, size: 0, dir, lastAccessMs: Date.now() });
-        log.debug(`created chunk ${handle} v${version} in ${dir.path}`);
-        return;
-      }
+    return this.createChunk(handle, version, async (file) => {
+      await file.create(version);
+      return 0;
     });
   }
 
-  async write(handle: number, offset: number, data: Buffer, opts: WriteOptions = {}): Promise<void> {
+  async write(handle: number, offset: number, data: Buffer, opts: ChunkWriteOptions = {}): Promise<void> {
     if (!Buffer.isBuffer(data)) throw new FsError('EINVAL', 'write data must be a Buffer');
     this.checkRange('write', offset, data.length, 'EFBIG');
+    const version = opts.createAtVersion;
+    if (version !== undefined) {
+      // Creation and data made durable together: the write's fdatasyncs, then one directory fsync.
+      return this.createChunk(handle, version, async (file) => {
+        await file.create(version, false);
+        const size = await file.write(0, offset, data, true);
+        await file.syncDir();
+        return size;
+      });
+    }
     return this.withChunk(handle, async (file, entry) => {
       this.resize(entry, await file.write(entry.size, offset, data, opts.durable ?? true));
       entry.lastAccessMs = Date.now();
@@ -223,6 +223,33 @@ export class ChunkStore {
       const count = blockCount(entry.size);
       await file.verifyBlocks(entry.size, first, Math.min(first + VERIFY_BLOCKS_PER_STEP, count) - 1);
       return first + VERIFY_BLOCKS_PER_STEP < count;
+    });
+  }
+
+  /**
+   * Creates a chunk that does not exist yet with `make` (which answers its size) in the healthy
+   * directory with the most free space, under its lock, with disk faults handled.
+   */
+  private createChunk(handle: number, version: number, make: (file: ChunkFile) => Promise<number>): Promise<void> {
+    checkInteger('handle', handle);
+    checkInteger('version', version);
+    return this.locks.run(handle, async () => {
+      this.checkOpen();
+      if (this.index.has(handle)) throw new FsError('EEXIST', `chunk ${handle} already exists`);
+      // A directory failing during the create is out of service now: try the next one.
+      for (;;) {
+        const dir = await this.dirs.roomiest();
+        let size: number;
+        try {
+          size = await this.onDisk(dir, null, () => make(new ChunkFile(dir.path, handle)));
+        } catch (err) {
+          if (!dir.healthy) continue;
+          throw err;
+        }
+        this.addEntry(handle, { version, size, dir, lastAccessMs: Date.now() });
+        log.debug(`created chunk ${handle} v${version} (${size} bytes) in ${dir.path}`);
+        return;
+      }
     });
   }
 

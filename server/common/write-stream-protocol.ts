@@ -15,9 +15,12 @@ import type { SocketReader } from './socket-reader';
  *
  *   request  = u32 magic "CFW1" | u32 H | header (H bytes) | data (header.length bytes)
  *   header   = u64 endpoint | u64 handle | u64 version | u64 offset (bytes from the chunk's start)
- *              | u32 length (bytes of data) | u16 n | n x (u16 L | L bytes of "HOST:PORT")
+ *              | u32 length (bytes of data) | u8 flags | u16 n | n x (u16 L | L bytes of "HOST:PORT")
  *   reply    = u32 R | R bytes of JSON: {} when every replica has the data durably, else
  *              {"errno": "ESTALE", "message": "..."} (the message names the failing replica)
+ *
+ * Flags: bit 0, `create`: a replica that does not have the chunk creates it at `version` (the
+ * first write of a new chunk, whose replicas the master placed without creating them).
  *
  * All integers little-endian. `endpoint` is the receiver's identity as WriteStreamPort told it:
  * a chunkserver restarted on another port may leave its old port to another process, and a
@@ -33,6 +36,8 @@ export interface WriteHeader {
   version: number;
   offset: number;
   length: number;
+  /** Create the chunk at `version` where it does not exist (see the flags above). */
+  create: boolean;
   chain: string[];
 }
 
@@ -40,7 +45,8 @@ const MAGIC = 0x31574643; // "CFW1" read as little-endian u32
 /** Largest header accepted: a chain of a few dozen addresses fits many times over. */
 const MAX_HEADER_BYTES = 16 * 1024;
 const MAX_REPLY_BYTES = 64 * 1024;
-const FIXED_HEADER_BYTES = 8 + 8 + 8 + 8 + 4 + 2;
+const FIXED_HEADER_BYTES = 8 + 8 + 8 + 8 + 4 + 1 + 2;
+const FLAG_CREATE = 1;
 
 /** The bytes that precede a request's data: magic, header size and header. */
 export function encodeRequestHead(h: WriteHeader): Buffer {
@@ -52,6 +58,7 @@ export function encodeRequestHead(h: WriteHeader): Buffer {
   let at = 8;
   for (const v of [h.endpoint, h.handle, h.version, h.offset]) at = buf.writeBigUInt64LE(BigInt(v), at);
   at = buf.writeUInt32LE(h.length, at);
+  at = buf.writeUInt8(h.create ? FLAG_CREATE : 0, at);
   at = buf.writeUInt16LE(chain.length, at);
   for (const a of chain) {
     at = buf.writeUInt16LE(a.length, at);
@@ -73,15 +80,16 @@ export async function readRequestHead(reader: SocketReader): Promise<WriteHeader
   const buf = (await reader.readExactly(size))!;
   const [endpoint, handle, version, offset] = [0, 8, 16, 24].map((at) => safeNumber(buf.readBigUInt64LE(at)));
   const length = buf.readUInt32LE(32);
+  const create = (buf.readUInt8(36) & FLAG_CREATE) !== 0;
   const chain: string[] = [];
   let at = FIXED_HEADER_BYTES;
-  for (let i = buf.readUInt16LE(36); i > 0; i--) {
+  for (let i = buf.readUInt16LE(37); i > 0; i--) {
     const len = buf.readUInt16LE(at);
     if (at + 2 + len > size) throw new FsError('EINVAL', 'write header chain runs past the header');
     chain.push(buf.toString('utf8', at + 2, at + 2 + len));
     at += 2 + len;
   }
-  return { endpoint, handle, version, offset, length, chain };
+  return { endpoint, handle, version, offset, length, create, chain };
 }
 
 /** The reply to a request: success (null) or the error that failed it. */

@@ -1,6 +1,6 @@
 import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { Inode } from './inode';
-import { HOLE, type Namespace } from './namespace';
+import { HOLE, UNWRITTEN, type Namespace } from './namespace';
 
 export interface ChunkHealthCounts {
   /** chunks referenced by files */
@@ -21,10 +21,11 @@ export function emptyCounts(): ChunkHealthCounts {
  * current version, on live chunkservers, not reported corrupt) against the file's factor.
  * Replicas on decommissioning servers keep a chunk from being missing but do not count towards
  * its factor (see ChunkserverRegistry.replicasOf).
+ * Unwritten chunks are holes until their first write: neither counted nor missing.
  */
 export function countChunks(file: Inode, chunkservers: ChunkserverRegistry, replication: number, counts: ChunkHealthCounts): void {
   for (const c of file.chunks!) {
-    if (c.handle === HOLE) continue;
+    if (c.handle === HOLE || c.version === UNWRITTEN) continue;
     counts.total++;
     const { live, counted, corrupt } = chunkservers.replicasOf(c.handle, c.version);
     if (corrupt) counts.corrupt++;

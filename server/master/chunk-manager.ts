@@ -2,10 +2,10 @@ import type { ChunkLocation } from '../../generated/chunkfs/master/ChunkLocation
 import { ChunkClientPool } from '../../client/chunk-client';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
-import type { ChunkserverRegistry, ChunkserverView } from './chunkserver-registry';
+import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { Inode } from './inode';
 import type { MasterState } from './master-state';
-import { HOLE } from './namespace';
+import { HOLE, UNWRITTEN } from './namespace';
 import { splitPath } from './paths';
 import { chooseReplicas } from './placement';
 import { checkChunkIndex } from './request-checks';
@@ -35,25 +35,45 @@ export interface Lease {
   expiresMs: number;
 }
 
+/** What allocate answers: a written chunk, or an unwritten one with its allocation lease. */
+export interface Allocation {
+  chunk: PlacedChunk;
+  /** ms since the epoch; 0: the chunk is written, lease it with lease() */
+  leaseExpiresMs: number;
+  /** the replicas do not exist yet: the first write creates them */
+  createReplicas: boolean;
+}
+
+/** The version a new chunk's replicas are created at by its first write. */
+const FIRST_VERSION = 1;
+
 export interface ChunkManagerOptions {
   /** bytes per chunk */
   chunkSize: number;
 }
 
 /**
- * Files' chunks: allocation (placement, creation on chunkservers, then the log record) and
- * where replicas are. Replica locations are soft state from heartbeats (ChunkserverRegistry);
- * what the log keeps is each file's list of chunk handles and versions.
+ * Files' chunks: allocation, leases and where replicas are. Replica locations are soft state
+ * from heartbeats (ChunkserverRegistry); what the log keeps is each file's list of chunk handles
+ * and versions.
+ *
+ * Allocation places the replicas and logs the chunk as UNWRITTEN, without asking the
+ * chunkservers anything: the allocator's first write (at version 1, flagged `create`) creates
+ * the replica files with the write's own syncs, and the writer confirms it (written(), which
+ * logs version 1) before it reports the write done. So the log never names a chunk at a real
+ * version whose replicas were never made durable, and a chunk still UNWRITTEN never had a write
+ * acknowledged: it reads as a hole, the replication monitor leaves it alone, and when its
+ * allocation lease is gone it is simply placed again under a new handle (a new handle, so a
+ * first write that half-landed can never be mistaken for the new one's data).
  */
 export class ChunkManager {
   /** Handles below this are used; up to ns.lastHandle they are reserved in the log. */
   private nextHandle: number;
   /** Allocations in flight, by "ino index", so concurrent callers share one. */
-  private readonly pending = new Map<string, Promise<PlacedChunk>>();
+  private readonly pending = new Map<string, Promise<Allocation>>();
   /** Write leases by chunk handle (not logged: they expire; a new master grants new ones). */
-  private readonly leases = new Map<number, { primary: string; version: number; expiresMs: number }>();
+  private readonly leases = new Map<number, HeldLease>();
   private readonly pendingLeases = new Map<string, Promise<Lease>>();
-  private readonly creating = new Set<number>();
 
   constructor(
     private readonly state: MasterState,
@@ -65,19 +85,47 @@ export class ChunkManager {
     this.nextHandle = state.ns.lastHandle + 1;
   }
 
-  /** The chunk at `index` of the file at `path`, created if it does not exist yet. */
-  allocate(path: string, index: number): Promise<PlacedChunk> {
+  /**
+   * The chunk at `index` of the file at `path`, placed if it does not exist yet. An unwritten
+   * chunk comes with its allocation lease (shared by concurrent allocators while it lasts and its
+   * replicas' chunkservers live; otherwise the chunk is placed again).
+   */
+  allocate(path: string, index: number): Promise<Allocation> {
     const file = this.file(path);
     checkChunkIndex(index);
     const existing = file.chunks![index];
-    if (existing && existing.handle !== HOLE) return Promise.resolve(this.location(index, existing.handle, existing.version));
+    if (existing && existing.handle !== HOLE && existing.version !== UNWRITTEN) {
+      return Promise.resolve({ chunk: this.location(index, existing.handle, existing.version), leaseExpiresMs: 0, createReplicas: false });
+    }
     const key = `${file.ino} ${index}`;
     let p = this.pending.get(key);
     if (!p) {
+      const held = existing ? this.allocationLease(index, existing.handle) : null;
+      if (held) return Promise.resolve(held);
       p = this.create(path, index, this.state.ns.replicationOf(file)).finally(() => this.pending.delete(key));
       this.pending.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * The first write of an unwritten chunk is on every replica in `replicas` (addresses): logs
+   * the chunk at `version`, so it is written from now on. Repeating it is harmless; a chunk
+   * placed again since (another handle) is ESTALE: that write went to a chunk no file has.
+   */
+  async written(path: string, index: number, handle: number, version: number, replicas: string[]): Promise<void> {
+    const ref = this.file(path).chunks![checkChunkIndex(index)];
+    if (!ref || ref.handle !== handle) throw new FsError('ESTALE', `${path} has no chunk ${handle} at index ${index}: it was placed again`);
+    if (ref.version === version) return;
+    if (ref.version !== UNWRITTEN || version !== FIRST_VERSION) {
+      throw new FsError('ESTALE', `chunk ${handle} of ${path} is at version ${ref.version}, not unwritten`);
+    }
+    // Noted before the commit: from then on the chunk is located through these replicas.
+    for (const address of replicas) {
+      const id = this.chunkservers.idAt(address);
+      if (id !== null) this.chunkservers.noteReplica(id, handle, version);
+    }
+    await this.state.commit({ op: 'setChunkVersion', path, index, handle, version });
   }
 
   /**
@@ -89,7 +137,7 @@ export class ChunkManager {
     const file = this.file(path);
     checkChunkIndex(index);
     const ref = file.chunks![index];
-    if (!ref || ref.handle === HOLE) throw new FsError('ENOENT', `${path} has no chunk ${index}: allocate it first`);
+    if (!ref || ref.handle === HOLE || ref.version === UNWRITTEN) throw new FsError('ENOENT', `${path} has no written chunk ${index}: allocate it first`);
     const held = this.leases.get(ref.handle);
     if (held && held.expiresMs > Date.now() + LEASE_MARGIN_MS) {
       const loc = this.location(index, ref.handle, ref.version);
@@ -146,11 +194,6 @@ export class ChunkManager {
     return held !== undefined && held.expiresMs > Date.now();
   }
 
-  /** Handles being allocated: their replicas exist before the log names them. */
-  isBeingCreated(handle: number): boolean {
-    return this.creating.has(handle);
-  }
-
   /** Up to `count` chunks from `first` on (holes included, with handle 0). */
   locations(path: string, first: number, count: number): PlacedChunk[] {
     const chunks = this.file(path).chunks!;
@@ -161,42 +204,31 @@ export class ChunkManager {
     return out;
   }
 
-  /** A new chunk with `replication` replicas (fewer when fewer chunkservers can take one). */
-  private async create(path: string, index: number, replication: number): Promise<PlacedChunk> {
+  /**
+   * A new chunk with `replication` replicas (fewer when fewer chunkservers can take one), logged
+   * unwritten and leased to its allocator: no version bump is needed at the first version (no
+   * replica can have missed a write yet).
+   */
+  private async create(path: string, index: number, replication: number): Promise<Allocation> {
     const targets = chooseReplicas(this.chunkservers.list(), replication, { minFreeBytes: this.options.chunkSize });
     if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
     const handle = await this.takeHandle();
-    this.creating.add(handle);
-    try {
-      return await this.createReplicas(path, index, handle, targets, replication);
-    } finally {
-      this.creating.delete(handle);
-    }
+    await this.state.commit({ op: 'addChunk', path, index, handle, version: UNWRITTEN });
+    if (targets.length < replication) log.warn(`chunk ${handle} of ${path} has ${targets.length} of ${replication} replicas`);
+    const planned = targets.map((cs) => cs.id);
+    const expiresMs = Date.now() + LEASE_MS;
+    this.leases.set(handle, { primary: planned[0], version: FIRST_VERSION, expiresMs, planned });
+    return { chunk: { index, handle, version: FIRST_VERSION, replicas: targets.map((cs) => cs.address) }, leaseExpiresMs: expiresMs, createReplicas: true };
   }
 
-  private async createReplicas(
-    path: string, index: number, handle: number, targets: ChunkserverView[], replication: number,
-  ): Promise<PlacedChunk> {
-    const version = 1;
-    const made = await Promise.all(targets.map(async (cs) => {
-      try {
-        await this.peers.get(cs.address).create(handle, version);
-        return cs;
-      } catch (err) {
-        log.warn(`creating chunk ${handle} on ${cs.address} failed: ${(err as Error).message}`);
-        return null;
-      }
-    }));
-    const ok = made.filter((cs) => cs !== null);
-    if (ok.length === 0) throw new FsError('EIO', `chunk ${handle} could not be created on any of ${targets.map((t) => t.address).join(', ')}`);
-    for (const cs of ok) this.chunkservers.noteReplica(cs.id, handle, version);
-    await this.state.commit({ op: 'addChunk', path, index, handle, version });
-    if (ok.length < replication) log.warn(`chunk ${handle} of ${path} has ${ok.length} of ${replication} replicas`);
-    // Whoever allocates a chunk writes it next: a lease at the first version needs no version
-    // bump (no replica can have missed a write yet), which saves a round and a log record per
-    // new chunk, most of the cost of a small file.
-    this.leases.set(handle, { primary: ok[0].id, version, expiresMs: Date.now() + LEASE_MS });
-    return this.location(index, handle, version);
+  /** The allocation lease of an unwritten chunk, while it lasts and its chunkservers live. */
+  private allocationLease(index: number, handle: number): Allocation | null {
+    const held = this.leases.get(handle);
+    if (!held?.planned || held.expiresMs <= Date.now() + LEASE_MARGIN_MS) return null;
+    const alive = new Set(this.chunkservers.list().filter((cs) => cs.alive).map((cs) => cs.id));
+    if (!held.planned.every((id) => alive.has(id))) return null;
+    const replicas = held.planned.map((id) => this.chunkservers.addressOf(id));
+    return { chunk: { index, handle, version: held.version, replicas }, leaseExpiresMs: held.expiresMs, createReplicas: true };
   }
 
   /** A fresh handle, reserving a new batch in the log when the reserved range is used up. */
@@ -208,9 +240,13 @@ export class ChunkManager {
     return this.nextHandle++;
   }
 
-  /** Where the chunk's current version lives (a newer version than logged counts: see replicasOf). */
+  /**
+   * Where the chunk's current version lives (a newer version than logged counts: see
+   * replicasOf). An unwritten chunk is a hole: whatever a first write not yet confirmed left on
+   * replicas was never acknowledged.
+   */
   private location(index: number, handle: number, recorded: number): PlacedChunk {
-    if (handle === HOLE) return { index, handle, version: 0, replicas: [] };
+    if (handle === HOLE || recorded === UNWRITTEN) return { index, handle: HOLE, version: 0, replicas: [] };
     const { live, version } = this.chunkservers.replicasOf(handle, recorded);
     return { index, handle, version, replicas: live.map((id) => this.chunkservers.addressOf(id)) };
   }
@@ -221,6 +257,15 @@ export class ChunkManager {
     if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${path}`);
     return node;
   }
+}
+
+interface HeldLease {
+  primary: string;
+  version: number;
+  /** ms since the epoch */
+  expiresMs: number;
+  /** an unwritten chunk's allocation lease: the chunkservers (ids) its first write creates replicas on */
+  planned?: string[];
 }
 
 function primaryFirst(replicas: string[], primary: string): string[] {

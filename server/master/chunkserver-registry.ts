@@ -172,6 +172,12 @@ export class ChunkserverRegistry {
     return ids;
   }
 
+  /** The id of the chunkserver at HOST:PORT, or null if none is known there. */
+  idAt(address: string): string | null {
+    for (const cs of this.servers.values()) if (cs.address === address) return cs.id;
+    return null;
+  }
+
   /** HOST:PORT of a chunkserver ('' if unknown). */
   addressOf(id: string): string {
     return this.servers.get(id)?.address ?? '';

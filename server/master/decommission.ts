@@ -65,16 +65,15 @@ export class Decommissioner {
   /**
    * Marks decommissioned every draining chunkserver none of whose chunks is short: `short`
    * holds the handles of file chunks with fewer counted replicas than their own file's factor
-   * (the replication monitor's survey), and
-   * `busy(handle)` says a replica's chunk is being created (not in any file yet). A server
+   * (the replication monitor's survey; unwritten chunks have nothing to drain). A server
    * whose replicas this master has not heard of (not reported since the master started) is
    * drained once no chunk at all is short.
    */
-  async finishDrains(short: ReadonlySet<number>, busy: (handle: number) => boolean): Promise<void> {
+  async finishDrains(short: ReadonlySet<number>): Promise<void> {
     for (const [id, st] of this.state.ns.chunkserverStates.entries()) {
       if (st !== 'decommissioning') continue;
       const handles = this.chunkservers.handlesOn(id);
-      const drained = handles === null ? short.size === 0 : handles.every((h) => !short.has(h) && !busy(h));
+      const drained = handles === null ? short.size === 0 : handles.every((h) => !short.has(h));
       if (!drained) continue;
       await this.state.commit({ op: 'setChunkserverState', id, state: 'decommissioned' });
       log.info(`chunkserver ${id} is decommissioned: every chunk it held has its replicas elsewhere`);

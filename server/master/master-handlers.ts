@@ -58,7 +58,11 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       }),
     }),
 
-    allocateChunk: async (req) => ({ chunk: await chunks.allocate(req.path, req.index), chunkSize }),
+    allocateChunk: async (req) => ({ ...(await chunks.allocate(req.path, req.index)), chunkSize }),
+    chunkWritten: async (req) => {
+      await chunks.written(req.path, req.index, req.handle, req.version, req.replicas);
+      return {};
+    },
     chunkLocations: (req) => ({ chunks: chunks.locations(req.path, req.firstIndex, req.count), chunkSize }),
     leaseChunk: (req) => chunks.lease(req.path, req.index),
     releaseLease: (req) => {

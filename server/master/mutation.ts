@@ -86,13 +86,17 @@ export interface SetReplicationMutation {
   time: number;
 }
 
-/** A new chunk at position `index` of a file (holes before it stay holes). */
+/**
+ * A new chunk at position `index` of a file (holes before it stay holes), or a new handle for an
+ * unwritten one there (namespace.ts UNWRITTEN).
+ */
 export interface AddChunkMutation {
   op: 'addChunk';
   path: string;
   /** the chunk's position in the file: byte offset / chunk size */
   index: number;
   handle: number;
+  /** UNWRITTEN (0) for chunks allocated since lazy replica creation; 1 before it */
   version: number;
 }
 

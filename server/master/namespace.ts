@@ -34,6 +34,12 @@ import { checkOwnerId, checkReplication, DEFAULT_REPLICATION } from './request-c
 export const ROOT_INO = 1;
 /** Chunk handle of a hole in a file's chunk list (never a real chunk). */
 export const HOLE = 0;
+/**
+ * The version of a chunk placed but not written yet: its replicas are created by its first
+ * write, confirmed in the log (version 1) before that write is acknowledged. So a chunk at this
+ * version never had a write acknowledged: it reads as a hole and may be placed again.
+ */
+export const UNWRITTEN = 0;
 
 export interface DirEntry {
   name: string;
@@ -336,11 +342,13 @@ export class Namespace {
     if (node.isDir) throw new FsError('EISDIR', `is a directory: ${m.path}`);
     if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${m.path}`);
     if (!Number.isSafeInteger(m.index) || m.index < 0) throw new FsError('EINVAL', `bad chunk index ${m.index}`);
-    if (!Number.isSafeInteger(m.handle) || m.handle <= 0 || !Number.isSafeInteger(m.version) || m.version <= 0) {
+    if (!Number.isSafeInteger(m.handle) || m.handle <= 0 || !Number.isSafeInteger(m.version) || m.version < 0) {
       throw new FsError('EINVAL', `bad chunk handle ${m.handle} or version ${m.version}`);
     }
     const chunks = node.chunks!;
-    if (chunks[m.index] && chunks[m.index].handle !== HOLE) throw new FsError('EEXIST', `${m.path} already has chunk ${m.index}`);
+    // An unwritten chunk may be placed again (under a new handle): nothing of it was acknowledged.
+    const old = chunks[m.index];
+    if (old && old.handle !== HOLE && old.version !== UNWRITTEN) throw new FsError('EEXIST', `${m.path} already has chunk ${m.index}`);
     while (chunks.length < m.index) chunks.push({ handle: HOLE, version: 0 });
     chunks[m.index] = { handle: m.handle, version: m.version };
     if (m.handle > this.lastHandle) this.lastHandle = m.handle;

@@ -3,7 +3,7 @@ import { logger } from '../common/log';
 import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { Decommissioner } from './decommission';
-import { HOLE, type Namespace } from './namespace';
+import { HOLE, UNWRITTEN, type Namespace } from './namespace';
 import { chooseReplicas } from './placement';
 
 const log = logger('replication');
@@ -88,7 +88,7 @@ export class ReplicationMonitor {
         if (this.copying.size >= this.opts.maxCopies) break;
         this.startCopy(need);
       }
-      await this.drains.finishDrains(short, (handle) => this.chunks.isBeingCreated(handle));
+      await this.drains.finishDrains(short);
     } catch (err) {
       log.error(`replication pass failed: ${(err as Error).message}`);
     } finally {
@@ -111,7 +111,8 @@ export class ReplicationMonitor {
         if (c.handle === HOLE) continue;
         const { live, counted, version } = this.chunkservers.replicasOf(c.handle, c.version);
         referenced.set(c.handle, { version, replication });
-        if (counted >= replication) continue;
+        // An unwritten chunk has nothing to copy or drain: a first write not yet confirmed left its replicas.
+        if (c.version === UNWRITTEN || counted >= replication) continue;
         short.add(c.handle);
         if (live.length > 0) needs.push({ handle: c.handle, version, live, counted });
       }
@@ -119,14 +120,18 @@ export class ReplicationMonitor {
     return { needs, referenced, short };
   }
 
-  /** Stale, orphan and surplus replicas go; a chunk being created, copied or leased is left alone. */
+  /**
+   * Stale, orphan and surplus replicas go; a chunk being copied or leased is left alone. Replicas
+   * of an unwritten chunk are kept like current ones: a first write may be about to be confirmed
+   * (after a master restart, under a lease this master never granted).
+   */
   private async removeUnwanted(referenced: Map<number, Wanted>): Promise<void> {
     const current = new Map<number, string[]>();
     const corrupt: Array<[string, number]> = [];
     const doomed: Array<[string, number, string]> = [];
     for (const [id, handle, version, isCorrupt] of this.chunkservers.liveReplicas()) {
       // A lease being granted moves versions: which replica is stale is known once it is done.
-      if (this.chunks.isBeingCreated(handle) || this.copying.has(handle) || this.chunks.isLeased(handle)) continue;
+      if (this.copying.has(handle) || this.chunks.isLeased(handle)) continue;
       const wanted = referenced.get(handle);
       if (wanted === undefined) doomed.push([id, handle, 'orphan']);
       else if (version < wanted.version) doomed.push([id, handle, `stale (version ${version} < ${wanted.version})`]);
