@@ -1,5 +1,5 @@
 import { FsError } from '../../server/common/fs-error';
-import { PERMISSION_BITS, S_IFMT, S_IFREG, type Attr } from '../../server/master/inode';
+import { PERMISSION_BITS, S_IFDIR, S_IFMT, S_IFREG, type Attr } from '../../server/master/inode';
 import type { AttrChanges } from '../../server/master/mutation';
 import type { ChunkClientPool } from '../chunk-client';
 import { FileWriter } from '../file-writer';
@@ -104,7 +104,7 @@ export class PosixFs {
   }
 
   truncate(path: string, size: number): Promise<void> {
-    return this.changing(async () => {
+    return this.changing(this.inodeOf(path), async () => {
       const open = this.files.get(path);
       if (open) return open.truncate(size);
       const writer = new FileWriter(this.master, this.peers, this.chunkSize);
@@ -118,7 +118,7 @@ export class PosixFs {
 
   ftruncate(handle: number, size: number): Promise<void> {
     const open = this.handle(handle);
-    return this.changing(() => open.truncate(size));
+    return this.changing(this.inodeOf(open.path), () => open.truncate(size));
   }
 
   // ------------------------------------------------------------------ namespace
@@ -133,29 +133,29 @@ export class PosixFs {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
-    this.attrs.set(path, await this.changing(() => this.master.mkdir(path, mode & PERMISSION_BITS, caller)));
+    this.attrs.set(path, await this.changing([parentOf(path)], () => this.master.mkdir(path, mode & PERMISSION_BITS, caller)));
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<void> {
-    this.attrs.set(path, await this.changing(() => this.master.symlink(target, path, caller)));
+    this.attrs.set(path, await this.changing([parentOf(path)], () => this.master.symlink(target, path, caller)));
   }
 
   async link(existing: string, path: string): Promise<void> {
-    await this.changing(() => this.master.link(existing, path));
+    await this.changing('all', () => this.master.link(existing, path));
   }
 
   async unlink(path: string): Promise<void> {
-    await this.changing(() => this.master.unlink(path));
+    await this.changing(this.inodeOf(path, [parentOf(path)]), () => this.master.unlink(path));
     this.files.get(path)?.dropReadCache();
   }
 
   rmdir(path: string): Promise<void> {
-    return this.changing(() => this.master.rmdir(path));
+    return this.changing([path, parentOf(path)], () => this.master.rmdir(path));
   }
 
   /** Atomic replace; open files under `from` follow it to `to`. */
   async rename(from: string, to: string): Promise<void> {
-    await this.changing(() => this.master.rename(from, to));
+    await this.changing('all', () => this.master.rename(from, to));
     const moved = [...this.files].filter(([p]) => p === from || p.startsWith(`${from}/`));
     for (const [p] of moved) this.files.delete(p);
     for (const [p, open] of moved) {
@@ -171,14 +171,15 @@ export class PosixFs {
   /** mknod(2) of a regular file; devices, FIFOs and sockets are not stored by ChunkFS. */
   async mknod(path: string, mode: number, caller: Caller): Promise<void> {
     if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw new FsError('EPERM', `${path}: only regular files can be made with mknod`);
-    await this.changing(() => this.master.create(path, mode & PERMISSION_BITS, true, caller));
+    await this.changing([path, parentOf(path)], () => this.master.create(path, mode & PERMISSION_BITS, true, caller));
   }
 
   // ------------------------------------------------------------------ open files
 
   /** open(2) with O_CREAT: exclusive with O_EXCL, else an existing file is opened. */
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
-    const { attr, created } = await this.changing(() => this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller));
+    const { attr, created } = await this.changing([path, parentOf(path)], () =>
+      this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller));
     await this.learnChunkSize(path);
     const handle = this.open(path, attr);
     if (!created && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
@@ -227,7 +228,7 @@ export class PosixFs {
     this.handles.delete(handle);
     if (--open.handles > 0) return;
     if (this.files.get(open.path) === open) this.files.delete(open.path);
-    this.attrs.clear();
+    this.forget(this.inodeOf(open.path));
     // Data were flushed by flush() (close(2)); what is left is handing leases back, which
     // nobody waits for (unreleased leases expire anyway).
     this.closing.add(open);
@@ -246,7 +247,9 @@ export class PosixFs {
   private open(path: string, attr: Attr | null): number {
     let open = this.files.get(path);
     if (!open) {
-      open = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.chunkSize, () => this.attrs.clear());
+      const file: OpenFile = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.chunkSize,
+        () => this.forget(this.inodeOf(file.path)));
+      open = file;
       this.files.set(path, open);
     }
     if (attr) this.attrs.set(path, attr);
@@ -272,19 +275,39 @@ export class PosixFs {
   }
 
   private async setattr(path: string, changes: AttrChanges): Promise<void> {
-    await this.changing(() => this.master.setattr(path, changes));
+    await this.changing(this.inodeOf(path), () => this.master.setattr(path, changes));
   }
 
   /**
-   * Runs a change, clearing cached attributes before and after it (an answer to a getattr
-   * that crossed the change must not stay cached).
+   * Runs a change, forgetting the cached attributes it makes stale before and after it (an
+   * answer to a getattr that crossed the change must not stay cached).
    */
-  private async changing<T>(change: () => Promise<T>): Promise<T> {
-    this.attrs.clear();
+  private async changing<T>(stale: string[] | 'all', change: () => Promise<T>): Promise<T> {
+    this.forget(stale);
     try {
       return await change();
     } finally {
-      this.attrs.clear();
+      this.forget(stale);
     }
   }
+
+  private forget(stale: string[] | 'all'): void {
+    if (stale === 'all') this.attrs.clear();
+    else for (const p of stale) this.attrs.delete(p);
+  }
+
+  /**
+   * The cached paths a change to the inode at `path` makes stale: that path (plus `more`), or
+   * every path when the inode may have other names (hard links; unknown counts as maybe).
+   */
+  private inodeOf(path: string, more: string[] = []): string[] | 'all' {
+    const attr = this.attrs.get(path);
+    if (!attr || ((attr.mode & S_IFMT) !== S_IFDIR && attr.nlink > 1)) return 'all';
+    return [path, ...more];
+  }
+}
+
+function parentOf(path: string): string {
+  const slash = path.lastIndexOf('/');
+  return slash <= 0 ? '/' : path.slice(0, slash);
 }
