@@ -80,10 +80,6 @@ export class OpenChunkFiles {
     for (const handle of [...this.entries.keys()]) this.forget(handle);
   }
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   private acquire(handle: number, dataPath: string, metaPath: string): Entry {
     let entry = this.entries.get(handle);
     if (entry && entry.dataPath !== dataPath) this.forget(handle); // the chunk moved directory
