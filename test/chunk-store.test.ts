@@ -334,6 +334,135 @@ describe('chunk store', function () {
     }
   });
 
+  /**
+   * Reads go through files held open and checksums kept in memory (open-chunk-files.ts): each
+   * test reads first, so that the chunk is cached, then changes it in a way a stale descriptor
+   * or stale checksums would get wrong.
+   */
+  describe('reads through held-open files', () => {
+    /** Descriptors of this process open on files under `dir` (those of removed files included). */
+    const openUnder = (dir: string): string[] =>
+      fs.readdirSync('/proc/self/fd').map((fd) => {
+        try {
+          return fs.readlinkSync(`/proc/self/fd/${fd}`);
+        } catch {
+          return ''; // closed meanwhile (the readdir's own descriptor)
+        }
+      }).filter((target) => target.startsWith(dir));
+
+    it('a deleted chunk reads as ENOENT, and one created again with its handle reads its new bytes', async () => {
+      const store = await open([dirA]);
+      await store.create(1, 1);
+      await store.write(1, 0, Buffer.alloc(BLOCK_SIZE + 10, 1));
+      assert.ok((await store.read(1, 0, 10)).equals(Buffer.alloc(10, 1)));
+      await store.delete(1);
+      await expectErrno(store.read(1, 0, 10), 'ENOENT', /chunk 1 not found/);
+      await store.create(1, 2);
+      assert.equal((await store.read(1, 0, 10)).length, 0, 'the new chunk is empty');
+      await store.write(1, 0, Buffer.alloc(100, 7));
+      assert.ok((await store.read(1, 0, 200)).equals(Buffer.alloc(100, 7)));
+      await waitFor('the old files closed', () => openUnder(dirA).every((f) => !f.endsWith('(deleted)')));
+    });
+
+    it('writes and truncates are read back, on block boundaries and within blocks', async () => {
+      const store = await open([dirA]);
+      await store.create(1, 1);
+      let model: Buffer = Buffer.alloc(0);
+      const steps: Array<[string, () => Promise<void>, (b: Buffer) => Buffer]> = [
+        ['write 3 blocks', () => store.write(1, 0, Buffer.alloc(3 * BLOCK_SIZE, 1)), (b) => modelWrite(b, 0, Buffer.alloc(3 * BLOCK_SIZE, 1))],
+        ['overwrite within a block', () => store.write(1, 10, Buffer.alloc(5, 2)), (b) => modelWrite(b, 10, Buffer.alloc(5, 2))],
+        ['shrink into a block', () => store.truncate(1, BLOCK_SIZE + 7), (b) => modelTruncate(b, BLOCK_SIZE + 7)],
+        ['grow with a hole', () => store.truncate(1, 3 * BLOCK_SIZE), (b) => modelTruncate(b, 3 * BLOCK_SIZE)],
+        ['write across blocks', () => store.write(1, BLOCK_SIZE - 3, Buffer.alloc(BLOCK_SIZE, 3)), (b) => modelWrite(b, BLOCK_SIZE - 3, Buffer.alloc(BLOCK_SIZE, 3))],
+        ['truncate to 0', () => store.truncate(1, 0), (b) => modelTruncate(b, 0)],
+        ['write again', () => store.write(1, 0, Buffer.alloc(20, 4)), (b) => modelWrite(b, 0, Buffer.alloc(20, 4))],
+      ];
+      for (const [name, change, apply] of steps) {
+        await store.read(1, 0, CHUNK); // cache files and checksums at the old contents
+        await change();
+        model = apply(model);
+        assert.ok((await store.read(1, 0, CHUNK)).equals(model), `after ${name}`);
+      }
+    });
+
+    it('a version change (a new .meta renamed over the old) is seen by the reads and writes after it', async () => {
+      const store = await open([dirA]);
+      await store.create(1, 1);
+      await store.write(1, 0, Buffer.alloc(1000, 1));
+      await store.read(1, 0, 10);
+      await store.setVersion(1, 2);
+      // Checksums read from the replaced .meta's descriptor would not match these bytes.
+      await store.write(1, 0, Buffer.alloc(1000, 2));
+      assert.ok((await store.read(1, 0, 1000)).equals(Buffer.alloc(1000, 2)));
+      assert.deepEqual(store.corrupt(), []);
+      await waitFor('the replaced .meta closed', () => openUnder(dirA).every((f) => !f.endsWith('(deleted)')));
+    });
+
+    it('rot under cached checksums is still caught', async () => {
+      const store = await open([dirA]);
+      await store.create(1, 1);
+      await store.write(1, 0, Buffer.alloc(2 * BLOCK_SIZE, 1));
+      assert.ok((await store.read(1, BLOCK_SIZE, 10)).equals(Buffer.alloc(10, 1)));
+      flipByte(chunkPath(dirA, 1, 'data'), BLOCK_SIZE + 5);
+      await expectErrno(store.read(1, BLOCK_SIZE, 10), 'EIO', /checksum mismatch in chunk 1 block 1/);
+      assert.deepEqual(store.corrupt(), [1]);
+    });
+
+    it('a data directory removed while its files are held open fails the next read and reports its chunks lost', async () => {
+      const store = await storeOnTwoDirs(2); // health checks every 60 s: only the read can notice
+      assert.ok((await store.read(1, 0, 10)).equals(Buffer.alloc(10, 1)));
+      fs.rmSync(dirA, { recursive: true });
+      await expectErrno(store.read(1, 0, 10), 'EIO', new RegExp(`data directory ${dirA} failed`));
+      assert.deepEqual(lost.map((l) => [l.handles.sort(), l.dir]), [[[1, 2], dirA]]);
+      await expectErrno(store.read(1, 0, 10), 'ENOENT');
+      assert.ok((await store.read(3, 0, 10)).equals(Buffer.alloc(10, 3)));
+      await waitFor('the removed files closed', () => openUnder(dirA).length === 0);
+    });
+
+    it("one chunk's files removed while held open: that chunk alone is lost", async () => {
+      const store = await open([dirA]);
+      for (const h of [1, 2]) {
+        await store.create(h, 1);
+        await store.write(h, 0, Buffer.alloc(100, h));
+        await store.read(h, 0, 10);
+      }
+      fs.rmSync(chunkPath(dirA, 1, 'meta'));
+      fs.rmSync(chunkPath(dirA, 1, 'data'));
+      await expectErrno(store.read(1, 0, 10), 'EIO', /files of chunk 1 vanished/);
+      assert.deepEqual(lost.map((l) => l.handles), [[1]]);
+      assert.ok((await store.read(2, 0, 100)).equals(Buffer.alloc(100, 2)));
+    });
+
+    it('holds at most openChunks chunks open, reading many chunks at once correctly', async () => {
+      const store = await open([dirA], { openChunks: 3 });
+      const handles = Array.from({ length: 12 }, (_, i) => i + 1);
+      for (const h of handles) {
+        await store.create(h, 1);
+        await store.write(h, 0, Buffer.alloc(2 * BLOCK_SIZE, h), { durable: false });
+      }
+      for (let round = 0; round < 3; round++) {
+        const reads = handles.flatMap((h) => [0, BLOCK_SIZE].map(async (at) => ({ h, got: await store.read(h, at, BLOCK_SIZE) })));
+        for (const { h, got } of await Promise.all(reads)) assert.ok(got.equals(Buffer.alloc(BLOCK_SIZE, h)), `chunk ${h}`);
+      }
+      await waitFor('evicted files closed', () => openUnder(dirA).length <= 2 * 3);
+    });
+
+    it('reads and writes of one chunk issued together see the writes in their order', async () => {
+      const store = await open([dirA]);
+      await store.create(1, 1);
+      const ops: Array<Promise<Buffer | void>> = [];
+      for (let i = 1; i <= 20; i++) {
+        ops.push(store.write(1, 0, Buffer.alloc(BLOCK_SIZE + 1, i), { durable: false }));
+        ops.push(store.read(1, 0, BLOCK_SIZE + 1), store.read(1, BLOCK_SIZE, 1));
+      }
+      const results = await Promise.all(ops);
+      for (let i = 1; i <= 20; i++) {
+        assert.ok((results[3 * i - 2] as Buffer).equals(Buffer.alloc(BLOCK_SIZE + 1, i)), `read after write ${i}`);
+        assert.ok((results[3 * i - 1] as Buffer).equals(Buffer.alloc(1, i)), `second read after write ${i}`);
+      }
+    });
+  });
+
   describe('on a file system that fills up', () => {
     let small: string;
 

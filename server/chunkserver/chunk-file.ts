@@ -1,6 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import * as fs from 'fs';
 import * as path from 'path';
+import type { OpenChunk } from './open-chunk-files';
 import { FsError } from '../common/fs-error';
 import {
   BLOCK_SIZE,
@@ -75,7 +76,7 @@ export function parseChunkFileName(name: string): { handle: number; kind: ChunkF
 
 /**
  * One chunk's files. Stateless apart from the paths: the caller (ChunkStore) knows the size,
- * validates arguments and serialises operations on the same chunk. Disk errors are thrown as
+ * validates arguments, serialises operations on the same chunk and holds files open for reads. Disk errors are thrown as
  * Node errors for the caller to classify; a checksum mismatch is a ChunkCorruptError.
  */
 export class ChunkFile {
@@ -115,22 +116,31 @@ export class ChunkFile {
     return { version, size: (await fs.promises.stat(this.dataPath)).size };
   }
 
-  /** Bytes [offset, offset + length) cut at `size`, every block they touch verified. */
-  async read(size: number, offset: number, length: number): Promise<Buffer> {
+  /**
+   * Bytes [offset, offset + length) cut at `size`, every block they touch verified, through
+   * files held open (`open`). A .data unlinked meanwhile (the chunk's files or their whole
+   * directory removed under us) fails the read with ENOENT, as opening it by name would. (A
+   * lone .meta removed is not checked here: the checksums in memory still verify the data, and
+   * the next write or scrub opens it by name.)
+   */
+  async read(open: OpenChunk, size: number, offset: number, length: number): Promise<Buffer> {
     const end = Math.min(offset + length, size);
     if (end <= offset) return Buffer.alloc(0);
     const first = blockOf(offset);
     const base = first * BLOCK_SIZE;
-    return this.withFiles('r', async (data, meta) => {
-      const blocks = await this.readVerified(data, meta, size, first, blockOf(end - 1));
-      return blocks.subarray(offset - base, end - base);
-    });
+    const count = blockCount(size);
+    const all = open.checksums(size, () => checksumsIn(open.meta)(0, count));
+    const [blocks] = await Promise.all([
+      this.readVerified(open.data, (from, n) => all.then((sums) => sums.slice(from, from + n)), size, first, blockOf(end - 1)),
+      checkLinked(open.data, this.dataPath),
+    ]);
+    return blocks.subarray(offset - base, end - base);
   }
 
   /** Verifies blocks [first, last] of a chunk of `size` bytes; throws ChunkCorruptError. */
   async verifyBlocks(size: number, first: number, last: number): Promise<void> {
     if (last < first) return;
-    await this.withFiles('r', (data, meta) => this.readVerified(data, meta, size, first, last));
+    await this.withFiles('r', (data, meta) => this.readVerified(data, checksumsIn(meta), size, first, last));
   }
 
   /** Writes `bytes` at `offset` (a gap past `size` becomes a hole); returns the new size. */
@@ -212,7 +222,7 @@ export class ChunkFile {
         checksums.push(zeroBlockChecksum(end - start));
       } else {
         const block = Buffer.alloc(end - start);
-        if (start < size) (await this.readVerified(data, meta, size, b, b)).copy(block);
+        if (start < size) (await this.readVerified(data, checksumsIn(meta), size, b, b)).copy(block);
         if (overlay && from < to) overlay.bytes.copy(block, from - start, from - overlay.offset, to - overlay.offset);
         checksums.push(blockChecksum(block));
       }
@@ -221,12 +231,11 @@ export class ChunkFile {
   }
 
   /** Blocks [first, last] of a chunk of `size` bytes, each checked against its checksum. */
-  private async readVerified(data: FileHandle, meta: FileHandle, size: number, first: number, last: number): Promise<Buffer> {
+  private async readVerified(data: FileHandle, checksums: ChecksumSource, size: number, first: number, last: number): Promise<Buffer> {
     const start = first * BLOCK_SIZE;
     const buf = Buffer.allocUnsafe(Math.min((last + 1) * BLOCK_SIZE, size) - start);
-    const got = await readFully(data, buf, start);
     const count = last - first + 1;
-    const sums = decodeChecksums(await readAt(meta, checksumOffset(first), count * CHECKSUM_BYTES), count);
+    const [got, sums] = await Promise.all([readFully(data, buf, start), checksums(first, count)]);
     for (let i = 0; i < count; i++) {
       const from = i * BLOCK_SIZE;
       const to = Math.min(from + BLOCK_SIZE, buf.length);
@@ -245,6 +254,22 @@ export class ChunkFile {
 }
 
 const checksumOffset = (block: number): number => META_HEADER_BYTES + block * CHECKSUM_BYTES;
+
+/** Checksums of `count` blocks from block `first` (MISSING_CHECKSUM where none is stored). */
+type ChecksumSource = (first: number, count: number) => Promise<number[]>;
+
+/** The checksums as stored in the open .meta file `meta`. */
+const checksumsIn =
+  (meta: FileHandle): ChecksumSource =>
+  async (first, count) =>
+    decodeChecksums(await readAt(meta, checksumOffset(first), count * CHECKSUM_BYTES), count);
+
+/** Throws ENOENT when the open file `fh` (named `file`) has been unlinked. */
+async function checkLinked(fh: FileHandle, file: string): Promise<void> {
+  if ((await fh.stat()).nlink === 0) {
+    throw Object.assign(new Error(`ENOENT: ${file} was removed while open`), { code: 'ENOENT' });
+  }
+}
 
 function encodeHeader(handle: number, version: number): Buffer {
   const buf = Buffer.alloc(META_HEADER_BYTES);

@@ -6,12 +6,14 @@ import { ChunkCorruptError, ChunkFile, VERIFY_BLOCKS_PER_STEP } from './chunk-fi
 import { DataDir } from './data-dir';
 import { DataDirs, StoreUsage } from './data-dirs';
 import { KeyedMutex } from './keyed-mutex';
+import { OpenChunkFiles } from './open-chunk-files';
 
 /**
  * A chunkserver's local chunk storage over one or more data directories (the file format is in
  * chunk-file.ts, a directory's layout in data-dir.ts). It keeps a small in-memory index
- * (version, size, directory per chunk; checksums stay on disk) and serialises the operations
- * on one chunk while different chunks proceed in parallel.
+ * (version, size, directory per chunk; checksums stay on disk, those of recently read chunks
+ * also in memory with their files held open, see open-chunk-files.ts) and serialises the
+ * mutations of one chunk while different chunks, and reads of one chunk, proceed in parallel.
  *
  * Arguments are checked before anything is touched: handles, versions, offsets, lengths and
  * sizes must be non-negative safe integers (EINVAL); a write or truncate ending past chunkSize
@@ -30,6 +32,8 @@ const log = logger('chunk-store');
 /** Error codes that mean the directory's disk or file system is not usable. */
 const DISK_FAULTS = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENOTDIR', 'EACCES', 'EPERM', 'EUCLEAN', 'ENXIO', 'ENODEV', 'ESTALE']);
 const DEFAULT_HEALTH_CHECK_MS = 2000;
+/** Chunks whose files are held open for reads (two descriptors each). */
+const DEFAULT_OPEN_CHUNKS = 256;
 
 export interface ChunkInfo {
   handle: number;
@@ -51,6 +55,8 @@ export interface ChunkStoreOptions {
   onChunksLost?: ChunksLostListener;
   /** How often each directory is checked for having been removed (ms). */
   healthCheckMs?: number;
+  /** How many recently read chunks keep their files open and checksums in memory. */
+  openChunks?: number;
 }
 
 export interface WriteOptions {
@@ -74,6 +80,7 @@ export class ChunkStore {
   private readonly index = new Map<number, IndexEntry>();
   private readonly corruptHandles = new Set<number>();
   private readonly locks = new KeyedMutex<number>();
+  private readonly open: OpenChunkFiles;
   private readonly dirs: DataDirs;
   private closed = false;
 
@@ -82,7 +89,9 @@ export class ChunkStore {
     readonly chunkSize: number,
     private readonly onChunksLost: ChunksLostListener,
     healthCheckMs: number,
+    openChunks: number,
   ) {
+    this.open = new OpenChunkFiles(openChunks);
     this.dirs = new DataDirs(dirs, (dir) => this.dropDirChunks(dir), healthCheckMs);
   }
 
@@ -93,7 +102,7 @@ export class ChunkStore {
     if (paths.length === 0 || opts.chunkSize === 0) throw new FsError('EINVAL', 'need a data directory and a positive chunk size');
     if (new Set(paths).size !== paths.length) throw new FsError('EINVAL', `a data directory is listed twice: ${paths.join(', ')}`);
     const dirs = paths.map((p) => new DataDir(p));
-    const store = new ChunkStore(dirs, opts.chunkSize, opts.onChunksLost ?? (() => undefined), opts.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS);
+    const store = new ChunkStore(dirs, opts.chunkSize, opts.onChunksLost ?? (() => undefined), opts.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS, opts.openChunks ?? DEFAULT_OPEN_CHUNKS);
     const scans = await Promise.all(
       dirs.map(async (d) => {
         try {
@@ -135,6 +144,7 @@ export class ChunkStore {
       });
     }
     return this.withChunk(handle, async (file, entry) => {
+      this.open.dropChecksums(handle);
       this.resize(entry, await file.write(entry.size, offset, data, opts.durable ?? true));
       entry.lastAccessMs = Date.now();
     });
@@ -143,10 +153,14 @@ export class ChunkStore {
   /** Bytes [offset, offset + length), short at the end of the chunk; every block is verified. */
   async read(handle: number, offset: number, length: number): Promise<Buffer> {
     this.checkRange('read', offset, length, 'EINVAL');
-    return this.withChunk(handle, (file, entry) => {
-      entry.lastAccessMs = Date.now();
-      return file.read(entry.size, offset, length);
-    });
+    return this.withChunk(
+      handle,
+      (file, entry) => {
+        entry.lastAccessMs = Date.now();
+        return this.open.use(handle, file.dataPath, file.metaPath, (open) => file.read(open, entry.size, offset, length));
+      },
+      'shared',
+    );
   }
 
   /** Shrinks or grows (with zeros) the chunk to `size` bytes. */
@@ -154,6 +168,7 @@ export class ChunkStore {
     checkInteger('truncate size', size);
     if (size > this.chunkSize) throw new FsError('EFBIG', `truncate to ${size} bytes passes the chunk size ${this.chunkSize}`);
     return this.withChunk(handle, async (file, entry) => {
+      this.open.dropChecksums(handle);
       await file.truncate(entry.size, size, opts.durable ?? true);
       this.resize(entry, size);
       entry.lastAccessMs = Date.now();
@@ -164,6 +179,7 @@ export class ChunkStore {
   async setVersion(handle: number, version: number): Promise<void> {
     checkInteger('version', version);
     return this.withChunk(handle, async (file, entry) => {
+      this.open.forget(handle); // the .meta is replaced by another file
       await file.setVersion(entry.size, version);
       entry.version = version;
     });
@@ -216,14 +232,20 @@ export class ChunkStore {
     this.closed = true;
     this.dirs.close();
     await this.locks.idle();
+    this.open.forgetAll();
   }
 
+  /** Verifies from the files on disk (not checksums in memory): the scrubber checks the disk. */
   private verifyStep(handle: number, first: number): Promise<boolean> {
-    return this.withChunk(handle, async (file, entry) => {
-      const count = blockCount(entry.size);
-      await file.verifyBlocks(entry.size, first, Math.min(first + VERIFY_BLOCKS_PER_STEP, count) - 1);
-      return first + VERIFY_BLOCKS_PER_STEP < count;
-    });
+    return this.withChunk(
+      handle,
+      async (file, entry) => {
+        const count = blockCount(entry.size);
+        await file.verifyBlocks(entry.size, first, Math.min(first + VERIFY_BLOCKS_PER_STEP, count) - 1);
+        return first + VERIFY_BLOCKS_PER_STEP < count;
+      },
+      'shared',
+    );
   }
 
   /**
@@ -253,15 +275,19 @@ export class ChunkStore {
     });
   }
 
-  /** Runs `fn` on an existing chunk under its lock, with disk faults handled. */
-  private withChunk<T>(handle: number, fn: (file: ChunkFile, entry: IndexEntry) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` on an existing chunk under its lock (shared by operations that change nothing),
+   * with disk faults handled.
+   */
+  private withChunk<T>(handle: number, fn: (file: ChunkFile, entry: IndexEntry) => Promise<T>, mode: 'exclusive' | 'shared' = 'exclusive'): Promise<T> {
     checkInteger('handle', handle);
-    return this.locks.run(handle, () => {
+    const task = (): Promise<T> => {
       this.checkOpen();
       const entry = this.index.get(handle);
       if (!entry) throw new FsError('ENOENT', `chunk ${handle} not found`);
       return this.onDisk(entry.dir, handle, () => fn(new ChunkFile(entry.dir.path, handle), entry));
-    });
+    };
+    return mode === 'shared' ? this.locks.runShared(handle, task) : this.locks.run(handle, task);
   }
 
   /** Runs disk work in `dir`; whatever goes wrong comes out as an FsError, faults handled. */
@@ -346,6 +372,7 @@ export class ChunkStore {
 
   private removeEntry(handle: number, entry: IndexEntry): void {
     this.index.delete(handle);
+    this.open.forget(handle);
     this.corruptHandles.delete(handle);
     entry.dir.chunks--;
     entry.dir.usedBytes -= entry.size;
