@@ -22,6 +22,7 @@ mkdir -p "$ANCHORS_RESULTS"
 # A copy of the shared scripts with one fix: mawk prints sums past 2^31 as 1.08e+11, which
 # moosefs-up.sh then feeds to shell arithmetic.
 COPY=$(mktemp -d /tmp/chunkfs-shared-bench.XXXXXX)
+trap 'rm -rf "$COPY"' EXIT
 cp -a "$B/." "$COPY/"
 sed -i "s/awk '{print \$1 + \$2}'/awk '{printf \"%.0f\", \$1 + \$2}'/" "$COPY/moosefs-up.sh"
 B=$COPY
