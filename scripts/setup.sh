@@ -5,8 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # libfuse2: the FUSE library fuse-native loads; fuse3: fusermount (coexists with MooseFS's
-# fuse3, unlike the old `fuse` package); rsync: the mount's shell-tool tests.
-DEB_PACKAGES=(libfuse2 fuse3 rsync)
+# fuse3, unlike the old `fuse` package); rsync and git: the mount's shell-tool tests; patch:
+# fuse-native's fixes (scripts/patch-fuse-native.sh).
+DEB_PACKAGES=(libfuse2 fuse3 rsync git patch)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
