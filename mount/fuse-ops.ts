@@ -17,32 +17,32 @@ const NAME_MAX = 255;
  */
 export function fuseOperations(fs: PosixFs): Fuse.FuseOperations {
   return {
-    getattr: (path, cb) => answer(fs.getattr(path).then(statOf), cb),
-    fgetattr: (path, fd, cb) => answer(fs.fgetattr(path, fd).then(statOf), cb),
-    readdir: (path, cb) => answer(fs.readdir(path), cb),
-    readlink: (path, cb) => answer(fs.readlink(path), cb),
-    statfs: (_path, cb) => answer(fs.statfs().then(statfsOf), cb),
-    mkdir: (path, mode, caller, cb) => answer(fs.mkdir(path, mode, caller), cb),
-    rmdir: (path, cb) => answer(fs.rmdir(path), cb),
-    mknod: (path, mode, _dev, caller, cb) => answer(fs.mknod(path, mode, caller), cb),
-    symlink: (target, path, caller, cb) => answer(fs.symlink(target, path, caller), cb),
-    link: (existing, path, cb) => answer(fs.link(existing, path), cb),
-    unlink: (path, cb) => answer(fs.unlink(path), cb),
-    rename: (from, to, cb) => answer(fs.rename(from, to), cb),
-    chmod: (path, mode, cb) => answer(fs.chmod(path, mode), cb),
-    chown: (path, uid, gid, cb) => answer(fs.chown(path, uid, gid), cb),
-    utimens: (path, atime, mtime, cb) => answer(fs.utimens(path, atime, mtime), cb),
-    truncate: (path, size, cb) => answer(fs.truncate(path, size), cb),
-    ftruncate: (_path, fd, size, cb) => answer(fs.ftruncate(fd, size), cb),
-    create: (path, mode, flags, caller, cb) => answer(fs.create(path, mode, flags, caller), cb),
-    open: (path, flags, cb) => answer(fs.openExisting(path, flags), cb),
-    read: (_path, fd, buf, len, pos, cb) =>
-      fs.read(fd, pos, len).then((data) => cb(data.copy(buf, 0, 0, Math.min(len, data.length))), (err) => cb(fail(err, 'read', _path))),
-    write: (_path, fd, buf, len, pos, cb) =>
-      fs.write(fd, pos, buf.subarray(0, len)).then(cb, (err) => cb(fail(err, 'write', _path))),
-    flush: (_path, fd, cb) => answer(fs.flush(fd), cb),
-    fsync: (_path, _datasync, fd, cb) => answer(fs.fsync(fd), cb),
-    release: (_path, fd, cb) => answer(fs.release(fd), cb),
+    getattr: (path, cb) => answer('getattr', path, fs.getattr(path).then(statOf), cb),
+    fgetattr: (path, fd, cb) => answer('fgetattr', path, fs.fgetattr(path, fd).then(statOf), cb),
+    readdir: (path, cb) => answer('readdir', path, fs.readdir(path), cb),
+    readlink: (path, cb) => answer('readlink', path, fs.readlink(path), cb),
+    statfs: (path, cb) => answer('statfs', path, fs.statfs().then(statfsOf), cb),
+    mkdir: (path, mode, caller, cb) => answer('mkdir', path, fs.mkdir(path, mode, caller), cb),
+    rmdir: (path, cb) => answer('rmdir', path, fs.rmdir(path), cb),
+    mknod: (path, mode, _dev, caller, cb) => answer('mknod', path, fs.mknod(path, mode, caller), cb),
+    symlink: (target, path, caller, cb) => answer('symlink', path, fs.symlink(target, path, caller), cb),
+    link: (existing, path, cb) => answer('link', path, fs.link(existing, path), cb),
+    unlink: (path, cb) => answer('unlink', path, fs.unlink(path), cb),
+    rename: (from, to, cb) => answer('rename', from, fs.rename(from, to), cb),
+    chmod: (path, mode, cb) => answer('chmod', path, fs.chmod(path, mode), cb),
+    chown: (path, uid, gid, cb) => answer('chown', path, fs.chown(path, uid, gid), cb),
+    utimens: (path, atime, mtime, cb) => answer('utimens', path, fs.utimens(path, atime, mtime), cb),
+    truncate: (path, size, cb) => answer('truncate', path, fs.truncate(path, size), cb),
+    ftruncate: (path, fd, size, cb) => answer('ftruncate', path, fs.ftruncate(fd, size), cb),
+    create: (path, mode, flags, caller, cb) => answer('create', path, fs.create(path, mode, flags, caller), cb),
+    open: (path, flags, cb) => answer('open', path, fs.openExisting(path, flags), cb),
+    read: (path, fd, buf, len, pos, cb) =>
+      fs.read(fd, pos, len).then((data) => cb(data.copy(buf, 0, 0, Math.min(len, data.length))), (err) => cb(fail(err, 'read', path))),
+    write: (path, fd, buf, len, pos, cb) =>
+      fs.write(fd, pos, buf.subarray(0, len)).then(cb, (err) => cb(fail(err, 'write', path))),
+    flush: (path, fd, cb) => answer('flush', path, fs.flush(fd), cb),
+    fsync: (path, _datasync, fd, cb) => answer('fsync', path, fs.fsync(fd), cb),
+    release: (path, fd, cb) => answer('release', path, fs.release(fd), cb),
     // Directories need no handle state: listings are read whole by readdir.
     opendir: (_path, _flags, cb) => cb(0, 0),
     releasedir: (_path, _fd, cb) => cb(0),
@@ -51,8 +51,8 @@ export function fuseOperations(fs: PosixFs): Fuse.FuseOperations {
 }
 
 /** Settles a FUSE callback: 0 and the value, or the negative errno. */
-function answer<T>(work: Promise<T>, cb: (errno: number, value?: T) => void): void {
-  work.then((value) => cb(0, value), (err) => cb(fail(err, 'operation', '')));
+function answer<T>(op: string, path: string, work: Promise<T>, cb: (errno: number, value?: T) => void): void {
+  work.then((value) => cb(0, value), (err) => cb(fail(err, op, path)));
 }
 
 /** The negative errno of any failure; errors that are not plain file-system answers are logged. */

@@ -1,3 +1,4 @@
+import { posix } from 'path';
 import { FsError } from '../../server/common/fs-error';
 import { PERMISSION_BITS, S_IFDIR, S_IFMT, S_IFREG, type Attr } from '../../server/master/inode';
 import type { AttrChanges } from '../../server/master/mutation';
@@ -9,6 +10,7 @@ import { AttrCache } from './attr-cache';
 import { OpenFile, type OpenFileTuning } from './open-file';
 
 const log = logger('mount');
+const { dirname } = posix;
 
 /** open(2) flags the file system acts on (Linux values). */
 const O_ACCMODE = 0o3;
@@ -133,11 +135,11 @@ export class PosixFs {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
-    this.attrs.set(path, await this.changing([parentOf(path)], () => this.master.mkdir(path, mode & PERMISSION_BITS, caller)));
+    this.attrs.set(path, await this.changing([dirname(path)], () => this.master.mkdir(path, mode & PERMISSION_BITS, caller)));
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<void> {
-    this.attrs.set(path, await this.changing([parentOf(path)], () => this.master.symlink(target, path, caller)));
+    this.attrs.set(path, await this.changing([dirname(path)], () => this.master.symlink(target, path, caller)));
   }
 
   async link(existing: string, path: string): Promise<void> {
@@ -145,12 +147,12 @@ export class PosixFs {
   }
 
   async unlink(path: string): Promise<void> {
-    await this.changing(this.inodeOf(path, [parentOf(path)]), () => this.master.unlink(path));
+    await this.changing(this.inodeOf(path, [dirname(path)]), () => this.master.unlink(path));
     this.files.get(path)?.dropReadCache();
   }
 
   rmdir(path: string): Promise<void> {
-    return this.changing([path, parentOf(path)], () => this.master.rmdir(path));
+    return this.changing([path, dirname(path)], () => this.master.rmdir(path));
   }
 
   /** Atomic replace; open files under `from` follow it to `to`. */
@@ -171,14 +173,14 @@ export class PosixFs {
   /** mknod(2) of a regular file; devices, FIFOs and sockets are not stored by ChunkFS. */
   async mknod(path: string, mode: number, caller: Caller): Promise<void> {
     if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw new FsError('EPERM', `${path}: only regular files can be made with mknod`);
-    await this.changing([path, parentOf(path)], () => this.master.create(path, mode & PERMISSION_BITS, true, caller));
+    await this.changing([path, dirname(path)], () => this.master.create(path, mode & PERMISSION_BITS, true, caller));
   }
 
   // ------------------------------------------------------------------ open files
 
   /** open(2) with O_CREAT: exclusive with O_EXCL, else an existing file is opened. */
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
-    const { attr, created } = await this.changing([path, parentOf(path)], () =>
+    const { attr, created } = await this.changing([path, dirname(path)], () =>
       this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller));
     await this.learnChunkSize(path);
     const handle = this.open(path, attr);
@@ -305,9 +307,4 @@ export class PosixFs {
     if (!attr || ((attr.mode & S_IFMT) !== S_IFDIR && attr.nlink > 1)) return 'all';
     return [path, ...more];
   }
-}
-
-function parentOf(path: string): string {
-  const slash = path.lastIndexOf('/');
-  return slash <= 0 ? '/' : path.slice(0, slash);
 }
