@@ -7,6 +7,10 @@ import type { MasterClient } from '../master-client';
 import { ChunkLocations } from './chunk-locations';
 import { WriteBuffer } from './write-buffer';
 
+/** How long a read waits for the master to learn where a chunk's replicas are (ms). */
+const NO_REPLICA_WAIT_MS = 10_000;
+const NO_REPLICA_PAUSE_MS = 250;
+
 /** Tuning of open files (see MountOptions for what a user may set). */
 export interface OpenFileTuning {
   /** Dirty bytes per file that start a background flush to the chunkservers. */
@@ -78,7 +82,7 @@ export class OpenFile {
 
   async write(offset: number, data: Buffer): Promise<void> {
     this.takeFailure();
-    this.dropReadCache();
+    this.dropData(); // locations stay: the flush that lands the bytes forgets them
     this.dirty.add(offset, data);
     this.size = Math.max(this.size, offset + data.length);
     this.lastWriteMs = Date.now();
@@ -146,9 +150,13 @@ export class OpenFile {
 
   /** Forgets cached chunk locations and data (another mount may have changed the file). */
   dropReadCache(): void {
+    this.dropData();
+    this.locations.invalidate();
+  }
+
+  private dropData(): void {
     this.cache = null;
     this.ahead = null;
-    this.locations.invalidate();
   }
 
   /** Waits for the previous background flush, then sends the buffer in the background. */
@@ -209,19 +217,30 @@ export class OpenFile {
       pieces.push(this.readPiece(index, inChunk, length));
       at += length;
     }
-    return Buffer.concat(await Promise.all(pieces), end - offset);
+    const data = await Promise.all(pieces);
+    return data.length === 1 ? data[0] : Buffer.concat(data, end - offset);
   }
 
-  /** One piece of a chunk, padded with zeros; on failure, locations are asked for again once. */
+  /**
+   * One piece of a chunk, padded with zeros. On failure, locations are asked for again once; a
+   * chunk the master knows no replica of yet (it has just restarted and the chunkservers'
+   * reports are still coming in) is asked for again until NO_REPLICA_WAIT_MS have passed.
+   */
   private async readPiece(index: number, inChunk: number, length: number): Promise<Buffer> {
-    for (let attempt = 0; ; attempt++) {
+    const giveUp = Date.now() + NO_REPLICA_WAIT_MS;
+    for (let failures = 0; ;) {
       const chunk = await this.locations.get(index);
       if (!chunk) return Buffer.alloc(length);
+      if (chunk.replicas.length === 0 && Date.now() < giveUp) {
+        await new Promise((r) => setTimeout(r, NO_REPLICA_PAUSE_MS));
+        this.locations.invalidate();
+        continue;
+      }
       try {
         const data = await this.reader.readChunk(this.path, chunk, inChunk, length);
         return data.length === length ? data : Buffer.concat([data, Buffer.alloc(length - data.length)]);
       } catch (err) {
-        if (attempt > 0) throw err;
+        if (++failures > 1) throw err;
         this.locations.invalidate(); // moved or re-versioned since we asked
       }
     }
