@@ -1,13 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ChunkserverClient as ChunkserverStub } from '../generated/chunkfs/chunkserver/Chunkserver';
 import type { CopyChunkResponse__Output } from '../generated/chunkfs/chunkserver/CopyChunkResponse';
-import type { ReadChunkResponse__Output } from '../generated/chunkfs/chunkserver/ReadChunkResponse';
-import type { WriteStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/WriteStreamPortResponse';
+import type { DataStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/DataStreamPortResponse';
 import { unaryCall } from './unary-call';
-import { WriteStreamPool } from './write-stream-client';
+import { DataStreamPool } from './data-stream-client';
 import { FsError } from '../server/common/fs-error';
-import { MAX_MESSAGE_BYTES, MESSAGE_LIMITS, protos } from '../server/common/proto';
-import type { WriteHeader } from '../server/common/write-stream-protocol';
+import { MAX_CHUNK_IO_BYTES, MESSAGE_LIMITS, protos } from '../server/common/proto';
+import type { WriteHeader } from '../server/common/data-stream-protocol';
 
 export interface ChunkClientOptions {
   /**
@@ -30,8 +29,8 @@ export class ChunkClient {
   private readonly stub: ChunkserverStub;
   private readonly deadlineMs: number;
   private readonly copyDeadlineMs: number;
-  /** Connections to the chunkserver's write stream, once its port is known. */
-  private writeStreams: Promise<WriteStreamPool> | null = null;
+  /** Connections to the chunkserver's data stream, once its port is known. */
+  private dataStreams: Promise<DataStreamPool> | null = null;
 
   constructor(
     readonly address: string,
@@ -39,23 +38,24 @@ export class ChunkClient {
   ) {
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.copyDeadlineMs = options.copyDeadlineMs ?? 120_000;
-    this.stub = new protos.chunkfs.chunkserver.Chunkserver(address, grpc.credentials.createInsecure(), {
-      ...MESSAGE_LIMITS,
-      // A whole chunk piece (up to 8 MiB) in flight without waiting for window updates.
-      'grpc-node.flow_control_window': MAX_MESSAGE_BYTES,
-    });
+    this.stub = new protos.chunkfs.chunkserver.Chunkserver(address, grpc.credentials.createInsecure(), MESSAGE_LIMITS);
   }
 
   /** Bytes [offset, offset + length) of the replica at `version`, short at the end of its data. */
   async read(handle: number, version: number, offset: number, length: number): Promise<Buffer> {
     const request = unsigned({ handle, version, offset, length });
-    const reply = await this.call<ReadChunkResponse__Output>(this.deadlineMs, (o, cb) => this.stub.readChunk(request, o, cb));
-    return reply.data;
+    if (length > MAX_CHUNK_IO_BYTES) throw new FsError('EINVAL', `read length ${length} is more than the ${MAX_CHUNK_IO_BYTES} allowed per call`);
+    const pool = await this.dataStreamPool().catch((err: FsError) => {
+      throw onReplica(this.address, err);
+    });
+    return pool.read({ ...request, endpoint: pool.endpoint }, this.deadlineMs).catch((err: FsError) => {
+      throw this.failedOn(pool, err);
+    });
   }
 
   /**
    * Writes on this replica and on each of `chain`, forwarded along it as the bytes arrive
-   * (the write stream, server/common/write-stream-protocol.ts); resolves when all have it durably.
+   * (the data stream, server/common/data-stream-protocol.ts); resolves when all have it durably.
    * `create`: replicas that lack the chunk create it at `version` (a new chunk's first write).
    */
   async write(handle: number, version: number, offset: number, data: Buffer, chain: string[] = [], create = false): Promise<void> {
@@ -70,16 +70,13 @@ export class ChunkClient {
    */
   async openWrite(head: Omit<WriteHeader, 'endpoint'>): Promise<ChainWrite> {
     const deadlineMs = this.chainDeadline(head.chain);
-    const pool = await this.writeStreamPool();
+    const pool = await this.dataStreamPool();
     const write = pool.open({ ...head, endpoint: pool.endpoint }, deadlineMs);
     return {
       send: (part) => write.send(part),
       abort: () => write.abort(new FsError('EIO', 'write abandoned by the sender')),
       reply: () => write.reply().catch((err: FsError) => {
-        const named = onReplica(this.address, err);
-        // The chunkserver may have restarted on another port: ask for it again next time.
-        if (failedReplica(named) === this.address) this.forgetWriteStreams(pool);
-        throw named;
+        throw this.failedOn(pool, err);
       }),
     };
   }
@@ -110,31 +107,39 @@ export class ChunkClient {
   }
 
   close(): void {
-    void this.writeStreams?.then((pool) => pool.close(), () => undefined);
-    this.writeStreams = null;
+    void this.dataStreams?.then((pool) => pool.close(), () => undefined);
+    this.dataStreams = null;
     this.stub.close();
   }
 
-  /** The pool of write stream connections, learning the port from the chunkserver once. */
-  private writeStreamPool(): Promise<WriteStreamPool> {
-    if (!this.writeStreams) {
+  /** The pool of data stream connections, learning the port from the chunkserver once. */
+  private dataStreamPool(): Promise<DataStreamPool> {
+    if (!this.dataStreams) {
       const host = this.address.slice(0, this.address.lastIndexOf(':'));
-      const asking = this.call<WriteStreamPortResponse__Output>(this.deadlineMs, (o, cb) => this.stub.writeStreamPort({}, o, cb))
-        .then(({ port, endpoint }) => new WriteStreamPool(`${host}:${port}`, endpoint, `replica ${this.address}`));
+      const asking = this.call<DataStreamPortResponse__Output>(this.deadlineMs, (o, cb) => this.stub.dataStreamPort({}, o, cb))
+        .then(({ port, endpoint }) => new DataStreamPool(`${host}:${port}`, endpoint, `replica ${this.address}`));
       asking.catch(() => {
-        if (this.writeStreams === asking) this.writeStreams = null;
+        if (this.dataStreams === asking) this.dataStreams = null;
       });
-      this.writeStreams = asking;
+      this.dataStreams = asking;
     }
-    return this.writeStreams;
+    return this.dataStreams;
   }
 
-  private forgetWriteStreams(pool: WriteStreamPool): void {
-    void this.writeStreams?.then((current) => {
-      if (current !== pool) return;
-      this.writeStreams = null;
-      pool.close();
-    }, () => undefined);
+  /**
+   * `err`, from a request on `pool`, named after its replica. When this chunkserver itself
+   * failed it may have restarted on another port: the port is asked for again next time.
+   */
+  private failedOn(pool: DataStreamPool, err: FsError): FsError {
+    const named = onReplica(this.address, err);
+    if (failedReplica(named) === this.address) {
+      void this.dataStreams?.then((current) => {
+        if (current !== pool) return;
+        this.dataStreams = null;
+        pool.close();
+      }, () => undefined);
+    }
+    return named;
   }
 
   /**

@@ -1,11 +1,12 @@
 import { strict as assert } from 'assert';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import * as grpc from '@grpc/grpc-js';
-import type { WriteStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/WriteStreamPortResponse';
+import type { DataStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/DataStreamPortResponse';
 import { ChunkClient, ChunkClientPool, failedReplica } from '../client/chunk-client';
-import { WriteStreamPool } from '../client/write-stream-client';
+import { DataStreamPool } from '../client/data-stream-client';
 import { MAX_CHUNK_IO_BYTES, protos } from '../server/common/proto';
 import { fanOutName } from '../server/chunkserver/chunk-file';
 import { ChunkRpc, startChunkRpc } from '../server/chunkserver/chunk-service';
@@ -17,8 +18,8 @@ import { expectErrno } from './helpers/errno';
 
 /**
  * The Chunkserver service over real chunk stores and real gRPC servers in this process: chain
- * replication over the write stream (contents, order under concurrent writers, stale versions,
- * a replica down, a sender lost midway, a write for an earlier process),
+ * replication over the data stream (contents, order under concurrent writers, stale versions,
+ * a replica down, a sender lost midway, a write for an earlier process), reads on the data stream,
  * corruption, re-replication by CopyChunk, and the errno of every bad request.
  */
 const CHUNK = 1024 * 1024;
@@ -161,12 +162,53 @@ describe('chunk service', function () {
     assert.deepEqual(replicas.map((r) => r.rpc.inFlight()), [0, 0, 0]);
   });
 
+  /** Replica i's data stream endpoint, asked for as a client does. */
+  async function dataStreamPort(i: number): Promise<DataStreamPortResponse__Output> {
+    const stub = new protos.chunkfs.chunkserver.Chunkserver(address(i), grpc.credentials.createInsecure());
+    try {
+      return await new Promise<DataStreamPortResponse__Output>((resolve, reject) =>
+        stub.dataStreamPort({}, (err, reply) => (err || !reply ? reject(err) : resolve(reply))));
+    } finally {
+      stub.close();
+    }
+  }
+
+  it('serves reads on the data stream with exact errnos, each refusal leaving the connection in step', async () => {
+    await at(0).write(HANDLE, 1, 0, Buffer.from('some bytes'));
+    const { port, endpoint } = await dataStreamPort(0);
+    const pool = new DataStreamPool(`127.0.0.1:${port}`, endpoint, `replica ${address(0)}`);
+    const read = (change: Partial<{ endpoint: number; handle: number; version: number; offset: number; length: number }>): Promise<Buffer> =>
+      pool.read({ endpoint, handle: HANDLE, version: 1, offset: 0, length: 100, ...change }, 5000);
+    try {
+      assert.equal((await read({})).toString(), 'some bytes');
+      await expectErrno(read({ endpoint: endpoint + 1 }), 'EIO', /wrong endpoint/);
+      await expectErrno(read({ version: 2 }), 'ESTALE', /at version 1 here, not 2/);
+      await expectErrno(read({ handle: HANDLE + 100 }), 'ENOENT');
+      await expectErrno(read({ length: MAX_CHUNK_IO_BYTES + 1 }), 'EINVAL', /allowed per call/);
+      await expectErrno(read({ offset: CHUNK - 10, length: 11 }), 'EINVAL', /passes the chunk size/);
+      // Replies after refusals are still read whole and in order.
+      assert.equal((await read({ offset: 5, length: 3 })).toString(), 'byt');
+      assert.equal((await read({ offset: 20 })).length, 0);
+    } finally {
+      pool.close();
+    }
+  });
+
+  it('fails a read on the data stream with ETIMEDOUT when the chunkserver does not answer', async () => {
+    const silent = net.createServer(() => undefined); // accepts, never answers
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const pool = new DataStreamPool(`127.0.0.1:${(silent.address() as net.AddressInfo).port}`, 1, 'replica silent');
+    try {
+      await expectErrno(pool.read({ endpoint: 1, handle: HANDLE, version: 1, offset: 0, length: 10 }, 300), 'ETIMEDOUT', /replica silent did not answer/);
+    } finally {
+      pool.close();
+      silent.close();
+    }
+  });
+
   it('refuses a write meant for an earlier chunkserver process on the same port, writing nothing', async () => {
-    const stub = new protos.chunkfs.chunkserver.Chunkserver(address(0), grpc.credentials.createInsecure());
-    const { port, endpoint } = await new Promise<WriteStreamPortResponse__Output>((resolve, reject) =>
-      stub.writeStreamPort({}, (err, reply) => (err || !reply ? reject(err) : resolve(reply))));
-    stub.close();
-    const pool = new WriteStreamPool(`127.0.0.1:${port}`, endpoint + 1, `replica ${address(0)}`);
+    const { port, endpoint } = await dataStreamPort(0);
+    const pool = new DataStreamPool(`127.0.0.1:${port}`, endpoint + 1, `replica ${address(0)}`);
     try {
       const write = pool.open({ endpoint: endpoint + 1, handle: HANDLE, version: 1, offset: 0, length: 3, create: false, chain: [] }, 5000);
       await write.send(Buffer.from('old'));
@@ -177,7 +219,7 @@ describe('chunk service', function () {
     assert.equal((await contents(0)).length, 0);
   });
 
-  it('fails ReadChunk with EIO "checksum mismatch" on a corrupt replica while the others serve', async () => {
+  it('fails a read with EIO "checksum mismatch" on a corrupt replica while the others serve', async () => {
     const data = Buffer.alloc(200_000, 0xab);
     await at(0).write(HANDLE, 1, 0, data, [address(1), address(2)]);
     flipByte(path.join(replicas[1].dir, 'chunks', fanOutName(HANDLE), `${HANDLE}.data`), 123_456);

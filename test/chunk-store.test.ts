@@ -6,6 +6,7 @@ import * as path from 'path';
 import { FsError } from '../server/common/fs-error';
 import { BLOCK_SIZE } from '../server/chunkserver/block-checksums';
 import { fanOutName } from '../server/chunkserver/chunk-file';
+import { allocAligned, directWritable } from '../server/chunkserver/direct-io';
 import { ChunkStore, ChunkStoreOptions } from '../server/chunkserver/chunk-store';
 import { Scrubber } from '../server/chunkserver/scrubber';
 import { prng } from './helpers/prng';
@@ -101,6 +102,7 @@ describe('chunk store', function () {
     const offset = () => (rand() < 0.5 ? Math.min(CHUNK, Math.max(0, int(0, CHUNK / BLOCK_SIZE) * BLOCK_SIZE + int(-2, 2))) : int(0, CHUNK));
     const handles = [1, 2, 300];
     const model = new Map<number, Buffer>();
+    const aligned = allocAligned(CHUNK)!;
     let store = await open([dirA]);
     for (const h of handles) {
       await store.create(h, 1);
@@ -110,7 +112,15 @@ describe('chunk store', function () {
       const h = handles[int(0, handles.length - 1)];
       const chunk = model.get(h)!;
       const op = rand();
-      if (op < 0.5) {
+      if (op < 0.2) {
+        // Page-aligned memory, offset and length: written with O_DIRECT, mixed with the rest.
+        const at = int(0, CHUNK / 4096 - 1) * 4096;
+        const data = aligned.subarray(0, int(1, (CHUNK - at) / 4096) * 4096);
+        randomBytes(rand, data.length).copy(data);
+        assert.ok(directWritable(data, at));
+        await store.write(h, at, data, { durable: rand() < 0.5 });
+        model.set(h, modelWrite(chunk, at, Buffer.from(data)));
+      } else if (op < 0.5) {
         const at = offset();
         const data = randomBytes(rand, Math.min(CHUNK - at, rand() < 0.3 ? int(0, 10) : int(0, 3 * BLOCK_SIZE)));
         await store.write(h, at, data, { durable: rand() < 0.2 });
@@ -136,6 +146,27 @@ describe('chunk store', function () {
       assert.equal(await store.verify(h), true);
     }
     assert.deepEqual(store.corrupt(), []);
+  });
+
+  it('writes page-aligned pieces with O_DIRECT, leaving nothing in the page cache', async () => {
+    const store = await open([dirA]);
+    await store.create(1, 1);
+    const piece = allocAligned(CHUNK)!;
+    randomBytes(prng(5), CHUNK).copy(piece);
+    await store.write(1, 0, piece);
+    const file = path.join(dirA, 'chunks', fanOutName(1), '1.data');
+    // fincore: pages of the file resident in the page cache (a buffered write leaves them all).
+    assert.equal(execFileSync('fincore', ['--noheadings', '--raw', '--output', 'PAGES', file], { encoding: 'utf8' }).trim(), '0');
+    assert.ok((await store.read(1, 0, CHUNK)).equals(piece));
+    // Unaligned memory, offset or length: a buffered write, same result.
+    assert.equal(directWritable(piece.subarray(512, 4096 + 512), 0), false);
+    assert.equal(directWritable(Buffer.alloc(4096), 0), false);
+    assert.equal(directWritable(piece.subarray(0, 4096), 512), false);
+    assert.equal(directWritable(piece.subarray(0, 4000), 0), false);
+    assert.equal(directWritable(piece.subarray(4096, 8192), 4096), true);
+    await store.write(1, 100, piece.subarray(0, 4000));
+    assert.ok((await store.read(1, 100, 4000)).equals(piece.subarray(0, 4000)));
+    assert.equal(await store.verify(1), true);
   });
 
   it('handles writes and truncates on block boundaries, partial blocks and holes', async () => {

@@ -1,6 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import * as fs from 'fs';
 import * as path from 'path';
+import { writeFully, writeMaybeDirect } from './direct-io';
 import type { OpenChunk } from './open-chunk-files';
 import { FsError } from '../common/fs-error';
 import {
@@ -151,7 +152,7 @@ export class ChunkFile {
     const first = blockOf(Math.min(offset, size));
     return this.withFiles('r+', async (data, meta) => {
       const checksums = await this.checksumsAfter(data, meta, size, newSize, first, blockOf(end - 1), { offset, bytes });
-      await writeFully(data, bytes, offset);
+      await writeMaybeDirect(data, this.dataPath, bytes, offset);
       await writeFully(meta, encodeChecksums(checksums), checksumOffset(first));
       if (durable) await Promise.all([data.datasync(), meta.datasync()]);
       return newSize;
@@ -305,11 +306,6 @@ async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise
 async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
   return buf.subarray(0, await readFully(fh, buf, position));
-}
-
-async function writeFully(fh: FileHandle, buf: Buffer, position: number): Promise<void> {
-  let done = 0;
-  while (done < buf.length) done += (await fh.write(buf, done, buf.length - done, position + done)).bytesWritten;
 }
 
 /** Makes renames and creations in `dir` durable. */

@@ -8,11 +8,11 @@ import { logger } from '../common/log';
 import { MAX_CHUNK_IO_BYTES, protos } from '../common/proto';
 import type { SocketReader } from '../common/socket-reader';
 import { unary } from '../common/unary-handler';
-import type { WriteHeader } from '../common/write-stream-protocol';
+import type { WriteHeader } from '../common/data-stream-protocol';
 import type { ChunkStore } from './chunk-store';
 import { KeyedMutex } from './keyed-mutex';
 import { PieceBuffers } from './piece-buffers';
-import { serveWriteStream } from './write-stream-server';
+import { serveDataStream } from './data-stream-server';
 import { TokenBucket } from './token-bucket';
 
 const log = logger('chunk-service');
@@ -69,12 +69,7 @@ function chunkServiceHandlers(
   const copyRate = options.copyBytesPerSec ?? DEFAULT_COPY_BYTES_PER_SEC;
   const copyLimit = new TokenBucket(copyRate, copyRate);
   return {
-    ReadChunk: unary(async ({ handle, version, offset, length }) => {
-      checkIoSize('read length', length);
-      checkVersion(store, handle, version);
-      return { data: await store.read(handle, offset, length) };
-    }),
-    WriteStreamPort: unary(() => writeEndpoint),
+    DataStreamPort: unary(() => writeEndpoint),
     TruncateChunk: unary(({ handle, version, size, chain }) =>
       turns.run(handle, async () => {
         checkVersion(store, handle, version);
@@ -133,7 +128,7 @@ async function receiveChainWrite(
   const { handle, version, offset, length } = head;
   let unread = length;
   try {
-    if (head.endpoint !== endpoint) throw new FsError('EIO', 'wrong endpoint: this write was meant for an earlier chunkserver process on this port');
+    checkEndpoint(head, endpoint);
     checkIoSize('write data', length);
     await turns.run(handle, async () => {
       // A new chunk's first write creates the replica (with the write's own syncs) where it is missing.
@@ -244,6 +239,10 @@ function checkRealVersion(version: number): void {
   if (version === COPYING_VERSION) throw new FsError('EINVAL', `version ${COPYING_VERSION} is not a chunk version`);
 }
 
+function checkEndpoint(head: { endpoint: number }, endpoint: number): void {
+  if (head.endpoint !== endpoint) throw new FsError('EIO', 'wrong endpoint: this request was meant for an earlier chunkserver process on this port');
+}
+
 function checkIoSize(what: string, bytes: number): void {
   if (bytes > MAX_CHUNK_IO_BYTES) throw new FsError('EINVAL', `${what} of ${bytes} bytes is more than the ${MAX_CHUNK_IO_BYTES} allowed per call`);
 }
@@ -262,15 +261,24 @@ export async function startChunkRpc(store: ChunkStore, listen: string, options: 
   const turns = new KeyedMutex<number>();
   const load = { calls: 0 };
   const pieces = new PieceBuffers();
-  // Random, so a later process on the same port (see write-stream-protocol.ts) differs.
+  // Random, so a later process on the same port (see data-stream-protocol.ts) differs.
   const endpoint = randomInt(2 ** 47);
-  const writes = await serveWriteStream(listen.slice(0, listen.lastIndexOf(':')), async (head, reader) => {
+  const counting = async <T>(serve: () => Promise<T>): Promise<T> => {
     load.calls++;
     try {
-      return await receiveChainWrite(store, peers, turns, pieces, endpoint, head, reader);
+      return await serve();
     } finally {
       load.calls--;
     }
+  };
+  const writes = await serveDataStream(listen.slice(0, listen.lastIndexOf(':')), {
+    write: (head, reader) => counting(() => receiveChainWrite(store, peers, turns, pieces, endpoint, head, reader)),
+    read: (head) => counting(async () => {
+      checkEndpoint(head, endpoint);
+      checkIoSize('read length', head.length);
+      checkVersion(store, head.handle, head.version);
+      return { data: await store.read(head.handle, head.offset, head.length) };
+    }),
   });
   const running = await serveGrpc(listen, (server) =>
     server.addService(protos.chunkfs.chunkserver.Chunkserver.service, counted(chunkServiceHandlers(store, peers, turns, { port: writes.port, endpoint }, options), load)))
@@ -301,8 +309,7 @@ function counted(handlers: ChunkserverHandlers, load: { calls: number }): Chunks
       });
     };
   return {
-    ReadChunk: count(handlers.ReadChunk),
-    WriteStreamPort: count(handlers.WriteStreamPort),
+    DataStreamPort: count(handlers.DataStreamPort),
     TruncateChunk: count(handlers.TruncateChunk),
     CreateChunk: count(handlers.CreateChunk),
     DeleteChunk: count(handlers.DeleteChunk),

@@ -24,11 +24,11 @@ export const protos = grpc.loadPackageDefinition(definition) as unknown as Maste
 
 /**
  * Largest gRPC message either side accepts, in bytes. A readdir page of 10000 entries is
- * about 0.6 MiB; chunk data travels at most MAX_CHUNK_IO_BYTES per message.
+ * about 0.6 MiB. (Chunk data does not travel over gRPC: see data-stream-protocol.ts.)
  */
 export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 
-/** Largest ReadChunk length or WriteChunk data, in bytes: half a message, the rest for headroom. */
+/** Largest chunk read or write per request, in bytes (a write's piece, a read's length). */
 export const MAX_CHUNK_IO_BYTES = 8 * 1024 * 1024;
 
 /** The message limits every ChunkFS channel and server uses (both directions). */

@@ -1,7 +1,7 @@
 import * as net from 'net';
 import { FsError } from '../server/common/fs-error';
 import { SocketReader } from '../server/common/socket-reader';
-import { WriteHeader, encodeRequestHead, readReply } from '../server/common/write-stream-protocol';
+import { ReadHeader, WriteHeader, encodeReadRequest, encodeWriteHead, readData, readStatus } from '../server/common/data-stream-protocol';
 
 interface Connection {
   socket: net.Socket;
@@ -9,17 +9,17 @@ interface Connection {
 }
 
 /**
- * Connections to one chunkserver's write stream endpoint (server/common/write-stream-protocol.ts),
- * kept open between writes and reused, one write at a time on each.
+ * Connections to one chunkserver's data stream endpoint (server/common/data-stream-protocol.ts),
+ * kept open between requests and reused, one request at a time on each.
  */
-export class WriteStreamPool {
+export class DataStreamPool {
   private readonly idle: Connection[] = [];
   private closed = false;
 
   constructor(
-    /** HOST:PORT of the write stream endpoint. */
+    /** HOST:PORT of the data stream endpoint. */
     readonly dataAddress: string,
-    /** The endpoint's identity, sent in every header (see write-stream-protocol.ts). */
+    /** The endpoint's identity, sent in every header (see data-stream-protocol.ts). */
     readonly endpoint: number,
     /** Names the replica in errors ("replica HOST:PORT", its gRPC address). */
     readonly peer: string,
@@ -33,7 +33,38 @@ export class WriteStreamPool {
     return new OutgoingWrite(this, head, deadlineMs);
   }
 
-  /** Closes idle connections; those in use close when their write ends. */
+  /**
+   * Reads bytes [head.offset, head.offset + head.length) of a replica (fewer at the end of its
+   * data). Past `deadlineMs` the read fails with ETIMEDOUT and its connection is dropped.
+   */
+  async read(head: ReadHeader, deadlineMs: number): Promise<Buffer> {
+    let timer: NodeJS.Timeout | undefined;
+    const connection = this.take();
+    const expired = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new FsError('ETIMEDOUT', `${this.peer} did not answer in time (${deadlineMs} ms)`)), deadlineMs);
+    });
+    const exchange = connection.then(async (c) => {
+      c.socket.ref();
+      c.socket.write(encodeReadRequest(head));
+      const refused = await readStatus(c.reader);
+      return refused ?? (await readData(c.reader, head.length));
+    });
+    let outcome: Buffer | FsError;
+    try {
+      outcome = await Promise.race([exchange, expired]);
+    } catch (err) {
+      void connection.then((c) => c.socket.destroy(), () => undefined);
+      exchange.catch(() => undefined);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+    this.give(await connection); // in step: the whole reply was read, a refusal too
+    if (outcome instanceof FsError) throw outcome;
+    return outcome;
+  }
+
+  /** Closes idle connections; those in use close when their request ends. */
   close(): void {
     this.closed = true;
     for (const c of this.idle.splice(0)) c.socket.destroy();
@@ -61,7 +92,7 @@ export class WriteStreamPool {
     });
   }
 
-  /** @internal A connection whose write ended cleanly: kept for the next write. */
+  /** @internal A connection whose request ended cleanly: kept for the next one. */
   give(c: Connection): void {
     if (this.closed || c.socket.destroyed) return void c.socket.destroy();
     c.socket.unref(); // an idle connection must not keep the process alive
@@ -80,7 +111,7 @@ export class OutgoingWrite {
   private sent = 0;
 
   constructor(
-    private readonly pool: WriteStreamPool,
+    private readonly pool: DataStreamPool,
     private readonly head: WriteHeader,
     deadlineMs: number,
   ) {
@@ -91,7 +122,7 @@ export class OutgoingWrite {
       c.socket.ref();
       c.socket.on('close', this.onClose);
       if (this.failure) c.socket.destroy();
-      else c.socket.write(encodeRequestHead(head));
+      else c.socket.write(encodeWriteHead(head));
       return c;
     });
     this.connection.catch((err: FsError) => this.abort(err));
@@ -114,7 +145,7 @@ export class OutgoingWrite {
     let refused: FsError | null;
     try {
       const c = await Promise.race([this.connection, this.failed]);
-      refused = await Promise.race([readReply(c.reader), this.failed]);
+      refused = await Promise.race([readStatus(c.reader), this.failed]);
       clearTimeout(this.timer);
       c.socket.removeListener('close', this.onClose);
       this.pool.give(c); // a refused write was read to its end too: the connection is in step

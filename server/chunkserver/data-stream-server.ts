@@ -1,0 +1,87 @@
+import * as net from 'net';
+import { FsError } from '../common/fs-error';
+import { logger } from '../common/log';
+import { SocketReader } from '../common/socket-reader';
+import { ReadHeader, WriteHeader, encodeDataLength, encodeStatus, readRequest } from '../common/data-stream-protocol';
+
+const log = logger('data-stream');
+
+/** A connection silent this long (ms) is closed: it only reaps clients that vanished. */
+const IDLE_TIMEOUT_MS = 5 * 60_000;
+
+/** What serves the requests of the data stream. */
+export interface DataStreamHandlers {
+  /**
+   * Receives one write: must read exactly `head.length` bytes of data from `reader` (also when
+   * refusing it) and resolve with null or the error to answer. Throwing means the connection
+   * is out of step (the reader failed) and is closed.
+   */
+  write(head: WriteHeader, reader: SocketReader): Promise<unknown>;
+  /**
+   * Serves one read: resolves with the data, and `done` to call once the socket has taken it
+   * (the buffer may then be reused); rejects with the error to answer.
+   */
+  read(head: ReadHeader): Promise<{ data: Buffer; done?: () => void }>;
+}
+
+export interface DataStreamServer {
+  port: number;
+  /** Stops accepting connections and closes the open ones (writes in flight fail). */
+  stop(): void;
+}
+
+/**
+ * The data stream endpoint (server/common/data-stream-protocol.ts) on `host`, any free port:
+ * reads requests one after the other from each connection and answers each through `handlers`.
+ */
+export function serveDataStream(host: string, handlers: DataStreamHandlers): Promise<DataStreamServer> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    void serveConnection(socket, handlers);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', (err) => reject(new FsError('EIO', `cannot listen for chunk writes on ${host}: ${err.message}`)));
+    server.listen(0, host, () => resolve({
+      port: (server.address() as net.AddressInfo).port,
+      stop: () => {
+        server.close();
+        for (const s of sockets) s.destroy();
+      },
+    }));
+  });
+}
+
+async function serveConnection(socket: net.Socket, handlers: DataStreamHandlers): Promise<void> {
+  const peer = `client ${socket.remoteAddress}:${socket.remotePort}`;
+  socket.setNoDelay(true);
+  socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
+  const reader = new SocketReader(socket, peer);
+  try {
+    for (;;) {
+      const request = await readRequest(reader);
+      if (request === null) break;
+      if (request.kind === 'write') socket.write(encodeStatus(await handlers.write(request.head, reader)));
+      else await answerRead(socket, handlers, request.head);
+    }
+  } catch (err) {
+    log.debug(`data stream from ${peer} closed: ${(err as Error).message}`);
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** Sends a read's reply; the next request is read meanwhile (the client sends it after this). */
+async function answerRead(socket: net.Socket, handlers: DataStreamHandlers, head: ReadHeader): Promise<void> {
+  let reply: { data: Buffer; done?: () => void };
+  try {
+    reply = await handlers.read(head);
+  } catch (err) {
+    socket.write(encodeStatus(err));
+    return;
+  }
+  socket.write(Buffer.concat([encodeStatus(null), encodeDataLength(reply.data.length)]));
+  // The callback runs once the kernel has the bytes (or the socket failed): the buffer is free.
+  socket.write(reply.data, () => reply.done?.());
+}
