@@ -29,6 +29,8 @@ export class ChunkClient {
   private readonly stub: ChunkserverStub;
   private readonly deadlineMs: number;
   private readonly copyDeadlineMs: number;
+  /** Reads from this replica in progress (the pool sends the next read to a less busy one). */
+  reading = 0;
   /** Connections to the chunkserver's data stream, once its port is known. */
   private dataStreams: Promise<DataStreamPool> | null = null;
 
@@ -45,12 +47,17 @@ export class ChunkClient {
   async read(handle: number, version: number, offset: number, length: number): Promise<Buffer> {
     const request = unsigned({ handle, version, offset, length });
     if (length > MAX_CHUNK_IO_BYTES) throw new FsError('EINVAL', `read length ${length} is more than the ${MAX_CHUNK_IO_BYTES} allowed per call`);
-    const pool = await this.dataStreamPool().catch((err: FsError) => {
-      throw onReplica(this.address, err);
-    });
-    return pool.read({ ...request, endpoint: pool.endpoint }, this.deadlineMs).catch((err: FsError) => {
-      throw this.failedOn(pool, err);
-    });
+    this.reading++;
+    try {
+      const pool = await this.dataStreamPool().catch((err: FsError) => {
+        throw onReplica(this.address, err);
+      });
+      return await pool.read({ ...request, endpoint: pool.endpoint }, this.deadlineMs).catch((err: FsError) => {
+        throw this.failedOn(pool, err);
+      });
+    } finally {
+      this.reading--;
+    }
   }
 
   /**
@@ -184,6 +191,17 @@ export class ChunkClientPool {
       this.clients.set(address, client);
     }
     return client;
+  }
+
+  /**
+   * `replicas` in the order to read from them: the fewest reads in progress from this pool
+   * first, and among equals an order rotated by `spread` (the chunk's handle, say), so that
+   * reads of different chunks start on different replicas instead of all on the first listed.
+   */
+  byReadLoad(replicas: string[], spread: number): string[] {
+    const n = replicas.length;
+    const rank = (i: number): number => this.get(replicas[i]).reading * n + ((i - spread) % n + n) % n;
+    return replicas.map((_r, i) => i).sort((a, b) => rank(a) - rank(b)).map((i) => replicas[i]);
   }
 
   closeAll(): void {

@@ -8,9 +8,9 @@ const LOCATIONS_PER_CALL = 64;
 
 /**
  * Reads file data straight from chunkservers: locations from the master (fetched a window at
- * a time), then each piece from the first replica that answers, trying the next one on any
- * error (a replica with a bad checksum refuses and tells the master itself, through its
- * heartbeat). Holes, and the part of a chunk never written, read as zeros up to the file size.
+ * a time), then each piece from the least busy replica (ChunkClientPool.byReadLoad), trying
+ * the next one on any error (a replica with a bad checksum refuses and tells the master
+ * itself, through its heartbeat). Holes, and the part of a chunk never written, read as zeros up to the file size.
  */
 export class FileReader {
   constructor(
@@ -45,7 +45,7 @@ export class FileReader {
     length: number,
   ): Promise<Buffer> {
     const failures: string[] = [];
-    for (const address of chunk.replicas) {
+    for (const address of this.peers.byReadLoad(chunk.replicas, chunk.handle)) {
       try {
         return await this.peers.get(address).read(chunk.handle, chunk.version, offset, length);
       } catch (err) {

@@ -76,11 +76,11 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     await writer.close();
     await cluster.until(healthy, 'chunks at three replicas');
     const [chunk] = (await cluster.client.chunkLocations('/rot', 0, 1)).chunks;
-    const bad = chunk.replicas[0];
+    const bad = cluster.peers.byReadLoad(chunk.replicas, chunk.handle)[0]; // the one a read tries first
     const file = cluster.replicaFiles(chunk.handle).find((r) => r.cs.address === bad)?.file;
     assert.ok(file, `the replica on ${bad} is on disk`);
     flipByte(file, 1000);
-    // The first replica listed is the rotten one: the read moves on to the next.
+    // The replica read first is the rotten one: the read moves on to the next.
     assert.equal(sha(await cluster.readAll('/rot')), sha(data));
     await eventually(async () => (await everyReplicaGood('/rot', data)) && (await cluster.client.report()).chunks!.corrupt === 0,
       'the corrupt replica replaced by a good copy, and deleted');
