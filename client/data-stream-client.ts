@@ -1,6 +1,6 @@
 import * as net from 'net';
 import { FsError } from '../server/common/fs-error';
-import { SocketReader } from '../server/common/socket-reader';
+import { SocketReader, connectWithReader } from '../server/common/socket-reader';
 import { ReadHeader, WriteHeader, encodeReadRequest, encodeWriteHead, readData, readStatus } from '../server/common/data-stream-protocol';
 
 interface Connection {
@@ -75,12 +75,14 @@ export class DataStreamPool {
     const idle = this.idle.pop();
     if (idle) return Promise.resolve(idle);
     const colon = this.dataAddress.lastIndexOf(':');
-    const socket = net.connect({ host: this.dataAddress.slice(0, colon), port: Number(this.dataAddress.slice(colon + 1)) });
+    const c = connectWithReader(this.dataAddress.slice(0, colon), Number(this.dataAddress.slice(colon + 1)), this.peer);
+    const { socket } = c;
     socket.setNoDelay(true);
     return new Promise((resolve, reject) => {
+      const unreachable = (err: Error): void => reject(new FsError('EIO', `${this.peer} unreachable (${err.message})`));
+      socket.once('error', unreachable);
       socket.once('connect', () => {
-        socket.removeListener('error', reject);
-        const c = { socket, reader: new SocketReader(socket, this.peer) };
+        socket.removeListener('error', unreachable);
         // An idle connection the server closes is dropped.
         socket.once('close', () => {
           const at = this.idle.indexOf(c);
@@ -88,7 +90,6 @@ export class DataStreamPool {
         });
         resolve(c);
       });
-      socket.once('error', (err) => reject(new FsError('EIO', `${this.peer} unreachable (${err.message})`)));
     });
   }
 

@@ -37,7 +37,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('attr-cache', { type: 'number', default: 1, describe: 'seconds stat is answered from the mount\'s cache (any change clears it; every open asks the master)' })
       .option('op-timeout', { type: 'number', default: 60, describe: 'seconds after which an unanswered operation fails (ETIMEDOUT)' })
       .option('write-buffer', { type: 'number', default: 8, describe: 'MiB buffered per open file before a background flush' })
-      .option('read-ahead', { type: 'number', default: 4, describe: 'MiB read ahead for sequential reads' })
+      .option('read-ahead', { type: 'number', default: 16, describe: 'MiB read ahead of sequential reads (fetched in four pieces at once)' })
       .check((a) => {
         for (const flag of ['entry-timeout', 'attr-timeout', 'attr-cache'] as const) {
           if (!(a[flag] >= 0)) return `--${flag} must be a number of seconds >= 0`;
@@ -45,7 +45,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         for (const flag of ['op-timeout', 'write-buffer', 'read-ahead'] as const) {
           if (!(a[flag] > 0)) return `--${flag} must be a positive number`;
         }
-        if (a['read-ahead'] > 8) return '--read-ahead is at most 8 MiB';
+        if (a['read-ahead'] > 64) return '--read-ahead is at most 64 MiB';
         return true;
       }),
   handler: async (args) => {

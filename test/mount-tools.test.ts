@@ -103,6 +103,12 @@ describe('mount: shell tools', function () {
     await sh(`head -c 5500000 /dev/urandom > ${local}/rand`, '/');
     await run(`dd if=${local}/rand of=dd.bin bs=64k status=none`);
     assert.equal((await run('sha256sum < dd.bin')).split(' ')[0], (await sh(`sha256sum < ${local}/rand`, '/')).stdout.split(' ')[0]);
+    // O_DIRECT reads reach the mount at dd's own sizes, straddling its read-ahead pieces.
+    const digest = async (cmd: string, cwd?: string): Promise<string> =>
+      (cwd ? (await sh(`${cmd} | sha256sum`, cwd)).stdout : await run(`${cmd} | sha256sum`)).split(' ')[0];
+    for (const args of ['bs=100000', 'bs=77777 skip=9 count=30', 'bs=1000000 skip=2 count=2']) {
+      assert.equal(await digest(`dd if=dd.bin iflag=direct ${args} status=none`), await digest(`dd if=rand ${args} status=none`, local), args);
+    }
     await run('dd if=/dev/zero of=dd.bin bs=4096 count=1 seek=300 conv=notrunc status=none');
     await sh(`dd if=/dev/zero of=${local}/rand bs=4096 count=1 seek=300 conv=notrunc status=none`, '/');
     assert.equal((await run('sha256sum < dd.bin')).split(' ')[0], (await sh(`sha256sum < ${local}/rand`, '/')).stdout.split(' ')[0]);

@@ -15,7 +15,7 @@ const NO_REPLICA_PAUSE_MS = 250;
 export interface OpenFileTuning {
   /** Dirty bytes per file that start a background flush to the chunkservers. */
   writeBufferBytes: number;
-  /** Bytes fetched at a time once reads are sequential (read-ahead). */
+  /** Bytes fetched ahead of the reader once reads are sequential (the read-ahead window). */
   readAheadBytes: number;
 }
 
@@ -49,8 +49,10 @@ export class OpenFile {
   /** Time of the last write, given to the master as mtime when a flush only overwrote. */
   private lastWriteMs = 0;
   private mtimePending = false;
+  /** The span the reader is in. */
   private cache: Span | null = null;
-  private ahead: Span | null = null;
+  /** Spans after it, in order, fetched ahead of the reader (while reads are sequential). */
+  private ahead: Span[] = [];
   /** Where the last read ended: a read starting there is sequential. */
   private lastReadEnd = -1;
 
@@ -105,29 +107,54 @@ export class OpenFile {
     if (this.unflushed) await this.flush(); // this mount's writes are visible to its reads
     const end = Math.min(offset + length, this.size);
     if (offset >= end) return Buffer.alloc(0);
-    const sequential = offset === this.lastReadEnd || this.covers(this.ahead, offset);
+    let used = this.spansCovering(offset, end);
+    const sequential = offset === this.lastReadEnd || used !== null;
     this.lastReadEnd = end;
-    if (this.covers(this.ahead, offset)) {
-      this.cache = this.ahead;
-      this.ahead = null;
+    if (used === null) {
+      this.ahead = []; // not where the reader is going
+      const want = sequential ? Math.max(end - offset, this.readAheadPiece) : end - offset;
+      used = [this.fetch(offset, Math.min(offset + want, this.size))];
     }
-    if (!this.covers(this.cache, offset, end)) {
-      const want = sequential ? Math.max(length, this.tuning.readAheadBytes) : length;
-      this.cache = this.fetch(offset, Math.min(offset + want, this.size));
-    }
-    const span = this.cache!;
-    let data: Buffer;
+    // The reader has moved on to the last span used: earlier ones are dropped.
+    const last = used[used.length - 1];
+    this.ahead = this.ahead.slice(this.ahead.indexOf(last) + 1);
+    this.cache = last;
+    if (sequential) this.readAhead();
     try {
-      data = await span.data;
+      const parts = await Promise.all(used.map(async (span) =>
+        (await span.data).subarray(Math.max(offset, span.offset) - span.offset, Math.min(end, span.end) - span.offset)));
+      return parts.length === 1 ? parts[0] : Buffer.concat(parts);
     } catch (err) {
-      if (this.cache === span) this.cache = null;
+      if (this.cache === last) this.dropData();
       throw err;
     }
-    if (sequential && !this.ahead) {
-      const next = span.offset + data.length;
-      if (next < this.size) this.ahead = this.fetch(next, Math.min(next + this.tuning.readAheadBytes, this.size));
+  }
+
+  /** The held spans (current and read ahead) that together cover [offset, end), or null. */
+  private spansCovering(offset: number, end: number): Span[] | null {
+    const spans = this.cache ? [this.cache, ...this.ahead] : this.ahead;
+    const first = spans.findIndex((s) => s.offset <= offset && offset < s.end);
+    if (first < 0) return null;
+    let last = first;
+    while (spans[last].end < end && last + 1 < spans.length && spans[last + 1].offset === spans[last].end) last++;
+    return spans[last].end >= end ? spans.slice(first, last + 1) : null;
+  }
+
+  /**
+   * Keeps pieces of the file after the current span in flight, up to the read-ahead window:
+   * several at once, from different replicas, so that the reader does not wait for each piece's
+   * round trip in turn.
+   */
+  private readAhead(): void {
+    const window = this.cache!.offset + this.tuning.readAheadBytes;
+    for (let at = (this.ahead[this.ahead.length - 1] ?? this.cache!).end; at < Math.min(window, this.size); at = this.ahead[this.ahead.length - 1].end) {
+      this.ahead.push(this.fetch(at, Math.min(at + this.readAheadPiece, this.size)));
     }
-    return data.subarray(offset - span.offset, end - span.offset);
+  }
+
+  /** Bytes per read-ahead request: a quarter of the window, so that four are in flight. */
+  private get readAheadPiece(): number {
+    return Math.min(MAX_CHUNK_IO_BYTES, Math.max(64 * 1024, Math.ceil(this.tuning.readAheadBytes / 4)));
   }
 
   /** truncate(2) through this open file: buffered writes first, then the cut. */
@@ -156,7 +183,7 @@ export class OpenFile {
 
   private dropData(): void {
     this.cache = null;
-    this.ahead = null;
+    this.ahead = [];
   }
 
   /** Waits for the previous background flush, then sends the buffer in the background. */
@@ -194,10 +221,6 @@ export class OpenFile {
       this.failure = null;
       throw new FsError(failure.code, `writing ${this.path} failed: ${failure.message}`);
     }
-  }
-
-  private covers(span: Span | null, offset: number, end = offset + 1): span is Span {
-    return span !== null && span.offset <= offset && end <= span.end;
   }
 
   private fetch(offset: number, end: number): Span {

@@ -165,7 +165,9 @@ export async function readStatus(reader: SocketReader): Promise<FsError | null> 
 export async function readData(reader: SocketReader, wanted: number): Promise<Buffer> {
   const n = (await reader.readExactly(4))!.readUInt32LE(0);
   if (n > wanted) throw new FsError('EIO', `read reply of ${n} bytes for ${wanted} asked`);
-  return (await reader.readExactly(n))!;
+  const data = Buffer.allocUnsafe(n);
+  await reader.readInto(data);
+  return data;
 }
 
 /** A u64 as a number; beyond 2^53 it cannot be a real handle, version or offset. */
