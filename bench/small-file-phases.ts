@@ -41,7 +41,7 @@ async function libraryPhases(master: MasterClient, peers: ChunkClientPool, sampl
     await timed(samples, 'create (logged)', () => master.create(p, 0o644, true));
     const writer = new FileWriter(master, peers);
     // allocate + lease in one call, first write creating 3 durable replicas, confirm + size logged
-    await timed(samples, 'FileWriter.write 4 KiB (allocate, write on 3 replicas, confirm)', () => writer.write(p, 0, data, 0));
+    await timed(samples, 'FileWriter.write 4 KiB (allocate, write on 3 replicas, confirm)', () => writer.write(p, 0, data));
     await timed(samples, 'FileWriter.close (lease released)', () => writer.close());
     await timed(samples, 'mkdir (logged)', () => master.mkdir(`/lib/d${i}`, 0o755));
   }

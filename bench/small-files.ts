@@ -30,9 +30,9 @@ async function main(): Promise<void> {
       const t0 = process.hrtime.bigint();
       for (let i = 0; i < files; i++) {
         const path = `${dir}/f${i}`;
-        const { attr } = await cluster.client.create(path, 0o644, true);
+        await cluster.client.create(path, 0o644, true);
         const writer = new FileWriter(cluster.client, peers);
-        await writer.write(path, 0, data, attr.size);
+        await writer.write(path, 0, data);
         closing.push(writer.close());
       }
       const seconds = Number(process.hrtime.bigint() - t0) / 1e9;

@@ -34,7 +34,7 @@ interface HeldLease {
  */
 export class FileWriter {
   private chunkSize: number;
-  private readonly leases = new Map<string, HeldLease>();
+  private readonly leases = new Map<string, Promise<HeldLease>>();
 
   /** `chunkSize`: the cluster's, when the caller knows it (saves asking the master). */
   constructor(
@@ -47,12 +47,13 @@ export class FileWriter {
 
   /**
    * Writes `data` at `offset` of an existing regular file and extends its size to cover it.
-   * `recordedSize`: the size the master has for the file, when the caller knows it (an open
-   * file does), so that the size is only set when the write goes past it. Resolves only once
-   * every replica has the bytes durably (and the size is logged): there is no write-behind
-   * buffer here, so nothing is left for flush() to do.
+   * `recordEnd`: how the new end is recorded, when the caller keeps track of the size (an open
+   * file does; it answers undefined when nothing needs recording); by default a grow-only size
+   * update (which also sets mtime). Resolves only once every replica has the
+   * bytes durably (and the size is logged): there is no write-behind buffer here, so nothing
+   * is left for flush() to do.
    */
-  async write(path: string, offset: number, data: Buffer, recordedSize?: number): Promise<void> {
+  async write(path: string, offset: number, data: Buffer, recordEnd?: (end: number) => Promise<unknown> | undefined): Promise<void> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
     let done = 0;
     const confirmations: Array<Promise<void>> = [];
@@ -67,9 +68,9 @@ export class FileWriter {
       done += piece.length;
     }
     const end = offset + data.length;
-    const size = recordedSize ?? (await this.master.getattr(path)).size;
+    const grow = recordEnd ?? ((e: number) => this.master.setattr(path, { size: e, growOnly: true }));
     // Issued together, they share a session batch and the master's group commit.
-    await Promise.all([...confirmations, end > size ? this.master.setattr(path, { size: end }) : undefined]);
+    await Promise.all([...confirmations, grow(end)]);
   }
 
   /**
@@ -94,7 +95,7 @@ export class FileWriter {
     await this.master.setattr(path, { size });
     // Chunks wholly past the end are gone: leases on them must not be used for new writes.
     const chunkSize = await this.chunkSizeOf(path);
-    await this.release(([key]) => {
+    await this.release((key) => {
       const [p, index] = splitKey(key);
       return p === path && index >= Math.ceil(size / chunkSize);
     });
@@ -113,12 +114,13 @@ export class FileWriter {
     return this.release(() => true);
   }
 
-  private async release(which: (entry: [string, HeldLease]) => boolean): Promise<void> {
-    const held = [...this.leases].filter(which);
+  private async release(which: (key: string) => boolean): Promise<void> {
+    const held = [...this.leases].filter(([key]) => which(key));
     for (const [key] of held) this.leases.delete(key);
-    await Promise.all(held.map(([key, lease]) => {
+    await Promise.all(held.map(async ([key, entry]) => {
       const [path, index] = splitKey(key);
-      return this.master.releaseLease(path, index, lease.version).catch(() => undefined);
+      const lease = await entry.catch(() => null);
+      if (lease) await this.master.releaseLease(path, index, lease.version).catch(() => undefined);
     }));
   }
 
@@ -148,7 +150,7 @@ export class FileWriter {
     let last: Error | null = null;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * attempt));
-      const lease = await this.lease(path, index, key);
+      const { entry, lease } = await this.lease(path, index, key);
       const [primary, ...chain] = lease.replicas;
       if (!primary) throw new FsError('EIO', `chunk ${index} of ${path} has no live replica`);
       try {
@@ -156,23 +158,39 @@ export class FileWriter {
         return;
       } catch (err) {
         last = err as Error; // a replica down or the lease overtaken: lease again, which bumps the version
-        this.leases.delete(key);
+        if (this.leases.get(key) === entry) this.leases.delete(key); // unless another write did already
       }
     }
     throw new FsError('EIO', `changing chunk ${index} of ${path} failed ${ATTEMPTS} times: ${last?.message}`);
   }
 
-  private async lease(path: string, index: number, key: string): Promise<HeldLease> {
+  /**
+   * The lease on a chunk, asked for once however many writes to the chunk want it at the same
+   * time (an open file has two flushes in flight): a second request would bump the version
+   * under the first write.
+   */
+  private async lease(path: string, index: number, key: string): Promise<{ entry: Promise<HeldLease>; lease: HeldLease }> {
     const held = this.leases.get(key);
-    if (held && held.expiresMs - Date.now() > LEASE_MARGIN_MS) return held;
+    if (held) {
+      const lease = await held.catch(() => null);
+      if (lease && lease.expiresMs - Date.now() > LEASE_MARGIN_MS) return { entry: held, lease };
+      if (this.leases.get(key) !== held) return this.lease(path, index, key); // renewed meanwhile
+    }
+    const entry = this.askLease(path, index);
+    this.leases.set(key, entry);
+    entry.catch(() => {
+      if (this.leases.get(key) === entry) this.leases.delete(key);
+    });
+    return { entry, lease: await entry };
+  }
+
+  private async askLease(path: string, index: number): Promise<HeldLease> {
     const allocated = await this.master.allocateChunk(path, index);
     // A new chunk comes leased; a written one is leased separately.
     const { chunk, expiresMs } = allocated.leaseExpiresMs > 0
       ? { chunk: allocated.chunk, expiresMs: allocated.leaseExpiresMs }
       : await this.master.leaseChunk(path, index);
-    const lease = { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs, create: allocated.createReplicas };
-    this.leases.set(key, lease);
-    return lease;
+    return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs, create: allocated.createReplicas };
   }
 
   /** The cluster's chunk size, learnt once from the master. */

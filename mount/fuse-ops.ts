@@ -58,7 +58,7 @@ function answer<T>(op: string, path: string, work: Promise<T>, cb: (errno: numbe
 /** The negative errno of any failure; errors that are not plain file-system answers are logged. */
 function fail(err: unknown, op: string, path: string): number {
   const e = toFsError(err);
-  if (e.code === 'EIO' || e.code === 'ETIMEDOUT') log.warn(`${op} ${path}: ${e.message}`);
+  if (e.code === 'EIO' || e.code === 'ETIMEDOUT' || e.code === 'ESTALE') log.warn(`${op} ${path}: ${e.message}`);
   return -e.errno;
 }
 

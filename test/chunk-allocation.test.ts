@@ -71,6 +71,27 @@ describe('chunk allocation', function () {
     await writeChunk('/f', 3);
   });
 
+  it('a grow-only size never shrinks a file nor drops its chunks; a plain size does; both replay alike', async () => {
+    await cluster.client.create('/grow', 0o644, true);
+    const first = new FileWriter(cluster.client, cluster.peers);
+    // Another writer's chunk 3 lands first and records its end; a slower writer then records a smaller one.
+    await first.write('/grow', 3 * (1 << 20) + 10, Buffer.from('late chunk'));
+    const before = await cluster.client.getattr('/grow');
+    await new Promise((r) => setTimeout(r, 5));
+    const after = await cluster.client.setattr('/grow', { size: 100, growOnly: true });
+    assert.equal(after.size, 3 * (1 << 20) + 20, 'the size did not shrink');
+    assert.ok(after.mtimeMs > before.mtimeMs, 'mtime set: the writer wrote');
+    assert.equal((await cluster.client.setattr('/grow', { size: 5 * (1 << 20), growOnly: true })).size, 5 * (1 << 20));
+    await cluster.restartMaster();
+    assert.equal((await cluster.client.getattr('/grow')).size, 5 * (1 << 20), 'replayed');
+    const { chunks } = await cluster.client.chunkLocations('/grow', 0, 10);
+    assert.deepEqual(chunks.map((c) => c.handle !== 0), [false, false, false, true], 'chunk 3 kept');
+    await first.close();
+    // A plain size is a truncate: chunks wholly past it go.
+    assert.equal((await cluster.client.setattr('/grow', { size: 100 })).size, 100);
+    assert.deepEqual((await cluster.client.chunkLocations('/grow', 0, 10)).chunks.filter((c) => c.handle !== 0), []);
+  });
+
   it('places what it can with too few chunkservers, and fails with ENOSPC (logging nothing) with none', async () => {
     for (const cs of cluster.chunkservers.slice(1)) await kill(cs);
     await cluster.until((r) => r.chunkservers.filter((c) => c.alive).length === 1, 'two chunkservers dead');

@@ -85,6 +85,9 @@ describe('master RPC', function () {
     assert.ok(m.op === 'setattr' && m.chunkSize === 1 << 20);
     await client.setattr('/f', { mode: 0o600 });
     assert.deepStrictEqual(Object.keys(committed[2]).sort(), ['mode', 'op', 'path', 'time']);
+    // A grow-only size drops no chunk: no chunk size recorded.
+    assert.strictEqual((await client.setattr('/f', { size: 10, growOnly: true })).size, 12345);
+    assert.deepStrictEqual(Object.keys(committed[3]).sort(), ['growOnly', 'op', 'path', 'size', 'time']);
   });
 
   it('refuses bad numbers with EINVAL before committing', async function () {

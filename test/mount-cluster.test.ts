@@ -44,6 +44,30 @@ describe('mount: two mounts and failures', function () {
     assert.ok((await fsp.readdir(a.at('.'))).includes('made-in-b'));
   });
 
+  it('streams a write through several flushes at once; rewrites of ranges in flight land in order', async () => {
+    // 1 MiB write buffers over 1 MiB chunks: every buffer is a flush, two in flight at a time,
+    // each allocating chunks past the size the other records.
+    const c = await TestMount.start(cluster, 'c', ['--write-buffer', '1']);
+    try {
+      const MiB = 1 << 20;
+      const model = randomBytes(12 * MiB + 4321);
+      const h = await fsp.open(c.at('flights.bin'), 'w');
+      await h.write(model, 0, model.length, 0);
+      for (let i = 0; i < 20; i++) {
+        const at = (i * 777_777) % (model.length - 300_000);
+        const patch = randomBytes(300_000);
+        await h.write(patch, 0, patch.length, at);
+        patch.copy(model, at);
+      }
+      await h.sync();
+      await h.close();
+      assert.equal(sha256(await fsp.readFile(b.at('flights.bin'))), sha256(model), 'through another mount');
+      assert.equal(sha256(await cluster.readAll('/flights.bin')), sha256(model), 'through the client library');
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('O_EXCL creates race between two mounts: exactly one wins each name', async () => {
     const names = Array.from({ length: 30 }, (_, i) => `excl-${i}`);
     const attempt = async (m: TestMount, name: string): Promise<boolean> => {

@@ -6,6 +6,7 @@ import { FileWriter } from '../file-writer';
 import type { MasterClient } from '../master-client';
 import { ChunkLocations } from './chunk-locations';
 import { WriteBuffer } from './write-buffer';
+import type { BufferPool } from '../../server/common/buffer-pool';
 
 /** How long a read waits for the master to learn where a chunk's replicas are (ms). */
 const NO_REPLICA_WAIT_MS = 10_000;
@@ -17,6 +18,15 @@ export interface OpenFileTuning {
   writeBufferBytes: number;
   /** Bytes fetched ahead of the reader once reads are sequential (the read-ahead window). */
   readAheadBytes: number;
+}
+
+/** Flushes of write buffers in progress at once: the next buffer fills while two are sent. */
+const MAX_FLIGHTS = 2;
+
+/** A flush in progress: the file ranges it writes, and its end. */
+interface Flight {
+  ranges: Array<[number, number]>;
+  done: Promise<void>;
 }
 
 /** File bytes [offset, end) held in memory for reads (possibly still arriving). */
@@ -41,10 +51,13 @@ export class OpenFile {
   private readonly writer: FileWriter;
   private readonly reader: FileReader;
   private readonly locations: ChunkLocations;
-  private dirty = new WriteBuffer();
-  private inFlight: Promise<void> | null = null;
+  private readonly dirty: WriteBuffer;
+  /** Buffers taken for a flush and waiting for a free slot (see startFlush). */
+  private queued = 0;
+  private dispatch: Promise<void> = Promise.resolve();
+  private readonly flights = new Set<Flight>();
   private failure: FsError | null = null;
-  /** The size the master has recorded (what a flush that writes past it extends). */
+  /** The size the master has recorded, or is being told (what a flush that writes past it extends). */
   private masterSize: number;
   /** Time of the last write, given to the master as mtime when a flush only overwrote. */
   private lastWriteMs = 0;
@@ -62,12 +75,15 @@ export class OpenFile {
     public path: string,
     size: number,
     private readonly tuning: OpenFileTuning,
+    /** Slabs of tuning.writeBufferBytes for the write buffer (shared by the mount's files). */
+    slabs: BufferPool,
     chunkSize: number,
     /** Called whenever a flush or truncate may have changed what the master has (size, mtime). */
     private readonly changed: () => void,
   ) {
     this.size = size;
     this.masterSize = size;
+    this.dirty = new WriteBuffer(slabs);
     this.writer = new FileWriter(master, peers, chunkSize);
     this.reader = new FileReader(master, peers);
     this.locations = new ChunkLocations(master, () => this.path);
@@ -75,7 +91,7 @@ export class OpenFile {
 
   /** True while bytes written here have not reached the master's view of the file. */
   get unflushed(): boolean {
-    return !this.dirty.empty || this.inFlight !== null || this.mtimePending;
+    return !this.dirty.empty || this.queued > 0 || this.flights.size > 0 || this.mtimePending;
   }
 
   get mtimeMs(): number {
@@ -95,7 +111,7 @@ export class OpenFile {
   /** Everything written so far durable on every replica and recorded by the master. */
   async flush(): Promise<void> {
     await this.startFlush();
-    await this.inFlight;
+    await Promise.all([...this.flights].map((f) => f.done));
     this.takeFailure();
     if (this.mtimePending) {
       this.mtimePending = false;
@@ -186,32 +202,52 @@ export class OpenFile {
     this.ahead = [];
   }
 
-  /** Waits for the previous background flush, then sends the buffer in the background. */
-  private async startFlush(): Promise<void> {
-    if (this.inFlight) await this.inFlight;
+  /**
+   * Sends the buffer in the background once a flight slot is free: at most MAX_FLIGHTS at once,
+   * and never beside a flight whose ranges overlap (overlapping writes must land in order).
+   * Resolves when the flight has started (a writer waiting here is held back).
+   */
+  private startFlush(): Promise<void> {
     this.takeFailure();
-    if (this.dirty.empty) return;
-    const extents = this.dirty.take();
-    const flight: Promise<void> = this.writeExtents(extents)
-      .catch((err) => { this.failure = toFsError(err); })
-      .finally(() => {
-        if (this.inFlight === flight) this.inFlight = null;
-        this.changed();
-      });
-    this.inFlight = flight;
+    if (this.dirty.empty) return this.dispatch;
+    const taken = this.dirty.take();
+    const ranges = taken.extents.map(({ offset, data }): [number, number] => [offset, offset + data.length]);
+    this.queued++;
+    this.dispatch = this.dispatch.then(async () => {
+      while (this.flights.size >= MAX_FLIGHTS || [...this.flights].some((f) => overlap(f.ranges, ranges))) {
+        await Promise.race([...this.flights].map((f) => f.done));
+      }
+      this.queued--;
+      const flight: Flight = {
+        ranges,
+        done: this.writeExtents(taken.extents)
+          .catch((err) => { this.failure ??= toFsError(err); })
+          .finally(() => {
+            taken.release();
+            this.flights.delete(flight);
+            this.changed();
+          }),
+      };
+      this.flights.add(flight);
+    });
+    return this.dispatch;
   }
 
   private async writeExtents(extents: { offset: number; data: Buffer }[]): Promise<void> {
-    for (const { offset, data } of extents) {
-      await this.writer.write(this.path, offset, data, this.masterSize);
-      const end = offset + data.length;
-      // A write past the recorded size made the master set size and mtime itself.
-      if (end > this.masterSize) {
-        this.masterSize = end;
-        this.mtimePending = false;
-      }
-    }
+    for (const { offset, data } of extents) await this.writer.write(this.path, offset, data, (end) => this.recordEnd(end));
     this.locations.invalidate(); // new chunks, new versions
+  }
+
+  /**
+   * Tells the master the file reaches `end` (once the bytes before it are written), unless it
+   * knows a size at least as large. Grow-only: flights landing out of order never shrink the
+   * file, nor drop a chunk another flight has just allocated past the size this one records.
+   */
+  private recordEnd(end: number): Promise<unknown> | undefined {
+    if (end <= this.masterSize) return undefined;
+    this.masterSize = end;
+    this.mtimePending = false; // the master sets mtime with the size
+    return this.master.setattr(this.path, { size: end, growOnly: true });
   }
 
   /** A failed background flush is reported once, to whoever touches the file next. */
@@ -268,4 +304,9 @@ export class OpenFile {
       }
     }
   }
+}
+
+/** Whether any range of `a` overlaps any of `b` (half-open ranges). */
+function overlap(a: Array<[number, number]>, b: Array<[number, number]>): boolean {
+  return a.some(([s1, e1]) => b.some(([s2, e2]) => s1 < e2 && s2 < e1));
 }

@@ -1,4 +1,5 @@
 import { posix } from 'path';
+import { BufferPool } from '../../server/common/buffer-pool';
 import { FsError } from '../../server/common/fs-error';
 import { PERMISSION_BITS, S_IFDIR, S_IFMT, S_IFREG, type Attr } from '../../server/master/inode';
 import type { AttrChanges } from '../../server/master/mutation';
@@ -37,6 +38,8 @@ export class PosixFs {
   private readonly files = new Map<string, OpenFile>();
   private readonly handles = new Map<number, OpenFile>();
   private readonly attrs: AttrCache;
+  /** Write buffer memory, reused across the mount's open files. */
+  private readonly slabs: BufferPool;
   /** Open files whose last handle was released and whose leases are being handed back. */
   private readonly closing = new Set<OpenFile>();
   private nextHandle = 1;
@@ -49,6 +52,7 @@ export class PosixFs {
     private readonly tuning: PosixFsOptions,
   ) {
     this.attrs = new AttrCache(tuning.attrCacheSec * 1000);
+    this.slabs = new BufferPool(tuning.writeBufferBytes);
   }
 
   // ------------------------------------------------------------------ attributes
@@ -249,7 +253,7 @@ export class PosixFs {
   private open(path: string, attr: Attr | null): number {
     let open = this.files.get(path);
     if (!open) {
-      const file: OpenFile = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.chunkSize,
+      const file: OpenFile = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.slabs, this.chunkSize,
         () => this.forget(this.inodeOf(file.path)));
       open = file;
       this.files.set(path, open);

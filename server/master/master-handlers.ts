@@ -113,7 +113,8 @@ function setattrMutation(req: SetAttrRequest__Output, chunkSize: number): Setatt
   if (req.gid !== undefined) m.gid = req.gid;
   if (req.size !== undefined) {
     m.size = checkSize(req.size);
-    m.chunkSize = chunkSize;
+    if (req.growOnly) m.growOnly = true;
+    else m.chunkSize = chunkSize;
   }
   if (req.atimeMs !== undefined) m.atimeMs = checkTimeMs(req.atimeMs);
   if (req.mtimeMs !== undefined) m.mtimeMs = checkTimeMs(req.mtimeMs);

@@ -65,6 +65,8 @@ export interface AttrChanges {
   gid?: number;
   /** bytes */
   size?: number;
+  /** With `size`: grow to it if smaller, never shrink, and set mtime (see proto SetAttrRequest.grow_only). */
+  growOnly?: boolean;
   /** ms since the epoch */
   atimeMs?: number;
   mtimeMs?: number;

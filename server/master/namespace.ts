@@ -316,7 +316,10 @@ export class Namespace {
         if (node.mode & S_IXGRP) node.mode &= ~S_ISGID;
       }
     }
-    if (m.size !== undefined) {
+    if (m.size !== undefined && m.growOnly) {
+      node.size = Math.max(node.size, m.size);
+      node.mtimeMs = m.time;
+    } else if (m.size !== undefined) {
       node.size = m.size;
       node.mtimeMs = m.time;
       // Chunks wholly past the end go (their replicas become orphans for the chunk collector).
