@@ -68,6 +68,28 @@ describe('mount: two mounts and failures', function () {
     }
   });
 
+  it('stats answered from directory listings stay true: this mount\'s changes at once, another\'s within the cache time', async () => {
+    await fsp.mkdir(a.at('many'));
+    for (let i = 0; i < 60; i++) await fsp.writeFile(a.at(`many/f${i}`), 'x'.repeat(i));
+    // b's stats miss in a row in one directory: its listing answers most of them.
+    for (let i = 0; i < 60; i++) assert.equal((await fsp.stat(b.at(`many/f${i}`))).size, i, `f${i}`);
+    await fsp.chmod(b.at('many/f7'), 0o600);
+    assert.equal((await fsp.stat(b.at('many/f7'))).mode & 0o777, 0o600);
+    await fsp.unlink(b.at('many/f8'));
+    await assert.rejects(fsp.stat(b.at('many/f8')), { code: 'ENOENT' });
+    await fsp.writeFile(b.at('many/f9'), 'rewritten');
+    assert.equal((await fsp.stat(b.at('many/f9'))).size, 9);
+    // Through the other mount: seen once the attribute cache's second has passed.
+    await fsp.truncate(a.at('many/f10'), 1000);
+    await fsp.rename(a.at('many/f11'), a.at('many/g11'));
+    await new Promise((r) => setTimeout(r, 1200));
+    assert.equal((await fsp.stat(b.at('many/f10'))).size, 1000);
+    await assert.rejects(fsp.stat(b.at('many/f11')), { code: 'ENOENT' });
+    const listed = (await sh('ls -ln many | tail -n +2 | sort', b.dir)).stdout;
+    assert.equal(listed, (await sh('ls -ln many | tail -n +2 | sort', a.dir)).stdout, 'ls -l agrees across mounts');
+    assert.equal(listed.trim().split('\n').length, 59);
+  });
+
   it('O_EXCL creates race between two mounts: exactly one wins each name', async () => {
     const names = Array.from({ length: 30 }, (_, i) => `excl-${i}`);
     const attempt = async (m: TestMount, name: string): Promise<boolean> => {

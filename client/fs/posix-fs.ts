@@ -8,9 +8,12 @@ import { FileWriter } from '../file-writer';
 import type { Caller, FsStats, MasterClient } from '../master-client';
 import { logger } from '../../server/common/log';
 import { AttrCache } from './attr-cache';
+import { DirPrefetch } from './dir-prefetch';
 import { OpenFile, type OpenFileTuning } from './open-file';
 
 const log = logger('mount');
+/** Entries of a directory's listing fetched for its attributes (DirPrefetch): one page. */
+const PREFETCH_ENTRIES = 10_000;
 const { dirname } = posix;
 
 /** open(2) flags the file system acts on (Linux values). */
@@ -38,6 +41,9 @@ export class PosixFs {
   private readonly files = new Map<string, OpenFile>();
   private readonly handles = new Map<number, OpenFile>();
   private readonly attrs: AttrCache;
+  private readonly prefetch: DirPrefetch | null;
+  /** Bumped whenever cached attributes are forgotten: a listing asked for before may be stale. */
+  private generation = 0;
   /** Write buffer memory, reused across the mount's open files. */
   private readonly slabs: BufferPool;
   /** Open files whose last handle was released and whose leases are being handed back. */
@@ -52,6 +58,7 @@ export class PosixFs {
     private readonly tuning: PosixFsOptions,
   ) {
     this.attrs = new AttrCache(tuning.attrCacheSec * 1000);
+    this.prefetch = tuning.attrCacheSec > 0 ? new DirPrefetch(tuning.attrCacheSec * 1000, (dir) => this.cacheListing(dir)) : null;
     this.slabs = new BufferPool(tuning.writeBufferBytes);
   }
 
@@ -59,12 +66,39 @@ export class PosixFs {
 
   /** The master's attributes, with this mount's unflushed writes laid over (size, mtime). */
   async getattr(path: string): Promise<Attr> {
-    let attr = this.attrs.get(path);
-    if (!attr) {
-      attr = await this.master.getattr(path);
-      this.attrs.set(path, attr);
+    return this.overlay(path, this.attrs.get(path) ?? (await this.lookup(path)));
+  }
+
+  /** Attributes not cached: from the listing of the directory if one is being fetched, else the master. */
+  private async lookup(path: string): Promise<Attr> {
+    const dir = dirname(path);
+    const listing = this.prefetch?.pending(dir);
+    if (listing) {
+      await listing;
+      const listed = this.attrs.get(path);
+      if (listed) return listed;
     }
-    return this.overlay(path, attr);
+    const attr = await this.master.getattr(path).catch((err: unknown) => {
+      this.prefetch?.missed(dir, false);
+      throw err;
+    });
+    this.prefetch?.missed(dir, true);
+    this.attrs.set(path, attr);
+    return attr;
+  }
+
+  /**
+   * The first page of `dir`'s listing into the attribute cache (DirPrefetch decides when),
+   * unless something changed meanwhile: its entries could predate the change.
+   */
+  private async cacheListing(dir: string): Promise<void> {
+    const generation = this.generation;
+    const { entries } = await this.master.readdir(dir, '', PREFETCH_ENTRIES);
+    if (generation === this.generation) this.cacheEntries(dir, entries);
+  }
+
+  private cacheEntries(dir: string, entries: Array<{ name: string; attr: Attr }>): void {
+    for (const e of entries) this.attrs.set(posix.join(dir, e.name), e.attr);
   }
 
   async fgetattr(path: string, handle: number): Promise<Attr> {
@@ -129,8 +163,11 @@ export class PosixFs {
 
   // ------------------------------------------------------------------ namespace
 
+  /** The names in `path`; their attributes, which come with them, go to the cache (ls -l, rm -r). */
   async readdir(path: string): Promise<string[]> {
+    const generation = this.generation;
     const entries = await this.master.readdirAll(path);
+    if (generation === this.generation) this.cacheEntries(path, entries);
     return ['.', '..', ...entries.map((e) => e.name)];
   }
 
@@ -298,6 +335,7 @@ export class PosixFs {
   }
 
   private forget(stale: string[] | 'all'): void {
+    this.generation++;
     if (stale === 'all') this.attrs.clear();
     else for (const p of stale) this.attrs.delete(p);
   }
