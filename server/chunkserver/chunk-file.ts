@@ -144,19 +144,26 @@ export class ChunkFile {
     await this.withFiles('r', (data, meta) => this.readVerified(data, checksumsIn(meta), size, first, last));
   }
 
-  /** Writes `bytes` at `offset` (a gap past `size` becomes a hole); returns the new size. */
-  async write(size: number, offset: number, bytes: Buffer, durable: boolean): Promise<number> {
+  /**
+   * Writes `bytes` at `offset` (a gap past `size` becomes a hole) through files held open
+   * (`open`); returns the new size. Data and checksums are written side by side, then synced
+   * side by side: a crash leaves them agreeing or not, and reads catch the latter either way.
+   */
+  async write(open: OpenChunk, size: number, offset: number, bytes: Buffer, durable: boolean): Promise<number> {
     if (bytes.length === 0) return size;
     const end = offset + bytes.length;
     const newSize = Math.max(size, end);
     const first = blockOf(Math.min(offset, size));
-    return this.withFiles('r+', async (data, meta) => {
-      const checksums = await this.checksumsAfter(data, meta, size, newSize, first, blockOf(end - 1), { offset, bytes });
-      await writeMaybeDirect(data, this.dataPath, bytes, offset);
-      await writeFully(meta, encodeChecksums(checksums), checksumOffset(first));
-      if (durable) await Promise.all([data.datasync(), meta.datasync()]);
-      return newSize;
-    });
+    const { data, meta } = open;
+    // Files unlinked under us (their directory removed) would take the write and lose it.
+    const [checksums] = await Promise.all([
+      this.checksumsAfter(data, meta, size, newSize, first, blockOf(end - 1), { offset, bytes }),
+      checkLinked(data, this.dataPath),
+      checkLinked(meta, this.metaPath),
+    ]);
+    await Promise.all([writeMaybeDirect(data, this.dataPath, bytes, offset), writeFully(meta, encodeChecksums(checksums), checksumOffset(first))]);
+    if (durable) await Promise.all([data.datasync(), meta.datasync()]);
+    return newSize;
   }
 
   /** Shrinks or grows (with zeros) the chunk to `newSize`. */

@@ -138,14 +138,17 @@ export class ChunkStore {
       // Creation and data made durable together: the write's fdatasyncs, then one directory fsync.
       return this.createChunk(handle, version, async (file) => {
         await file.create(version, false);
-        const size = await file.write(0, offset, data, true);
+        const size = await this.open.use(handle, file.dataPath, file.metaPath, (open) => file.write(open, 0, offset, data, true));
         await file.syncDir();
         return size;
       });
     }
     return this.withChunk(handle, async (file, entry) => {
-      this.open.dropChecksums(handle);
-      this.resize(entry, await file.write(entry.size, offset, data, opts.durable ?? true));
+      try {
+        this.resize(entry, await this.open.use(handle, file.dataPath, file.metaPath, (open) => file.write(open, entry.size, offset, data, opts.durable ?? true)));
+      } finally {
+        this.open.dropChecksums(handle); // they changed (or may have, if the write failed)
+      }
       entry.lastAccessMs = Date.now();
     });
   }
@@ -262,9 +265,12 @@ export class ChunkStore {
       for (;;) {
         const dir = await this.dirs.roomiest();
         let size: number;
+        // Files held open for an earlier chunk of this handle are not this one's.
+        this.open.forget(handle);
         try {
           size = await this.onDisk(dir, null, () => make(new ChunkFile(dir.path, handle)));
         } catch (err) {
+          this.open.forget(handle);
           if (!dir.healthy) continue;
           throw err;
         }

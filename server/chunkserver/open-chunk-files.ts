@@ -2,7 +2,7 @@ import * as fs from 'fs';
 
 type FileHandle = fs.promises.FileHandle;
 
-/** A chunk's .data and .meta held open for reads, with its checksums once read. */
+/** A chunk's .data and .meta held open for reads and writes, with its checksums once read. */
 export interface OpenChunk {
   readonly data: FileHandle;
   readonly meta: FileHandle;
@@ -22,8 +22,9 @@ interface Entry {
 const ignore = (): void => undefined;
 
 /**
- * The files of recently read chunks, kept open (read-only) so that a read costs a pread and
- * not two opens and two closes, and their checksums, so that it need not read the .meta too.
+ * The files of recently used chunks, kept open (read-write) so that a read or write costs a
+ * pread or pwrite and not two opens and two closes, and their checksums, so that a read need
+ * not read the .meta too.
  * A bounded LRU keyed by chunk handle.
  *
  * The owner (ChunkStore) must forget a chunk whenever its files may stop being the ones held
@@ -99,7 +100,7 @@ export class OpenChunkFiles {
 }
 
 async function openBoth(dataPath: string, metaPath: string): Promise<[FileHandle, FileHandle]> {
-  const [data, meta] = await Promise.allSettled([fs.promises.open(dataPath, 'r'), fs.promises.open(metaPath, 'r')]);
+  const [data, meta] = await Promise.allSettled([fs.promises.open(dataPath, 'r+'), fs.promises.open(metaPath, 'r+')]);
   if (data.status === 'fulfilled' && meta.status === 'fulfilled') return [data.value, meta.value];
   for (const r of [data, meta]) if (r.status === 'fulfilled') void r.value.close().catch(ignore);
   throw data.status === 'rejected' ? data.reason : (meta as PromiseRejectedResult).reason;
