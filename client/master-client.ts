@@ -120,8 +120,8 @@ export class MasterClient {
 
   // ------------------------------------------------------------------ mutations
 
-  async mkdir(path: string, mode: number, caller?: Caller): Promise<Attr> {
-    return attrOf(await this.session.call('mkdir', { path, mode: checkMode(mode), caller: checkCaller(caller) }));
+  async mkdir(path: string, mode: number, caller?: Caller): Promise<Made> {
+    return madeOf(await this.session.call('mkdir', { path, mode: checkMode(mode), caller: checkCaller(caller) }));
   }
 
   /**
@@ -130,12 +130,12 @@ export class MasterClient {
    */
   async create(
     path: string, mode: number, exclusive: boolean, caller?: Caller, replication?: number,
-  ): Promise<{ attr: Attr; created: boolean }> {
+  ): Promise<Made & { created: boolean }> {
     const reply = await this.session.call('create', {
       path, mode: checkMode(mode), exclusive, caller: checkCaller(caller),
       replication: replication === undefined ? undefined : checkReplication(replication),
     });
-    return { attr: attrOf(reply), created: reply.created };
+    return { ...madeOf(reply), created: reply.created };
   }
 
   /** A regular file's replication factor; the master adds or trims replicas in the background. */
@@ -144,20 +144,22 @@ export class MasterClient {
   }
 
   /** symlink(2) argument order: `path` becomes a link pointing at `target`. */
-  async symlink(target: string, path: string, caller?: Caller): Promise<Attr> {
-    return attrOf(await this.session.call('symlink', { path, target, caller: checkCaller(caller) }));
+  async symlink(target: string, path: string, caller?: Caller): Promise<Made> {
+    return madeOf(await this.session.call('symlink', { path, target, caller: checkCaller(caller) }));
   }
 
   async link(existing: string, path: string): Promise<Attr> {
     return attrOf(await this.session.call('link', { existing, path }));
   }
 
-  async unlink(path: string): Promise<void> {
-    await this.session.call('unlink', { path });
+  /** Resolves to the parent directory's attributes afterwards, when the master had them. */
+  async unlink(path: string): Promise<Attr | null> {
+    return (await this.session.call('unlink', { path })).parent ?? null;
   }
 
-  async rmdir(path: string): Promise<void> {
-    await this.session.call('rmdir', { path });
+  /** Resolves to the parent directory's attributes afterwards, when the master had them. */
+  async rmdir(path: string): Promise<Attr | null> {
+    return (await this.session.call('rmdir', { path })).parent ?? null;
   }
 
   async rename(from: string, to: string): Promise<void> {
@@ -258,6 +260,16 @@ function checkCaller(caller: Caller | undefined): Caller | undefined {
 }
 
 /** The plain attributes of a reply that must carry them. */
+/** A new name's attributes, and its directory's once it was added (null if the master had none). */
+export interface Made {
+  attr: Attr;
+  parent: Attr | null;
+}
+
+function madeOf(reply: AttrReply & { parent?: Attr | null }): Made {
+  return { attr: attrOf(reply), parent: reply.parent ?? null };
+}
+
 function attrOf(reply: AttrReply): Attr {
   if (!reply.attr) throw new FsError('EIO', 'master reply without attributes');
   return reply.attr;

@@ -38,7 +38,10 @@ const UNLINK_BATCH = 32;
 /** rm -r: removes `path` and everything below it, depth first. */
 export async function removeTree(client: MasterClient, path: string, attr?: Attr): Promise<void> {
   const { mode } = attr ?? (await client.getattr(path));
-  if (fileType(mode) !== 'directory') return client.unlink(path);
+  if (fileType(mode) !== 'directory') {
+    await client.unlink(path);
+    return;
+  }
   const entries = await client.readdirAll(path);
   const isDir = (e: DirEntry): boolean => fileType(e.attr.mode) === 'directory';
   const files = entries.filter((e) => !isDir(e));

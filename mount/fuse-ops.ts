@@ -50,8 +50,14 @@ export function fuseOperations(fs: PosixFs): Fuse.FuseOperations {
   };
 }
 
-/** Settles a FUSE callback: 0 and the value, or the negative errno. */
+/** Settles a FUSE callback: 0 and the value, or the negative errno (timed, with CHUNKFS_LOG=debug). */
 function answer<T>(op: string, path: string, work: Promise<T>, cb: (errno: number, value?: T) => void): void {
+  if (log.debugEnabled) {
+    const t0 = performance.now();
+    const took = (): string => `${(performance.now() - t0).toFixed(2)} ms`;
+    work.then((value) => { log.debug(`${op} ${path} ${took()}`); cb(0, value); }, (err) => { log.debug(`${op} ${path} failed ${took()}`); cb(fail(err, op, path)); });
+    return;
+  }
   work.then((value) => cb(0, value), (err) => cb(fail(err, op, path)));
 }
 

@@ -54,20 +54,30 @@ describe('master RPC', function () {
 
   it('answers the bound port and plain attributes', async function () {
     assert.match(rpc.address, /^127\.0\.0\.1:[1-9]\d*$/);
-    const attr = await client.mkdir('/d', 0o750, { uid: 7, gid: 8 });
+    const { attr, parent } = await client.mkdir('/d', 0o750, { uid: 7, gid: 8 });
+    assert.deepStrictEqual(parent, await client.getattr('/'), 'the parent as it is after the mkdir');
     assert.deepStrictEqual(await client.getattr('/d'), attr);
     assert.strictEqual(attr.mode & 0o7777, 0o750);
     assert.deepStrictEqual([attr.uid, attr.gid], [7, 8]);
     const [made] = committed;
     assert.ok(made.op === 'mkdir');
     assert.deepStrictEqual(made, { op: 'mkdir', path: '/d', mode: 0o750, uid: 7, gid: 8, ino: attr.ino, time: made.time });
+    // Every change to a directory's entries answers with the directory as it is afterwards.
+    assert.deepStrictEqual((await client.create('/d/f', 0o644, true)).parent, await client.getattr('/d'));
+    assert.deepStrictEqual((await client.symlink('f', '/d/l')).parent, await client.getattr('/d'));
+    assert.deepStrictEqual(await client.unlink('/d/l'), await client.getattr('/d'));
+    await client.mkdir('/d/e', 0o755);
+    const afterRmdir = await client.rmdir('/d/e');
+    assert.deepStrictEqual(afterRmdir, await client.getattr('/d'));
+    assert.strictEqual(afterRmdir!.nlink, 2, 'nlink back down');
+    await client.unlink('/d/f');
   });
 
   it('create without O_EXCL opens an existing file without committing', async function () {
     const first = await client.create('/f', 0o600, false);
     assert.strictEqual(first.created, true);
     const again = await client.create('/f', 0o644, false);
-    assert.deepStrictEqual(again, { attr: first.attr, created: false });
+    assert.deepStrictEqual([again.attr, again.created], [first.attr, false]);
     assert.strictEqual(committed.length, 1);
     await rejectsWith('EEXIST', client.create('/f', 0o644, true));
     await client.mkdir('/dir', 0o755);

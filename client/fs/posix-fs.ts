@@ -176,11 +176,13 @@ export class PosixFs {
   }
 
   async mkdir(path: string, mode: number, caller: Caller): Promise<void> {
-    this.attrs.set(path, await this.changing([dirname(path)], () => this.master.mkdir(path, mode & PERMISSION_BITS, caller)));
+    const { attr } = await this.inDirectory(path, [dirname(path)], () => this.master.mkdir(path, mode & PERMISSION_BITS, caller));
+    this.attrs.set(path, attr);
   }
 
   async symlink(target: string, path: string, caller: Caller): Promise<void> {
-    this.attrs.set(path, await this.changing([dirname(path)], () => this.master.symlink(target, path, caller)));
+    const { attr } = await this.inDirectory(path, [dirname(path)], () => this.master.symlink(target, path, caller));
+    this.attrs.set(path, attr);
   }
 
   async link(existing: string, path: string): Promise<void> {
@@ -188,12 +190,12 @@ export class PosixFs {
   }
 
   async unlink(path: string): Promise<void> {
-    await this.changing(this.inodeOf(path, [dirname(path)]), () => this.master.unlink(path));
+    await this.inDirectory(path, this.inodeOf(path, [dirname(path)]), async () => ({ parent: await this.master.unlink(path) }));
     this.files.get(path)?.dropReadCache();
   }
 
-  rmdir(path: string): Promise<void> {
-    return this.changing([path, dirname(path)], () => this.master.rmdir(path));
+  async rmdir(path: string): Promise<void> {
+    await this.inDirectory(path, [path, dirname(path)], async () => ({ parent: await this.master.rmdir(path) }));
   }
 
   /** Atomic replace; open files under `from` follow it to `to`. */
@@ -214,14 +216,14 @@ export class PosixFs {
   /** mknod(2) of a regular file; devices, FIFOs and sockets are not stored by ChunkFS. */
   async mknod(path: string, mode: number, caller: Caller): Promise<void> {
     if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw new FsError('EPERM', `${path}: only regular files can be made with mknod`);
-    await this.changing([path, dirname(path)], () => this.master.create(path, mode & PERMISSION_BITS, true, caller));
+    await this.inDirectory(path, [path, dirname(path)], () => this.master.create(path, mode & PERMISSION_BITS, true, caller));
   }
 
   // ------------------------------------------------------------------ open files
 
   /** open(2) with O_CREAT: exclusive with O_EXCL, else an existing file is opened. */
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
-    const { attr, created } = await this.changing([path, dirname(path)], () =>
+    const { attr, created } = await this.inDirectory(path, [path, dirname(path)], () =>
       this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller));
     await this.learnChunkSize(path);
     const handle = this.open(path, attr);
@@ -332,6 +334,17 @@ export class PosixFs {
     } finally {
       this.forget(stale);
     }
+  }
+
+  /**
+   * A change to the entries of `path`'s directory (see changing), whose answer carries the
+   * directory's attributes afterwards: those are cached, so that the kernel's next look at the
+   * directory costs no round trip.
+   */
+  private async inDirectory<T extends { parent: Attr | null }>(path: string, stale: string[] | 'all', change: () => Promise<T>): Promise<T> {
+    const done = await this.changing(stale, change);
+    if (done.parent) this.attrs.set(dirname(path), done.parent);
+    return done;
   }
 
   private forget(stale: string[] | 'all'): void {

@@ -1,3 +1,4 @@
+import { posix } from 'path';
 import type { CreateRequest__Output } from '../../generated/chunkfs/master/CreateRequest';
 import type { CreateResponse } from '../../generated/chunkfs/master/CreateResponse';
 import type { SetAttrRequest__Output } from '../../generated/chunkfs/master/SetAttrRequest';
@@ -28,24 +29,26 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
         op: 'mkdir', path: req.path, mode: checkMode(req.mode), ...ownerOf(req.caller),
         ino: state.nextIno(), time: Date.now(),
       }),
+      parent: parentAttr(state, req.path),
     }),
-    create: (req) => create(state, req),
+    create: async (req) => ({ ...(await create(state, req)), parent: parentAttr(state, req.path) }),
     symlink: async (req) => ({
       attr: await commitForAttr(state, {
         op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller),
         ino: state.nextIno(), time: Date.now(),
       }),
+      parent: parentAttr(state, req.path),
     }),
     link: async (req) => ({
       attr: await commitForAttr(state, { op: 'link', existing: req.existing, path: req.path, time: Date.now() }),
     }),
     unlink: async (req) => {
       await state.commit({ op: 'unlink', path: req.path, time: Date.now() });
-      return {};
+      return { parent: parentAttr(state, req.path) };
     },
     rmdir: async (req) => {
       await state.commit({ op: 'rmdir', path: req.path, time: Date.now() });
-      return {};
+      return { parent: parentAttr(state, req.path) };
     },
     rename: async (req) => {
       await state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now() });
@@ -103,6 +106,15 @@ function openExisting(state: MasterState, path: string): CreateResponse | null {
   if (!node) return null;
   if (node.isDir) throw new FsError('EISDIR', `is a directory: ${path}`);
   return { attr: state.ns.attr(node), created: false };
+}
+
+/** The attributes of the directory holding `path` now, or undefined if it is gone (a race). */
+function parentAttr(state: MasterState, path: string): Attr | undefined {
+  try {
+    return state.ns.getattr(posix.dirname(path));
+  } catch {
+    return undefined;
+  }
 }
 
 /** Only the fields the request carries (proto3 optional) go into the record. */
