@@ -10,26 +10,36 @@ import type { Attr } from '../../server/master/inode';
  * `ttlMs` late, like NFS's attribute cache.
  */
 export class AttrCache {
-  private readonly entries = new Map<string, { attr: Attr; atMs: number }>();
+  /** `fresh` false: forgotten (or expired), kept only for lastKnown(). */
+  private readonly entries = new Map<string, { attr: Attr; atMs: number; fresh: boolean }>();
 
   constructor(private readonly ttlMs: number) {}
 
   get(path: string): Attr | null {
     const e = this.entries.get(path);
-    if (!e) return null;
+    if (!e || !e.fresh) return null;
     if (Date.now() - e.atMs < this.ttlMs) return e.attr;
-    this.entries.delete(path);
+    e.fresh = false;
     return null;
+  }
+
+  /**
+   * The attributes last cached for `path`, however old (null after clear()): what a change
+   * needs to know which cached paths it makes stale (a file with one link, a directory).
+   */
+  lastKnown(path: string): Attr | null {
+    return this.entries.get(path)?.attr ?? null;
   }
 
   set(path: string, attr: Attr): void {
     if (this.ttlMs <= 0) return;
     if (this.entries.size >= MAX_ENTRIES) this.entries.clear(); // bounded memory; refilled on demand
-    this.entries.set(path, { attr, atMs: Date.now() });
+    this.entries.set(path, { attr, atMs: Date.now(), fresh: true });
   }
 
   delete(path: string): void {
-    this.entries.delete(path);
+    const e = this.entries.get(path);
+    if (e) e.fresh = false;
   }
 
   clear(): void {

@@ -319,8 +319,9 @@ export class PosixFs {
     return open;
   }
 
+  /** The master answers with the attributes after the change: kept (tar's chmod, chown and utimens are each followed by a stat). */
   private async setattr(path: string, changes: AttrChanges): Promise<void> {
-    await this.changing(this.inodeOf(path), () => this.master.setattr(path, changes));
+    this.attrs.set(path, await this.changing(this.inodeOf(path), () => this.master.setattr(path, changes)));
   }
 
   /**
@@ -355,10 +356,12 @@ export class PosixFs {
 
   /**
    * The cached paths a change to the inode at `path` makes stale: that path (plus `more`), or
-   * every path when the inode may have other names (hard links; unknown counts as maybe).
+   * every path when the inode may have other names (hard links; unknown counts as maybe). The
+   * link count last seen is enough: links made through this mount clear every path, and one
+   * made through another mount is seen within the cache time like any change from there.
    */
   private inodeOf(path: string, more: string[] = []): string[] | 'all' {
-    const attr = this.attrs.get(path);
+    const attr = this.attrs.lastKnown(path);
     if (!attr || ((attr.mode & S_IFMT) !== S_IFDIR && attr.nlink > 1)) return 'all';
     return [path, ...more];
   }
