@@ -138,22 +138,26 @@ async function receiveChainWrite(
       const forward = downChain(peers, head.chain, (next, chain) => next.openWrite({ handle, version, offset, length, create: head.create, chain }));
       forward?.catch(() => undefined); // its failure is answered through its reply, below
       const piece = pieces.take(length);
-      let forwarded = 0;
+      // The bytes land straight in the piece, a batch at a time; the next batch is being
+      // received while this one is forwarded.
+      const batchAt = (at: number): Buffer => piece.subarray(at, Math.min(at + FORWARD_BYTES, length));
+      const receive = (at: number): Promise<void> => {
+        const done = reader.readInto(batchAt(at));
+        done.catch(() => undefined); // awaited below; failing meanwhile is no unhandled rejection
+        return done;
+      };
+      let receiving = length > 0 ? receive(0) : null;
       try {
-        while (unread > 0) {
-          const part = await reader.readSome(unread).catch((err: unknown) => {
+        while (receiving) {
+          await receiving.catch((err: unknown) => {
             void forward?.then((f) => f.abort(), () => undefined); // the next replica drops the partial write
             throw err;
           });
-          part.copy(piece, length - unread);
-          unread -= part.length;
-          const received = length - unread;
-          if (forward && (received - forwarded >= FORWARD_BYTES || unread === 0)) {
-            const batch = piece.subarray(forwarded, received);
-            forwarded = received;
-            // A failed forward fails its reply, which is answered below: keep receiving.
-            await forward.then((f) => f.send(batch)).catch(() => undefined);
-          }
+          const batch = batchAt(length - unread);
+          unread -= batch.length;
+          receiving = unread > 0 ? receive(length - unread) : null;
+          // A failed forward fails its reply, which is answered below: keep receiving.
+          if (forward) await forward.then((f) => f.send(batch)).catch(() => undefined);
         }
         await hereAndDownChain(store.write(handle, offset, piece, { createAtVersion: create ? version : undefined }), forward?.then((f) => f.reply()));
       } finally {

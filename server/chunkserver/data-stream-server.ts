@@ -1,7 +1,7 @@
 import * as net from 'net';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
-import { SocketReader } from '../common/socket-reader';
+import { SocketReader, adoptWithReader } from '../common/socket-reader';
 import { ReadHeader, WriteHeader, encodeDataLength, encodeStatus, readRequest } from '../common/data-stream-protocol';
 
 const log = logger('data-stream');
@@ -36,10 +36,13 @@ export interface DataStreamServer {
  */
 export function serveDataStream(host: string, handlers: DataStreamHandlers): Promise<DataStreamServer> {
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  // Paused on connect: adoptWithReader moves the connection to a socket reading through onread.
+  const server = net.createServer({ pauseOnConnect: true }, (accepted) => {
+    const peer = `client ${accepted.remoteAddress}:${accepted.remotePort}`;
+    const { socket, reader } = adoptWithReader(accepted, peer);
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
-    void serveConnection(socket, handlers);
+    void serveConnection(socket, reader, peer, handlers);
   });
   return new Promise((resolve, reject) => {
     server.once('error', (err) => reject(new FsError('EIO', `cannot listen for chunk writes on ${host}: ${err.message}`)));
@@ -53,11 +56,9 @@ export function serveDataStream(host: string, handlers: DataStreamHandlers): Pro
   });
 }
 
-async function serveConnection(socket: net.Socket, handlers: DataStreamHandlers): Promise<void> {
-  const peer = `client ${socket.remoteAddress}:${socket.remotePort}`;
+async function serveConnection(socket: net.Socket, reader: SocketReader, peer: string, handlers: DataStreamHandlers): Promise<void> {
   socket.setNoDelay(true);
   socket.setTimeout(IDLE_TIMEOUT_MS, () => socket.destroy());
-  const reader = new SocketReader(socket, peer);
   try {
     for (;;) {
       const request = await readRequest(reader);
