@@ -1,7 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import * as fs from 'fs';
 import * as path from 'path';
-import { writeFully, writeMaybeDirect } from './direct-io';
+import { readFully, readMaybeDirect, writeFully, writeMaybeDirect } from './direct-io';
 import type { OpenChunk } from './open-chunk-files';
 import { FsError } from '../common/fs-error';
 import {
@@ -243,7 +243,7 @@ export class ChunkFile {
     const start = first * BLOCK_SIZE;
     const buf = Buffer.allocUnsafe(Math.min((last + 1) * BLOCK_SIZE, size) - start);
     const count = last - first + 1;
-    const [got, sums] = await Promise.all([readFully(data, buf, start), checksums(first, count)]);
+    const [got, sums] = await Promise.all([readMaybeDirect(data, this.dataPath, buf, start), checksums(first, count)]);
     for (let i = 0; i < count; i++) {
       const from = i * BLOCK_SIZE;
       const to = Math.min(from + BLOCK_SIZE, buf.length);
@@ -296,17 +296,6 @@ function decodeHeader(buf: Buffer, handle: number): number | null {
   if (Number(buf.readBigUInt64LE(8)) !== handle || buf.readUInt32LE(24) !== BLOCK_SIZE) return null;
   const version = Number(buf.readBigUInt64LE(16));
   return Number.isSafeInteger(version) ? version : null;
-}
-
-/** Reads into `buf` from `position` until it is full or the file ends; returns bytes read. */
-async function readFully(fh: FileHandle, buf: Buffer, position: number): Promise<number> {
-  let got = 0;
-  while (got < buf.length) {
-    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
-    if (bytesRead === 0) break;
-    got += bytesRead;
-  }
-  return got;
 }
 
 /** Up to `length` bytes from `position` (fewer at the end of the file). */

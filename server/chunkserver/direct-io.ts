@@ -1,4 +1,6 @@
 import * as fs from 'fs';
+import { BufferPool } from '../common/buffer-pool';
+import { MAX_CHUNK_IO_BYTES } from '../common/proto';
 
 /**
  * Chunk data written with O_DIRECT, bypassing the page cache. Why: on this kind of machine (a
@@ -11,7 +13,8 @@ import * as fs from 'fs';
  * Node cannot allocate aligned buffers, but a WebAssembly.Memory is page-aligned mmap'ed
  * memory: allocAligned() hands out Buffers over one. writeMaybeDirect() uses O_DIRECT only for
  * such a buffer at an aligned offset and length, and a plain write otherwise (small or unaligned
- * writes, tails), or when the file system refuses O_DIRECT.
+ * writes, tails), or when the file system refuses O_DIRECT. Large reads go the same way
+ * (readMaybeDirect): a cold read through the page cache paid for fresh pages just the same.
  */
 const ALIGN = 4096;
 const WASM_PAGE = 64 * 1024;
@@ -65,6 +68,50 @@ export async function writeMaybeDirect(fh: fs.promises.FileHandle, file: string,
     }
   }
   await writeFully(fh, bytes, position);
+}
+
+/** Reads at least this large, at an aligned position, go around the page cache. */
+const DIRECT_READ_FROM_BYTES = 256 * 1024;
+/** Aligned buffers for direct reads, up to a chunk piece plus a block of alignment. */
+const readBuffers = new BufferPool(MAX_CHUNK_IO_BYTES + WASM_PAGE, 4, (bytes) => allocAligned(bytes) ?? Buffer.allocUnsafeSlow(bytes));
+
+/**
+ * Reads into `buf` from `position` of the file `file` (open as `fh`) until it is full or the
+ * file ends; returns the bytes read. A large read at an aligned position goes through an
+ * aligned buffer with O_DIRECT and is copied out (a memory copy costs far less than filling
+ * fresh page-cache pages); others, or where O_DIRECT is refused, read through `fh`.
+ */
+export async function readMaybeDirect(fh: fs.promises.FileHandle, file: string, buf: Buffer, position: number): Promise<number> {
+  const span = Math.ceil(buf.length / ALIGN) * ALIGN;
+  if (buf.length >= DIRECT_READ_FROM_BYTES && position % ALIGN === 0 && span <= readBuffers.size) {
+    const direct = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'EINVAL') return null; // no O_DIRECT on this file system
+      throw err;
+    });
+    if (direct) {
+      const bounce = readBuffers.take();
+      try {
+        if (!aligned.has(bounce.buffer)) return await readFully(fh, buf, position);
+        const got = await readFully(direct, bounce.subarray(0, span), position);
+        return bounce.copy(buf, 0, 0, Math.min(got, buf.length));
+      } finally {
+        readBuffers.release(bounce);
+        await direct.close();
+      }
+    }
+  }
+  return readFully(fh, buf, position);
+}
+
+/** Reads into `buf` from `position` until it is full or the file ends; returns bytes read. */
+export async function readFully(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<number> {
+  let got = 0;
+  while (got < buf.length) {
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    if (bytesRead === 0) break;
+    got += bytesRead;
+  }
+  return got;
 }
 
 export async function writeFully(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
