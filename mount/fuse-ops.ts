@@ -37,9 +37,8 @@ export function fuseOperations(fs: PosixFs): Fuse.FuseOperations {
     create: (path, mode, flags, caller, cb) => answer('create', path, fs.create(path, mode, flags, caller), cb),
     open: (path, flags, cb) => answer('open', path, fs.openExisting(path, flags), cb),
     read: (path, fd, buf, len, pos, cb) =>
-      fs.read(fd, pos, len).then((data) => cb(data.copy(buf, 0, 0, Math.min(len, data.length))), (err) => cb(fail(err, 'read', path))),
-    write: (path, fd, buf, len, pos, cb) =>
-      fs.write(fd, pos, buf.subarray(0, len)).then(cb, (err) => cb(fail(err, 'write', path))),
+      answer(`read ${len}@${pos}`, path, fs.read(fd, pos, len).then((data) => data.copy(buf, 0, 0, Math.min(len, data.length))), bytes(cb)),
+    write: (path, fd, buf, len, pos, cb) => answer(`write ${len}@${pos}`, path, fs.write(fd, pos, buf.subarray(0, len)), bytes(cb)),
     flush: (path, fd, cb) => answer('flush', path, fs.flush(fd), cb),
     fsync: (path, _datasync, fd, cb) => answer('fsync', path, fs.fsync(fd), cb),
     release: (path, fd, cb) => answer('release', path, fs.release(fd), cb),
@@ -48,6 +47,11 @@ export function fuseOperations(fs: PosixFs): Fuse.FuseOperations {
     releasedir: (_path, _fd, cb) => cb(0),
     fsyncdir: (_path, _datasync, _fd, cb) => cb(0), // namespace changes are durable when answered
   };
+}
+
+/** read and write answer with a byte count where others answer 0: a failure is still its negative errno. */
+function bytes(cb: (result: number) => void): (errno: number, n?: number) => void {
+  return (errno, n) => cb(errno < 0 ? errno : n!);
 }
 
 /** Settles a FUSE callback: 0 and the value, or the negative errno (timed, with CHUNKFS_LOG=debug). */
