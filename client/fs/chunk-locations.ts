@@ -2,7 +2,13 @@ import type { ChunkLocation__Output as ChunkLocation } from '../../generated/chu
 import type { MasterClient } from '../master-client';
 
 /** Chunk locations asked for at a time. */
-const WINDOW = 64;
+export const LOCATION_WINDOW = 64;
+
+/** A window of locations as the master answers it (chunkLocations from index 0). */
+export interface LocationWindow {
+  chunks: ChunkLocation[];
+  chunkSize: number;
+}
 
 /**
  * Where the chunks of one open file live, fetched from the master a window at a time and kept
@@ -33,10 +39,18 @@ export class ChunkLocations {
     this.known.clear();
   }
 
+  /** The first window, asked for beside the open's own call (one round trip for both). */
+  seed(window: LocationWindow): void {
+    this.learn(0, window);
+  }
+
   private async fetch(first: number): Promise<void> {
-    const { chunks, chunkSize } = await this.master.chunkLocations(this.path(), first, WINDOW);
+    this.learn(first, await this.master.chunkLocations(this.path(), first, LOCATION_WINDOW));
+  }
+
+  private learn(first: number, { chunks, chunkSize }: LocationWindow): void {
     this.chunkSizeBytes = chunkSize;
-    for (let i = first; i < first + WINDOW; i++) this.known.set(i, null);
+    for (let i = first; i < first + LOCATION_WINDOW; i++) this.known.set(i, null);
     for (const c of chunks) this.known.set(c.index, c.handle === 0 ? null : c);
   }
 }

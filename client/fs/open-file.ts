@@ -4,7 +4,7 @@ import type { ChunkClientPool } from '../chunk-client';
 import { FileReader } from '../file-reader';
 import { FileWriter } from '../file-writer';
 import type { MasterClient } from '../master-client';
-import { ChunkLocations } from './chunk-locations';
+import { ChunkLocations, type LocationWindow } from './chunk-locations';
 import { WriteBuffer } from './write-buffer';
 import type { BufferPool } from '../../server/common/buffer-pool';
 
@@ -189,6 +189,11 @@ export class OpenFile {
     } finally {
       await this.writer.close();
     }
+  }
+
+  /** Chunk locations fetched with the open (see ChunkLocations.seed). */
+  seedLocations(window: LocationWindow): void {
+    this.locations.seed(window);
   }
 
   /** Forgets cached chunk locations and data (another mount may have changed the file). */

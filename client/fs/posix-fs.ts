@@ -8,6 +8,7 @@ import { FileWriter } from '../file-writer';
 import type { Caller, FsStats, MasterClient } from '../master-client';
 import { logger } from '../../server/common/log';
 import { AttrCache } from './attr-cache';
+import { LOCATION_WINDOW } from './chunk-locations';
 import { DirPrefetch } from './dir-prefetch';
 import { OpenFile, type OpenFileTuning } from './open-file';
 
@@ -237,15 +238,23 @@ export class PosixFs {
     if (known) {
       return this.open(path, null);
     }
-    const attr = await this.master.getattr(path); // fresh size: close-to-open consistency
-    await this.learnChunkSize(path);
+    // Fresh attributes (close-to-open consistency) and where the first chunks are, asked for
+    // together: issued in one turn they share a session batch, so a small file's read that
+    // follows needs no round trip to the master.
+    const [attr, window] = await Promise.all([
+      this.master.getattr(path),
+      this.master.chunkLocations(path, 0, LOCATION_WINDOW).catch(() => null), // a directory, say: getattr tells
+    ]);
     if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError('EISDIR', `${path} is not a regular file`);
-    if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC && attr.size > 0) {
-      const handle = this.open(path, attr);
-      await this.ftruncate(handle, 0);
-      return handle;
-    }
-    return this.open(path, attr);
+    if (window) this.chunkSize = window.chunkSize;
+    await this.learnChunkSize(path);
+    // Only a file opened afresh here: one opened meanwhile by another call may have flushed
+    // writes since the window was asked for.
+    const fresh = !this.files.has(path);
+    const handle = this.open(path, attr);
+    if (window && fresh) this.handle(handle).seedLocations(window);
+    if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
+    return handle;
   }
 
   async read(handle: number, offset: number, length: number): Promise<Buffer> {
