@@ -23,7 +23,7 @@ export interface OpenFileTuning {
 /** Flushes of write buffers in progress at once: the next buffer fills while two are sent. */
 const MAX_FLIGHTS = 2;
 
-/** A flush in progress: the file ranges it writes, and its end. */
+/** A flush in progress: the file ranges it writes, and its completion. */
 interface Flight {
   ranges: Array<[number, number]>;
   done: Promise<void>;
@@ -162,9 +162,12 @@ export class OpenFile {
    * round trip in turn.
    */
   private readAhead(): void {
-    const window = this.cache!.offset + this.tuning.readAheadBytes;
-    for (let at = (this.ahead[this.ahead.length - 1] ?? this.cache!).end; at < Math.min(window, this.size); at = this.ahead[this.ahead.length - 1].end) {
-      this.ahead.push(this.fetch(at, Math.min(at + this.readAheadPiece, this.size)));
+    const until = Math.min(this.cache!.offset + this.tuning.readAheadBytes, this.size);
+    let at = (this.ahead[this.ahead.length - 1] ?? this.cache!).end;
+    while (at < until) {
+      const span = this.fetch(at, Math.min(at + this.readAheadPiece, this.size));
+      this.ahead.push(span);
+      at = span.end;
     }
   }
 

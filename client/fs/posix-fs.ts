@@ -247,7 +247,7 @@ export class PosixFs {
     ]);
     if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError('EISDIR', `${path} is not a regular file`);
     if (window) this.chunkSize = window.chunkSize;
-    await this.learnChunkSize(path);
+    else await this.learnChunkSize(path);
     // Only a file opened afresh here: one opened meanwhile by another call may have flushed
     // writes since the window was asked for.
     const fresh = !this.files.has(path);

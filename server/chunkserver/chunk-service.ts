@@ -1,7 +1,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { randomInt } from 'crypto';
 import type { ChunkserverHandlers } from '../../generated/chunkfs/chunkserver/Chunkserver';
-import { ChunkClient, ChunkClientPool } from '../../client/chunk-client';
+import { type ChainWrite, ChunkClient, ChunkClientPool } from '../../client/chunk-client';
 import { FsError } from '../common/fs-error';
 import { RunningServer, serveGrpc } from '../common/grpc-server';
 import { logger } from '../common/log';
@@ -110,7 +110,7 @@ function chunkServiceHandlers(
 }
 
 /**
- * One write from the write stream: in the chunk's turn, the version is checked, the data is
+ * One write from the data stream: in the chunk's turn, the version is checked, the data is
  * forwarded to the chain's next replica as it arrives and kept whole for the local write; the
  * answer waits for the local write (durable) and the rest of the chain. Resolves with null or
  * the error to answer; the data is read to its end either way. Throws only when `reader`
@@ -138,27 +138,8 @@ async function receiveChainWrite(
       const forward = downChain(peers, head.chain, (next, chain) => next.openWrite({ handle, version, offset, length, create: head.create, chain }));
       forward?.catch(() => undefined); // its failure is answered through its reply, below
       const piece = pieces.take(length);
-      // The bytes land straight in the piece, a batch at a time; the next batch is being
-      // received while this one is forwarded.
-      const batchAt = (at: number): Buffer => piece.subarray(at, Math.min(at + FORWARD_BYTES, length));
-      const receive = (at: number): Promise<void> => {
-        const done = reader.readInto(batchAt(at));
-        done.catch(() => undefined); // awaited below; failing meanwhile is no unhandled rejection
-        return done;
-      };
-      let receiving = length > 0 ? receive(0) : null;
       try {
-        while (receiving) {
-          await receiving.catch((err: unknown) => {
-            void forward?.then((f) => f.abort(), () => undefined); // the next replica drops the partial write
-            throw err;
-          });
-          const batch = batchAt(length - unread);
-          unread -= batch.length;
-          receiving = unread > 0 ? receive(length - unread) : null;
-          // A failed forward fails its reply, which is answered below: keep receiving.
-          if (forward) await forward.then((f) => f.send(batch)).catch(() => undefined);
-        }
+        await receivePiece(reader, piece, forward, (bytes) => (unread -= bytes));
         await hereAndDownChain(store.write(handle, offset, piece, { createAtVersion: create ? version : undefined }), forward?.then((f) => f.reply()));
       } finally {
         pieces.release(piece);
@@ -168,6 +149,34 @@ async function receiveChainWrite(
   } catch (err) {
     if (unread > 0) await reader.skip(unread); // a lost connection throws from here: nothing to answer
     return err;
+  }
+}
+
+/**
+ * Reads a write's data into `piece`, a batch at a time straight from the socket, each batch
+ * forwarded down the chain as it lands while the next is received; `landed` counts each. A
+ * reader failure aborts the forward (the next replica drops the partial write) and throws.
+ */
+async function receivePiece(reader: SocketReader, piece: Buffer, forward: Promise<ChainWrite> | undefined, landed: (bytes: number) => void): Promise<void> {
+  const batchAt = (at: number): Buffer => piece.subarray(at, Math.min(at + FORWARD_BYTES, piece.length));
+  const receive = (at: number): Promise<void> => {
+    const done = reader.readInto(batchAt(at));
+    done.catch(() => undefined); // awaited below; failing meanwhile is no unhandled rejection
+    return done;
+  };
+  let at = 0;
+  let receiving = piece.length > 0 ? receive(0) : null;
+  while (receiving) {
+    await receiving.catch((err: unknown) => {
+      void forward?.then((f) => f.abort(), () => undefined);
+      throw err;
+    });
+    const batch = batchAt(at);
+    at += batch.length;
+    landed(batch.length);
+    receiving = at < piece.length ? receive(at) : null;
+    // A failed forward fails its reply, which the caller answers: keep receiving.
+    if (forward) await forward.then((f) => f.send(batch)).catch(() => undefined);
   }
 }
 
@@ -281,7 +290,7 @@ export async function startChunkRpc(store: ChunkStore, listen: string, options: 
       checkEndpoint(head, endpoint);
       checkIoSize('read length', head.length);
       checkVersion(store, head.handle, head.version);
-      return { data: await store.read(head.handle, head.offset, head.length) };
+      return store.read(head.handle, head.offset, head.length);
     }),
   });
   const running = await serveGrpc(listen, (server) =>

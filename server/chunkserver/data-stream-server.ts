@@ -17,11 +17,8 @@ export interface DataStreamHandlers {
    * is out of step (the reader failed) and is closed.
    */
   write(head: WriteHeader, reader: SocketReader): Promise<unknown>;
-  /**
-   * Serves one read: resolves with the data, and `done` to call once the socket has taken it
-   * (the buffer may then be reused); rejects with the error to answer.
-   */
-  read(head: ReadHeader): Promise<{ data: Buffer; done?: () => void }>;
+  /** Serves one read: resolves with the data, rejects with the error to answer. */
+  read(head: ReadHeader): Promise<Buffer>;
 }
 
 export interface DataStreamServer {
@@ -45,7 +42,7 @@ export function serveDataStream(host: string, handlers: DataStreamHandlers): Pro
     void serveConnection(socket, reader, peer, handlers);
   });
   return new Promise((resolve, reject) => {
-    server.once('error', (err) => reject(new FsError('EIO', `cannot listen for chunk writes on ${host}: ${err.message}`)));
+    server.once('error', (err) => reject(new FsError('EIO', `cannot listen for chunk data on ${host}: ${err.message}`)));
     server.listen(0, host, () => resolve({
       port: (server.address() as net.AddressInfo).port,
       stop: () => {
@@ -75,14 +72,13 @@ async function serveConnection(socket: net.Socket, reader: SocketReader, peer: s
 
 /** Sends a read's reply; the next request is read meanwhile (the client sends it after this). */
 async function answerRead(socket: net.Socket, handlers: DataStreamHandlers, head: ReadHeader): Promise<void> {
-  let reply: { data: Buffer; done?: () => void };
+  let data: Buffer;
   try {
-    reply = await handlers.read(head);
+    data = await handlers.read(head);
   } catch (err) {
     socket.write(encodeStatus(err));
     return;
   }
-  socket.write(Buffer.concat([encodeStatus(null), encodeDataLength(reply.data.length)]));
-  // The callback runs once the kernel has the bytes (or the socket failed): the buffer is free.
-  socket.write(reply.data, () => reply.done?.());
+  socket.write(Buffer.concat([encodeStatus(null), encodeDataLength(data.length)]));
+  socket.write(data);
 }

@@ -52,22 +52,13 @@ export function directWritable(bytes: Buffer, position: number): boolean {
  * caller still syncs (O_DIRECT does not make the file's size or block map durable).
  */
 export async function writeMaybeDirect(fh: fs.promises.FileHandle, file: string, bytes: Buffer, position: number): Promise<void> {
-  if (directWritable(bytes, position)) {
-    let direct: fs.promises.FileHandle | null = null;
-    try {
-      direct = await fs.promises.open(file, fs.constants.O_WRONLY | fs.constants.O_DIRECT);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EINVAL') throw err; // EINVAL: no O_DIRECT on this file system
-    }
-    if (direct) {
-      try {
-        return await writeFully(direct, bytes, position);
-      } finally {
-        await direct.close();
-      }
-    }
+  const direct = directWritable(bytes, position) ? await openDirect(file, fs.constants.O_WRONLY) : null;
+  if (!direct) return writeFully(fh, bytes, position);
+  try {
+    await writeFully(direct, bytes, position);
+  } finally {
+    await direct.close();
   }
-  await writeFully(fh, bytes, position);
 }
 
 /** Reads at least this large, at an aligned position, go around the page cache. */
@@ -82,25 +73,31 @@ const readBuffers = new BufferPool(MAX_CHUNK_IO_BYTES + WASM_PAGE, 4, (bytes) =>
  * fresh page-cache pages); others, or where O_DIRECT is refused, read through `fh`.
  */
 export async function readMaybeDirect(fh: fs.promises.FileHandle, file: string, buf: Buffer, position: number): Promise<number> {
-  const span = Math.ceil(buf.length / ALIGN) * ALIGN;
-  if (buf.length >= DIRECT_READ_FROM_BYTES && position % ALIGN === 0 && span <= readBuffers.size) {
-    const direct = await fs.promises.open(file, fs.constants.O_RDONLY | fs.constants.O_DIRECT).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'EINVAL') return null; // no O_DIRECT on this file system
-      throw err;
-    });
-    if (direct) {
-      const bounce = readBuffers.take();
-      try {
-        if (!aligned.has(bounce.buffer)) return await readFully(fh, buf, position);
-        const got = await readFully(direct, bounce.subarray(0, span), position);
-        return bounce.copy(buf, 0, 0, Math.min(got, buf.length));
-      } finally {
-        readBuffers.release(bounce);
-        await direct.close();
-      }
+  const span = Math.ceil(buf.length / ALIGN) * ALIGN; // O_DIRECT lengths are whole blocks; the file's end cuts it short
+  if (buf.length < DIRECT_READ_FROM_BYTES || position % ALIGN !== 0 || span > readBuffers.size) return readFully(fh, buf, position);
+  const bounce = readBuffers.take();
+  try {
+    const direct = aligned.has(bounce.buffer) ? await openDirect(file, fs.constants.O_RDONLY) : null;
+    if (!direct) return await readFully(fh, buf, position);
+    try {
+      const got = await readFully(direct, bounce.subarray(0, span), position);
+      return bounce.copy(buf, 0, 0, Math.min(got, buf.length));
+    } finally {
+      await direct.close();
     }
+  } finally {
+    readBuffers.release(bounce);
   }
-  return readFully(fh, buf, position);
+}
+
+/** `file` opened with O_DIRECT and `flags`, or null where the file system refuses O_DIRECT (EINVAL). */
+async function openDirect(file: string, flags: number): Promise<fs.promises.FileHandle | null> {
+  try {
+    return await fs.promises.open(file, flags | fs.constants.O_DIRECT);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EINVAL') return null;
+    throw err;
+  }
 }
 
 /** Reads into `buf` from `position` until it is full or the file ends; returns bytes read. */

@@ -97,7 +97,7 @@ export class SocketReader {
    * (the peer closed between requests). Ending in the middle throws.
    */
   async readExactly(n: number, eofOk = false): Promise<Buffer | null> {
-    if (!(await this.waitFor(1, eofOk))) return null;
+    if (eofOk && !(await this.waitFor(1, true))) return null;
     const out = Buffer.allocUnsafe(n);
     await this.readInto(out);
     return out;
