@@ -139,7 +139,11 @@ describe('chunkfs CLI', function () {
   });
 
   it('exits 2 on usage errors', async function () {
-    for (const args of [['frobnicate'], ['mkdir'], ['ls', '--bogus'], ['bench', 'meta', '--clients', '0']]) {
+    for (const args of [
+      ['frobnicate'], ['mkdir'], ['ls', '--bogus'], ['bench', 'meta', '--clients', '0'],
+      // The mount refuses bad tuning before touching the mount point.
+      ['mount', '/nonexistent-mountpoint', '--read-ahead', '65'], ['mount', '/nonexistent-mountpoint', '--write-buffer', '0'],
+    ]) {
       const r = await cli(...args);
       assert.strictEqual(r.code, 2, `chunkfs ${args.join(' ')}: exit ${r.code}`);
       assert.match(r.stderr, /chunkfs: /);
