@@ -2,20 +2,20 @@ import { execFile } from 'child_process';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
 import { promisify } from 'util';
-import Fuse from 'fuse-native';
 import { ChunkClientPool } from '../client/chunk-client';
 import { PosixFs } from '../client/fs/posix-fs';
 import { MasterClient } from '../client/master-client';
 import { FsError } from '../server/common/fs-error';
-import { fuseOperations } from './fuse-ops';
+import { logger } from '../server/common/log';
+import { FuseSession } from './fuse-binding';
+import { FuseOps } from './fuse-ops';
+
+const log = logger('mount');
 
 const run = promisify(execFile);
 
 /** How long a call to the master may take, resends included (ms); under --op-timeout's 60 s. */
 const MASTER_DEADLINE_MS = 30_000;
-
-/** libfuse 2.9 caps requests at 128 KiB whatever is asked. */
-const MAX_REQUEST_BYTES = 128 * 1024;
 
 export interface MountOptions {
   mountpoint: string;
@@ -24,10 +24,9 @@ export interface MountOptions {
   /** Seconds the kernel trusts a name lookup (names another mount removes linger this long). */
   entryTimeoutSec: number;
   /**
-   * Seconds the kernel caches attributes. With 0 (the default) a read past the size the kernel
-   * knows asks for fresh attributes first, which with the page cache dropped at every open
-   * gives close-to-open consistency across mounts; more saves getattr calls but may show
-   * another mount's file at an old size.
+   * Seconds the kernel caches attributes. An open that finds a file changed by another mount
+   * drops them, and its cached pages are dropped at every open: close-to-open consistency
+   * across mounts. A stat may show another mount's change up to this late.
    */
   attrTimeoutSec: number;
   /** an operation still unanswered after this long fails with ETIMEDOUT (ms) */
@@ -46,29 +45,12 @@ export interface Mounted {
 }
 
 /**
- * fuse-native with the -o options it has no settings for: large requests (big_writes,
- * max_write, max_read; without them the kernel sends 4 KiB writes), st_ino from the master
- * (use_ino: tar, rsync and cp see hard links), the kernel checking permissions from our modes
- * (default_permissions) for every user (allow_other), and no negative lookups cached (a name
- * another mount creates must appear).
+ * Mount options: the file system named after its master, the kernel checking permissions from
+ * our modes (default_permissions) for every user (allow_other). Request sizes (1 MiB) and
+ * cache times are the binding's and the replies' business.
  */
-class ChunkfsFuse extends Fuse {
-  constructor(
-    mountpoint: string,
-    ops: Fuse.FuseOperations,
-    private readonly options: MountOptions,
-  ) {
-    super(mountpoint, ops, { timeout: options.opTimeoutMs });
-  }
-
-  protected override _fuseOptions(): string {
-    return '-o' + [
-      `fsname=chunkfs#${this.options.master}`, 'subtype=chunkfs',
-      'big_writes', `max_write=${MAX_REQUEST_BYTES}`, `max_read=${MAX_REQUEST_BYTES}`,
-      'use_ino', 'readdir_ino', 'default_permissions', 'allow_other',
-      `entry_timeout=${this.options.entryTimeoutSec}`, `attr_timeout=${this.options.attrTimeoutSec}`, 'negative_timeout=0',
-    ].join(',');
-  }
+function mountOptions(master: string): string[] {
+  return [`fsname=chunkfs#${master}`, 'subtype=chunkfs', 'default_permissions', 'allow_other'];
 }
 
 export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
@@ -79,22 +61,28 @@ export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
   const master = new MasterClient(options.master, { resendReads: true, deadlineMs: MASTER_DEADLINE_MS });
   const peers = new ChunkClientPool();
   const fs = new PosixFs(master, peers, options);
-  const fuse = new ChunkfsFuse(mountpoint, fuseOperations(fs), { ...options, mountpoint });
+  let session: FuseSession | null = null;
+  let unmounting: Promise<void> | null = null;
+  const unmount = (): Promise<void> =>
+    (unmounting ??= (async () => {
+      await fs.closeAll();
+      session?.unmount();
+      master.close();
+      peers.closeAll();
+    })());
+  const ops = new FuseOps(fs, options, () => {
+    log.info(`${mountpoint} was unmounted`);
+    void unmount();
+  });
   try {
-    await promisify(fuse.mount.bind(fuse))();
+    session = new FuseSession(mountpoint, mountOptions(options.master), ops);
   } catch (err) {
     master.close();
     peers.closeAll();
     throw new FsError('EIO', `cannot mount ${mountpoint}: ${(err as Error).message}`);
   }
-  return {
-    unmount: async () => {
-      await fs.closeAll();
-      await promisify(fuse.unmount.bind(fuse))().catch(() => unmountPath(mountpoint));
-      master.close();
-      peers.closeAll();
-    },
-  };
+  ops.attach(session);
+  return { unmount };
 }
 
 /** `fusermount -uz`: detaches a mount even while it is busy or its process is gone. */

@@ -1,111 +1,353 @@
-import type Fuse from 'fuse-native';
-import { toFsError } from '../server/common/fs-error';
+import { FsError, toFsError } from '../server/common/fs-error';
 import { logger } from '../server/common/log';
-import type { Attr } from '../server/master/inode';
+import { S_IFDIR, type Attr } from '../server/master/inode';
 import type { FsStats } from '../client/master-client';
-import type { PosixFs } from '../client/fs/posix-fs';
+import type { PosixFs, TimeChange } from '../client/fs/posix-fs';
+import { SET_ATTR, type FuseSession, type KernelStat, type LowLevelHandlers, type Request, type Statvfs } from './fuse-binding';
+import { InodeNames } from './inode-names';
+import { packDirents, type Dirent } from './dirents';
 
 const log = logger('mount');
 
-/** Block size reported by stat and statfs. */
+/** Block size reported by statfs. */
 const BLOCK = 4096;
+/** st_blksize: the I/O size cp, cat and friends use; one request of the mount's largest. */
+const IO_SIZE = 1 << 20;
 const NAME_MAX = 255;
 
+const TIMED_OUT = new FsError('ETIMEDOUT', '').errno;
+
+export interface CacheTimes {
+  /** seconds the kernel trusts a name lookup */
+  entryTimeoutSec: number;
+  /** seconds the kernel trusts attributes (an open that sees a change invalidates them) */
+  attrTimeoutSec: number;
+  /** an operation still unanswered after this long fails with ETIMEDOUT (ms) */
+  opTimeoutMs: number;
+}
+
 /**
- * The FUSE operations of a mount: each a line or two calling PosixFs, with every failure
- * turned into a negative errno in one place (answer/fail below).
+ * The FUSE low-level operations of a mount: each finds the path of the inodes it names
+ * (InodeNames), calls PosixFs, and answers; every failure becomes an errno in one place
+ * (answer below).
  */
-export function fuseOperations(fs: PosixFs): Fuse.FuseOperations {
-  return {
-    getattr: (path, cb) => answer('getattr', path, fs.getattr(path).then(statOf), cb),
-    fgetattr: (path, fd, cb) => answer('fgetattr', path, fs.fgetattr(path, fd).then(statOf), cb),
-    readdir: (path, cb) => answer('readdir', path, fs.readdir(path), cb),
-    readlink: (path, cb) => answer('readlink', path, fs.readlink(path), cb),
-    statfs: (path, cb) => answer('statfs', path, fs.statfs().then(statfsOf), cb),
-    mkdir: (path, mode, caller, cb) => answer('mkdir', path, fs.mkdir(path, mode, caller), cb),
-    rmdir: (path, cb) => answer('rmdir', path, fs.rmdir(path), cb),
-    mknod: (path, mode, _dev, caller, cb) => answer('mknod', path, fs.mknod(path, mode, caller), cb),
-    symlink: (target, path, caller, cb) => answer('symlink', path, fs.symlink(target, path, caller), cb),
-    link: (existing, path, cb) => answer('link', path, fs.link(existing, path), cb),
-    unlink: (path, cb) => answer('unlink', path, fs.unlink(path), cb),
-    rename: (from, to, cb) => answer('rename', from, fs.rename(from, to), cb),
-    chmod: (path, mode, cb) => answer('chmod', path, fs.chmod(path, mode), cb),
-    chown: (path, uid, gid, cb) => answer('chown', path, fs.chown(path, uid, gid), cb),
-    utimens: (path, atime, mtime, cb) => answer('utimens', path, fs.utimens(path, atime, mtime), cb),
-    truncate: (path, size, cb) => answer('truncate', path, fs.truncate(path, size), cb),
-    ftruncate: (path, fd, size, cb) => answer('ftruncate', path, fs.ftruncate(fd, size), cb),
-    create: (path, mode, flags, caller, cb) => answer('create', path, fs.create(path, mode, flags, caller), cb),
-    open: (path, flags, cb) => answer('open', path, fs.openExisting(path, flags), cb),
-    read: (path, fd, buf, len, pos, cb) =>
-      answer(`read ${len}@${pos}`, path, fs.read(fd, pos, len).then((data) => data.copy(buf, 0, 0, Math.min(len, data.length))), bytes(cb)),
-    write: (path, fd, buf, len, pos, cb) => answer(`write ${len}@${pos}`, path, fs.write(fd, pos, buf.subarray(0, len)), bytes(cb)),
-    flush: (path, fd, cb) => answer('flush', path, fs.flush(fd), cb),
-    fsync: (path, _datasync, fd, cb) => answer('fsync', path, fs.fsync(fd), cb),
-    release: (path, fd, cb) => answer('release', path, fs.release(fd), cb),
-    // Directories need no handle state: listings are read whole by readdir.
-    opendir: (_path, _flags, cb) => cb(0, 0),
-    releasedir: (_path, _fd, cb) => cb(0),
-    fsyncdir: (_path, _datasync, _fd, cb) => cb(0), // namespace changes are durable when answered
-  };
-}
+export class FuseOps implements LowLevelHandlers {
+  private readonly names = new InodeNames();
+  /** Open file handles per inode: what a getattr of an unlinked open file is answered from. */
+  private readonly openHandles = new Map<number, Set<number>>();
+  /** Size and mtime the kernel was last told per inode, to know when an open must invalidate. */
+  private readonly told = new Map<number, { size: number; mtimeMs: number }>();
+  /** Directory listings by handle, read at the first readdir (offset 0). */
+  private readonly listings = new Map<number, Dirent[] | null>();
+  private nextDirHandle = 1;
+  private session: FuseSession | null = null;
 
-/** read and write answer with a byte count where others answer 0: a failure is still its negative errno. */
-function bytes(cb: (result: number) => void): (errno: number, n?: number) => void {
-  return (errno, n) => cb(errno < 0 ? errno : n!);
-}
+  constructor(
+    private readonly fs: PosixFs,
+    private readonly times: CacheTimes,
+    private readonly onUnmounted: () => void,
+  ) {}
 
-/** Settles a FUSE callback: 0 and the value, or the negative errno (timed, with CHUNKFS_LOG=debug). */
-function answer<T>(op: string, path: string, work: Promise<T>, cb: (errno: number, value?: T) => void): void {
-  if (log.debugEnabled) {
-    const t0 = performance.now();
-    const took = (): string => `${(performance.now() - t0).toFixed(2)} ms`;
-    work.then((value) => { log.debug(`${op} ${path} ${took()}`); cb(0, value); }, (err) => { log.debug(`${op} ${path} failed ${took()}`); cb(fail(err, op, path)); });
-    return;
+  attach(session: FuseSession): void {
+    this.session = session;
   }
-  work.then((value) => cb(0, value), (err) => cb(fail(err, op, path)));
+
+  // ------------------------------------------------------------------ names
+
+  lookup(req: Request, parent: number, name: string): void {
+    this.entry(req, 'lookup', parent, name, () => Promise.resolve());
+  }
+
+  forget(ino: number, nlookup: number): void {
+    this.names.forget(ino, nlookup);
+    if (!this.openHandles.has(ino) && !this.names.knows(ino)) this.told.delete(ino);
+  }
+
+  mknod(req: Request, parent: number, name: string, mode: number, uid: number, gid: number): void {
+    this.entry(req, 'mknod', parent, name, (path) => this.fs.mknod(path, mode, { uid, gid }));
+  }
+
+  mkdir(req: Request, parent: number, name: string, mode: number, uid: number, gid: number): void {
+    this.entry(req, 'mkdir', parent, name, (path) => this.fs.mkdir(path, mode, { uid, gid }));
+  }
+
+  symlink(req: Request, target: string, parent: number, name: string, uid: number, gid: number): void {
+    this.entry(req, 'symlink', parent, name, (path) => this.fs.symlink(target, path, { uid, gid }));
+  }
+
+  link(req: Request, ino: number, newParent: number, newName: string): void {
+    this.entry(req, 'link', newParent, newName, (path) => this.fs.link(this.names.path(ino), path));
+  }
+
+  unlink(req: Request, parent: number, name: string): void {
+    this.done(req, 'unlink', parent, name, async (path) => {
+      await this.fs.unlink(path);
+      this.names.removed(parent, name);
+    });
+  }
+
+  rmdir(req: Request, parent: number, name: string): void {
+    this.done(req, 'rmdir', parent, name, async (path) => {
+      await this.fs.rmdir(path);
+      this.names.removed(parent, name);
+    });
+  }
+
+  rename(req: Request, parent: number, name: string, newParent: number, newName: string, flags: number): void {
+    this.done(req, 'rename', parent, name, async (from) => {
+      if (flags !== 0) throw new FsError('EINVAL', 'rename flags (RENAME_NOREPLACE, RENAME_EXCHANGE) are not supported');
+      await this.fs.rename(from, this.names.child(newParent, newName));
+      this.names.renamed(parent, name, newParent, newName);
+    });
+  }
+
+  readlink(req: Request, ino: number): void {
+    this.answer(req, 'readlink', ino, async () => {
+      const target = await this.fs.readlink(this.names.path(ino));
+      return (s) => s.replyReadlink(req, target);
+    });
+  }
+
+  // ------------------------------------------------------------------ attributes
+
+  getattr(req: Request, ino: number, fh: number): void {
+    this.answer(req, 'getattr', ino, async () => this.attrReply(req, await this.attrOf(ino, fh)));
+  }
+
+  setattr(req: Request, ino: number, fh: number, toSet: number, mode: number, uid: number, gid: number, size: number, atimeMs: number, mtimeMs: number): void {
+    this.answer(req, 'setattr', ino, async () => {
+      const path = this.pathOrOpen(ino, fh);
+      const handle = fh >= 0 ? fh : null;
+      if (toSet & SET_ATTR.SIZE) await (handle !== null ? this.fs.ftruncate(handle, size) : this.fs.truncate(path, size));
+      if (toSet & SET_ATTR.MODE) await this.fs.chmod(path, mode);
+      if (toSet & (SET_ATTR.UID | SET_ATTR.GID)) {
+        await this.fs.chown(path, toSet & SET_ATTR.UID ? uid : -1, toSet & SET_ATTR.GID ? gid : -1);
+      }
+      const atime = timeChange(toSet, SET_ATTR.ATIME, SET_ATTR.ATIME_NOW, atimeMs);
+      const mtime = timeChange(toSet, SET_ATTR.MTIME, SET_ATTR.MTIME_NOW, mtimeMs);
+      if (atime !== 'omit' || mtime !== 'omit') await this.fs.utimens(path, atime, mtime);
+      return this.attrReply(req, await this.attrOf(ino, fh));
+    });
+  }
+
+  statfs(req: Request, ino: number): void {
+    this.answer(req, 'statfs', ino, async () => {
+      const stats = statfsOf(await this.fs.statfs());
+      return (s) => s.replyStatfs(req, stats);
+    });
+  }
+
+  // ------------------------------------------------------------------ files
+
+  create(req: Request, parent: number, name: string, mode: number, flags: number, uid: number, gid: number): void {
+    this.answer(req, 'create', parent, async () => {
+      const path = this.names.child(parent, name);
+      const fh = await this.fs.create(path, mode, flags, { uid, gid });
+      const attr = await this.fs.getattr(path);
+      this.opened(attr.ino, fh);
+      this.names.learned(attr.ino, parent, name);
+      return (s) => s.replyCreate(req, this.tell(attr), this.times.attrTimeoutSec, this.times.entryTimeoutSec, fh);
+    }, name);
+  }
+
+  open(req: Request, ino: number, flags: number): void {
+    this.answer(req, 'open', ino, async () => {
+      const path = this.names.path(ino);
+      const fh = await this.fs.openExisting(path, flags);
+      this.opened(ino, fh);
+      // Close-to-open: attributes another mount changed are dropped from the kernel's cache,
+      // and the file's cached pages with the open (keepCache false).
+      const attr = await this.fs.getattr(path);
+      const known = this.told.get(ino);
+      if (known && (known.size !== attr.size || known.mtimeMs !== attr.mtimeMs)) {
+        this.told.delete(ino);
+        this.session?.invalidateAttrs(ino);
+      }
+      return (s) => s.replyOpen(req, fh, false);
+    });
+  }
+
+  read(req: Request, ino: number, size: number, offset: number, fh: number): void {
+    this.answer(req, `read ${size}@${offset}`, ino, async () => {
+      const data = await this.fs.read(fh, offset, size);
+      return (s) => s.replyBuf(req, data, Math.min(size, data.length));
+    });
+  }
+
+  write(req: Request, ino: number, data: Buffer, offset: number, fh: number): void {
+    this.answer(req, `write ${data.length}@${offset}`, ino, async () => {
+      const written = await this.fs.write(fh, offset, data);
+      return (s) => s.replyWrite(req, written);
+    });
+  }
+
+  flush(req: Request, ino: number, fh: number): void {
+    this.answer(req, 'flush', ino, async () => ok(req, await this.fs.flush(fh)));
+  }
+
+  fsync(req: Request, ino: number, fh: number): void {
+    this.answer(req, 'fsync', ino, async () => ok(req, await this.fs.fsync(fh)));
+  }
+
+  release(req: Request, ino: number, fh: number): void {
+    const handles = this.openHandles.get(ino);
+    handles?.delete(fh);
+    if (handles?.size === 0) this.openHandles.delete(ino);
+    this.answer(req, 'release', ino, async () => ok(req, await this.fs.release(fh)));
+  }
+
+  // ------------------------------------------------------------------ directories
+
+  opendir(req: Request, _ino: number): void {
+    const fh = this.nextDirHandle++;
+    this.listings.set(fh, null);
+    this.session?.replyOpen(req, fh, true);
+  }
+
+  /** Offsets are positions in the listing read at offset 0 ('.' and '..' first). */
+  readdir(req: Request, ino: number, size: number, offset: number, fh: number): void {
+    this.answer(req, 'readdir', ino, async () => {
+      let listing = this.listings.get(fh);
+      if (!listing || offset === 0) {
+        const path = this.names.path(ino);
+        const entries = await this.fs.list(path);
+        listing = [{ name: '.', ino, mode: S_IFDIR }, { name: '..', ino: this.names.parentOf(ino), mode: S_IFDIR }, ...entries];
+        this.listings.set(fh, listing);
+      }
+      const packed = packDirents(listing, offset, size);
+      return (s) => s.replyBuf(req, packed);
+    });
+  }
+
+  releasedir(req: Request, _ino: number, fh: number): void {
+    this.listings.delete(fh);
+    this.session?.replyErr(req, 0);
+  }
+
+  unmounted(): void {
+    setImmediate(this.onUnmounted); // not from inside the C callback that reported it
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  /** Attributes of `ino`: through its open handle when the kernel names one or it has no name left. */
+  private async attrOf(ino: number, fh: number): Promise<Attr> {
+    const handle = fh >= 0 ? fh : this.anyHandle(ino);
+    if (handle !== undefined && (fh >= 0 || !this.hasName(ino))) return this.fs.fgetattr(handle);
+    return this.fs.getattr(this.names.path(ino));
+  }
+
+  private pathOrOpen(ino: number, fh: number): string {
+    const handle = fh >= 0 ? fh : this.anyHandle(ino);
+    if (handle !== undefined && !this.hasName(ino)) return this.fs.pathOf(handle);
+    return this.names.path(ino);
+  }
+
+  private hasName(ino: number): boolean {
+    try {
+      this.names.path(ino);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private anyHandle(ino: number): number | undefined {
+    const handles = this.openHandles.get(ino);
+    return handles ? handles.values().next().value : undefined;
+  }
+
+  private opened(ino: number, fh: number): void {
+    let handles = this.openHandles.get(ino);
+    if (!handles) {
+      handles = new Set();
+      this.openHandles.set(ino, handles);
+    }
+    handles.add(fh);
+  }
+
+  /** Runs `change` on the path of `name` in `parent`, then answers with the entry found there. */
+  private entry(req: Request, op: string, parent: number, name: string, change: (path: string) => Promise<unknown>): void {
+    this.answer(req, op, parent, async () => {
+      if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', `a name of ${Buffer.byteLength(name)} bytes (at most ${NAME_MAX})`);
+      const path = this.names.child(parent, name);
+      await change(path);
+      const attr = await this.fs.getattr(path);
+      this.names.learned(attr.ino, parent, name);
+      return (s) => s.replyEntry(req, this.tell(attr), this.times.attrTimeoutSec, this.times.entryTimeoutSec);
+    }, name);
+  }
+
+  /** Runs `change` on the path of `name` in `parent`, then answers success. */
+  private done(req: Request, op: string, parent: number, name: string, change: (path: string) => Promise<void>): void {
+    this.answer(req, op, parent, async () => {
+      await change(this.names.child(parent, name));
+      return ok(req);
+    }, name);
+  }
+
+  private attrReply(req: Request, attr: Attr): Reply {
+    return (s) => s.replyAttr(req, this.tell(attr), this.times.attrTimeoutSec);
+  }
+
+  /** The kernel's form of `attr`, remembered as what the kernel knows. */
+  private tell(attr: Attr): KernelStat {
+    this.told.set(attr.ino, { size: attr.size, mtimeMs: attr.mtimeMs });
+    return { ...attr, blksize: IO_SIZE };
+  }
+
+  /**
+   * Runs one operation; a failure answers its errno (logged when it is not a plain file-system
+   * answer). With CHUNKFS_LOG=debug every operation is logged with its duration.
+   */
+  private answer(req: Request, op: string, ino: number, work: () => Promise<Reply>, name = ''): void {
+    const t0 = log.debugEnabled ? performance.now() : 0;
+    const what = (): string => `${op} ${ino}${name ? `/${name}` : ''}`;
+    // An operation never hangs its caller: past the time limit it fails, and its late answer is dropped.
+    let late = false;
+    const timer = setTimeout(() => {
+      late = true;
+      log.warn(`${what()}: no answer after ${this.times.opTimeoutMs} ms`);
+      this.session?.replyErr(req, TIMED_OUT);
+    }, this.times.opTimeoutMs);
+    void (async () => {
+      try {
+        const reply = await work();
+        if (!late && this.session) reply(this.session);
+        if (log.debugEnabled) log.debug(`${what()} ${(performance.now() - t0).toFixed(2)} ms`);
+      } catch (err) {
+        const e = toFsError(err);
+        if (e.code === 'EIO' || e.code === 'ETIMEDOUT' || e.code === 'ESTALE') log.warn(`${what()}: ${e.message}`);
+        else if (log.debugEnabled) log.debug(`${what()} failed (${e.code}) ${(performance.now() - t0).toFixed(2)} ms`);
+        if (!late) this.session?.replyErr(req, e.errno);
+      } finally {
+        clearTimeout(timer);
+      }
+    })();
+  }
 }
 
-/** The negative errno of any failure; errors that are not plain file-system answers are logged. */
-function fail(err: unknown, op: string, path: string): number {
-  const e = toFsError(err);
-  if (e.code === 'EIO' || e.code === 'ETIMEDOUT' || e.code === 'ESTALE') log.warn(`${op} ${path}: ${e.message}`);
-  return -e.errno;
+/** A utimens time from setattr's bits: set to a time, to now, or left alone. */
+function timeChange(toSet: number, setBit: number, nowBit: number, ms: number): TimeChange {
+  if (toSet & nowBit) return 'now';
+  if (toSet & setBit) return ms;
+  return 'omit';
 }
 
-function statOf(a: Attr): Fuse.FuseStat {
-  return {
-    mode: a.mode,
-    uid: a.uid,
-    gid: a.gid,
-    size: a.size,
-    nlink: a.nlink,
-    ino: a.ino,
-    blksize: BLOCK,
-    blocks: Math.ceil(a.size / 512),
-    atime: a.atimeMs,
-    mtime: a.mtimeMs,
-    ctime: a.ctimeMs,
-  };
+/** Sends an operation's answer (not sent when the operation timed out meanwhile). */
+type Reply = (session: FuseSession) => void;
+
+/** The answer of an operation that succeeds without data. */
+function ok(req: Request, _done?: unknown): Reply {
+  return (s) => s.replyErr(req, 0);
 }
 
-function statfsOf(s: FsStats): Fuse.FuseStatfs {
-  // statfs fields are 32-bit here: a larger fragment size keeps block counts in range.
+function statfsOf(s: FsStats): Statvfs {
+  // Block counts stay in 32 bits for old callers: a larger fragment size keeps them in range.
   let frsize = BLOCK;
   while (s.capacityBytes / frsize > 0xffffffff) frsize *= 2;
   const blocks = Math.floor(s.capacityBytes / frsize);
   const free = Math.floor(s.freeBytes / frsize);
   const freeInodes = 0xffffffff - Math.min(s.files, 0xffffffff);
-  return {
-    bsize: frsize,
-    frsize,
-    blocks,
-    bfree: free,
-    bavail: free,
-    files: 0xffffffff,
-    ffree: freeInodes,
-    favail: freeInodes,
-    fsid: 0,
-    flag: 0,
-    namemax: NAME_MAX,
-  };
+  return { bsize: frsize, frsize, blocks, bfree: free, bavail: free, files: 0xffffffff, ffree: freeInodes, favail: freeInodes, namemax: NAME_MAX };
 }

@@ -33,7 +33,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         describe: 'HOST:PORT[,HOST:PORT...] of the masters',
       })
       .option('entry-timeout', { type: 'number', default: 1, describe: 'seconds the kernel trusts a name lookup' })
-      .option('attr-timeout', { type: 'number', default: 0, describe: 'seconds the kernel caches attributes (0: close-to-open consistency across mounts)' })
+      .option('attr-timeout', { type: 'number', default: 1, describe: 'seconds the kernel caches attributes (every open that sees a change from another mount drops them)' })
       .option('attr-cache', { type: 'number', default: 1, describe: 'seconds stat is answered from the mount\'s cache (any change clears it; every open asks the master)' })
       .option('op-timeout', { type: 'number', default: 60, describe: 'seconds after which an unanswered operation fails (ETIMEDOUT)' })
       .option('write-buffer', { type: 'number', default: 8, describe: 'MiB buffered per open file before a background flush' })

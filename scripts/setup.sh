@@ -4,10 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# libfuse2: the FUSE library fuse-native loads; fuse3: fusermount (coexists with MooseFS's
-# fuse3, unlike the old `fuse` package); rsync and git: the mount's shell-tool tests; patch:
-# fuse-native's fixes (scripts/patch-fuse-native.sh).
-DEB_PACKAGES=(libfuse2 fuse3 rsync git patch)
+# libfuse3-dev: what the mount's binding (mount/native) is built against; fuse3: fusermount
+# (coexists with MooseFS's); rsync and git: the mount's shell-tool tests.
+DEB_PACKAGES=(libfuse3-dev fuse3 rsync git)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -29,7 +28,7 @@ if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modu
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
-bash scripts/patch-fuse-native.sh
+bash scripts/build-fuse-addon.sh
 
 echo "[setup] build" >&2
 npm run --silent build >&2

@@ -1,3 +1,4 @@
+import { randomBytes } from 'crypto';
 import { posix } from 'path';
 import { BufferPool } from '../../server/common/buffer-pool';
 import { FsError } from '../../server/common/fs-error';
@@ -35,8 +36,8 @@ export interface PosixFsOptions extends OpenFileTuning {
  * The POSIX file system of one mount, in promise form, over the client library: what the FUSE
  * adapter (mount/) calls, one method per operation, every failure an FsError. Paths are the
  * mount's; open files are per path (see OpenFile) and follow renames; handles are small
- * integers. A file unlinked or renamed over while open is kept alive by libfuse, which renames
- * it to a hidden name and unlinks it after the last release.
+ * integers. A file unlinked or renamed over while open lives on under a hidden name until its
+ * last release (see hide).
  */
 export class PosixFs {
   private readonly files = new Map<string, OpenFile>();
@@ -49,6 +50,8 @@ export class PosixFs {
   private readonly slabs: BufferPool;
   /** Open files whose last handle was released and whose leases are being handed back. */
   private readonly closing = new Set<OpenFile>();
+  /** Open files unlinked here, under a hidden name until their last release (see hide). */
+  private readonly orphans = new Set<OpenFile>();
   private nextHandle = 1;
   /** The cluster's chunk size, once known (0 before). */
   private chunkSize = 0;
@@ -102,9 +105,14 @@ export class PosixFs {
     for (const e of entries) this.attrs.set(posix.join(dir, e.name), e.attr);
   }
 
-  async fgetattr(path: string, handle: number): Promise<Attr> {
-    this.handle(handle);
-    return this.getattr(path);
+  /** The attributes of an open file, under whatever name it has now. */
+  async fgetattr(handle: number): Promise<Attr> {
+    return this.getattr(this.handle(handle).path);
+  }
+
+  /** The current path of an open file (it follows renames, and hiding when unlinked). */
+  pathOf(handle: number): string {
+    return this.handle(handle).path;
   }
 
   private overlay(path: string, attr: Attr): Attr {
@@ -164,12 +172,12 @@ export class PosixFs {
 
   // ------------------------------------------------------------------ namespace
 
-  /** The names in `path`; their attributes, which come with them, go to the cache (ls -l, rm -r). */
-  async readdir(path: string): Promise<string[]> {
+  /** The entries of `path`; their attributes, which come with them, go to the cache (ls -l, rm -r). */
+  async list(path: string): Promise<Array<{ name: string; ino: number; mode: number }>> {
     const generation = this.generation;
     const entries = await this.master.readdirAll(path);
     if (generation === this.generation) this.cacheEntries(path, entries);
-    return ['.', '..', ...entries.map((e) => e.name)];
+    return entries.map((e) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode }));
   }
 
   readlink(path: string): Promise<string> {
@@ -191,6 +199,7 @@ export class PosixFs {
   }
 
   async unlink(path: string): Promise<void> {
+    if (this.files.has(path)) return this.hide(path);
     await this.inDirectory(path, this.inodeOf(path, [dirname(path)]), async () => ({ parent: await this.master.unlink(path) }));
     this.files.get(path)?.dropReadCache();
   }
@@ -201,6 +210,7 @@ export class PosixFs {
 
   /** Atomic replace; open files under `from` follow it to `to`. */
   async rename(from: string, to: string): Promise<void> {
+    if (to !== from && this.files.has(to)) await this.hide(to);
     await this.changing('all', () => this.master.rename(from, to));
     const moved = [...this.files].filter(([p]) => p === from || p.startsWith(`${from}/`));
     for (const [p] of moved) this.files.delete(p);
@@ -208,6 +218,16 @@ export class PosixFs {
       open.path = to + p.slice(from.length);
       this.files.set(open.path, open);
     }
+  }
+
+  /**
+   * Unlinks a file still open here by renaming it to a hidden name beside it: its open handles
+   * keep reading and writing it, and its last release removes it (see release).
+   */
+  private async hide(path: string): Promise<void> {
+    const hidden = posix.join(dirname(path), `.chunkfs-hidden-${randomBytes(8).toString('hex')}`);
+    await this.rename(path, hidden);
+    this.orphans.add(this.files.get(hidden)!);
   }
 
   statfs(): Promise<FsStats> {
@@ -283,18 +303,26 @@ export class PosixFs {
     if (--open.handles > 0) return;
     if (this.files.get(open.path) === open) this.files.delete(open.path);
     this.forget(this.inodeOf(open.path));
+    if (this.orphans.delete(open)) {
+      await open.close();
+      await this.unlink(open.path);
+      return;
+    }
     // Data were flushed by flush() (close(2)); what is left is handing leases back, which
     // nobody waits for (unreleased leases expire anyway).
     this.closing.add(open);
     void open.close().catch((err: Error) => log.warn(`closing ${open.path}: ${err.message}`)).finally(() => this.closing.delete(open));
   }
 
-  /** Flushes and closes every open file (unmount). */
+  /** Flushes and closes every open file, and removes those unlinked while open (unmount). */
   async closeAll(): Promise<void> {
     const open = [...this.files.values(), ...this.closing];
+    const orphans = [...this.orphans];
     this.files.clear();
     this.handles.clear();
+    this.orphans.clear();
     await Promise.allSettled(open.map((f) => f.close()));
+    await Promise.allSettled(orphans.map((f) => this.master.unlink(f.path)));
   }
 
   /** A handle on the open file of `path`, opened with the master's `attr` if not open yet. */

@@ -1,0 +1,211 @@
+import * as path from 'path';
+
+/**
+ * The typed face of mount/native/chunkfs_fuse.c: libfuse 3's low-level API served from Node's
+ * event loop. Each request reaches one handler method with its arguments and is answered
+ * exactly once, later, through the reply functions (a Request is the C request as a number).
+ */
+export type Request = number & { readonly __request: unique symbol };
+export type MountHandle = { readonly __mount: unique symbol };
+
+/** The operations as numbered in chunkfs_fuse.c. */
+export const enum Op {
+  LOOKUP, FORGET, GETATTR, SETATTR, READLINK, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME,
+  LINK, OPEN, READ, WRITE, FLUSH, RELEASE, FSYNC, OPENDIR, READDIR, RELEASEDIR, STATFS, CREATE,
+  UNMOUNTED,
+}
+
+/** setattr's to_set bits (fuse_lowlevel.h). */
+export const SET_ATTR = {
+  MODE: 1 << 0,
+  UID: 1 << 1,
+  GID: 1 << 2,
+  SIZE: 1 << 3,
+  ATIME: 1 << 4,
+  MTIME: 1 << 5,
+  ATIME_NOW: 1 << 7,
+  MTIME_NOW: 1 << 8,
+} as const;
+
+/** Attributes as the kernel gets them. */
+export interface KernelStat {
+  ino: number;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  size: number;
+  blksize: number;
+  atimeMs: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+export interface Statvfs {
+  bsize: number;
+  frsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+  files: number;
+  ffree: number;
+  favail: number;
+  namemax: number;
+}
+
+/** fh is -1 when the kernel sent no file handle. uid/gid: the caller's. */
+export interface LowLevelHandlers {
+  lookup(req: Request, parent: number, name: string): void;
+  forget(ino: number, nlookup: number): void;
+  getattr(req: Request, ino: number, fh: number): void;
+  setattr(req: Request, ino: number, fh: number, toSet: number, mode: number, uid: number, gid: number, size: number, atimeMs: number, mtimeMs: number): void;
+  readlink(req: Request, ino: number): void;
+  mknod(req: Request, parent: number, name: string, mode: number, uid: number, gid: number): void;
+  mkdir(req: Request, parent: number, name: string, mode: number, uid: number, gid: number): void;
+  unlink(req: Request, parent: number, name: string): void;
+  rmdir(req: Request, parent: number, name: string): void;
+  symlink(req: Request, target: string, parent: number, name: string, uid: number, gid: number): void;
+  rename(req: Request, parent: number, name: string, newParent: number, newName: string, flags: number): void;
+  link(req: Request, ino: number, newParent: number, newName: string): void;
+  open(req: Request, ino: number, flags: number): void;
+  read(req: Request, ino: number, size: number, offset: number, fh: number): void;
+  write(req: Request, ino: number, data: Buffer, offset: number, fh: number): void;
+  flush(req: Request, ino: number, fh: number): void;
+  release(req: Request, ino: number, fh: number): void;
+  fsync(req: Request, ino: number, fh: number): void;
+  opendir(req: Request, ino: number): void;
+  readdir(req: Request, ino: number, size: number, offset: number, fh: number): void;
+  releasedir(req: Request, ino: number, fh: number): void;
+  statfs(req: Request, ino: number): void;
+  create(req: Request, parent: number, name: string, mode: number, flags: number, uid: number, gid: number): void;
+  /** The mount went away (fusermount -u, or the device failed). */
+  unmounted(): void;
+}
+
+interface Native {
+  mount(mountpoint: string, options: string, dispatch: (op: Op, ...args: unknown[]) => void): MountHandle;
+  unmount(handle: MountHandle): void;
+  replyErr(req: Request, errno: number): void;
+  replyEntry(req: Request, ...statThenTimeouts: number[]): void;
+  replyCreate(req: Request, ...statThenTimeoutsAndFh: number[]): void;
+  replyAttr(req: Request, ...statThenTimeout: number[]): void;
+  replyOpen(req: Request, fh: number, keepCache: boolean): void;
+  replyWrite(req: Request, count: number): void;
+  replyBuf(req: Request, data: Buffer, length: number): void;
+  replyReadlink(req: Request, target: string): void;
+  replyStatfs(req: Request, ...fields: number[]): void;
+  notifyInvalInode(handle: MountHandle, ino: number, offset: number, length: number): void;
+  notifyInvalEntry(handle: MountHandle, parent: number, name: string): void;
+}
+
+// Built by scripts/build-fuse-addon.sh; this file runs from dist/mount/.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const native: Native = require(path.join(__dirname, '../../mount/native/build/Release/chunkfs_fuse.node'));
+
+function statArgs(s: KernelStat): number[] {
+  return [s.ino, s.mode, s.nlink, s.uid, s.gid, s.size, s.blksize, s.atimeMs, s.mtimeMs, s.ctimeMs];
+}
+
+/**
+ * One mounted FUSE session. After unmount() every reply is dropped: the C requests are gone
+ * with the session.
+ */
+export class FuseSession {
+  private handle: MountHandle | null;
+
+  constructor(mountpoint: string, options: string[], handlers: LowLevelHandlers) {
+    this.handle = native.mount(mountpoint, options.join(','), dispatcherOf(handlers));
+  }
+
+  get live(): boolean {
+    return this.handle !== null;
+  }
+
+  unmount(): void {
+    if (this.handle) native.unmount(this.handle);
+    this.handle = null;
+  }
+
+  /** errno 0: success without data. */
+  replyErr(req: Request, errno: number): void {
+    if (this.handle) native.replyErr(req, errno);
+  }
+
+  replyEntry(req: Request, stat: KernelStat, attrTimeoutSec: number, entryTimeoutSec: number): void {
+    if (this.handle) native.replyEntry(req, ...statArgs(stat), attrTimeoutSec, entryTimeoutSec);
+  }
+
+  replyCreate(req: Request, stat: KernelStat, attrTimeoutSec: number, entryTimeoutSec: number, fh: number): void {
+    if (this.handle) native.replyCreate(req, ...statArgs(stat), attrTimeoutSec, entryTimeoutSec, fh);
+  }
+
+  replyAttr(req: Request, stat: KernelStat, attrTimeoutSec: number): void {
+    if (this.handle) native.replyAttr(req, ...statArgs(stat), attrTimeoutSec);
+  }
+
+  /** keepCache false: the kernel drops the file's cached pages (another mount may have written). */
+  replyOpen(req: Request, fh: number, keepCache: boolean): void {
+    if (this.handle) native.replyOpen(req, fh, keepCache);
+  }
+
+  replyWrite(req: Request, count: number): void {
+    if (this.handle) native.replyWrite(req, count);
+  }
+
+  replyBuf(req: Request, data: Buffer, length = data.length): void {
+    if (this.handle) native.replyBuf(req, data, length);
+  }
+
+  replyReadlink(req: Request, target: string): void {
+    if (this.handle) native.replyReadlink(req, target);
+  }
+
+  replyStatfs(req: Request, s: Statvfs): void {
+    if (this.handle) native.replyStatfs(req, s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax);
+  }
+
+  /** The kernel's cached attributes of `ino` are stale (its pages stay). */
+  invalidateAttrs(ino: number): void {
+    if (this.handle) native.notifyInvalInode(this.handle, ino, -1, 0);
+  }
+
+  /** The kernel's cached name `name` in directory `parent` is stale. */
+  invalidateEntry(parent: number, name: string): void {
+    if (this.handle) native.notifyInvalEntry(this.handle, parent, name);
+  }
+}
+
+/** The C side's (op, ...args) calls, each to its typed handler method. */
+function dispatcherOf(h: LowLevelHandlers): (op: Op, ...a: unknown[]) => void {
+  const n = (v: unknown): number => v as number;
+  const s = (v: unknown): string => v as string;
+  const r = (v: unknown): Request => v as Request;
+  return (op, ...a) => {
+    switch (op) {
+      case Op.LOOKUP: return h.lookup(r(a[0]), n(a[1]), s(a[2]));
+      case Op.FORGET: return h.forget(n(a[0]), n(a[1]));
+      case Op.GETATTR: return h.getattr(r(a[0]), n(a[1]), n(a[2]));
+      case Op.SETATTR: return h.setattr(r(a[0]), n(a[1]), n(a[2]), n(a[3]), n(a[4]), n(a[5]), n(a[6]), n(a[7]), n(a[8]), n(a[9]));
+      case Op.READLINK: return h.readlink(r(a[0]), n(a[1]));
+      case Op.MKNOD: return h.mknod(r(a[0]), n(a[1]), s(a[2]), n(a[3]), n(a[4]), n(a[5]));
+      case Op.MKDIR: return h.mkdir(r(a[0]), n(a[1]), s(a[2]), n(a[3]), n(a[4]), n(a[5]));
+      case Op.UNLINK: return h.unlink(r(a[0]), n(a[1]), s(a[2]));
+      case Op.RMDIR: return h.rmdir(r(a[0]), n(a[1]), s(a[2]));
+      case Op.SYMLINK: return h.symlink(r(a[0]), s(a[1]), n(a[2]), s(a[3]), n(a[4]), n(a[5]));
+      case Op.RENAME: return h.rename(r(a[0]), n(a[1]), s(a[2]), n(a[3]), s(a[4]), n(a[5]));
+      case Op.LINK: return h.link(r(a[0]), n(a[1]), n(a[2]), s(a[3]));
+      case Op.OPEN: return h.open(r(a[0]), n(a[1]), n(a[2]));
+      case Op.READ: return h.read(r(a[0]), n(a[1]), n(a[2]), n(a[3]), n(a[4]));
+      case Op.WRITE: return h.write(r(a[0]), n(a[1]), a[2] as Buffer, n(a[3]), n(a[4]));
+      case Op.FLUSH: return h.flush(r(a[0]), n(a[1]), n(a[2]));
+      case Op.RELEASE: return h.release(r(a[0]), n(a[1]), n(a[2]));
+      case Op.FSYNC: return h.fsync(r(a[0]), n(a[1]), n(a[2]));
+      case Op.OPENDIR: return h.opendir(r(a[0]), n(a[1]));
+      case Op.READDIR: return h.readdir(r(a[0]), n(a[1]), n(a[2]), n(a[3]), n(a[4]));
+      case Op.RELEASEDIR: return h.releasedir(r(a[0]), n(a[1]), n(a[2]));
+      case Op.STATFS: return h.statfs(r(a[0]), n(a[1]));
+      case Op.CREATE: return h.create(r(a[0]), n(a[1]), s(a[2]), n(a[3]), n(a[4]), n(a[5]), n(a[6]));
+      case Op.UNMOUNTED: return h.unmounted();
+    }
+  };
+}

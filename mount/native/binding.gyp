@@ -1,0 +1,11 @@
+{
+  "targets": [
+    {
+      "target_name": "chunkfs_fuse",
+      "sources": ["chunkfs_fuse.c"],
+      "include_dirs": ["/usr/include/fuse3"],
+      "libraries": ["-lfuse3"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

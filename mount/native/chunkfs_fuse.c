@@ -1,0 +1,637 @@
+/*
+ * ChunkFS's FUSE binding: libfuse 3's low-level API driven by Node's own event loop.
+ *
+ * /dev/fuse is polled by libuv on the main thread; each request is handed to one JavaScript
+ * dispatcher there and answered later, asynchronously, through the reply functions below. No
+ * thread sits between the kernel and the file system, so a request costs one wake-up, and the
+ * kernel may cache entries and attributes because single inodes can be invalidated.
+ *
+ * A request travels to JavaScript as a number: a user-space pointer (below 2^48 on the 64-bit
+ * machines Node runs on) is exact in a double. JavaScript answers each request exactly once.
+ */
+#define FUSE_USE_VERSION 34
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+#include <uv.h>
+
+/* The operations JavaScript sees; mount/fuse-binding.ts has the same numbers. */
+enum Op {
+  OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK,
+  OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE,
+  OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_STATFS, OP_CREATE, OP_UNMOUNTED,
+};
+
+/* Requests handled per wake-up before libuv gets a turn (fairness with sockets). */
+#define BATCH 64
+#define MAX_ARGS 10
+
+typedef struct {
+  napi_env env;
+  struct fuse_session *se;
+  napi_ref dispatch;
+  napi_ref resource;
+  napi_async_context context;
+  uv_poll_t poll;
+  struct fuse_buf buf;
+  int polling;
+  int mounted;
+} Mount;
+
+/* ------------------------------------------------------------------ calling JavaScript */
+
+static napi_value num(napi_env env, double v) {
+  napi_value out;
+  napi_create_double(env, v, &out);
+  return out;
+}
+
+static napi_value str(napi_env env, const char *s) {
+  napi_value out;
+  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out);
+  return out;
+}
+
+/* The request as a number (see the top of the file). */
+static napi_value reqv(napi_env env, fuse_req_t req) {
+  return num(env, (double)(uintptr_t)req);
+}
+
+/*
+ * Calls the dispatcher with (op, ...args). A dispatcher that throws has not answered: the
+ * request fails with EIO rather than hanging the caller.
+ */
+static void dispatch(Mount *m, fuse_req_t req, enum Op op, size_t argc, napi_value *args) {
+  napi_env env = m->env;
+  napi_value argv[MAX_ARGS + 1], fn, global, result;
+  argv[0] = num(env, op);
+  for (size_t i = 0; i < argc; i++) argv[i + 1] = args[i];
+  napi_get_reference_value(env, m->dispatch, &fn);
+  napi_get_global(env, &global);
+  if (napi_call_function(env, global, fn, argc + 1, argv, &result) != napi_ok) {
+    napi_value err;
+    napi_get_and_clear_last_exception(env, &err);
+    if (req) fuse_reply_err(req, EIO);
+  }
+}
+
+static Mount *mount_of(fuse_req_t req) {
+  return (Mount *)fuse_req_userdata(req);
+}
+
+/* Who asked: new inodes belong to the caller. */
+static void caller(napi_env env, fuse_req_t req, napi_value *uid, napi_value *gid) {
+  const struct fuse_ctx *ctx = fuse_req_ctx(req);
+  *uid = num(env, ctx->uid);
+  *gid = num(env, ctx->gid);
+}
+
+static double fh_of(struct fuse_file_info *fi) {
+  return fi ? (double)fi->fh : -1;
+}
+
+/* ------------------------------------------------------------------ low-level operations */
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn) {
+  (void)userdata;
+  /* The kernel checks access from our modes (default_permissions); no locks kept here. */
+  if (conn->capable & FUSE_CAP_PARALLEL_DIROPS) conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  /* Data never changes under a cached page unless an open or a refresh says so. */
+  conn->want &= ~FUSE_CAP_SPLICE_READ;
+  conn->want &= ~FUSE_CAP_SPLICE_WRITE;
+  conn->want &= ~FUSE_CAP_SPLICE_MOVE;
+  conn->max_readahead = 1 << 20;
+  conn->max_background = 64;
+  conn->congestion_threshold = 48;
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, parent), str(m->env, name)};
+  dispatch(m, req, OP_LOOKUP, 3, a);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {num(m->env, ino), num(m->env, (double)nlookup)};
+  dispatch(m, NULL, OP_FORGET, 2, a);
+  fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+  Mount *m = mount_of(req);
+  for (size_t i = 0; i < count; i++) {
+    napi_value a[] = {num(m->env, forgets[i].ino), num(m->env, (double)forgets[i].nlookup)};
+    dispatch(m, NULL, OP_FORGET, 2, a);
+  }
+  fuse_reply_none(req);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, fh_of(fi))};
+  dispatch(m, req, OP_GETATTR, 3, a);
+}
+
+static double ms_of(struct timespec t) {
+  return (double)t.tv_sec * 1000.0 + (double)t.tv_nsec / 1e6;
+}
+
+/* (req, ino, fh, toSet, mode, uid, gid, size, atimeMs, mtimeMs): toSet says which apply. */
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_env env = m->env;
+  napi_value a[] = {
+      reqv(env, req), num(env, ino), num(env, fh_of(fi)), num(env, to_set),
+      num(env, attr->st_mode), num(env, attr->st_uid), num(env, attr->st_gid),
+      num(env, (double)attr->st_size), num(env, ms_of(attr->st_atim)), num(env, ms_of(attr->st_mtim)),
+  };
+  dispatch(m, req, OP_SETATTR, 10, a);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino)};
+  dispatch(m, req, OP_READLINK, 2, a);
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
+  Mount *m = mount_of(req);
+  napi_value a[6] = {reqv(m->env, req), num(m->env, parent), str(m->env, name), num(m->env, mode)};
+  (void)rdev;
+  caller(m->env, req, &a[4], &a[5]);
+  dispatch(m, req, OP_MKNOD, 6, a);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
+  Mount *m = mount_of(req);
+  napi_value a[6] = {reqv(m->env, req), num(m->env, parent), str(m->env, name), num(m->env, mode)};
+  caller(m->env, req, &a[4], &a[5]);
+  dispatch(m, req, OP_MKDIR, 6, a);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, parent), str(m->env, name)};
+  dispatch(m, req, OP_UNLINK, 3, a);
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, parent), str(m->env, name)};
+  dispatch(m, req, OP_RMDIR, 3, a);
+}
+
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) {
+  Mount *m = mount_of(req);
+  napi_value a[6] = {reqv(m->env, req), str(m->env, link), num(m->env, parent), str(m->env, name)};
+  caller(m->env, req, &a[4], &a[5]);
+  dispatch(m, req, OP_SYMLINK, 6, a);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, parent), str(m->env, name),
+                    num(m->env, newparent), str(m->env, newname), num(m->env, flags)};
+  dispatch(m, req, OP_RENAME, 6, a);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, newparent), str(m->env, newname)};
+  dispatch(m, req, OP_LINK, 4, a);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, fi->flags)};
+  dispatch(m, req, OP_OPEN, 3, a);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, (double)size),
+                    num(m->env, (double)off), num(m->env, fh_of(fi))};
+  dispatch(m, req, OP_READ, 5, a);
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value data;
+  /* The request buffer is reused for the next request: the data is copied out. */
+  napi_create_buffer_copy(m->env, size, buf, NULL, &data);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), data, num(m->env, (double)off), num(m->env, fh_of(fi))};
+  dispatch(m, req, OP_WRITE, 5, a);
+}
+
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, fh_of(fi))};
+  dispatch(m, req, OP_FLUSH, 3, a);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, fh_of(fi))};
+  dispatch(m, req, OP_RELEASE, 3, a);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  (void)datasync;
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, fh_of(fi))};
+  dispatch(m, req, OP_FSYNC, 3, a);
+}
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino)};
+  dispatch(m, req, OP_OPENDIR, 2, a);
+  (void)fi;
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, (double)size),
+                    num(m->env, (double)off), num(m->env, fh_of(fi))};
+  dispatch(m, req, OP_READDIR, 5, a);
+}
+
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, fh_of(fi))};
+  dispatch(m, req, OP_RELEASEDIR, 3, a);
+}
+
+/* Namespace changes are durable when answered: nothing to sync. */
+static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
+  (void)ino; (void)datasync; (void)fi;
+  fuse_reply_err(req, 0);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino)};
+  dispatch(m, req, OP_STATFS, 2, a);
+}
+
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[7] = {reqv(m->env, req), num(m->env, parent), str(m->env, name), num(m->env, mode), num(m->env, fi->flags)};
+  caller(m->env, req, &a[5], &a[6]);
+  dispatch(m, req, OP_CREATE, 7, a);
+}
+
+static const struct fuse_lowlevel_ops OPS = {
+    .init = ll_init,
+    .lookup = ll_lookup,
+    .forget = ll_forget,
+    .forget_multi = ll_forget_multi,
+    .getattr = ll_getattr,
+    .setattr = ll_setattr,
+    .readlink = ll_readlink,
+    .mknod = ll_mknod,
+    .mkdir = ll_mkdir,
+    .unlink = ll_unlink,
+    .rmdir = ll_rmdir,
+    .symlink = ll_symlink,
+    .rename = ll_rename,
+    .link = ll_link,
+    .open = ll_open,
+    .read = ll_read,
+    .write = ll_write,
+    .flush = ll_flush,
+    .release = ll_release,
+    .fsync = ll_fsync,
+    .opendir = ll_opendir,
+    .readdir = ll_readdir,
+    .releasedir = ll_releasedir,
+    .fsyncdir = ll_fsyncdir,
+    .statfs = ll_statfs,
+    .create = ll_create,
+};
+
+/* ------------------------------------------------------------------ the event loop's side */
+
+static void ended(Mount *m) {
+  if (m->polling) {
+    uv_poll_stop(&m->poll);
+    m->polling = 0;
+  }
+  dispatch(m, NULL, OP_UNMOUNTED, 0, NULL);
+}
+
+/* /dev/fuse is readable: handle what the kernel has sent, a batch at a time. */
+static void on_readable(uv_poll_t *poll, int status, int events) {
+  Mount *m = (Mount *)poll->data;
+  napi_env env = m->env;
+  (void)events;
+  napi_handle_scope outer;
+  napi_open_handle_scope(env, &outer);
+  napi_value resource;
+  napi_get_reference_value(env, m->resource, &resource);
+  /* Promises settled by the dispatcher run when this scope closes, as after any Node callback. */
+  napi_callback_scope scope;
+  napi_open_callback_scope(env, resource, m->context, &scope);
+  if (status < 0) {
+    ended(m);
+  } else {
+    for (int i = 0; i < BATCH && m->polling; i++) {
+      int res = fuse_session_receive_buf(m->se, &m->buf);
+      if (res == -EINTR) continue; /* a request the kernel withdrew */
+      if (res == -EAGAIN) break;
+      if (res <= 0) { /* unmounted (0) or the device failed */
+        ended(m);
+        break;
+      }
+      napi_handle_scope inner;
+      napi_open_handle_scope(env, &inner);
+      fuse_session_process_buf(m->se, &m->buf);
+      napi_close_handle_scope(env, inner);
+    }
+  }
+  napi_close_callback_scope(env, scope);
+  napi_close_handle_scope(env, outer);
+}
+
+/* ------------------------------------------------------------------ exported functions */
+
+#define THROW(env, msg) do { napi_throw_error(env, NULL, msg); return NULL; } while (0)
+#define ARGS(n)                                                            \
+  size_t argc = n;                                                         \
+  napi_value argv[n];                                                      \
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) \
+    THROW(env, "chunkfs_fuse: too few arguments");
+
+static double dbl(napi_env env, napi_value v) {
+  double d = 0;
+  napi_get_value_double(env, v, &d);
+  return d;
+}
+
+static fuse_req_t req_of(napi_env env, napi_value v) {
+  return (fuse_req_t)(uintptr_t)dbl(env, v);
+}
+
+static Mount *handle_of(napi_env env, napi_value v) {
+  void *p = NULL;
+  napi_get_value_external(env, v, &p);
+  return (Mount *)p;
+}
+
+/* A string argument, malloc'ed (the caller frees it). */
+static char *string_arg(napi_env env, napi_value v) {
+  size_t len = 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  napi_get_value_string_utf8(env, v, s, len + 1, &len);
+  return s;
+}
+
+static struct timespec ts_of(double ms) {
+  struct timespec t;
+  double sec = floor(ms / 1000.0);
+  t.tv_sec = (time_t)sec;
+  t.tv_nsec = (long)llround((ms - sec * 1000.0) * 1e6);
+  if (t.tv_nsec >= 1000000000L) { t.tv_sec++; t.tv_nsec -= 1000000000L; }
+  return t;
+}
+
+/* Attributes as passed from JavaScript: ino, mode, nlink, uid, gid, size, blksize, atimeMs, mtimeMs, ctimeMs. */
+#define STAT_ARGS 10
+static void stat_of(napi_env env, napi_value *v, struct stat *st) {
+  memset(st, 0, sizeof *st);
+  st->st_ino = (ino_t)dbl(env, v[0]);
+  st->st_mode = (mode_t)dbl(env, v[1]);
+  st->st_nlink = (nlink_t)dbl(env, v[2]);
+  st->st_uid = (uid_t)dbl(env, v[3]);
+  st->st_gid = (gid_t)dbl(env, v[4]);
+  st->st_size = (off_t)dbl(env, v[5]);
+  st->st_blksize = (blksize_t)dbl(env, v[6]);
+  st->st_blocks = (st->st_size + 511) / 512;
+  st->st_atim = ts_of(dbl(env, v[7]));
+  st->st_mtim = ts_of(dbl(env, v[8]));
+  st->st_ctim = ts_of(dbl(env, v[9]));
+}
+
+static void entry_of(napi_env env, napi_value *v, struct fuse_entry_param *e) {
+  memset(e, 0, sizeof *e);
+  stat_of(env, v, &e->attr);
+  e->ino = e->attr.st_ino;
+  e->attr_timeout = dbl(env, v[STAT_ARGS]);
+  e->entry_timeout = dbl(env, v[STAT_ARGS + 1]);
+}
+
+/* mount(mountpoint, options, dispatcher) → handle */
+static napi_value js_mount(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  char *mountpoint = string_arg(env, argv[0]);
+  char *options = string_arg(env, argv[1]);
+  if (!mountpoint || !options) {
+    free(mountpoint);
+    free(options);
+    THROW(env, "chunkfs_fuse: mount(mountpoint, options, dispatcher)");
+  }
+  Mount *m = calloc(1, sizeof *m);
+  m->env = env;
+  char *fargv[] = {"chunkfs", "-o", options};
+  struct fuse_args args = FUSE_ARGS_INIT(3, fargv);
+  m->se = fuse_session_new(&args, &OPS, sizeof OPS, m);
+  free(options);
+  if (!m->se) {
+    free(mountpoint);
+    free(m);
+    THROW(env, "cannot start a FUSE session (bad mount options?)");
+  }
+  if (fuse_session_mount(m->se, mountpoint) != 0) {
+    fuse_session_destroy(m->se);
+    free(mountpoint);
+    free(m);
+    THROW(env, "cannot mount (is /dev/fuse there, and the mount point an existing directory?)");
+  }
+  free(mountpoint);
+  m->mounted = 1;
+  int fd = fuse_session_fd(m->se);
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  napi_create_reference(env, argv[2], 1, &m->dispatch);
+  napi_value resource;
+  napi_create_object(env, &resource);
+  napi_create_reference(env, resource, 1, &m->resource);
+  napi_async_init(env, resource, str(env, "chunkfs:fuse"), &m->context);
+  uv_loop_t *loop;
+  napi_get_uv_event_loop(env, &loop);
+  uv_poll_init(loop, &m->poll, fd);
+  m->poll.data = m;
+  uv_poll_start(&m->poll, UV_READABLE, on_readable);
+  m->polling = 1;
+  napi_value handle;
+  napi_create_external(env, m, NULL, NULL, &handle);
+  return handle;
+}
+
+/* unmount(handle): stops serving and detaches the mount. Requests still unanswered are dropped. */
+static napi_value js_unmount(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  Mount *m = handle_of(env, argv[0]);
+  if (!m || !m->mounted) return NULL;
+  if (m->polling) {
+    uv_poll_stop(&m->poll);
+    m->polling = 0;
+  }
+  m->mounted = 0;
+  /* The Mount stays allocated: libuv owns the poll handle until it is closed. */
+  uv_close((uv_handle_t *)&m->poll, NULL);
+  fuse_session_unmount(m->se);
+  fuse_session_destroy(m->se);
+  free(m->buf.mem);
+  m->buf.mem = NULL;
+  napi_async_destroy(env, m->context);
+  napi_delete_reference(env, m->dispatch);
+  napi_delete_reference(env, m->resource);
+  return NULL;
+}
+
+/* replyErr(req, errno): 0 for success without data. */
+static napi_value js_reply_err(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  fuse_reply_err(req_of(env, argv[0]), (int)dbl(env, argv[1]));
+  return NULL;
+}
+
+/* replyEntry(req, ...stat, attrTimeout, entryTimeout) */
+static napi_value js_reply_entry(napi_env env, napi_callback_info info) {
+  ARGS(STAT_ARGS + 3);
+  struct fuse_entry_param e;
+  entry_of(env, argv + 1, &e);
+  fuse_reply_entry(req_of(env, argv[0]), &e);
+  return NULL;
+}
+
+/* replyCreate(req, ...stat, attrTimeout, entryTimeout, fh) */
+static napi_value js_reply_create(napi_env env, napi_callback_info info) {
+  ARGS(STAT_ARGS + 4);
+  struct fuse_entry_param e;
+  entry_of(env, argv + 1, &e);
+  struct fuse_file_info fi;
+  memset(&fi, 0, sizeof fi);
+  fi.fh = (uint64_t)dbl(env, argv[STAT_ARGS + 3]);
+  fuse_reply_create(req_of(env, argv[0]), &e, &fi);
+  return NULL;
+}
+
+/* replyAttr(req, ...stat, attrTimeout) */
+static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
+  ARGS(STAT_ARGS + 2);
+  struct stat st;
+  stat_of(env, argv + 1, &st);
+  fuse_reply_attr(req_of(env, argv[0]), &st, dbl(env, argv[STAT_ARGS + 1]));
+  return NULL;
+}
+
+/* replyOpen(req, fh, keepCache) */
+static napi_value js_reply_open(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  struct fuse_file_info fi;
+  memset(&fi, 0, sizeof fi);
+  fi.fh = (uint64_t)dbl(env, argv[1]);
+  bool keep = false;
+  napi_get_value_bool(env, argv[2], &keep);
+  fi.keep_cache = keep;
+  fuse_reply_open(req_of(env, argv[0]), &fi);
+  return NULL;
+}
+
+/* replyWrite(req, count) */
+static napi_value js_reply_write(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  fuse_reply_write(req_of(env, argv[0]), (size_t)dbl(env, argv[1]));
+  return NULL;
+}
+
+/* replyBuf(req, buffer, length) */
+static napi_value js_reply_buf(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  void *data = NULL;
+  size_t len = 0;
+  napi_get_buffer_info(env, argv[1], &data, &len);
+  size_t want = (size_t)dbl(env, argv[2]);
+  fuse_reply_buf(req_of(env, argv[0]), data, want < len ? want : len);
+  return NULL;
+}
+
+/* replyReadlink(req, target) */
+static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
+  ARGS(2);
+  char *target = string_arg(env, argv[1]);
+  fuse_reply_readlink(req_of(env, argv[0]), target ? target : "");
+  free(target);
+  return NULL;
+}
+
+/* replyStatfs(req, bsize, frsize, blocks, bfree, bavail, files, ffree, favail, namemax) */
+static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
+  ARGS(10);
+  struct statvfs s;
+  memset(&s, 0, sizeof s);
+  s.f_bsize = (unsigned long)dbl(env, argv[1]);
+  s.f_frsize = (unsigned long)dbl(env, argv[2]);
+  s.f_blocks = (fsblkcnt_t)dbl(env, argv[3]);
+  s.f_bfree = (fsblkcnt_t)dbl(env, argv[4]);
+  s.f_bavail = (fsblkcnt_t)dbl(env, argv[5]);
+  s.f_files = (fsfilcnt_t)dbl(env, argv[6]);
+  s.f_ffree = (fsfilcnt_t)dbl(env, argv[7]);
+  s.f_favail = (fsfilcnt_t)dbl(env, argv[8]);
+  s.f_namemax = (unsigned long)dbl(env, argv[9]);
+  fuse_reply_statfs(req_of(env, argv[0]), &s);
+  return NULL;
+}
+
+/* notifyInvalInode(handle, ino, offset, length): offset < 0 drops only the attributes. */
+static napi_value js_notify_inval_inode(napi_env env, napi_callback_info info) {
+  ARGS(4);
+  Mount *m = handle_of(env, argv[0]);
+  if (!m || !m->mounted) return NULL;
+  fuse_lowlevel_notify_inval_inode(m->se, (fuse_ino_t)dbl(env, argv[1]), (off_t)dbl(env, argv[2]), (off_t)dbl(env, argv[3]));
+  return NULL;
+}
+
+/* notifyInvalEntry(handle, parent, name): the kernel forgets a cached name. */
+static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
+  ARGS(3);
+  Mount *m = handle_of(env, argv[0]);
+  if (!m || !m->mounted) return NULL;
+  char *name = string_arg(env, argv[2]);
+  if (name) fuse_lowlevel_notify_inval_entry(m->se, (fuse_ino_t)dbl(env, argv[1]), name, strlen(name));
+  free(name);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor fns[] = {
+      {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
+      {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_default, NULL},
+      {"replyErr", NULL, js_reply_err, NULL, NULL, NULL, napi_default, NULL},
+      {"replyEntry", NULL, js_reply_entry, NULL, NULL, NULL, napi_default, NULL},
+      {"replyCreate", NULL, js_reply_create, NULL, NULL, NULL, napi_default, NULL},
+      {"replyAttr", NULL, js_reply_attr, NULL, NULL, NULL, napi_default, NULL},
+      {"replyOpen", NULL, js_reply_open, NULL, NULL, NULL, napi_default, NULL},
+      {"replyWrite", NULL, js_reply_write, NULL, NULL, NULL, napi_default, NULL},
+      {"replyBuf", NULL, js_reply_buf, NULL, NULL, NULL, napi_default, NULL},
+      {"replyReadlink", NULL, js_reply_readlink, NULL, NULL, NULL, napi_default, NULL},
+      {"replyStatfs", NULL, js_reply_statfs, NULL, NULL, NULL, napi_default, NULL},
+      {"notifyInvalInode", NULL, js_notify_inval_inode, NULL, NULL, NULL, napi_default, NULL},
+      {"notifyInvalEntry", NULL, js_notify_inval_entry, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof fns / sizeof fns[0], fns);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)
