@@ -396,12 +396,13 @@ static char *string_arg(napi_env env, napi_value v) {
   return s;
 }
 
+/* Times are kept to the microsecond: rounding there keeps binary fractions of a double out of tv_nsec. */
 static struct timespec ts_of(double ms) {
-  struct timespec t;
-  double sec = floor(ms / 1000.0);
-  t.tv_sec = (time_t)sec;
-  t.tv_nsec = (long)llround((ms - sec * 1000.0) * 1e6);
-  if (t.tv_nsec >= 1000000000L) { t.tv_sec++; t.tv_nsec -= 1000000000L; }
+  long long us = llround(ms * 1000.0);
+  long long sec = us / 1000000;
+  long long rest = us % 1000000;
+  if (rest < 0) { rest += 1000000; sec--; }
+  struct timespec t = {.tv_sec = (time_t)sec, .tv_nsec = (long)(rest * 1000)};
   return t;
 }
 
