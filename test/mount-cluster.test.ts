@@ -2,6 +2,7 @@ import { strict as assert } from 'assert';
 import { createHash, randomBytes } from 'crypto';
 import { promises as fsp, constants as C } from 'fs';
 import * as path from 'path';
+import { runCli } from './helpers/server-process';
 import { kill, TestCluster } from './helpers/test-cluster';
 import { sh, TestMount } from './helpers/test-mount';
 
@@ -42,6 +43,35 @@ describe('mount: two mounts and failures', function () {
     assert.equal(await fsp.readFile(b.at('shared.bin'), 'utf8'), 'rewritten by a, then appended');
     await fsp.mkdir(b.at('made-in-b'));
     assert.ok((await fsp.readdir(a.at('.'))).includes('made-in-b'));
+  });
+
+  it('a stat the kernel caches never hides another mount\'s change from the next open, and expires', async () => {
+    await fsp.writeFile(a.at('cached.txt'), 'short');
+    assert.equal((await fsp.stat(b.at('cached.txt'))).size, 5); // now in b's kernel cache
+    await fsp.writeFile(a.at('cached.txt'), 'a good deal longer than before');
+    assert.equal(await fsp.readFile(b.at('cached.txt'), 'utf8'), 'a good deal longer than before');
+    await fsp.chmod(a.at('cached.txt'), 0o600);
+    const deadline = Date.now() + 5000; // the attribute timeout is 1 s
+    while (((await fsp.stat(b.at('cached.txt'))).mode & 0o777) !== 0o600) {
+      assert.ok(Date.now() < deadline, 'b never saw a\'s chmod');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  });
+
+  it('`chunkfs umount` detaches a mount, and its process flushes and exits', async () => {
+    const c = await TestMount.start(cluster, 'umounted');
+    try {
+      const h = await fsp.open(c.at('left-open.txt'), 'w');
+      await h.write('written, never closed');
+      const done = await runCli(['umount', c.dir]);
+      assert.equal(done.code, 0, done.stderr);
+      assert.ok(!(await fsp.readdir(c.dir)).includes('left-open.txt'), 'detached from the directory tree');
+      await h.close(); // a lazy unmount: the open file is still served, and its close flushes
+      assert.equal(await c.exited, 0);
+      assert.equal((await cluster.readAll('/left-open.txt')).toString(), 'written, never closed');
+    } finally {
+      await c.stop();
+    }
   });
 
   it('streams a write through several flushes at once; rewrites of ranges in flight land in order', async () => {

@@ -22,7 +22,7 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
 
   before(async () => {
     cluster = await TestCluster.start('mount-posix', 3, ['--chunk-size', String(1 << 20)]);
-    mnt = await TestMount.start(cluster, 'mnt', ['--attr-timeout', '0']);
+    mnt = await TestMount.start(cluster, 'mnt');
   });
   after(async () => {
     await mnt?.stop();
@@ -159,13 +159,14 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     const h = await fsp.open(p('victim'), 'r+');
     await fsp.unlink(p('victim'));
     await expectCode(fsp.stat(p('victim')), 'ENOENT');
+    assert.equal((await h.stat()).size, 12, 'fstat still answers for the unlinked file');
     assert.equal((await h.read(Buffer.alloc(64), 0, 64, 0)).bytesRead, 12);
     await h.write(Buffer.from('NEW'), 0, 3, 0);
     const back = Buffer.alloc(12);
     await h.read(back, 0, 12, 0);
     assert.equal(back.toString(), 'NEW contents');
     await h.close();
-    assert.ok(!(await fsp.readdir(p('.'))).some((n) => n.startsWith('.fuse_hidden')), 'the hidden name is gone after close');
+    assert.ok(!(await fsp.readdir(p('.'))).some((n) => n.startsWith('.chunkfs-hidden')), 'the hidden name is gone after close');
 
     await fsp.writeFile(p('target'), 'first');
     await fsp.writeFile(p('replacement'), 'second');
@@ -176,6 +177,7 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     await t.read(old, 0, 5, 0);
     assert.equal(old.toString(), 'first', 'the open handle still reads the replaced file');
     await t.close();
+    assert.deepEqual((await fsp.readdir(p('.'))).filter((n) => n.startsWith('.chunkfs-hidden')), [], 'the replaced file is gone after its close');
   });
 
   it('appends with O_APPEND from two handles without losing a write', async () => {

@@ -52,6 +52,8 @@ export class PosixFs {
   private readonly closing = new Set<OpenFile>();
   /** Open files unlinked here, under a hidden name until their last release (see hide). */
   private readonly orphans = new Set<OpenFile>();
+  /** Hidden names of orphans being removed. */
+  private readonly unlinking = new Set<string>();
   private nextHandle = 1;
   /** The cluster's chunk size, once known (0 before). */
   private chunkSize = 0;
@@ -177,7 +179,8 @@ export class PosixFs {
     const generation = this.generation;
     const entries = await this.master.readdirAll(path);
     if (generation === this.generation) this.cacheEntries(path, entries);
-    return entries.map((e) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode }));
+    const listed = this.unlinking.size === 0 ? entries : entries.filter((e) => !this.unlinking.has(posix.join(path, e.name)));
+    return listed.map((e) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode }));
   }
 
   readlink(path: string): Promise<string> {
@@ -304,9 +307,13 @@ export class PosixFs {
     if (this.files.get(open.path) === open) this.files.delete(open.path);
     this.forget(this.inodeOf(open.path));
     if (this.orphans.delete(open)) {
-      await open.close();
-      await this.unlink(open.path);
-      return;
+      // Listings leave the hidden name out from now on: close(2) does not wait for release.
+      this.unlinking.add(open.path);
+      try {
+        await this.unlink(open.path);
+      } finally {
+        this.unlinking.delete(open.path);
+      }
     }
     // Data were flushed by flush() (close(2)); what is left is handing leases back, which
     // nobody waits for (unreleased leases expire anyway).

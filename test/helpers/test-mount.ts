@@ -48,6 +48,11 @@ export class TestMount {
     return r.stdout;
   }
 
+  /** Settles with the mount process's exit code once it has ended. */
+  get exited(): Promise<number | null> {
+    return this.process.stopped;
+  }
+
   /** SIGKILLs the mount process (a crash), leaving a dead mount point behind. */
   kill(): Promise<number | null> {
     this.process.kill('SIGKILL');
