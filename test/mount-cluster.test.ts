@@ -50,6 +50,11 @@ describe('mount: two mounts and failures', function () {
     assert.equal((await fsp.stat(b.at('cached.txt'))).size, 5); // now in b's kernel cache
     await fsp.writeFile(a.at('cached.txt'), 'a good deal longer than before');
     assert.equal(await fsp.readFile(b.at('cached.txt'), 'utf8'), 'a good deal longer than before');
+    // An append through b lands after a's, though b's kernel last saw the file shorter.
+    assert.equal((await fsp.stat(b.at('cached.txt'))).size, 30);
+    await fsp.appendFile(a.at('cached.txt'), ', appended by a');
+    await fsp.appendFile(b.at('cached.txt'), ', then by b');
+    assert.equal(await fsp.readFile(a.at('cached.txt'), 'utf8'), 'a good deal longer than before, appended by a, then by b');
     await fsp.chmod(a.at('cached.txt'), 0o600);
     const deadline = Date.now() + 5000; // the attribute timeout is 1 s
     while (((await fsp.stat(b.at('cached.txt'))).mode & 0o777) !== 0o600) {

@@ -22,6 +22,7 @@ const { dirname } = posix;
 const O_ACCMODE = 0o3;
 const O_RDONLY = 0o0;
 const O_EXCL = 0o200;
+const O_APPEND = 0o2000;
 const O_TRUNC = 0o1000;
 
 /** A utimens time: ms since the epoch, or UTIME_NOW / UTIME_OMIT. */
@@ -54,6 +55,8 @@ export class PosixFs {
   private readonly orphans = new Set<OpenFile>();
   /** Hidden names of orphans being removed. */
   private readonly unlinking = new Set<string>();
+  /** Handles opened with O_APPEND. */
+  private readonly appending = new Set<number>();
   private nextHandle = 1;
   /** The cluster's chunk size, once known (0 before). */
   private chunkSize = 0;
@@ -250,7 +253,7 @@ export class PosixFs {
     const { attr, created } = await this.inDirectory(path, [path, dirname(path)], () =>
       this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller));
     await this.learnChunkSize(path);
-    const handle = this.open(path, attr);
+    const handle = this.open(path, attr, flags);
     if (!created && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
     return handle;
   }
@@ -259,7 +262,7 @@ export class PosixFs {
   async openExisting(path: string, flags: number): Promise<number> {
     const known = this.files.get(path);
     if (known) {
-      return this.open(path, null);
+      return this.open(path, null, flags);
     }
     // Fresh attributes (close-to-open consistency) and where the first chunks are, asked for
     // together: issued in one turn they share a session batch, so a small file's read that
@@ -274,7 +277,7 @@ export class PosixFs {
     // Only a file opened afresh here: one opened meanwhile by another call may have flushed
     // writes since the window was asked for.
     const fresh = !this.files.has(path);
-    const handle = this.open(path, attr);
+    const handle = this.open(path, attr, flags);
     if (window && fresh) this.handle(handle).seedLocations(window);
     if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
     return handle;
@@ -284,8 +287,14 @@ export class PosixFs {
     return this.handle(handle).read(offset, length);
   }
 
+  /**
+   * O_APPEND writes land at the end this mount knows: the kernel's offset comes from its cached
+   * size, which may predate another mount's append.
+   */
   async write(handle: number, offset: number, data: Buffer): Promise<number> {
-    await this.handle(handle).write(offset, data); // flushes landing clear the cache (OpenFile.changed)
+    const open = this.handle(handle);
+    const at = this.appending.has(handle) ? Math.max(offset, open.size) : offset;
+    await open.write(at, data); // flushes landing clear the cache (OpenFile.changed)
     return data.length;
   }
 
@@ -303,6 +312,7 @@ export class PosixFs {
   async release(handle: number): Promise<void> {
     const open = this.handle(handle);
     this.handles.delete(handle);
+    this.appending.delete(handle);
     if (--open.handles > 0) return;
     if (this.files.get(open.path) === open) this.files.delete(open.path);
     this.forget(this.inodeOf(open.path));
@@ -327,13 +337,14 @@ export class PosixFs {
     const orphans = [...this.orphans];
     this.files.clear();
     this.handles.clear();
+    this.appending.clear();
     this.orphans.clear();
     await Promise.allSettled(open.map((f) => f.close()));
     await Promise.allSettled(orphans.map((f) => this.master.unlink(f.path)));
   }
 
   /** A handle on the open file of `path`, opened with the master's `attr` if not open yet. */
-  private open(path: string, attr: Attr | null): number {
+  private open(path: string, attr: Attr | null, flags: number): number {
     let open = this.files.get(path);
     if (!open) {
       const file: OpenFile = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.slabs, this.chunkSize,
@@ -345,6 +356,7 @@ export class PosixFs {
     open.handles++;
     const handle = this.nextHandle++;
     this.handles.set(handle, open);
+    if (flags & O_APPEND) this.appending.add(handle);
     return handle;
   }
 
