@@ -24,12 +24,18 @@ export function packDirents(listing: Dirent[], offset: number, size: number): Bu
     const nameLen = Buffer.byteLength(e.name);
     const len = (HEADER + nameLen + 7) & ~7;
     if (at + len > size) break;
-    out.writeBigUInt64LE(BigInt(e.ino), at);
-    out.writeBigUInt64LE(BigInt(i + 1), at + 8);
+    writeU64(out, e.ino, at);
+    writeU64(out, i + 1, at + 8);
     out.writeUInt32LE(nameLen, at + 16);
     out.writeUInt32LE((e.mode & S_IFMT) >>> 12, at + 20);
     out.write(e.name, at + HEADER);
     at += len;
   }
   return out.subarray(0, at);
+}
+
+/** A safe integer as a little-endian u64 (no BigInt per entry). */
+function writeU64(out: Buffer, v: number, at: number): void {
+  out.writeUInt32LE(v % 0x1_0000_0000, at);
+  out.writeUInt32LE(Math.floor(v / 0x1_0000_0000), at + 4);
 }
