@@ -111,12 +111,12 @@ export class FuseOps implements LowLevelHandlers {
   // ------------------------------------------------------------------ attributes
 
   getattr(req: Request, ino: number, fh: number): void {
-    this.answer(req, 'getattr', ino, async () => this.attrReply(req, await this.attrOf(ino, fh)));
+    this.answer(req, 'getattr', ino, async () => this.attrReply(req, await this.fs.getattr(this.pathOf(ino, fh))));
   }
 
   setattr(req: Request, ino: number, fh: number, toSet: number, mode: number, uid: number, gid: number, size: number, atimeMs: number, mtimeMs: number): void {
     this.answer(req, 'setattr', ino, async () => {
-      const path = this.pathOrOpen(ino, fh);
+      const path = this.pathOf(ino, fh);
       const handle = fh >= 0 ? fh : null;
       if (toSet & SET_ATTR.SIZE) await (handle !== null ? this.fs.ftruncate(handle, size) : this.fs.truncate(path, size));
       if (toSet & SET_ATTR.MODE) await this.fs.chmod(path, mode);
@@ -126,7 +126,7 @@ export class FuseOps implements LowLevelHandlers {
       const atime = timeChange(toSet, SET_ATTR.ATIME, SET_ATTR.ATIME_NOW, atimeMs);
       const mtime = timeChange(toSet, SET_ATTR.MTIME, SET_ATTR.MTIME_NOW, mtimeMs);
       if (atime !== 'omit' || mtime !== 'omit') await this.fs.utimens(path, atime, mtime);
-      return this.attrReply(req, await this.attrOf(ino, fh));
+      return this.attrReply(req, await this.fs.getattr(this.pathOf(ino, fh)));
     });
   }
 
@@ -230,26 +230,14 @@ export class FuseOps implements LowLevelHandlers {
 
   // ------------------------------------------------------------------ helpers
 
-  /** Attributes of `ino`: through its open handle when the kernel names one or it has no name left. */
-  private async attrOf(ino: number, fh: number): Promise<Attr> {
-    const handle = fh >= 0 ? fh : this.anyHandle(ino);
-    if (handle !== undefined && (fh >= 0 || !this.hasName(ino))) return this.fs.fgetattr(handle);
-    return this.fs.getattr(this.names.path(ino));
-  }
-
-  private pathOrOpen(ino: number, fh: number): string {
-    const handle = fh >= 0 ? fh : this.anyHandle(ino);
-    if (handle !== undefined && !this.hasName(ino)) return this.fs.pathOf(handle);
-    return this.names.path(ino);
-  }
-
-  private hasName(ino: number): boolean {
-    try {
-      this.names.path(ino);
-      return true;
-    } catch {
-      return false;
-    }
+  /**
+   * The path of `ino` now: its open file's when the kernel names a handle (it follows renames and
+   * hiding), else its name, else (unlinked while open) any open handle's.
+   */
+  private pathOf(ino: number, fh: number): string {
+    if (fh >= 0) return this.fs.pathOf(fh);
+    const handle = this.names.named(ino) ? undefined : this.anyHandle(ino);
+    return handle === undefined ? this.names.path(ino) : this.fs.pathOf(handle);
   }
 
   private anyHandle(ino: number): number | undefined {

@@ -36,6 +36,11 @@ export class InodeNames {
     return posix.join(this.path(parent), name);
   }
 
+  /** Whether `ino` has a name here (the root always has). */
+  named(ino: number): boolean {
+    return ino === ROOT_INO || (this.nodes.get(ino)?.names.length ?? 0) > 0;
+  }
+
   /** Whether the kernel still holds `ino`. */
   knows(ino: number): boolean {
     return this.nodes.has(ino);

@@ -110,11 +110,6 @@ export class PosixFs {
     for (const e of entries) this.attrs.set(posix.join(dir, e.name), e.attr);
   }
 
-  /** The attributes of an open file, under whatever name it has now. */
-  async fgetattr(handle: number): Promise<Attr> {
-    return this.getattr(this.handle(handle).path);
-  }
-
   /** The current path of an open file (it follows renames, and hiding when unlinked). */
   pathOf(handle: number): string {
     return this.handle(handle).path;
