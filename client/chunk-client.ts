@@ -1,10 +1,11 @@
 import * as grpc from '@grpc/grpc-js';
 import type { ChunkserverClient as ChunkserverStub } from '../generated/chunkfs/chunkserver/Chunkserver';
 import type { CopyChunkResponse__Output } from '../generated/chunkfs/chunkserver/CopyChunkResponse';
+import type { DeleteChunksResponse__Output } from '../generated/chunkfs/chunkserver/DeleteChunksResponse';
 import type { DataStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/DataStreamPortResponse';
 import { unaryCall } from './unary-call';
 import { DataStreamPool } from './data-stream-client';
-import { FsError } from '../server/common/fs-error';
+import { FsError, isErrnoName } from '../server/common/fs-error';
 import { MAX_CHUNK_IO_BYTES, MESSAGE_LIMITS, protos } from '../server/common/proto';
 import type { WriteHeader } from '../server/common/data-stream-protocol';
 
@@ -98,8 +99,12 @@ export class ChunkClient {
     await this.call(this.deadlineMs, (o, cb) => this.stub.createChunk(unsigned({ handle, version }), o, cb));
   }
 
-  async delete(handle: number): Promise<void> {
-    await this.call(this.deadlineMs, (o, cb) => this.stub.deleteChunk(unsigned({ handle }), o, cb));
+  /** Deletes replicas here; answers those that were not deleted, with why (ENOENT: not here). */
+  async deleteChunks(handles: number[]): Promise<Array<{ handle: number; error: FsError }>> {
+    handles.forEach((handle) => unsigned({ handle }));
+    // Removed one after another: a long list gets time for each.
+    const reply = await this.call<DeleteChunksResponse__Output>(this.deadlineMs + handles.length * 20, (o, cb) => this.stub.deleteChunks({ handles }, o, cb));
+    return reply.failures.map((f) => ({ handle: f.handle, error: new FsError(isErrnoName(f.errno) ? f.errno : 'EIO', f.message) }));
   }
 
   async setVersion(handle: number, version: number): Promise<void> {

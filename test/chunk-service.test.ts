@@ -253,7 +253,7 @@ describe('chunk service', function () {
 
     // The source holds another version: ESTALE naming the source, and no partial copy left.
     await at(1).setVersion(HANDLE, 2);
-    await at(3).delete(HANDLE);
+    assert.deepEqual(await at(3).deleteChunks([HANDLE]), []);
     const err = await expectErrno(at(3).copy(HANDLE, 1, address(1)), 'ESTALE');
     assert.equal(failedReplica(err), address(1));
     assert.deepEqual(fresh.store.list().map((c) => c.handle), [HANDLE + 1]);
@@ -275,7 +275,12 @@ describe('chunk service', function () {
     await expectErrno(at(0).write(unknown, 1, 0, Buffer.from('a')), 'ENOENT');
     await expectErrno(at(0).truncate(unknown, 1, 0), 'ENOENT');
     await expectErrno(at(0).setVersion(unknown, 2), 'ENOENT');
-    await expectErrno(at(0).delete(unknown), 'ENOENT');
+    // A batch of deletions: each replica there goes, each one missing is answered ENOENT.
+    await at(0).create(unknown + 1, 1);
+    const failures = await at(0).deleteChunks([unknown, unknown + 1]);
+    assert.deepEqual(failures.map((f) => [f.handle, f.error.code]), [[unknown, 'ENOENT']]);
+    await expectErrno(at(0).read(unknown + 1, 1, 0, 10), 'ENOENT');
+    await expectErrno(at(0).deleteChunks([-1]), 'EINVAL', /handle must be a non-negative integer/);
 
     await expectErrno(at(0).create(HANDLE, 1), 'EEXIST');
     await expectErrno(at(0).create(unknown, 0), 'EINVAL', /not a chunk version/);

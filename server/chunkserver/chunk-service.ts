@@ -1,8 +1,9 @@
 import type * as grpc from '@grpc/grpc-js';
 import { randomInt } from 'crypto';
+import type { ChunkFailure } from '../../generated/chunkfs/chunkserver/ChunkFailure';
 import type { ChunkserverHandlers } from '../../generated/chunkfs/chunkserver/Chunkserver';
 import { type ChainWrite, ChunkClient, ChunkClientPool } from '../../client/chunk-client';
-import { FsError } from '../common/fs-error';
+import { FsError, toFsError } from '../common/fs-error';
 import { RunningServer, serveGrpc } from '../common/grpc-server';
 import { logger } from '../common/log';
 import { MAX_CHUNK_IO_BYTES, protos } from '../common/proto';
@@ -87,12 +88,19 @@ function chunkServiceHandlers(
         return {};
       });
     }),
-    DeleteChunk: unary(({ handle }) =>
-      turns.run(handle, async () => {
-        await store.delete(handle);
-        return {};
-      }),
-    ),
+    DeleteChunks: unary(async ({ handles }) => {
+      const failures: ChunkFailure[] = [];
+      // One after another: garbage collection must not crowd out reads and writes.
+      for (const handle of handles) {
+        try {
+          await turns.run(handle, () => store.delete(handle));
+        } catch (err) {
+          const { code, message } = toFsError(err);
+          failures.push({ handle, errno: code, message });
+        }
+      }
+      return { failures };
+    }),
     SetChunkVersion: unary(({ handle, version }) => {
       checkRealVersion(version);
       return turns.run(handle, async () => {
@@ -325,7 +333,7 @@ function counted(handlers: ChunkserverHandlers, load: { calls: number }): Chunks
     DataStreamPort: count(handlers.DataStreamPort),
     TruncateChunk: count(handlers.TruncateChunk),
     CreateChunk: count(handlers.CreateChunk),
-    DeleteChunk: count(handlers.DeleteChunk),
+    DeleteChunks: count(handlers.DeleteChunks),
     SetChunkVersion: count(handlers.SetChunkVersion),
     CopyChunk: count(handlers.CopyChunk),
   };

@@ -135,12 +135,10 @@ export class ChunkStore {
     this.checkRange('write', offset, data.length, 'EFBIG');
     const version = opts.createAtVersion;
     if (version !== undefined) {
-      // Creation and data made durable together: the write's fdatasyncs, then one directory fsync.
       return this.createChunk(handle, version, async (file) => {
-        await file.create(version, false);
-        const size = await this.open.use(handle, file.dataPath, file.metaPath, (open) => file.write(open, 0, offset, data, true));
-        await file.syncDir();
-        return size;
+        const created = await file.createWritten(version, offset, data);
+        this.open.adopt(handle, file.dataPath, created.data, created.meta);
+        return created.size;
       });
     }
     return this.withChunk(handle, async (file, entry) => {

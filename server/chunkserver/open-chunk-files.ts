@@ -81,6 +81,12 @@ export class OpenChunkFiles {
     for (const handle of [...this.entries.keys()]) this.forget(handle);
   }
 
+  /** Holds the files of a chunk its creator has just opened (ChunkFile.createWritten). */
+  adopt(handle: number, dataPath: string, data: FileHandle, meta: FileHandle): void {
+    this.forget(handle);
+    this.insert(handle, { dataPath, files: Promise.resolve([data, meta]), checksums: null, users: 0, forgotten: false });
+  }
+
   private acquire(handle: number, dataPath: string, metaPath: string): Entry {
     let entry = this.entries.get(handle);
     if (entry && entry.dataPath !== dataPath) this.forget(handle); // the chunk moved directory
@@ -89,13 +95,18 @@ export class OpenChunkFiles {
       entry = { dataPath, files: openBoth(dataPath, metaPath), checksums: null, users: 0, forgotten: false };
       entry.files.catch(ignore); // its user sees the error
     }
-    this.entries.set(handle, entry);
+    this.insert(handle, entry);
     entry.users++;
+    return entry;
+  }
+
+  /** `entry` as the most recently used, the oldest closed past the capacity. */
+  private insert(handle: number, entry: Entry): void {
+    this.entries.set(handle, entry);
     for (const [oldest] of this.entries) {
       if (this.entries.size <= this.capacity) break;
       this.forget(oldest);
     }
-    return entry;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { ChunkClientPool } from '../../client/chunk-client';
+import type { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
@@ -7,6 +8,8 @@ import { HOLE, UNWRITTEN, type Namespace } from './namespace';
 import { chooseReplicas } from './placement';
 
 const log = logger('replication');
+/** Replicas one chunkserver is told to delete per pass (HDFS caps its invalidations per heartbeat alike). */
+const MAX_DELETES_PER_CALL = 1000;
 
 export interface ReplicationOptions {
   /** bytes per chunk: a copy target needs this much free */
@@ -152,16 +155,37 @@ export class ReplicationMonitor {
         .sort((a, b) => b.usedBytes / Math.max(b.capacityBytes, 1) - a.usedBytes / Math.max(a.capacityBytes, 1));
       for (const cs of fullestFirst.slice(0, holders.length - replication)) doomed.push([cs.id, handle, 'surplus']);
     }
-    await Promise.all(doomed.map(async ([id, handle, why]) => {
-      const address = this.chunkservers.addressOf(id);
-      try {
-        await this.peers.get(address).delete(handle);
-        this.chunkservers.forgetReplica(id, handle);
-        log.info(`deleted ${why} replica of chunk ${handle} on ${address}`);
-      } catch (err) {
-        log.warn(`deleting chunk ${handle} on ${address} failed: ${(err as Error).message}`);
+    const byServer = new Map<string, Array<[number, string]>>();
+    for (const [id, handle, why] of doomed) byServer.set(id, [...(byServer.get(id) ?? []), [handle, why]]);
+    await Promise.all([...byServer].map(([id, replicas]) => this.deleteReplicas(id, replicas.slice(0, MAX_DELETES_PER_CALL))));
+  }
+
+  /** One call deletes a chunkserver's doomed replicas ([handle, why]); the rest wait for the next pass. */
+  private async deleteReplicas(id: string, replicas: Array<[number, string]>): Promise<void> {
+    const address = this.chunkservers.addressOf(id);
+    let failures: Array<{ handle: number; error: FsError }>;
+    try {
+      failures = await this.peers.get(address).deleteChunks(replicas.map(([handle]) => handle));
+    } catch (err) {
+      log.warn(`deleting ${replicas.length} replicas on ${address} failed: ${(err as Error).message}`);
+      return;
+    }
+    const failed = new Map(failures.map((f) => [f.handle, f.error]));
+    const reasons = new Map<string, number>();
+    for (const [handle, why] of replicas) {
+      const error = failed.get(handle);
+      if (error && error.code !== 'ENOENT') {
+        log.warn(`deleting chunk ${handle} on ${address} failed: ${error.message}`);
+        continue;
       }
-    }));
+      this.chunkservers.forgetReplica(id, handle); // gone, or was not there
+      const kind = why.split(' ')[0];
+      reasons.set(kind, (reasons.get(kind) ?? 0) + 1);
+      if (kind !== 'orphan') log.info(`deleted ${why} replica of chunk ${handle} on ${address}`);
+    }
+    // Orphans come by the thousand when a tree is removed: counted, not listed.
+    const orphans = reasons.get('orphan') ?? 0;
+    if (orphans > 0) log.info(`deleted ${orphans} orphan replica${orphans === 1 ? '' : 's'} on ${address}`);
   }
 
   private startCopy(need: Need): void {
