@@ -100,6 +100,43 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     assert.equal(f3.mtime.toISOString(), '2002-03-04T05:06:07.891Z');
   });
 
+
+  it('keeps times set on a file with buffered writes (tar, cp -p) and moves mtime on a later write', async () => {
+    const atime = new Date('2003-01-02T03:04:05.678Z');
+    const mtime = new Date('2004-05-06T07:08:09.123Z');
+    const data = Buffer.alloc(150_000, 7);
+    // Written and stamped before close: the times must stay over the data landing.
+    const h = await fsp.open(p('times-new'), 'wx');
+    await h.write(data);
+    await h.utimes(atime, mtime);
+    assert.equal((await h.stat()).mtime.toISOString(), mtime.toISOString());
+    await h.close();
+    let st = await fsp.stat(p('times-new'));
+    assert.equal(st.mtime.toISOString(), mtime.toISOString());
+    assert.equal(st.atime.toISOString(), atime.toISOString());
+    assert.equal(st.size, data.length);
+    assert.ok((await fsp.readFile(p('times-new'))).equals(data));
+
+    // An overwrite inside the file (no new end to record), then times.
+    const r = await fsp.open(p('times-new'), 'r+');
+    await r.write(Buffer.from('abc'), 0, 3, 1000);
+    await r.utimes(atime, mtime);
+    await r.close();
+    st = await fsp.stat(p('times-new'));
+    assert.equal(st.mtime.toISOString(), mtime.toISOString());
+    assert.equal((await fsp.readFile(p('times-new'))).toString('latin1', 1000, 1003), 'abc');
+
+    // A write after the times moves mtime to now again.
+    const before = Date.now();
+    const w = await fsp.open(p('times-new'), 'r+');
+    await w.write(Buffer.from('more'), 0, 4, data.length);
+    await w.utimes(atime, mtime);
+    await w.write(Buffer.from('last'), 0, 4, data.length + 4);
+    await w.close();
+    st = await fsp.stat(p('times-new'));
+    assert.ok(st.mtimeMs >= before - 1000, `mtime ${st.mtime.toISOString()} is from before the last write`);
+    assert.equal(st.size, data.length + 8);
+  });
   it('enforces permissions for other users and gives new inodes the caller as owner', async () => {
     await fsp.mkdir(p('perm'), { mode: 0o777 });
     await fsp.chmod(p('perm'), 0o777);

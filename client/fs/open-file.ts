@@ -1,4 +1,6 @@
 import { FsError, toFsError } from '../../server/common/fs-error';
+import type { Attr } from '../../server/master/inode';
+import type { AttrChanges } from '../../server/master/mutation';
 import { MAX_CHUNK_IO_BYTES } from '../../server/common/proto';
 import type { ChunkClientPool } from '../chunk-client';
 import { FileReader } from '../file-reader';
@@ -7,6 +9,9 @@ import type { MasterClient } from '../master-client';
 import { ChunkLocations, type LocationWindow } from './chunk-locations';
 import { WriteBuffer } from './write-buffer';
 import type { BufferPool } from '../../server/common/buffer-pool';
+
+/** Times set by utimens(2), ms since the epoch. */
+export type FileTimes = Pick<AttrChanges, 'atimeMs' | 'mtimeMs'>;
 
 /** How long a read waits for the master to learn where a chunk's replicas are (ms). */
 const NO_REPLICA_WAIT_MS = 10_000;
@@ -62,6 +67,9 @@ export class OpenFile {
   /** Time of the last write, given to the master as mtime when a flush only overwrote. */
   private lastWriteMs = 0;
   private mtimePending = false;
+  /** Times to set with the next record of the file's end (see setTimes), and that record once sent. */
+  private timesAtEnd: FileTimes | null = null;
+  private timesRecorded: Promise<Attr> | null = null;
   /** The span the reader is in. */
   private cache: Span | null = null;
   /** Spans after it, in order, fetched ahead of the reader (while reads are sequential). */
@@ -110,12 +118,36 @@ export class OpenFile {
 
   /** Everything written so far durable on every replica and recorded by the master. */
   async flush(): Promise<void> {
-    await this.startFlush();
-    await Promise.all([...this.flights].map((f) => f.done));
-    this.takeFailure();
-    if (this.mtimePending) {
+    await this.flushWithTimes(null);
+  }
+
+  /**
+   * flush(), then `times` set (utimens of a file with buffered writes: the data landing later
+   * would stamp its own mtime over them). They ride on the record of the file's new end when
+   * the flush sends one (tar and cp -p set times just before close: one master call, not two);
+   * answers the master's attributes afterwards.
+   */
+  async setTimes(times: FileTimes): Promise<Attr> {
+    return (await this.flushWithTimes(times))!;
+  }
+
+  private async flushWithTimes(times: FileTimes | null): Promise<Attr | null> {
+    if (times) this.timesAtEnd = times;
+    try {
+      await this.startFlush();
+      await Promise.all([...this.flights].map((f) => f.done));
+      this.takeFailure();
+      const recorded = times && this.timesRecorded;
+      if (recorded) return await recorded;
+      if (!this.mtimePending && !times) return null;
+      const mtime = this.mtimePending ? { mtimeMs: this.lastWriteMs } : {};
       this.mtimePending = false;
-      await this.master.setattr(this.path, { mtimeMs: this.lastWriteMs }).finally(this.changed);
+      return await this.master.setattr(this.path, { ...mtime, ...times }).finally(this.changed);
+    } finally {
+      if (times) {
+        this.timesAtEnd = null;
+        this.timesRecorded = null;
+      }
     }
   }
 
@@ -255,7 +287,14 @@ export class OpenFile {
     if (end <= this.masterSize) return undefined;
     this.masterSize = end;
     this.mtimePending = false; // the master sets mtime with the size
-    return this.master.setattr(this.path, { size: end, growOnly: true });
+    // Times asked for go with the record of the whole file (no later record can follow it).
+    const times = end === this.size ? this.timesAtEnd : null;
+    const record = this.master.setattr(this.path, { size: end, growOnly: true, ...times });
+    if (times) {
+      this.timesAtEnd = null;
+      this.timesRecorded = record;
+    }
+    return record;
   }
 
   /** A failed background flush is reported once, to whoever touches the file next. */

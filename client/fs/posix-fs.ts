@@ -146,10 +146,9 @@ export class PosixFs {
       await this.master.getattr(path);
       return;
     }
-    // Buffered data flushed later would stamp its own mtime over the one asked for (cp -p sets
-    // times before close).
-    await this.files.get(path)?.flush();
-    await this.setattr(path, changes);
+    const open = this.files.get(path);
+    if (open) this.attrs.set(path, await this.changing(this.inodeOf(path), () => open.setTimes(changes)));
+    else await this.setattr(path, changes);
   }
 
   truncate(path: string, size: number): Promise<void> {
