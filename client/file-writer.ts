@@ -1,7 +1,7 @@
 import { FsError } from '../server/common/fs-error';
 import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
 import type { ChunkClientPool } from './chunk-client';
-import type { MasterClient } from './master-client';
+import type { ChunkAllocation, MasterClient } from './master-client';
 
 /** Attempts per piece: a failed replica or a stale lease is retried with a fresh lease. */
 const ATTEMPTS = 4;
@@ -184,12 +184,30 @@ export class FileWriter {
     return { entry, lease: await entry };
   }
 
+  /**
+   * Takes a chunk allocated on this writer's behalf (a create that came with its first chunk)
+   * as if this writer had asked for it, unless it holds that chunk's lease already.
+   */
+  adoptAllocation(path: string, allocated: ChunkAllocation): void {
+    const key = `${allocated.chunk.index} ${path}`;
+    if (this.chunkSize === 0) this.chunkSize = allocated.chunkSize;
+    if (this.leases.has(key)) return;
+    const entry = this.leaseFrom(path, allocated);
+    this.leases.set(key, entry);
+    entry.catch(() => {
+      if (this.leases.get(key) === entry) this.leases.delete(key);
+    });
+  }
+
   private async askLease(path: string, index: number): Promise<HeldLease> {
-    const allocated = await this.master.allocateChunk(path, index);
-    // A new chunk comes leased; a written one is leased separately.
+    return this.leaseFrom(path, await this.master.allocateChunk(path, index));
+  }
+
+  /** The lease that comes with a new chunk's allocation; a written chunk is leased separately. */
+  private async leaseFrom(path: string, allocated: ChunkAllocation): Promise<HeldLease> {
     const { chunk, expiresMs } = allocated.leaseExpiresMs > 0
       ? { chunk: allocated.chunk, expiresMs: allocated.leaseExpiresMs }
-      : await this.master.leaseChunk(path, index);
+      : await this.master.leaseChunk(path, allocated.chunk.index);
     return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs, create: allocated.createReplicas };
   }
 

@@ -3,6 +3,7 @@ import type { Attr__Output as WireAttr } from '../generated/chunkfs/Attr';
 import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Master';
 import type { MasterAdminClient as MasterAdminStub } from '../generated/chunkfs/master/MasterAdmin';
 import type { ChunkLocation__Output as ChunkLocation } from '../generated/chunkfs/master/ChunkLocation';
+import type { AllocateChunkResponse__Output } from '../generated/chunkfs/master/AllocateChunkResponse';
 import type { FsckResponse__Output } from '../generated/chunkfs/master/FsckResponse';
 import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
 import type { DecommissionResponse__Output } from '../generated/chunkfs/master/DecommissionResponse';
@@ -126,16 +127,19 @@ export class MasterClient {
 
   /**
    * open(O_CREAT [| O_EXCL]); `created` is false when an existing file was opened. A new file
-   * gets `replication` replicas per chunk (default: the cluster's).
+   * gets `replication` replicas per chunk (default: the cluster's); with `allocateFirstChunk`
+   * (the caller is about to write) it comes with `firstChunk`, as allocateChunk(path, 0) answers.
    */
   async create(
-    path: string, mode: number, exclusive: boolean, caller?: Caller, replication?: number,
-  ): Promise<Made & { created: boolean }> {
+    path: string, mode: number, exclusive: boolean, opts: CreateOptions = {},
+  ): Promise<Made & { created: boolean; firstChunk?: ChunkAllocation }> {
     const reply = await this.session.call('create', {
-      path, mode: checkMode(mode), exclusive, caller: checkCaller(caller),
-      replication: replication === undefined ? undefined : checkReplication(replication),
+      path, mode: checkMode(mode), exclusive, caller: checkCaller(opts.caller),
+      replication: opts.replication === undefined ? undefined : checkReplication(opts.replication),
+      allocateFirstChunk: opts.allocateFirstChunk ?? false,
     });
-    return { ...madeOf(reply), created: reply.created };
+    const first = reply.created && reply.firstChunk ? allocationOf(reply.firstChunk) : undefined;
+    return { ...madeOf(reply), created: reply.created, ...(first && { firstChunk: first }) };
   }
 
   /** A regular file's replication factor; the master adds or trims replicas in the background. */
@@ -177,11 +181,9 @@ export class MasterClient {
    * lease (leaseExpiresMs > 0) and createReplicas: its first write creates the replicas, and
    * chunkWritten must confirm it before the write counts as done.
    */
-  async allocateChunk(path: string, index: number): Promise<{ chunk: ChunkLocation; chunkSize: number; leaseExpiresMs: number; createReplicas: boolean }> {
+  async allocateChunk(path: string, index: number): Promise<ChunkAllocation> {
     checkChunkIndex(index);
-    const reply = await this.session.call('allocateChunk', { path, index });
-    if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
-    return { chunk: reply.chunk, chunkSize: reply.chunkSize, leaseExpiresMs: reply.leaseExpiresMs, createReplicas: reply.createReplicas };
+    return allocationOf(await this.session.call('allocateChunk', { path, index }));
   }
 
   /** The first write of an unwritten chunk is durable on `replicas` (see allocateChunk). */
@@ -261,6 +263,25 @@ function checkCaller(caller: Caller | undefined): Caller | undefined {
 
 /** The plain attributes of a reply that must carry them. */
 /** A new name's attributes, and its directory's once it was added (null if the master had none). */
+export interface CreateOptions {
+  caller?: Caller;
+  replication?: number;
+  allocateFirstChunk?: boolean;
+}
+
+/** A chunk as allocateChunk answers it (see AllocateChunkResponse). */
+export interface ChunkAllocation {
+  chunk: ChunkLocation;
+  chunkSize: number;
+  leaseExpiresMs: number;
+  createReplicas: boolean;
+}
+
+function allocationOf(reply: AllocateChunkResponse__Output): ChunkAllocation {
+  if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
+  return { chunk: reply.chunk, chunkSize: reply.chunkSize, leaseExpiresMs: reply.leaseExpiresMs, createReplicas: reply.createReplicas };
+}
+
 export interface Made {
   attr: Attr;
   parent: Attr | null;

@@ -32,7 +32,7 @@ describe('decommissioning a chunkserver', function () {
   async function put(p: string, size: number, replication?: number): Promise<void> {
     const data = randomBytes(size);
     const writer = new FileWriter(cluster.client, cluster.peers);
-    await cluster.client.create(p, 0o644, true, undefined, replication);
+    await cluster.client.create(p, 0o644, true, { replication });
     if (replication !== undefined) factors.set(p, replication);
     await writer.write(p, 0, data);
     await writer.close();

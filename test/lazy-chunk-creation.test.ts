@@ -44,6 +44,35 @@ describe('lazy chunk creation', function () {
     assert.deepEqual(await cluster.readAll('/never'), expected);
   });
 
+  it('a create for writing comes with its first chunk, only for a file it created', async () => {
+    const made = await cluster.client.create('/first', 0o644, true, { allocateFirstChunk: true });
+    const first = made.firstChunk!;
+    assert.ok(first, 'an exclusive create that made the file carries its first chunk');
+    assert.equal(first.chunk.index, 0);
+    assert.equal(first.chunk.replicas.length, 3);
+    assert.equal(first.createReplicas, true);
+    assert.equal(first.chunkSize, MiB);
+    assert.ok(first.leaseExpiresMs > Date.now());
+    // It is the chunk AllocateChunk answers now: the same allocation, not a second one.
+    assert.equal((await cluster.client.allocateChunk('/first', 0)).chunk.handle, first.chunk.handle);
+    // Written through a writer that adopts it: one chunk, three replicas, the data.
+    const writer = new FileWriter(cluster.client, cluster.peers);
+    writer.adoptAllocation('/first', first);
+    await writer.write('/first', 0, Buffer.from('first chunk'));
+    await writer.close();
+    assert.equal((await cluster.readAll('/first')).toString(), 'first chunk');
+    assert.equal(cluster.replicaFiles(first.chunk.handle).length, 3);
+
+    // An existing file is opened, never given a chunk; an exclusive create of it fails.
+    await cluster.client.create('/empty', 0o644, true);
+    const opened = await cluster.client.create('/empty', 0o644, false, { allocateFirstChunk: true });
+    assert.equal(opened.created, false);
+    assert.equal(opened.firstChunk, undefined);
+    await expectErrno(cluster.client.create('/empty', 0o644, true, { allocateFirstChunk: true }), 'EEXIST');
+    assert.deepEqual((await cluster.client.chunkLocations('/empty', 0, 1)).chunks, []);
+    assert.equal((await cluster.client.fsck('/')).healthy, true);
+  });
+
   it('a first write not yet confirmed reads as a hole; confirmed, it is the data', async () => {
     await cluster.client.create('/f', 0o644, true);
     const { chunk } = await cluster.client.allocateChunk('/f', 0);

@@ -37,7 +37,7 @@ const putCommand: CommandModule<object, MasterArg & { local: string; remote: str
     const local = localFile(args.local);
     const remote = await intoDirectory(client, masterPath(args.remote), posix.basename(args.local));
     if (await getattrOrNull(client, remote)) throw new FsError('EEXIST', `${remote} exists (put does not overwrite)`);
-    await client.create(remote, local.mode & 0o777, true, undefined, args.replication);
+    await client.create(remote, local.mode & 0o777, true, { replication: args.replication });
     const writer = new FileWriter(client, peers);
     const bar = progress(`put ${remote}`, local.size);
     const fd = fs.openSync(args.local, 'r');

@@ -5,7 +5,7 @@ import { MAX_CHUNK_IO_BYTES } from '../../server/common/proto';
 import type { ChunkClientPool } from '../chunk-client';
 import { FileReader } from '../file-reader';
 import { FileWriter } from '../file-writer';
-import type { MasterClient } from '../master-client';
+import type { ChunkAllocation, MasterClient } from '../master-client';
 import { ChunkLocations, type LocationWindow } from './chunk-locations';
 import { WriteBuffer } from './write-buffer';
 import type { BufferPool } from '../../server/common/buffer-pool';
@@ -224,6 +224,11 @@ export class OpenFile {
     } finally {
       await this.writer.close();
     }
+  }
+
+  /** The first chunk, allocated with the file's create (see FileWriter.adoptAllocation). */
+  adoptAllocation(allocated: ChunkAllocation): void {
+    this.writer.adoptAllocation(this.path, allocated);
   }
 
   /** Chunk locations fetched with the open (see ChunkLocations.seed). */

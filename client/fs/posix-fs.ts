@@ -237,17 +237,23 @@ export class PosixFs {
   /** mknod(2) of a regular file; devices, FIFOs and sockets are not stored by ChunkFS. */
   async mknod(path: string, mode: number, caller: Caller): Promise<void> {
     if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw new FsError('EPERM', `${path}: only regular files can be made with mknod`);
-    await this.inDirectory(path, [path, dirname(path)], () => this.master.create(path, mode & PERMISSION_BITS, true, caller));
+    await this.inDirectory(path, [path, dirname(path)], () => this.master.create(path, mode & PERMISSION_BITS, true, { caller }));
   }
 
   // ------------------------------------------------------------------ open files
 
   /** open(2) with O_CREAT: exclusive with O_EXCL, else an existing file is opened. */
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
-    const { attr, created } = await this.inDirectory(path, [path, dirname(path)], () =>
-      this.master.create(path, mode & PERMISSION_BITS, (flags & O_EXCL) !== 0, caller));
+    // An exclusive create for writing is a new file about to be written (tar, cp, small-file
+    // writers): its first chunk comes with the create, in the same master call and log write.
+    const exclusive = (flags & O_EXCL) !== 0;
+    const allocateFirstChunk = exclusive && (flags & O_ACCMODE) !== O_RDONLY;
+    const { attr, created, firstChunk } = await this.inDirectory(path, [path, dirname(path)], () =>
+      this.master.create(path, mode & PERMISSION_BITS, exclusive, { caller, allocateFirstChunk }));
+    if (firstChunk && this.chunkSize === 0) this.chunkSize = firstChunk.chunkSize;
     await this.learnChunkSize(path);
     const handle = this.open(path, attr, flags);
+    if (firstChunk) this.handle(handle).adoptAllocation(firstChunk);
     if (!created && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
     return handle;
   }

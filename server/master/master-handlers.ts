@@ -31,7 +31,7 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       }),
       parent: parentAttr(state, req.path),
     }),
-    create: async (req) => ({ ...(await create(state, req)), parent: parentAttr(state, req.path) }),
+    create: async (req) => ({ ...(await create(state, chunks, req)), parent: parentAttr(state, req.path) }),
     symlink: async (req) => ({
       attr: await commitForAttr(state, {
         op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller),
@@ -80,7 +80,7 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
  * with O_EXCL the namespace's EEXIST stands. A new file's factor is recorded even when it is
  * the cluster default, so that changing the default later leaves existing files as they are.
  */
-async function create(state: MasterState, req: CreateRequest__Output): Promise<CreateResponse> {
+async function create(state: MasterState, chunks: ChunkManager, req: CreateRequest__Output): Promise<CreateResponse> {
   const mode = checkMode(req.mode);
   const replication = req.replication === undefined ? state.ns.defaultReplication : checkReplication(req.replication);
   if (!req.exclusive) {
@@ -88,10 +88,17 @@ async function create(state: MasterState, req: CreateRequest__Output): Promise<C
     if (existing) return existing;
   }
   try {
-    const attr = await commitForAttr(state, {
-      op: 'create', path: req.path, mode, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(), replication,
+    const ino = state.nextIno();
+    const creating = commitForAttr(state, {
+      op: 'create', path: req.path, mode, ...ownerOf(req.caller), ino, time: Date.now(), replication,
     });
-    return { attr, created: true };
+    // A commit applies at once and waits only for the log: if the file is there now, its first
+    // chunk's record joins the same log write. Without a chunk (no room, say) the writer
+    // allocates later and hears why then.
+    const first = req.allocateFirstChunk && state.ns.lookupOrNull(req.path)?.ino === ino
+      ? chunks.allocate(req.path, 0).then((a) => ({ ...a, chunkSize: chunks.options.chunkSize }), () => undefined)
+      : undefined;
+    return { attr: await creating, created: true, firstChunk: await first };
   } catch (err) {
     // Another client created it between our look-up and the commit.
     const raced = !req.exclusive && err instanceof FsError && err.code === 'EEXIST';

@@ -98,7 +98,7 @@ export class LogWriter {
     if (this.dead) throw new FsError('EIO', `operation log unavailable: ${this.dead.message}`);
     const txid = ++this.lastAppended;
     this.pending.push(encodeFrame(txid, this.epoch, payload));
-    if (!this.flushing) void this.flushLoop();
+    this.startFlush();
     return txid;
   }
 
@@ -116,8 +116,19 @@ export class LogWriter {
     return new Promise((resolve) => {
       this.rollWaiters.push(resolve);
       this.rollRequested = true;
-      if (!this.flushing) void this.flushLoop();
+      this.startFlush();
     });
+  }
+
+  /**
+   * Starts a write round at the end of this event-loop turn rather than at once: the records
+   * of a whole batch of calls (a chunk's confirmation and the size it brings, a create and its
+   * first chunk) then share one write and one sync.
+   */
+  private startFlush(): void {
+    if (this.flushing) return;
+    this.flushing = true;
+    setImmediate(() => void this.flushLoop());
   }
 
   /** Marks a directory failed from outside (e.g. a checkpoint could not be written there). */
@@ -135,7 +146,6 @@ export class LogWriter {
   }
 
   private async flushLoop(): Promise<void> {
-    this.flushing = true;
     try {
       while ((this.pending.length > 0 || this.rollRequested) && !this.dead) {
         if (this.pending.length > 0) {
