@@ -3,6 +3,7 @@ import type { Attr__Output as WireAttr } from '../generated/chunkfs/Attr';
 import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Master';
 import type { MasterAdminClient as MasterAdminStub } from '../generated/chunkfs/master/MasterAdmin';
 import type { ChunkLocation__Output as ChunkLocation } from '../generated/chunkfs/master/ChunkLocation';
+import type { SessionPortResponse__Output } from '../generated/chunkfs/master/SessionPortResponse';
 import type { AllocateChunkResponse__Output } from '../generated/chunkfs/master/AllocateChunkResponse';
 import type { FsckResponse__Output } from '../generated/chunkfs/master/FsckResponse';
 import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
@@ -85,7 +86,8 @@ export class MasterClient {
       ...channelOptions,
       channelOverride: this.master.getChannel(),
     });
-    this.session = new MasterSession(this.master, address, this.deadlineMs, options.resendReads ?? false);
+    const sessionPort = async (): Promise<number> => (await this.call<SessionPortResponse__Output>((o, cb) => this.master.sessionPort({}, o, cb))).port;
+    this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.resendReads ?? false);
   }
 
   // ------------------------------------------------------------------ reads

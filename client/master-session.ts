@@ -1,49 +1,43 @@
-import type * as grpc from '@grpc/grpc-js';
 import type { Call } from '../generated/chunkfs/master/Call';
-import type { CallBatch } from '../generated/chunkfs/master/CallBatch';
-import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Master';
 import type { Reply__Output } from '../generated/chunkfs/master/Reply';
-import type { ReplyBatch__Output } from '../generated/chunkfs/master/ReplyBatch';
 import { FsError, isErrnoName } from '../server/common/fs-error';
-import { statusToFsError } from '../server/common/grpc-status';
 import type { OpName, OpRequest, OpResponseOut } from '../server/common/master-calls';
-
-type SessionStream = grpc.ClientDuplexStream<CallBatch, ReplyBatch__Output>;
+import { SessionLink } from './session-link';
 
 interface Pending {
   op: OpName;
-  /** the call as sent, kept to send again on a new stream if it only reads */
+  /** the call as sent, kept to send again on a new connection if it only reads */
   call: Call;
   resolve: (reply: never) => void;
   reject: (err: FsError) => void;
   /** ms since the epoch */
   deadline: number;
-  /** The stream the call went out on (null while queued). */
-  stream: SessionStream | null;
-  /** Why the stream it was last sent on broke, if it did (said when the deadline passes). */
+  /** The connection the call went out on (null while queued). */
+  link: SessionLink | null;
+  /** Why the connection it was last sent on broke, if it did (said when the deadline passes). */
   lastError: FsError | null;
 }
 
 /** How often calls are checked against their deadlines (ms). */
 const SWEEP_MS = 100;
-/** Pause before calls caught by a broken stream are sent again on a new one (ms). */
+/** Pause before calls caught by a broken connection are sent again on a new one (ms). */
 const RESEND_PAUSE_MS = 250;
 /**
- * Calls that only read: sent again when their stream breaks (a master restarting, a connection
- * cut), until their deadline. A mutation caught by a break fails instead: it may have been
+ * Calls that only read: sent again when their connection breaks (a master restarting, a
+ * connection cut), until their deadline. A mutation caught by a break fails instead: it may have been
  * applied, and doing it twice is not the same as doing it once.
  */
 const IDEMPOTENT: ReadonlySet<OpName> = new Set<OpName>(['getAttr', 'readDir', 'readLink', 'statFs', 'chunkLocations']);
 
 /**
- * The client end of Master.Session: calls issued in one event-loop turn go out as one
- * CallBatch on a long-lived stream, and replies are matched to calls by id. Each call has its
- * own deadline (ETIMEDOUT). When the stream breaks, the calls sent on it fail (EIO: a mutation's
- * outcome is unknown); with `resendReads`, reads are instead sent again on a new stream until
- * their deadline.
+ * The client end of a master session (proto/master.proto, Master.SessionPort): calls issued in
+ * one event-loop turn go out as one CallBatch on a long-lived connection, and replies are
+ * matched to calls by id. Each call has its own deadline (ETIMEDOUT). When the connection
+ * breaks, the calls sent on it fail (EIO: a mutation's outcome is unknown); with `resendReads`,
+ * reads are instead sent again on a new connection until their deadline.
  */
 export class MasterSession {
-  private stream: SessionStream | null = null;
+  private link: SessionLink | null = null;
   private readonly pending = new Map<number, Pending>();
   private queue: Call[] = [];
   private scheduled = false;
@@ -52,10 +46,11 @@ export class MasterSession {
   private closed = false;
 
   constructor(
-    private readonly stub: MasterStub,
+    /** Asks the master where it takes sessions (Master.SessionPort), before each connection. */
+    private readonly sessionPort: () => Promise<number>,
     private readonly address: string,
     private readonly deadlineMs: number,
-    /** Send reads caught by a broken stream again (a mount riding out a master restart). */
+    /** Send reads caught by a broken connection again (a mount riding out a master restart). */
     private readonly resendReads: boolean,
   ) {}
 
@@ -65,7 +60,7 @@ export class MasterSession {
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
       const resolveReply = resolve as (reply: never) => void;
       const call: Call = { id, [op]: request };
-      this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, stream: null, lastError: null });
+      this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, link: null, lastError: null });
       this.queue.push(call);
       this.schedule();
       if (!this.sweeper) {
@@ -79,8 +74,8 @@ export class MasterSession {
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
     this.sweeper = null;
-    this.stream?.end();
-    this.stream = null;
+    this.link?.end();
+    this.link = null;
   }
 
   private schedule(delayMs = 0): void {
@@ -100,19 +95,20 @@ export class MasterSession {
       for (const c of live) this.fail(c.id!, new FsError('EIO', `session with master ${this.address} closed`));
       return;
     }
-    const stream = this.open();
-    for (const c of live) this.pending.get(c.id!)!.stream = stream;
-    stream.write({ calls: live });
+    const link = this.open();
+    for (const c of live) this.pending.get(c.id!)!.link = link;
+    link.send({ calls: live });
   }
 
-  private open(): SessionStream {
-    if (this.stream) return this.stream;
-    const s = this.stub.Session();
-    s.on('data', (batch: ReplyBatch__Output) => batch.replies.forEach((r) => this.settle(r)));
-    s.on('error', (err: grpc.ServiceError) => this.broken(s, statusToFsError(err, `master ${this.address}`)));
-    s.on('end', () => this.broken(s, new FsError('EIO', `master ${this.address} ended the session`)));
-    this.stream = s;
-    return s;
+  private open(): SessionLink {
+    if (this.link) return this.link;
+    const host = this.address.slice(0, this.address.lastIndexOf(':'));
+    const link: SessionLink = new SessionLink(host, this.sessionPort(), `master ${this.address}`, {
+      replies: (batch) => batch.replies.forEach((r) => this.settle(r)),
+      broken: (err) => this.broken(link, err),
+    });
+    this.link = link;
+    return link;
   }
 
   private settle(reply: Reply__Output): void {
@@ -129,13 +125,13 @@ export class MasterSession {
     }
   }
 
-  private broken(s: SessionStream, err: FsError): void {
-    if (this.stream === s) this.stream = null;
+  private broken(link: SessionLink, err: FsError): void {
+    if (this.link === link) this.link = null;
     let resend = false;
     for (const [id, p] of this.pending) {
-      if (p.stream !== s) continue;
+      if (p.link !== link) continue;
       if (this.resendReads && IDEMPOTENT.has(p.op) && p.deadline > Date.now() + RESEND_PAUSE_MS) {
-        p.stream = null;
+        p.link = null;
         p.lastError = err;
         this.queue.push(p.call);
         resend = true;

@@ -1,12 +1,13 @@
 import { RunningServer, serveGrpc } from '../common/grpc-server';
 import { protos } from '../common/proto';
+import { unary } from '../common/unary-handler';
 import { adminHandlers } from './admin-handlers';
 import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { Decommissioner } from './decommission';
 import { heartbeatHandlers } from './heartbeat-handlers';
 import { namespaceOps } from './master-handlers';
-import { SessionRegistry, sessionHandler } from './master-session';
+import { serveSessions } from './master-session';
 import type { MasterState } from './master-state';
 
 export type MasterRpc = RunningServer;
@@ -21,20 +22,24 @@ export interface MasterServices {
 
 /**
  * Serves the Master, MasterAdmin and ChunkserverMaster services on `listen` (HOST:PORT, port 0
- * allowed). Stopping ends each client's session stream once its calls in flight are answered.
+ * allowed), and sessions on a free port of the same host (Master.SessionPort says which).
+ * Stopping ends each client's session once its calls in flight are answered.
  */
 export async function startMasterRpc(services: MasterServices, listen: string): Promise<MasterRpc> {
-  const sessions = new SessionRegistry();
+  const host = listen.slice(0, listen.lastIndexOf(':'));
+  const sessions = await serveSessions(host, namespaceOps(services.state, services.chunkservers, services.chunks));
   const running = await serveGrpc(listen, (server) => {
-    server.addService(protos.chunkfs.master.Master.service, { Session: sessionHandler(namespaceOps(services.state, services.chunkservers, services.chunks), sessions) });
+    server.addService(protos.chunkfs.master.Master.service, { SessionPort: unary(() => ({ port: sessions.port })) });
     server.addService(protos.chunkfs.master.MasterAdmin.service, adminHandlers(services));
     server.addService(protos.chunkfs.csmaster.ChunkserverMaster.service, heartbeatHandlers(services.chunkservers));
+  }).catch(async (err: unknown) => {
+    await sessions.stop();
+    throw err;
   });
   return {
     address: running.address,
-    stop: () => {
-      sessions.drainAll();
-      return running.stop();
+    stop: async () => {
+      await Promise.all([sessions.stop(), running.stop()]);
     },
   };
 }

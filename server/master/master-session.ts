@@ -1,74 +1,109 @@
-import type * as grpc from '@grpc/grpc-js';
+import * as net from 'net';
 import type { Call__Output } from '../../generated/chunkfs/master/Call';
-import type { CallBatch__Output } from '../../generated/chunkfs/master/CallBatch';
 import type { Reply } from '../../generated/chunkfs/master/Reply';
-import type { ReplyBatch } from '../../generated/chunkfs/master/ReplyBatch';
 import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import type { NamespaceOps } from '../common/master-calls';
+import { decodeCalls, encodeReplies, FrameReader } from '../common/session-frames';
 
 const log = logger('session');
 
-/**
- * Serves one client's Master.Session stream: runs each call of every incoming batch, and sends
- * the replies that complete in one event-loop turn as one ReplyBatch (a group commit releases
- * many mutations at once, so their replies travel together). When the client half-closes, the
- * stream is ended once every call in flight has been answered.
- */
-export function sessionHandler(
-  ops: NamespaceOps,
-  open: SessionRegistry,
-): grpc.handleBidiStreamingCall<CallBatch__Output, ReplyBatch> {
-  return (stream) => {
-    let outgoing: Reply[] = [];
-    let scheduled = false;
-    let inFlight = 0;
-    let clientDone = false;
-    let closed = false;
+/** The master's session endpoint (Master.SessionPort): a TCP server of session connections. */
+export interface SessionServer {
+  port: number;
+  /** Ends every session once its calls in flight are answered, and stops taking new ones. */
+  stop(): Promise<void>;
+}
 
-    const flush = (): void => {
-      scheduled = false;
-      if (closed) return;
-      const replies = outgoing;
-      outgoing = [];
-      if (replies.length > 0) stream.write({ replies });
-      if (clientDone && inFlight === 0) {
-        closed = true;
-        stream.end();
-      }
-    };
-    const answer = (reply: Reply): void => {
-      inFlight--;
-      outgoing.push(reply);
-      if (!scheduled) {
-        scheduled = true;
-        setImmediate(flush);
-      }
-    };
+/** How long stop() lets sessions finish before cutting them. */
+const STOP_GRACE_MS = 2000;
 
-    stream.on('data', (batch: CallBatch__Output) => {
-      for (const call of batch.calls) {
-        inFlight++;
-        run(ops, call).then(answer);
-      }
-    });
-    const drain = (): void => {
-      clientDone = true;
-      if (!scheduled) flush();
-    };
-    open.add(drain);
-    stream.on('end', drain);
-    stream.on('close', () => open.delete(drain));
-    stream.on('error', (err) => log.debug(`session stream error: ${err.message}`));
-    stream.on('cancelled', () => (closed = true));
+/** Serves sessions on `host`, any free port. */
+export async function serveSessions(host: string, ops: NamespaceOps): Promise<SessionServer> {
+  const drains = new Set<() => void>();
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    serveSession(socket, ops, drains);
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve());
+  });
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    stop: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const drain of drains) drain();
+      const cut = setTimeout(() => sockets.forEach((s) => s.destroy()), STOP_GRACE_MS);
+      await closed;
+      clearTimeout(cut);
+    },
   };
 }
 
-/** The open sessions: at shut-down each is ended as soon as its calls in flight are answered. */
-export class SessionRegistry extends Set<() => void> {
-  drainAll(): void {
-    for (const drain of this) drain();
-  }
+/**
+ * Serves one client's session connection: runs each call of every incoming batch, and sends
+ * the replies that complete in one event-loop turn as one ReplyBatch (a group commit releases
+ * many mutations at once, so their replies travel together). When the client ends its half of
+ * the connection (or the master stops), the connection is ended once every call in flight has
+ * been answered.
+ */
+function serveSession(socket: net.Socket, ops: NamespaceOps, drains: Set<() => void>): void {
+  const frames = new FrameReader();
+  let outgoing: Reply[] = [];
+  let scheduled = false;
+  let inFlight = 0;
+  let clientDone = false;
+  let closed = false;
+
+  const flush = (): void => {
+    scheduled = false;
+    if (closed) return;
+    const replies = outgoing;
+    outgoing = [];
+    if (replies.length > 0) socket.write(encodeReplies({ replies }));
+    if (clientDone && inFlight === 0) {
+      closed = true;
+      socket.end();
+    }
+  };
+  const answer = (reply: Reply): void => {
+    inFlight--;
+    outgoing.push(reply);
+    if (!scheduled) {
+      scheduled = true;
+      setImmediate(flush);
+    }
+  };
+  const drain = (): void => {
+    clientDone = true;
+    if (!scheduled) flush();
+  };
+
+  socket.on('data', (bytes: Buffer) => {
+    let calls: Call__Output[];
+    try {
+      calls = frames.push(bytes).flatMap((message) => decodeCalls(message).calls);
+    } catch (err) {
+      log.warn(`session from ${socket.remoteAddress}:${socket.remotePort} cut: ${(err as Error).message}`);
+      closed = true;
+      socket.destroy();
+      return;
+    }
+    for (const call of calls) {
+      inFlight++;
+      void run(ops, call).then(answer);
+    }
+  });
+  drains.add(drain);
+  socket.on('end', drain);
+  socket.on('close', () => {
+    closed = true;
+    drains.delete(drain);
+  });
+  socket.on('error', (err) => log.debug(`session connection error: ${err.message}`));
 }
 
 /** One call -> its reply; never rejects (failures become an in-band CallError). */
