@@ -60,8 +60,8 @@ const READDIR_PAGE = 1000;
 
 /**
  * Promise API over the Master and MasterAdmin services of one master (HOST:PORT). Namespace
- * calls travel on one Session stream (see master-session.ts), admin calls are unary; both share
- * one channel. Every call carries a deadline, and every failure is an FsError.
+ * calls travel on one session connection (see master-session.ts), admin calls are unary gRPC.
+ * Every call carries a deadline, and every failure is an FsError.
  */
 export class MasterClient {
   private readonly master: MasterStub;

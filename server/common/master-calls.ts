@@ -2,7 +2,7 @@ import type { Call, Call__Output } from '../../generated/chunkfs/master/Call';
 import type { Reply, Reply__Output } from '../../generated/chunkfs/master/Reply';
 
 /**
- * The namespace calls of the Master.Session stream, typed per operation: the `op` oneof of a
+ * The namespace calls of a master session (session-frames.ts), typed per operation: the `op` oneof of a
  * Call and the `result` oneof of a Reply use the same field names, so one name selects both
  * the request and the response type.
  */

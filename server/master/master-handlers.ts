@@ -12,7 +12,7 @@ import type { Mutation, SetattrMutation } from './mutation';
 import { checkMode, checkReplication, checkSize, checkTimeMs, ownerOf } from './request-checks';
 
 /**
- * The namespace operations served on the Master.Session stream. Each handler translates:
+ * The namespace operations served on master sessions (master-session.ts). Each handler translates:
  * reads go to the namespace, mutations become one record for state.commit(), which
  * validates, applies and makes it durable.
  */
