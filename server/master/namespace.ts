@@ -108,7 +108,11 @@ export class Namespace {
     for (let r = it.next(); !r.done; r = it.next()) {
       const [name, child] = r.value;
       entries.push({ name, attr: this.attr(child) });
-      if (entries.length >= max) return { entries, cookie: this.cursors.park(dir, r.value, it) };
+      if (entries.length >= max) {
+        // A listing that ends with the page says so: no round trip for an empty last page.
+        const next = it.next();
+        return { entries, cookie: next.done ? '' : this.cursors.park(dir, r.value, resumeWith(dir, next.value, it)) };
+      }
     }
     return { entries, cookie: '' };
   }
@@ -435,4 +439,10 @@ export function newDir(ino: number, perm: number, uid: number, gid: number, time
 function touchDir(dir: Inode, time: number): void {
   dir.mtimeMs = time;
   dir.ctimeMs = time;
+}
+
+/** `it` with `peeked` (taken from it to look ahead) put back in front, unless removed meanwhile. */
+function* resumeWith(dir: Inode, peeked: [string, Inode], it: IterableIterator<[string, Inode]>): IterableIterator<[string, Inode]> {
+  if (dir.children!.get(peeked[0]) === peeked[1]) yield peeked;
+  yield* it;
 }
