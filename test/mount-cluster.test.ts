@@ -45,6 +45,29 @@ describe('mount: two mounts and failures', function () {
     assert.ok((await fsp.readdir(a.at('.'))).includes('made-in-b'));
   });
 
+  it('small files read whole from the open on: exact bytes at every size around the read-ahead piece, as of the open', async () => {
+    // The read-ahead piece is 64 KiB..8 MiB (a quarter of the window): files up to it are
+    // fetched whole at open, larger ones on the first read.
+    const sizes = [1, 4095, 4096, 65_535, 65_536, 65_537, 262_144, 262_145, 1_000_000];
+    const files = sizes.map((size) => ({ name: `small-${size}`, data: randomBytes(size) }));
+    for (const f of files) await fsp.writeFile(a.at(f.name), f.data);
+    for (const f of files) assert.ok((await fsp.readFile(b.at(f.name))).equals(f.data), `${f.name} read through the other mount`);
+    // Rewritten and read again and again: each open sees the last close.
+    for (let round = 0; round < 5; round++) {
+      const next = randomBytes(3000 + round);
+      await fsp.writeFile(a.at('small-1'), next);
+      assert.ok((await fsp.readFile(b.at('small-1'))).equals(next), `round ${round}`);
+    }
+    // What an open fetched ahead is the file as of that open: a rewrite after it shows at the next open.
+    const h = await fsp.open(b.at('small-4096'), 'r');
+    await fsp.writeFile(a.at('small-4096'), 'changed after the open');
+    const seen = Buffer.alloc(4096);
+    await h.read(seen, 0, 4096, 0);
+    await h.close();
+    assert.ok(seen.equals(files[2].data) || seen.subarray(0, 22).toString() === 'changed after the open');
+    assert.equal(await fsp.readFile(b.at('small-4096'), 'utf8'), 'changed after the open');
+  });
+
   it('a stat the kernel caches never hides another mount\'s change from the next open, and expires', async () => {
     await fsp.writeFile(a.at('cached.txt'), 'short');
     assert.equal((await fsp.stat(b.at('cached.txt'))).size, 5); // now in b's kernel cache

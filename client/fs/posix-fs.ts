@@ -279,6 +279,7 @@ export class PosixFs {
     const fresh = !this.files.has(path);
     const handle = this.open(path, attr, flags);
     if (window && fresh) this.handle(handle).seedLocations(window);
+    if ((flags & O_ACCMODE) === O_RDONLY) this.handle(handle).prefetchSmall();
     if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
     return handle;
   }
