@@ -8,7 +8,7 @@ import { upCommand } from '../client/cli/up-command';
 import { mountCommand, umountCommand } from '../mount/mount-command';
 import { FsError } from '../server/common/fs-error';
 import { StartupError } from '../server/common/startup-error';
-import { DEFAULT_REPLICATION, MAX_REPLICATION } from '../server/master/request-checks';
+import { DEFAULT_GC_DELAY_SEC, DEFAULT_REPLICATION, MAX_REPLICATION } from '../server/master/request-checks';
 
 /**
  * `chunkfs`: parses flags and dispatches. Exit status: 0 ok, 1 the operation failed
@@ -29,6 +29,8 @@ const withServers = yargs(hideBin(process.argv))
       .option('replication', { type: 'number',
         describe: `replication factor of files created without one, 1..${MAX_REPLICATION} [default: ${DEFAULT_REPLICATION}]` })
       .option('chunk-size', { type: 'number', describe: 'bytes per chunk, cluster-wide [default: 64 MiB]' })
+      .option('gc-delay', { type: 'number',
+        describe: `seconds a deleted file's chunks stay on the chunkservers before they are removed [default: ${DEFAULT_GC_DELAY_SEC}]` })
       .check((a) => {
         for (const flag of ['checkpoint-txns', 'checkpoint-period', 'dead-timeout', 'replication', 'chunk-size'] as const) {
           const v = a[flag];
@@ -39,6 +41,8 @@ const withServers = yargs(hideBin(process.argv))
           if (v !== undefined && !Number.isSafeInteger(v)) return `--${flag} must be a whole number`;
         }
         if (a.replication !== undefined && a.replication > MAX_REPLICATION) return `--replication must be at most ${MAX_REPLICATION}`;
+        const gcDelay = a['gc-delay'];
+        if (gcDelay !== undefined && !(gcDelay >= 0)) return '--gc-delay must be a number of seconds, 0 or more';
         return true;
       }),
     handler: async (args) => {
@@ -52,6 +56,7 @@ const withServers = yargs(hideBin(process.argv))
         deadTimeoutSec: args['dead-timeout'],
         replication: args.replication,
         chunkSize: args['chunk-size'],
+        gcDelaySec: args['gc-delay'],
       });
     },
   });

@@ -143,6 +143,8 @@ describe('chunkfs CLI', function () {
       ['frobnicate'], ['mkdir'], ['ls', '--bogus'], ['bench', 'meta', '--clients', '0'],
       // The mount refuses bad tuning before touching the mount point.
       ['mount', '/nonexistent-mountpoint', '--read-ahead', '65'], ['mount', '/nonexistent-mountpoint', '--write-buffer', '0'],
+      // A master refuses bad tuning before it opens its metadata.
+      ['master', '--meta-dir', '/nonexistent-meta', '--listen', '127.0.0.1:0', '--gc-delay', '-1'],
     ]) {
       const r = await cli(...args);
       assert.strictEqual(r.code, 2, `chunkfs ${args.join(' ')}: exit ${r.code}`);

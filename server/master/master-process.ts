@@ -7,7 +7,7 @@ import { ReplicationMonitor } from './replication-monitor';
 import { DurableMasterState } from './durable-master-state';
 import { startMasterRpc } from './master-rpc';
 import { openMetaStore } from './meta-store';
-import { DEFAULT_REPLICATION } from './request-checks';
+import { DEFAULT_GC_DELAY_SEC, DEFAULT_REPLICATION } from './request-checks';
 
 export interface MasterOptions {
   metaDirs: string[];
@@ -19,6 +19,8 @@ export interface MasterOptions {
   checkpointPeriodSec?: number;
   /** A chunkserver silent this long is dead (default 5 s: five heartbeats). */
   deadTimeoutSec?: number;
+  /** Seconds a replica no file refers to is kept before it is deleted (see ReplicationOptions.gcDelayMs). */
+  gcDelaySec?: number;
   /** Replication factor of files created without one (default 3). */
   replication?: number;
   /** Bytes per chunk (default 64 MiB). */
@@ -63,6 +65,7 @@ export async function runMaster(options: MasterOptions): Promise<void> {
     maxCopies: 8,
     maxCopiesPerServer: 2,
     startAfterMs: deadTimeoutMs,
+    gcDelayMs: (options.gcDelaySec ?? DEFAULT_GC_DELAY_SEC) * 1000,
   }, decommissioner);
   const rpc = await startMasterRpc({ state, chunkservers, chunks, decommissioner }, options.listen);
   console.log(`listening ${rpc.address}`);

@@ -25,6 +25,13 @@ export interface ReplicationOptions {
    * full report, chunks would look under-replicated (HDFS's safe mode, in short).
    */
   startAfterMs: number;
+  /**
+   * A replica no file refers to any more is deleted once it has been so for this long (ms):
+   * reclamation is lazy, as in GFS. Deleting a removed tree's chunks at once (two file
+   * removals per replica, journalled by the chunkservers' file system) slowed the removals
+   * themselves and whatever ran next on the same disks by half.
+   */
+  gcDelayMs: number;
 }
 
 interface Need {
@@ -62,6 +69,8 @@ export class ReplicationMonitor {
   private readonly busy = new Map<string, number>();
   private passing = false;
   private readonly startAt = Date.now();
+  /** When each chunk that no file refers to was first seen so (see gcDelayMs). */
+  private readonly orphanedAt = new Map<number, number>();
 
   constructor(
     private readonly ns: Namespace,
@@ -132,17 +141,24 @@ export class ReplicationMonitor {
     const current = new Map<number, string[]>();
     const corrupt: Array<[string, number]> = [];
     const doomed: Array<[string, number, string]> = [];
+    const now = Date.now();
+    const orphans = new Set<number>();
     for (const [id, handle, version, isCorrupt] of this.chunkservers.liveReplicas()) {
       // A lease being granted moves versions: which replica is stale is known once it is done.
       if (this.copying.has(handle) || this.chunks.isLeased(handle)) continue;
       const wanted = referenced.get(handle);
-      if (wanted === undefined) doomed.push([id, handle, 'orphan']);
-      else if (version < wanted.version) doomed.push([id, handle, `stale (version ${version} < ${wanted.version})`]);
+      if (wanted === undefined) {
+        orphans.add(handle);
+        const since = this.orphanedAt.get(handle) ?? now;
+        this.orphanedAt.set(handle, since);
+        if (now - since >= this.opts.gcDelayMs) doomed.push([id, handle, 'orphan']);
+      } else if (version < wanted.version) doomed.push([id, handle, `stale (version ${version} < ${wanted.version})`]);
       else if (isCorrupt) corrupt.push([id, handle]);
       // Only replicas that count can be surplus: a decommissioning server's copy is what is
       // being drained, and a decommissioned server's copy is a spare nobody reads.
       else if (version === wanted.version && this.chunkservers.stateOf(id) === 'normal') current.set(handle, [...(current.get(handle) ?? []), id]);
     }
+    for (const handle of this.orphanedAt.keys()) if (!orphans.has(handle)) this.orphanedAt.delete(handle);
     // A corrupt replica goes once enough good ones exist (until then it is all some data has).
     for (const [id, handle] of corrupt) {
       if ((current.get(handle)?.length ?? 0) >= referenced.get(handle)!.replication) doomed.push([id, handle, 'corrupt']);

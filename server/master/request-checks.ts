@@ -53,6 +53,8 @@ export function checkAttrChanges(c: AttrChanges): AttrChanges {
 export const MAX_REPLICATION = 32;
 /** The cluster default when the master is given none. */
 export const DEFAULT_REPLICATION = 3;
+/** Seconds a deleted file's chunks are kept before they are removed, when the master is given no --gc-delay. */
+export const DEFAULT_GC_DELAY_SEC = 60;
 
 /** A replication factor: a whole number of replicas, 1..MAX_REPLICATION. */
 export function checkReplication(n: number): number {
