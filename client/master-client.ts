@@ -254,7 +254,6 @@ export class MasterClient {
 }
 
 /** Numbers are checked before encoding: protobuf would turn -1 into 0 and 2.5 into 2 unseen. */
-
 function checkCaller(caller: Caller | undefined): Caller | undefined {
   if (caller) {
     checkOwnerId(caller.uid);
@@ -263,8 +262,7 @@ function checkCaller(caller: Caller | undefined): Caller | undefined {
   return caller;
 }
 
-/** The plain attributes of a reply that must carry them. */
-/** A new name's attributes, and its directory's once it was added (null if the master had none). */
+/** Options of MasterClient.create. */
 export interface CreateOptions {
   caller?: Caller;
   replication?: number;
@@ -284,6 +282,7 @@ function allocationOf(reply: AllocateChunkResponse__Output): ChunkAllocation {
   return { chunk: reply.chunk, chunkSize: reply.chunkSize, leaseExpiresMs: reply.leaseExpiresMs, createReplicas: reply.createReplicas };
 }
 
+/** A new name's attributes, and its directory's once it was added (null if the master had none). */
 export interface Made {
   attr: Attr;
   parent: Attr | null;
@@ -293,6 +292,7 @@ function madeOf(reply: AttrReply & { parent?: Attr | null }): Made {
   return { attr: attrOf(reply), parent: reply.parent ?? null };
 }
 
+/** The plain attributes of a reply that must carry them. */
 function attrOf(reply: AttrReply): Attr {
   if (!reply.attr) throw new FsError('EIO', 'master reply without attributes');
   return reply.attr;

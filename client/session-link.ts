@@ -6,18 +6,20 @@ import { decodeReplies, encodeCalls, FrameReader } from '../server/common/sessio
 
 export interface SessionLinkEvents {
   replies(batch: ReplyBatch__Output): void;
-  /** Once, when the connection fails or the master ends it (never after end()). */
+  /** Once, when the connection fails or ends (also after end(): calls still unanswered then fail). */
   broken(err: FsError): void;
 }
 
 /**
  * One connection of a master session (server/common/session-frames.ts): batches sent before
- * the master's session port is known and the connection is up wait for it, in order.
+ * the master's session port is known and the connection is up wait for it, in order (also
+ * when end() comes first: they are sent, then this side ends).
  */
 export class SessionLink {
   private socket: net.Socket | null = null;
   private waiting: Buffer[] = [];
-  private done = false;
+  private ending = false;
+  private failed = false;
 
   constructor(
     host: string,
@@ -40,12 +42,12 @@ export class SessionLink {
 
   /** Ends this side: the master answers the calls in flight, then ends its side. */
   end(): void {
-    this.done = true;
-    if (this.socket) this.socket.end();
+    this.ending = true;
+    this.socket?.end();
   }
 
   private connect(host: string, port: number): void {
-    if (this.done) return;
+    if (this.failed || (this.ending && this.waiting.length === 0)) return;
     const frames = new FrameReader();
     const socket = net.connect({ host, port, noDelay: true });
     socket.on('data', (bytes: Buffer) => {
@@ -61,11 +63,12 @@ export class SessionLink {
     for (const frame of this.waiting) socket.write(frame);
     this.waiting = [];
     this.socket = socket;
+    if (this.ending) socket.end();
   }
 
   private fail(err: FsError): void {
-    if (this.done) return;
-    this.done = true;
+    if (this.failed) return;
+    this.failed = true;
     this.socket?.destroy();
     this.events.broken(err);
   }

@@ -189,6 +189,17 @@ describe('master RPC', function () {
     }
   });
 
+  it('settles the calls issued just before a close: answered, or EIO, never left hanging', async function () {
+    const brief = new MasterClient(rpc.address, { deadlineMs: 60_000 });
+    const calls = [brief.getattr('/'), brief.mkdir('/made-before-close', 0o755)];
+    await new Promise((r) => setImmediate(r)); // the batch leaves; the session port is still being asked for
+    brief.close();
+    for (const outcome of await Promise.allSettled(calls)) {
+      if (outcome.status === 'rejected') assert.equal((outcome.reason as FsError).code, 'EIO');
+    }
+    await rejectsWith('EIO', brief.getattr('/'));
+  });
+
   it('fails the calls in flight with EIO when the master goes away', async function () {
     this.timeout(15_000); // stop() waits out its grace period for the call that never ends
     const patient = new MasterClient(rpc.address, { deadlineMs: 60_000 });

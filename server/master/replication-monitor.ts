@@ -172,7 +172,11 @@ export class ReplicationMonitor {
       for (const cs of fullestFirst.slice(0, holders.length - replication)) doomed.push([cs.id, handle, 'surplus']);
     }
     const byServer = new Map<string, Array<[number, string]>>();
-    for (const [id, handle, why] of doomed) byServer.set(id, [...(byServer.get(id) ?? []), [handle, why]]);
+    for (const [id, handle, why] of doomed) {
+      const list = byServer.get(id);
+      if (list) list.push([handle, why]);
+      else byServer.set(id, [[handle, why]]);
+    }
     await Promise.all([...byServer].map(([id, replicas]) => this.deleteReplicas(id, replicas.slice(0, MAX_DELETES_PER_CALL))));
   }
 
@@ -187,7 +191,8 @@ export class ReplicationMonitor {
       return;
     }
     const failed = new Map(failures.map((f) => [f.handle, f.error]));
-    const reasons = new Map<string, number>();
+    // Orphans come by the thousand when a tree is removed: counted, not listed.
+    let orphans = 0;
     for (const [handle, why] of replicas) {
       const error = failed.get(handle);
       if (error && error.code !== 'ENOENT') {
@@ -195,12 +200,9 @@ export class ReplicationMonitor {
         continue;
       }
       this.chunkservers.forgetReplica(id, handle); // gone, or was not there
-      const kind = why.split(' ')[0];
-      reasons.set(kind, (reasons.get(kind) ?? 0) + 1);
-      if (kind !== 'orphan') log.info(`deleted ${why} replica of chunk ${handle} on ${address}`);
+      if (why === 'orphan') orphans++;
+      else log.info(`deleted ${why} replica of chunk ${handle} on ${address}`);
     }
-    // Orphans come by the thousand when a tree is removed: counted, not listed.
-    const orphans = reasons.get('orphan') ?? 0;
     if (orphans > 0) log.info(`deleted ${orphans} orphan replica${orphans === 1 ? '' : 's'} on ${address}`);
   }
 
