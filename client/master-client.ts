@@ -9,6 +9,7 @@ import type { FsckResponse__Output } from '../generated/chunkfs/master/FsckRespo
 import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
 import type { DecommissionResponse__Output } from '../generated/chunkfs/master/DecommissionResponse';
 import type { ChunkserverStatus__Output } from '../generated/chunkfs/master/ChunkserverStatus';
+import { decodeListing } from '../server/common/dir-listing';
 import { FsError } from '../server/common/fs-error';
 import { MESSAGE_LIMITS, protos } from '../server/common/proto';
 import { MasterSession } from './master-session';
@@ -99,7 +100,7 @@ export class MasterClient {
   /** One page; pass the returned cookie back for the next ('' = complete). */
   async readdir(path: string, cookie = '', limit = READDIR_PAGE): Promise<ReaddirPage> {
     const page = await this.session.call('readDir', { path, cookie, limit });
-    return { entries: page.entries.map((e) => ({ name: e.name, attr: attrOf(e) })), cookie: page.cookie };
+    return { entries: decodeListing(page.entries), cookie: page.cookie };
   }
 
   async readdirAll(path: string): Promise<DirEntry[]> {

@@ -7,6 +7,7 @@ import { ChunkserverRegistry } from '../server/master/chunkserver-registry';
 import { Decommissioner } from '../server/master/decommission';
 import { MasterRpc, startMasterRpc } from '../server/master/master-rpc';
 import type { MasterState } from '../server/master/master-state';
+import type { Attr } from '../server/master/inode';
 import type { Mutation } from '../server/master/mutation';
 import { Namespace } from '../server/master/namespace';
 
@@ -126,6 +127,26 @@ describe('master RPC', function () {
     await client.unlink('/d/g1');
     assert.strictEqual((await client.getattr('/d/h1')).nlink, 1);
     assert.deepStrictEqual(await client.statfs(), { capacityBytes: 0, freeBytes: 0, files: 28 });
+  });
+
+  it('a listing carries every name and the attributes getattr gives, over several pages', async function () {
+    await client.mkdir('/d', 0o750);
+    const names = ['plain', 'ünïcödé-名前', 'x'.repeat(255), 'sp ace', 'é'.repeat(127)];
+    for (const n of names) await client.create(`/d/${n}`, 0o640, true);
+    await client.setattr('/d/plain', { size: 2 ** 40 + 7, atimeMs: 1.5, mtimeMs: 2 ** 41 + 0.25 });
+    await client.setReplication('/d/plain', 2);
+    await client.symlink('plain', '/d/link');
+    await client.mkdir('/d/sub', 0o700);
+    await client.link('/d/plain', '/d/hard');
+    const listed: Array<{ name: string; attr: Attr }> = [];
+    for (let cookie = '', first = true; first || cookie !== ''; first = false) {
+      const page = await client.readdir('/d', cookie, 3);
+      listed.push(...page.entries);
+      cookie = page.cookie;
+    }
+    assert.deepStrictEqual(listed.map((e) => e.name).sort(), [...names, 'link', 'sub', 'hard'].sort());
+    for (const e of listed) assert.deepStrictEqual(e.attr, await client.getattr(`/d/${e.name}`), e.name);
+    assert.deepStrictEqual(await client.readdirAll('/d/sub'), []);
   });
 
   it('admin calls map MasterState directly', async function () {

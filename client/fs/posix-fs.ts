@@ -12,6 +12,7 @@ import { AttrCache } from './attr-cache';
 import { LOCATION_WINDOW } from './chunk-locations';
 import { DirPrefetch } from './dir-prefetch';
 import { OpenFile, type OpenFileTuning } from './open-file';
+import { childPath } from '../paths';
 
 const log = logger('mount');
 /** Entries of a directory's listing fetched for its attributes (DirPrefetch): one page. */
@@ -107,7 +108,7 @@ export class PosixFs {
   }
 
   private cacheEntries(dir: string, entries: Array<{ name: string; attr: Attr }>): void {
-    for (const e of entries) this.attrs.set(posix.join(dir, e.name), e.attr);
+    for (const e of entries) this.attrs.set(childPath(dir, e.name), e.attr);
   }
 
   /** The current path of an open file (it follows renames, and hiding when unlinked). */
@@ -176,7 +177,7 @@ export class PosixFs {
     const generation = this.generation;
     const entries = await this.master.readdirAll(path);
     if (generation === this.generation) this.cacheEntries(path, entries);
-    const listed = this.unlinking.size === 0 ? entries : entries.filter((e) => !this.unlinking.has(posix.join(path, e.name)));
+    const listed = this.unlinking.size === 0 ? entries : entries.filter((e) => !this.unlinking.has(childPath(path, e.name)));
     return listed.map((e) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode }));
   }
 

@@ -2,6 +2,7 @@ import { posix } from 'path';
 import type { CreateRequest__Output } from '../../generated/chunkfs/master/CreateRequest';
 import type { CreateResponse } from '../../generated/chunkfs/master/CreateResponse';
 import type { SetAttrRequest__Output } from '../../generated/chunkfs/master/SetAttrRequest';
+import { encodeListing } from '../common/dir-listing';
 import { FsError } from '../common/fs-error';
 import type { NamespaceOps } from '../common/master-calls';
 import type { Attr } from './inode';
@@ -20,7 +21,10 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
   const { chunkSize } = chunks.options;
   return {
     getAttr: (req) => ({ attr: state.ns.getattr(req.path) }),
-    readDir: (req) => state.ns.readdir(req.path, req.cookie, req.limit),
+    readDir: (req) => {
+      const { entries, cookie } = state.ns.readdir(req.path, req.cookie, req.limit);
+      return { entries: encodeListing(entries), cookie };
+    },
     readLink: (req) => ({ target: state.ns.readlink(req.path) }),
     statFs: () => ({ ...chunkservers.capacity(), files: state.ns.inodeCount }),
 
