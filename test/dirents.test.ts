@@ -1,0 +1,51 @@
+import { strict as assert } from 'assert';
+import { packDirents, type Dirent } from '../mount/dirents';
+import { S_IFDIR, S_IFLNK, S_IFREG } from '../server/master/inode';
+
+/** Reads fuse_dirent records back: what the kernel sees of a readdir reply. */
+function unpack(buf: Buffer): Array<{ ino: number; next: number; type: number; name: string }> {
+  const out = [];
+  for (let at = 0; at < buf.length; ) {
+    const nameLen = buf.readUInt32LE(at + 16);
+    out.push({
+      ino: Number(buf.readBigUInt64LE(at)),
+      next: Number(buf.readBigUInt64LE(at + 8)),
+      type: buf.readUInt32LE(at + 20),
+      name: buf.toString('utf8', at + 24, at + 24 + nameLen),
+    });
+    at += (24 + nameLen + 7) & ~7;
+  }
+  return out;
+}
+
+describe('readdir replies (fuse_dirent packing)', function () {
+  const modes = [S_IFREG | 0o644, S_IFDIR | 0o755, S_IFLNK | 0o777];
+  const listing: Dirent[] = Array.from({ length: 300 }, (_, i) => ({
+    name: ['f', 'ü'.repeat(i % 128), '名'.repeat(i % 86), 'x'.repeat(i % 256)][i % 4] + i,
+    ino: 2 ** 40 + i * 7919,
+    mode: modes[i % 3],
+  })).filter((e) => Buffer.byteLength(e.name) <= 255);
+
+  for (const size of [288, 1000, 4096, 131072]) {
+    it(`a listing read in replies of ${size} bytes arrives whole, in order, each record once`, () => {
+      const seen: ReturnType<typeof unpack> = [];
+      for (let offset = 0; offset < listing.length; ) {
+        const reply = packDirents(listing, offset, size);
+        assert.ok(reply.length > 0 && reply.length <= size, `reply at ${offset}: ${reply.length} bytes`);
+        const records = unpack(reply);
+        seen.push(...records);
+        offset = records[records.length - 1].next;
+      }
+      assert.deepStrictEqual(seen.map((r) => r.name), listing.map((e) => e.name));
+      assert.deepStrictEqual(seen.map((r) => r.ino), listing.map((e) => e.ino));
+      assert.deepStrictEqual(seen.map((r) => r.type), listing.map((e) => e.mode >>> 12));
+      assert.deepStrictEqual(seen.map((r) => r.next), listing.map((_, i) => i + 1));
+    });
+  }
+
+  it('an offset at the end, or a buffer too small for the next record, gives an empty reply', () => {
+    assert.equal(packDirents(listing, listing.length, 4096).length, 0);
+    assert.equal(packDirents([{ name: 'x'.repeat(100), ino: 5, mode: S_IFREG }], 0, 120).length, 0);
+    assert.equal(packDirents([{ name: 'x'.repeat(100), ino: 5, mode: S_IFREG }], 0, 128).length, 128);
+  });
+});
