@@ -63,8 +63,7 @@ export class FileWriter {
       const index = Math.floor(at / chunkSize);
       const inChunk = at - index * chunkSize;
       const piece = data.subarray(done, done + Math.min(MAX_CHUNK_IO_BYTES, chunkSize - inChunk, data.length - done));
-      const confirm = await this.writePiece(path, index, inChunk, piece);
-      if (confirm) confirmations.push(confirm);
+      await this.writePiece(path, index, inChunk, piece, confirmations);
       done += piece.length;
     }
     const end = offset + data.length;
@@ -125,19 +124,20 @@ export class FileWriter {
   }
 
   /**
-   * Writes one piece of a chunk; for the first write of a new chunk, answers the confirmation to
-   * the master, started but not awaited (the caller awaits it before reporting the write done).
+   * Writes one piece of a chunk; for the first write of a new chunk, adds the confirmation to
+   * the master to `confirmations`, started but not awaited: the caller sends the size record
+   * beside it and awaits both. (Not returned: an async function returning a promise would wait
+   * for it, and the size would follow the confirmation's round trip instead of sharing it.)
    */
-  private async writePiece(path: string, index: number, offset: number, piece: Buffer): Promise<Promise<void> | null> {
-    let confirm: Promise<void> | null = null;
+  private async writePiece(path: string, index: number, offset: number, piece: Buffer, confirmations: Array<Promise<void>>): Promise<void> {
     await this.withLease(path, index, async (lease, primary, chain) => {
       await this.peers.get(primary).write(lease.handle, lease.version, offset, piece, chain, lease.create);
       if (!lease.create) return;
       lease.create = false; // every replica has the chunk now
-      confirm = this.master.chunkWritten(path, { index, handle: lease.handle, version: lease.version, replicas: lease.replicas });
+      const confirm = this.master.chunkWritten(path, { index, handle: lease.handle, version: lease.version, replicas: lease.replicas });
       confirm.catch(() => undefined); // awaited by write()
+      confirmations.push(confirm);
     });
-    return confirm;
   }
 
   /** Runs a chunk mutation under a lease, retrying under a fresh lease when it fails. */
