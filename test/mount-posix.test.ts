@@ -101,6 +101,30 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
   });
 
 
+  it('O_TRUNC of an empty file moves its times; of a file open with buffered writes, drops them', async () => {
+    await fsp.mkdir(p('tr'));
+    await fsp.writeFile(p('tr/empty'), '');
+    const e0 = await fsp.stat(p('tr/empty'));
+    await sleep(20);
+    for (const flags of [C.O_WRONLY | C.O_TRUNC, C.O_WRONLY | C.O_CREAT | C.O_TRUNC]) {
+      await (await fsp.open(p('tr/empty'), flags)).close();
+      const e1 = await fsp.stat(p('tr/empty'));
+      assert.ok(e1.mtimeMs > e0.mtimeMs && e1.ctimeMs > e0.ctimeMs, `O_TRUNC (flags ${flags}) of an empty file updates mtime and ctime`);
+    }
+    // BUG: a second open with O_TRUNC of a file already open here did not truncate at all, and
+    // the first handle's buffered bytes landed afterwards.
+    for (const flags of [C.O_WRONLY | C.O_TRUNC, C.O_WRONLY | C.O_CREAT | C.O_TRUNC]) {
+      const writer = await fsp.open(p('tr/open'), 'w');
+      await writer.write(Buffer.from('buffered bytes'), 0, 14, 0);
+      const again = await fsp.open(p('tr/open'), flags);
+      assert.equal((await again.stat()).size, 0, `flags ${flags}`);
+      await again.close();
+      await writer.close();
+      assert.equal((await fsp.stat(p('tr/open'))).size, 0, `flags ${flags}`);
+      assert.equal(await fsp.readFile(p('tr/open'), 'utf8'), '');
+    }
+  });
+
   it('keeps times set on a file with buffered writes (tar, cp -p) and moves mtime on a later write', async () => {
     const atime = new Date('2003-01-02T03:04:05.678Z');
     const mtime = new Date('2004-05-06T07:08:09.123Z');

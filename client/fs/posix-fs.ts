@@ -255,16 +255,22 @@ export class PosixFs {
     await this.learnChunkSize(path);
     const handle = this.open(path, attr, flags);
     if (firstChunk) this.handle(handle).adoptAllocation(firstChunk);
-    if (!created && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
+    // Even an empty file: O_TRUNC of an existing file updates its mtime and ctime (POSIX), and
+    // an open handle may hold writes the master's size does not show yet.
+    if (!created && flags & O_TRUNC) await this.ftruncate(handle, 0);
     return handle;
   }
 
   /** open(2) without O_CREAT (the kernel has already looked the path up and checked access). */
   async openExisting(path: string, flags: number): Promise<number> {
-    const known = this.files.get(path);
-    if (known) {
-      return this.open(path, null, flags);
-    }
+    const handle = this.files.has(path) ? this.open(path, null, flags) : await this.openFresh(path, flags);
+    // Even an empty file, or one open elsewhere with writes still buffered (see create).
+    if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC) await this.ftruncate(handle, 0);
+    return handle;
+  }
+
+  /** openExisting of a file no handle here has open. */
+  private async openFresh(path: string, flags: number): Promise<number> {
     // Fresh attributes (close-to-open consistency) and where the first chunks are, asked for
     // together: issued in one turn they share a session batch, so a small file's read that
     // follows needs no round trip to the master.
@@ -281,7 +287,6 @@ export class PosixFs {
     const handle = this.open(path, attr, flags);
     if (window && fresh) this.handle(handle).seedLocations(window);
     if ((flags & O_ACCMODE) === O_RDONLY) this.handle(handle).prefetchSmall();
-    if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC && attr.size > 0) await this.ftruncate(handle, 0);
     return handle;
   }
 
