@@ -155,6 +155,11 @@ export class MasterClient {
     return madeOf(await this.session.call('symlink', { path, target, caller: checkCaller(caller) }));
   }
 
+  /** A FIFO, socket or device node (`mode`: type bits | permission bits; `rdev`: a device's number). */
+  async mknod(path: string, mode: number, rdev: number, caller?: Caller): Promise<Made> {
+    return madeOf(await this.session.call('mknod', { path, mode, rdev, caller: checkCaller(caller) }));
+  }
+
   async link(existing: string, path: string): Promise<Attr> {
     return attrOf(await this.session.call('link', { existing, path }));
   }

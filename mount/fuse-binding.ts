@@ -39,6 +39,8 @@ export interface KernelStat {
   atimeMs: number;
   mtimeMs: number;
   ctimeMs: number;
+  /** character and block devices: the device number */
+  rdev: number;
 }
 
 export interface Statvfs {
@@ -60,7 +62,7 @@ export interface LowLevelHandlers {
   getattr(req: Request, ino: number, fh: number): void;
   setattr(req: Request, ino: number, fh: number, toSet: number, mode: number, uid: number, gid: number, size: number, atimeMs: number, mtimeMs: number): void;
   readlink(req: Request, ino: number): void;
-  mknod(req: Request, parent: number, name: string, mode: number, uid: number, gid: number): void;
+  mknod(req: Request, parent: number, name: string, mode: number, rdev: number, uid: number, gid: number): void;
   mkdir(req: Request, parent: number, name: string, mode: number, uid: number, gid: number): void;
   unlink(req: Request, parent: number, name: string): void;
   rmdir(req: Request, parent: number, name: string): void;
@@ -103,7 +105,7 @@ interface Native {
 const native: Native = require(path.join(__dirname, '../../mount/native/build/Release/chunkfs_fuse.node'));
 
 function statArgs(s: KernelStat): number[] {
-  return [s.ino, s.mode, s.nlink, s.uid, s.gid, s.size, s.blksize, s.atimeMs, s.mtimeMs, s.ctimeMs];
+  return [s.ino, s.mode, s.nlink, s.uid, s.gid, s.size, s.blksize, s.atimeMs, s.mtimeMs, s.ctimeMs, s.rdev];
 }
 
 /**
@@ -187,7 +189,7 @@ function dispatcherOf(h: LowLevelHandlers): (op: Op, ...a: unknown[]) => void {
       case Op.GETATTR: return h.getattr(r(a[0]), n(a[1]), n(a[2]));
       case Op.SETATTR: return h.setattr(r(a[0]), n(a[1]), n(a[2]), n(a[3]), n(a[4]), n(a[5]), n(a[6]), n(a[7]), n(a[8]), n(a[9]));
       case Op.READLINK: return h.readlink(r(a[0]), n(a[1]));
-      case Op.MKNOD: return h.mknod(r(a[0]), n(a[1]), s(a[2]), n(a[3]), n(a[4]), n(a[5]));
+      case Op.MKNOD: return h.mknod(r(a[0]), n(a[1]), s(a[2]), n(a[3]), n(a[4]), n(a[5]), n(a[6]));
       case Op.MKDIR: return h.mkdir(r(a[0]), n(a[1]), s(a[2]), n(a[3]), n(a[4]), n(a[5]));
       case Op.UNLINK: return h.unlink(r(a[0]), n(a[1]), s(a[2]));
       case Op.RMDIR: return h.rmdir(r(a[0]), n(a[1]), s(a[2]));

@@ -63,8 +63,8 @@ export class FuseOps implements LowLevelHandlers {
     if (!this.openHandles.has(ino) && !this.names.knows(ino)) this.told.delete(ino);
   }
 
-  mknod(req: Request, parent: number, name: string, mode: number, uid: number, gid: number): void {
-    this.entry(req, 'mknod', parent, name, (path) => this.fs.mknod(path, mode, { uid, gid }));
+  mknod(req: Request, parent: number, name: string, mode: number, rdev: number, uid: number, gid: number): void {
+    this.entry(req, 'mknod', parent, name, (path) => this.fs.mknod(path, mode, rdev, { uid, gid }));
   }
 
   mkdir(req: Request, parent: number, name: string, mode: number, uid: number, gid: number): void {

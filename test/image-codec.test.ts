@@ -108,9 +108,15 @@ describe('checkpoint image codec', function () {
     const ns = richNamespace(10);
     ns.apply({ op: 'create', path: '/r4', mode: 0o644, uid: 0, gid: 0, ino: ns.lastIno + 1, time: 1, replication: 4 });
     ns.apply({ op: 'setChunkserverState', id: 'cs-a', state: 'decommissioning' });
+    // Special files, one hard-linked from another directory.
+    const special: Array<[string, number, number]> = [['fifo', 0o10644, 0], ['sock', 0o140755, 0], ['tty', 0o20620, (4 << 8) | 1], ['disk', 0o60660, 0xfff_ff_fff]];
+    for (const [name, mode, rdev] of special) ns.apply({ op: 'mknod', path: `/b/${name}`, mode, rdev, uid: 1, gid: 2, ino: ns.lastIno + 1, time: 3.25 });
+    ns.apply({ op: 'link', existing: '/b/tty', path: '/a/tty-too', time: 4 });
     const loaded = roundTrip(ns);
     assert.equal(JSON.parse(frames(checkpointPath(dir, 42))[0].payload.toString()).format, IMAGE_FORMAT);
     assertSameTree(loaded, ns);
+    for (const [name, mode, rdev] of special) assert.deepStrictEqual([loaded.getattr(`/b/${name}`).mode, loaded.getattr(`/b/${name}`).rdev], [mode, rdev]);
+    assert.equal(loaded.lookupOrNull('/a/tty-too'), loaded.lookupOrNull('/b/tty'));
     assert.equal(loaded.lookupOrNull('/r4')!.replication, 4);
     assert.deepEqual(loaded.chunkserverStates.entries(), [['cs-a', 'decommissioning']]);
   });
@@ -138,14 +144,14 @@ describe('checkpoint image codec', function () {
     const buf = fs.readFileSync(file);
     const all = frames(file);
     const meta = JSON.parse(all[0].payload.toString()) as { format: number };
-    meta.format = 4;
+    meta.format = IMAGE_FORMAT + 1;
     fs.writeFileSync(file, Buffer.concat([
       buf.subarray(0, FILE_HEADER_BYTES),
       encodeFrame(42, 0, Buffer.from(JSON.stringify(meta))),
       buf.subarray(all[0].end),
     ]));
     assert.equal(verifyCheckpoint(file), false);
-    assert.throws(() => readCheckpoint(file), (err: Error) => err.message.includes(file) && /unknown image format 4/.test(err.message));
+    assert.throws(() => readCheckpoint(file), (err: Error) => err.message.includes(file) && err.message.includes(`unknown image format ${IMAGE_FORMAT + 1}`));
 
     buf.write('CFSCKP01', 0, 'latin1'); // the JSON format of before
     fs.writeFileSync(file, buf);

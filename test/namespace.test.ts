@@ -4,10 +4,14 @@ import {
   Attr,
   DIR_SIZE,
   Inode,
+  S_IFBLK,
+  S_IFCHR,
   S_IFDIR,
+  S_IFIFO,
   S_IFLNK,
   S_IFMT,
   S_IFREG,
+  S_IFSOCK,
   S_ISGID,
   S_ISUID,
 } from '../server/master/inode';
@@ -16,6 +20,7 @@ import type {
   CreateMutation,
   LinkMutation,
   MkdirMutation,
+  MknodMutation,
   Mutation,
   RenameMutation,
   RmdirMutation,
@@ -77,6 +82,9 @@ function create(path: string, o: Partial<Omit<CreateMutation, 'op' | 'path'>> = 
 }
 function symlink(path: string, target: string, o: Partial<Omit<SymlinkMutation, 'op' | 'path' | 'target'>> = {}): SymlinkMutation {
   return { op: 'symlink', path, target, uid: 0, gid: 0, ino: inoSeq++, time: T0, ...o };
+}
+function mknod(path: string, mode: number, rdev = 0, o: Partial<Omit<MknodMutation, 'op' | 'path' | 'mode' | 'rdev'>> = {}): MknodMutation {
+  return { op: 'mknod', path, mode, rdev, uid: 0, gid: 0, ino: inoSeq++, time: T0, ...o };
 }
 function link(existing: string, path: string, time = T0): LinkMutation {
   return { op: 'link', existing, path, time };
@@ -881,17 +889,17 @@ describe('Namespace', () => {
       const d = ns.apply(mkdir('/d', { mode: 0o750, uid: 3, gid: 4, ino: 500 }));
       assert.deepStrictEqual(d, {
         ino: 500, mode: S_IFDIR | 0o750, uid: 3, gid: 4, nlink: 2, size: DIR_SIZE,
-        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0,
+        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0, rdev: 0,
       });
       const f = ns.apply(create('/d/f', { mode: 0o604, uid: 5, gid: 6, ino: 501 }));
       assert.deepStrictEqual(f, {
         ino: 501, mode: S_IFREG | 0o604, uid: 5, gid: 6, nlink: 1, size: 0,
-        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 3,
+        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 3, rdev: 0,
       });
       const s = ns.apply(symlink('/d/s', '/d/f', { uid: 7, gid: 8, ino: 502 }));
       assert.deepStrictEqual(s, {
         ino: 502, mode: S_IFLNK | 0o777, uid: 7, gid: 8, nlink: 1, size: 4,
-        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0,
+        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0, rdev: 0,
       });
       assert.deepStrictEqual(ns.getattr('/d/s'), s);
       assert.deepStrictEqual(ns.getattr('/d/f'), f);
@@ -990,6 +998,52 @@ describe('Namespace', () => {
       const ns = build(['/s -> x']);
       ns.apply(setattr('/s', { mode: 0o700 }));
       assert.equal(typeOf(ns.getattr('/s')), S_IFLNK);
+    });
+  });
+
+  describe('FIFOs, sockets and device nodes (mknod)', () => {
+    const kinds: Array<[string, number, number]> = [
+      ['FIFO', S_IFIFO, 0],
+      ['socket', S_IFSOCK, 0],
+      ['character device', S_IFCHR, (1 << 8) | 3],
+      ['block device', S_IFBLK, 0xfff_ff_fff],
+    ];
+    for (const [label, type, rdev] of kinds) {
+      it(`stores a ${label}: type, permission bits, device number; chmod, link, rename and unlink work on it`, () => {
+        const ns = build(['/d/']);
+        const a = ns.apply(mknod('/d/n', type | 0o4640, rdev, { uid: 7, gid: 8 }))!;
+        assert.deepStrictEqual([typeOf(a), a.mode & 0o7777, a.rdev, a.size, a.nlink, a.uid, a.gid], [type, 0o4640, rdev, 0, 1, 7, 8]);
+        assert.deepStrictEqual(ns.getattr('/d/n'), a);
+        ns.apply(setattr('/d/n', { mode: 0o600, time: T0 + 1 }));
+        assert.equal(ns.getattr('/d/n').mode, type | 0o600, 'chmod keeps the type');
+        ns.apply(link('/d/n', '/n2'));
+        ns.apply(rename('/d/n', '/d/m'));
+        ns.apply(unlink('/n2'));
+        assert.deepStrictEqual([typeOf(ns.getattr('/d/m')), ns.getattr('/d/m').rdev, ns.getattr('/d/m').nlink], [type, rdev, 1]);
+        expectRejected(ns, setattr('/d/m', { size: 1 }), 'EINVAL');
+        checkInvariants(ns);
+        ns.apply(unlink('/d/m'));
+        assert.equal(ns.inodeCount, 2);
+        checkInvariants(ns);
+      });
+    }
+
+    it('a FIFO or socket keeps no device number; a set-gid directory gives its group', () => {
+      const ns = build(['/g/']);
+      ns.apply(setattr('/g', { gid: 50, mode: 0o2775 }));
+      assert.equal(ns.apply(mknod('/g/f', S_IFIFO | 0o644, 1234, { gid: 9 }))!.rdev, 0);
+      assert.equal(ns.getattr('/g/f').gid, 50);
+    });
+
+    it('refuses other types, stray mode bits, bad device numbers and taken names, changing nothing', () => {
+      const ns = build(['/d/', '/d/f']);
+      for (const mode of [S_IFREG | 0o644, S_IFDIR | 0o755, S_IFLNK | 0o777, 0o644, 0o170000 | 0o644, S_IFIFO | 0o200000, -1, 1.5]) {
+        expectRejected(ns, mknod('/d/x', mode), 'EINVAL');
+      }
+      for (const rdev of [-1, 2 ** 32, 0.5]) expectRejected(ns, mknod('/d/x', S_IFCHR | 0o600, rdev), 'EINVAL');
+      expectRejected(ns, mknod('/d/f', S_IFIFO | 0o644), 'EEXIST');
+      expectRejected(ns, mknod('/d/f/x', S_IFIFO | 0o644), 'ENOTDIR');
+      expectRejected(ns, mknod('/nope/x', S_IFIFO | 0o644), 'ENOENT');
     });
   });
 

@@ -235,10 +235,17 @@ export class PosixFs {
     return this.master.statfs();
   }
 
-  /** mknod(2) of a regular file; devices, FIFOs and sockets are not stored by ChunkFS. */
-  async mknod(path: string, mode: number, caller: Caller): Promise<void> {
-    if ((mode & S_IFMT) !== S_IFREG && (mode & S_IFMT) !== 0) throw new FsError('EPERM', `${path}: only regular files can be made with mknod`);
-    await this.inDirectory(path, [path, dirname(path)], () => this.master.create(path, mode & PERMISSION_BITS, true, { caller }));
+  /**
+   * mknod(2): a regular file is created as by open(O_CREAT | O_EXCL); a FIFO, socket or device
+   * node is only stored (the kernel opens those itself, never through the mount).
+   */
+  async mknod(path: string, mode: number, rdev: number, caller: Caller): Promise<void> {
+    if ((mode & S_IFMT) === S_IFREG || (mode & S_IFMT) === 0) {
+      await this.inDirectory(path, [path, dirname(path)], () => this.master.create(path, mode & PERMISSION_BITS, true, { caller }));
+      return;
+    }
+    const { attr } = await this.inDirectory(path, [dirname(path)], () => this.master.mknod(path, mode, rdev, caller));
+    this.attrs.set(path, attr);
   }
 
   // ------------------------------------------------------------------ open files

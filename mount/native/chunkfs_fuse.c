@@ -163,10 +163,9 @@ static void ll_readlink(fuse_req_t req, fuse_ino_t ino) {
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) {
   Mount *m = mount_of(req);
-  napi_value a[6] = {reqv(m->env, req), num(m->env, parent), str(m->env, name), num(m->env, mode)};
-  (void)rdev;
-  caller(m->env, req, &a[4], &a[5]);
-  dispatch(m, req, OP_MKNOD, 6, a);
+  napi_value a[7] = {reqv(m->env, req), num(m->env, parent), str(m->env, name), num(m->env, mode), num(m->env, (double)rdev)};
+  caller(m->env, req, &a[5], &a[6]);
+  dispatch(m, req, OP_MKNOD, 7, a);
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) {
@@ -406,8 +405,8 @@ static struct timespec ts_of(double ms) {
   return t;
 }
 
-/* Attributes as passed from JavaScript: ino, mode, nlink, uid, gid, size, blksize, atimeMs, mtimeMs, ctimeMs. */
-#define STAT_ARGS 10
+/* Attributes as passed from JavaScript: ino, mode, nlink, uid, gid, size, blksize, atimeMs, mtimeMs, ctimeMs, rdev. */
+#define STAT_ARGS 11
 static void stat_of(napi_env env, napi_value *v, struct stat *st) {
   memset(st, 0, sizeof *st);
   st->st_ino = (ino_t)dbl(env, v[0]);
@@ -421,6 +420,7 @@ static void stat_of(napi_env env, napi_value *v, struct stat *st) {
   st->st_atim = ts_of(dbl(env, v[7]));
   st->st_mtim = ts_of(dbl(env, v[8]));
   st->st_ctim = ts_of(dbl(env, v[9]));
+  st->st_rdev = (dev_t)dbl(env, v[10]); /* the kernel's u32 encoding, passed through as it came */
 }
 
 static void entry_of(napi_env env, napi_value *v, struct fuse_entry_param *e) {

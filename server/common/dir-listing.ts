@@ -9,11 +9,11 @@ import { FsError } from './fs-error';
  * these loops take a tenth of that.
  *
  *   f64 ino, f64 size, f64 atime_ms, f64 mtime_ms, f64 ctime_ms,
- *   u32 mode, u32 uid, u32 gid, u32 nlink, u32 replication, u16 name bytes, name (UTF-8)
+ *   u32 mode, u32 uid, u32 gid, u32 nlink, u32 replication, u32 rdev, u16 name bytes, name (UTF-8)
  *
  * Inode numbers and sizes are safe integers (below 2^53), which a double holds exactly.
  */
-const HEADER = 5 * 8 + 5 * 4 + 2;
+const HEADER = 5 * 8 + 6 * 4 + 2;
 const MAX_NAME_BYTES = 0xffff;
 /** DataView calls are builtins even in cold code; Buffer's readDoubleLE and kin are JS functions. */
 const LE = true;
@@ -39,7 +39,8 @@ export function encodeListing(entries: readonly DirEntry[]): Buffer {
     view.setUint32(at + 48, a.gid, LE);
     view.setUint32(at + 52, a.nlink, LE);
     view.setUint32(at + 56, a.replication, LE);
-    view.setUint16(at + 60, nameBytes, LE);
+    view.setUint32(at + 60, a.rdev, LE);
+    view.setUint16(at + 64, nameBytes, LE);
     at += HEADER + nameBytes;
   }
   return out.subarray(0, at);
@@ -64,8 +65,9 @@ export function decodeListing(bytes: Uint8Array): DirEntry[] {
       mtimeMs: view.getFloat64(at + 24, LE),
       ctimeMs: view.getFloat64(at + 32, LE),
       replication: view.getUint32(at + 56, LE),
+      rdev: view.getUint32(at + 60, LE),
     };
-    const nameEnd = at + HEADER + view.getUint16(at + 60, LE);
+    const nameEnd = at + HEADER + view.getUint16(at + 64, LE);
     if (nameEnd > buf.length) throw malformed(at);
     entries.push({ name: buf.toString('utf8', at + HEADER, nameEnd), attr });
     at = nameEnd;

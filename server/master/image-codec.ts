@@ -1,4 +1,4 @@
-import { ChunkRef, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG } from './inode';
+import { ChunkRef, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SPECIAL_TYPES } from './inode';
 import type { Namespace } from './namespace';
 import { ImageLoader, walkImage } from './namespace-image';
 import { MAX_PAYLOAD_BYTES } from './oplog/frame';
@@ -12,6 +12,7 @@ import { MAX_PAYLOAD_BYTES } from './oplog/frame';
  *     FILE     attrs | u8 replication | u32 chunk count | count x (f64 handle | f64 version)
  *     SYMLINK  attrs | u32 target length | target (UTF-8)
  *     LINK     nothing: one more hard link to an inode given in full earlier
+ *     SPECIAL  attrs | u32 rdev (a FIFO, socket or device node; format 4 on)
  *   attrs:   u32 mode | u32 uid | u32 gid | u32 nlink | f64 size | f64 atimeMs | f64 mtimeMs | f64 ctimeMs
  *
  * Fixed-width fields keep decoding a straight run of DataView reads into Inode objects. Numbers
@@ -19,14 +20,18 @@ import { MAX_PAYLOAD_BYTES } from './oplog/frame';
  * float64, which holds every JS number exactly.
  *
  * Format 2 (before per-file replication factors) is the same without FILE's replication byte;
- * its files decode with factor 0, the cluster default.
+ * its files decode with factor 0, the cluster default. Formats 2 and 3 have no SPECIAL entries.
  */
 const DIR = 1;
 const FILE = 2;
 const SYMLINK = 3;
 const LINK = 4;
-/** st_mode type bits each full-entry kind must carry. */
-const KIND_TYPE = [0, S_IFDIR, S_IFREG, S_IFLNK];
+const SPECIAL = 5;
+/** Whether st_mode type bits `type` fit a full entry of `kind`. */
+function typeFits(kind: number, type: number): boolean {
+  if (kind === SPECIAL) return SPECIAL_TYPES.includes(type);
+  return type === [0, S_IFDIR, S_IFREG, S_IFLNK][kind];
+}
 
 /** kind, ino, parentIno: what precedes the name. */
 const HEAD_BYTES = 1 + 8 + 8;
@@ -55,6 +60,7 @@ export function imageFrameEntries(payload: Buffer): number {
 export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
   const v = new DataView(payload.buffer, payload.byteOffset, payload.length);
   const hasReplication = loader.format >= 3;
+  const lastKind = loader.format >= 4 ? SPECIAL : SYMLINK;
   const count = imageFrameEntries(payload);
   let off = 4;
   for (let i = 0; i < count; i++) {
@@ -70,7 +76,7 @@ export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
       continue;
     }
     const mode = v.getUint32(off, true);
-    if (kind < DIR || kind > SYMLINK || (mode & S_IFMT) !== KIND_TYPE[kind]) {
+    if (kind < DIR || kind > lastKind || !typeFits(kind, mode & S_IFMT)) {
       throw new Error(`image entry for inode ${ino} has kind ${kind} and mode ${mode.toString(8)}`);
     }
     const uid = v.getUint32(off + 4, true);
@@ -85,6 +91,7 @@ export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
     let target: string | null = null;
     let chunks: ChunkRef[] | null = null;
     let replication = 0;
+    let rdev = 0;
     if (kind === DIR) {
       children = new Map();
     } else if (kind === FILE) {
@@ -95,14 +102,17 @@ export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
       for (let c = 0; c < n; c++, off += 16) {
         chunks.push({ handle: v.getFloat64(off, true), version: v.getFloat64(off + 8, true) });
       }
-    } else {
+    } else if (kind === SYMLINK) {
       const bytes = v.getUint32(off, true);
       off += 4;
       target = utf8(payload, off, bytes);
       off += bytes;
+    } else {
+      rdev = v.getUint32(off, true);
+      off += 4;
     }
     loader.addInode(
-      new Inode(ino, mode, uid, gid, atimeMs, mtimeMs, ctimeMs, nlink, size, children, target, chunks, replication),
+      new Inode(ino, mode, uid, gid, atimeMs, mtimeMs, ctimeMs, nlink, size, children, target, chunks, replication, rdev),
       parentIno,
       name,
     );
@@ -128,7 +138,7 @@ class EntryWriter {
   constructor(private readonly emit: (payload: Buffer) => void) {}
 
   entry(node: Inode, parentIno: number, name: string, isLink: boolean): void {
-    const kind = isLink ? LINK : node.isDir ? DIR : node.isFile ? FILE : node.isSymlink ? SYMLINK : 0;
+    const kind = isLink ? LINK : node.isDir ? DIR : node.isFile ? FILE : node.isSymlink ? SYMLINK : node.isSpecial ? SPECIAL : 0;
     if (kind === 0) throw new Error(`inode ${node.ino} has no known type (mode ${node.mode.toString(8)})`);
     this.reserve(HEAD_BYTES);
     this.view.setUint8(this.off, kind);
@@ -155,6 +165,11 @@ class EntryWriter {
         this.chunks(node.chunks!);
       }
       else if (kind === SYMLINK) this.string(node.target!, 4);
+      else if (kind === SPECIAL) {
+        this.reserve(4);
+        this.u32(this.off, node.rdev);
+        this.off += 4;
+      }
     }
     this.count++;
     if (this.off >= FRAME_TARGET_BYTES) this.flush();

@@ -3,6 +3,12 @@ export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
 export const S_IFREG = 0o100000;
 export const S_IFLNK = 0o120000;
+export const S_IFIFO = 0o010000;
+export const S_IFCHR = 0o020000;
+export const S_IFBLK = 0o060000;
+export const S_IFSOCK = 0o140000;
+/** Types mknod makes besides regular files: the master stores them, the kernel opens them. */
+export const SPECIAL_TYPES: readonly number[] = [S_IFIFO, S_IFCHR, S_IFBLK, S_IFSOCK];
 export const S_ISUID = 0o4000;
 export const S_ISGID = 0o2000;
 export const S_IXGRP = 0o0010;
@@ -47,6 +53,8 @@ export class Inode {
      * factors were per file): the cluster default applies, see Namespace.replicationOf.
      */
     public replication = 0,
+    /** Character and block devices: the device number (Linux new_encode_dev); 0 otherwise. */
+    public rdev = 0,
   ) {}
 
   get isDir(): boolean {
@@ -57,6 +65,10 @@ export class Inode {
   }
   get isSymlink(): boolean {
     return (this.mode & S_IFMT) === S_IFLNK;
+  }
+  /** A FIFO, socket or device node (see SPECIAL_TYPES). */
+  get isSpecial(): boolean {
+    return SPECIAL_TYPES.includes(this.mode & S_IFMT);
   }
 }
 
@@ -75,6 +87,8 @@ export interface Attr {
   ctimeMs: number;
   /** Regular files: replicas each chunk should have; 0 for other types. */
   replication: number;
+  /** Character and block devices: the device number; 0 for other types. */
+  rdev: number;
 }
 
 /** The attributes of `n`; a file's unrecorded factor (0) reads as `defaultReplication`. */
@@ -90,5 +104,6 @@ export function attrOf(n: Inode, defaultReplication = 0): Attr {
     mtimeMs: n.mtimeMs,
     ctimeMs: n.ctimeMs,
     replication: n.isFile ? n.replication || defaultReplication : 0,
+    rdev: n.rdev,
   };
 }

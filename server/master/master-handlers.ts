@@ -43,6 +43,13 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       }),
       parent: parentAttr(state, req.path),
     }),
+    mknod: async (req) => ({
+      attr: await commitForAttr(state, {
+        op: 'mknod', path: req.path, mode: req.mode, rdev: req.rdev, ...ownerOf(req.caller),
+        ino: state.nextIno(), time: Date.now(),
+      }),
+      parent: parentAttr(state, req.path),
+    }),
     link: async (req) => ({
       attr: await commitForAttr(state, { op: 'link', existing: req.existing, path: req.path, time: Date.now() }),
     }),

@@ -35,6 +35,14 @@ export interface SymlinkMutation extends NewInodeMutation {
   op: 'symlink';
   target: string;
 }
+/** A FIFO, socket or device node: stored, never opened through ChunkFS (the kernel does). */
+export interface MknodMutation extends NewInodeMutation {
+  op: 'mknod';
+  /** file-type bits (one of SPECIAL_TYPES) | permission bits */
+  mode: number;
+  /** character and block devices: the device number; 0 otherwise */
+  rdev: number;
+}
 export interface LinkMutation {
   op: 'link';
   existing: string;
@@ -135,6 +143,7 @@ export type Mutation =
   | MkdirMutation
   | CreateMutation
   | SymlinkMutation
+  | MknodMutation
   | LinkMutation
   | UnlinkMutation
   | RmdirMutation

@@ -7,9 +7,9 @@ import { Namespace, ROOT_INO } from './namespace';
  * root first, parents before children (pre-order), each directory's entries in readdir order.
  * An inode appears once in full; further hard links to it are short link entries.
  */
-export const IMAGE_FORMAT = 3;
-/** Formats this code reads: 2 lacks files' replication factors (see image-codec.ts). */
-const READABLE_FORMATS: readonly number[] = [2, IMAGE_FORMAT];
+export const IMAGE_FORMAT = 4;
+/** Formats this code reads: 2 lacks files' replication factors, 2 and 3 special files (see image-codec.ts). */
+const READABLE_FORMATS: readonly number[] = [2, 3, IMAGE_FORMAT];
 
 export interface ImageHeader {
   format: number;

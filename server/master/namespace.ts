@@ -5,12 +5,16 @@ import {
   DIR_SIZE,
   Inode,
   PERMISSION_BITS,
+  S_IFBLK,
+  S_IFCHR,
   S_IFDIR,
   S_IFLNK,
+  S_IFMT,
   S_IFREG,
   S_ISGID,
   S_ISUID,
   S_IXGRP,
+  SPECIAL_TYPES,
 } from './inode';
 import type {
   AddChunkMutation,
@@ -18,6 +22,7 @@ import type {
   CreateMutation,
   LinkMutation,
   MkdirMutation,
+  MknodMutation,
   Mutation,
   RenameMutation,
   RmdirMutation,
@@ -156,6 +161,8 @@ export class Namespace {
         return this.create(m);
       case 'symlink':
         return this.symlink(m);
+      case 'mknod':
+        return this.mknod(m);
       case 'link':
         return this.link(m);
       case 'unlink':
@@ -217,6 +224,19 @@ export class Namespace {
       m.time, m.time, m.time, 1, bytes, null, m.target, null);
     this.attach(parent, name, link, m.time);
     return this.attr(link);
+  }
+
+  private mknod(m: MknodMutation): Attr {
+    if (!Number.isInteger(m.mode) || m.mode < 0 || (m.mode & ~(S_IFMT | PERMISSION_BITS)) !== 0) throw new FsError('EINVAL', `bad mode 0o${m.mode.toString(8)}`);
+    if (!SPECIAL_TYPES.includes(m.mode & S_IFMT)) throw new FsError('EINVAL', `mknod of type 0o${(m.mode & S_IFMT).toString(8)}: only FIFOs, sockets and devices`);
+    if (!Number.isInteger(m.rdev) || m.rdev < 0 || m.rdev > 0xffffffff) throw new FsError('EINVAL', `bad device number ${m.rdev}`);
+    const { parent, name } = this.freeSlot(m.path);
+    const gid = parent.mode & S_ISGID ? parent.gid : m.gid;
+    const isDevice = (m.mode & S_IFMT) === S_IFCHR || (m.mode & S_IFMT) === S_IFBLK;
+    const node = new Inode(m.ino, m.mode, m.uid, gid,
+      m.time, m.time, m.time, 1, 0, null, null, null, 0, isDevice ? m.rdev : 0);
+    this.attach(parent, name, node, m.time);
+    return this.attr(node);
   }
 
   private link(m: LinkMutation): Attr {
