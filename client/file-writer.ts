@@ -1,6 +1,6 @@
 import { FsError } from '../server/common/fs-error';
 import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
-import type { ChunkClientPool } from './chunk-client';
+import { failedReplica, type ChunkClientPool } from './chunk-client';
 import type { ChunkAllocation, MasterClient } from './master-client';
 
 /** Attempts per piece: a failed replica or a stale lease is retried with a fresh lease. */
@@ -35,6 +35,8 @@ interface HeldLease {
 export class FileWriter {
   private chunkSize: number;
   private readonly leases = new Map<string, Promise<HeldLease>>();
+  /** Per chunk (as keyed in `leases`): chunkservers that failed its first write, for allocateChunk. */
+  private readonly avoid = new Map<string, string[]>();
 
   /** `chunkSize`: the cluster's, when the caller knows it (saves asking the master). */
   constructor(
@@ -116,6 +118,7 @@ export class FileWriter {
   private async release(which: (key: string) => boolean): Promise<void> {
     const held = [...this.leases].filter(([key]) => which(key));
     for (const [key] of held) this.leases.delete(key);
+    for (const key of [...this.avoid.keys()].filter(which)) this.avoid.delete(key);
     await Promise.all(held.map(async ([key, entry]) => {
       const [path, index] = splitKey(key);
       const lease = await entry.catch(() => null);
@@ -155,10 +158,16 @@ export class FileWriter {
       if (!primary) throw new FsError('EIO', `chunk ${index} of ${path} has no live replica`);
       try {
         await mutate(lease, primary, chain);
+        this.avoid.delete(key);
         return;
       } catch (err) {
         last = err as Error; // a replica down or the lease overtaken: lease again, which bumps the version
         if (this.leases.get(key) === entry) this.leases.delete(key); // unless another write did already
+        // A new chunk's first write that a replica failed: placed again without it.
+        const failed = err instanceof FsError ? failedReplica(err) : null;
+        if (lease.create && failed !== null && lease.replicas.includes(failed)) {
+          this.avoid.set(key, [...(this.avoid.get(key) ?? []), failed]);
+        }
       }
     }
     throw new FsError('EIO', `changing chunk ${index} of ${path} failed ${ATTEMPTS} times: ${last?.message}`);
@@ -176,7 +185,7 @@ export class FileWriter {
       if (lease && lease.expiresMs - Date.now() > LEASE_MARGIN_MS) return { entry: held, lease };
       if (this.leases.get(key) !== held) return this.lease(path, index, key); // renewed meanwhile
     }
-    const entry = this.askLease(path, index);
+    const entry = this.askLease(path, index, this.avoid.get(key) ?? []);
     this.leases.set(key, entry);
     entry.catch(() => {
       if (this.leases.get(key) === entry) this.leases.delete(key);
@@ -199,8 +208,8 @@ export class FileWriter {
     });
   }
 
-  private async askLease(path: string, index: number): Promise<HeldLease> {
-    return this.leaseFrom(path, await this.master.allocateChunk(path, index));
+  private async askLease(path: string, index: number, avoid: string[]): Promise<HeldLease> {
+    return this.leaseFrom(path, await this.master.allocateChunk(path, index, avoid));
   }
 
   /** The lease that comes with a new chunk's allocation; a written chunk is leased separately. */

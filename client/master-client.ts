@@ -187,11 +187,12 @@ export class MasterClient {
   /**
    * The chunk at `index` of a file, placed if missing. A chunk not written yet comes with a write
    * lease (leaseExpiresMs > 0) and createReplicas: its first write creates the replicas, and
-   * chunkWritten must confirm it before the write counts as done.
+   * chunkWritten must confirm it before the write counts as done. `avoid`: chunkservers that
+   * failed the chunk's first write; an unwritten chunk placed on any of them is placed again.
    */
-  async allocateChunk(path: string, index: number): Promise<ChunkAllocation> {
+  async allocateChunk(path: string, index: number, avoid: string[] = []): Promise<ChunkAllocation> {
     checkChunkIndex(index);
-    return allocationOf(await this.session.call('allocateChunk', { path, index }));
+    return allocationOf(await this.session.call('allocateChunk', { path, index, avoid }));
   }
 
   /** The first write of an unwritten chunk is durable on `replicas` (see allocateChunk). */

@@ -88,9 +88,13 @@ export class ChunkManager {
   /**
    * The chunk at `index` of the file at `path`, placed if it does not exist yet. An unwritten
    * chunk comes with its allocation lease (shared by concurrent allocators while it lasts and its
-   * replicas' chunkservers live; otherwise the chunk is placed again).
+   * replicas' chunkservers live; otherwise the chunk is placed again). `avoid`: chunkservers
+   * (addresses) that failed the chunk's first write. A placement on any of them is not handed
+   * out again, and the new one leaves them out, even with fewer replicas than the factor (the
+   * replication monitor adds the rest later): the master would otherwise keep placing on a
+   * killed server until its dead timeout.
    */
-  allocate(path: string, index: number): Promise<Allocation> {
+  allocate(path: string, index: number, avoid: readonly string[] = []): Promise<Allocation> {
     const file = this.file(path);
     checkChunkIndex(index);
     const existing = file.chunks![index];
@@ -101,8 +105,9 @@ export class ChunkManager {
     let p = this.pending.get(key);
     if (!p) {
       const held = existing ? this.allocationLease(index, existing.handle) : null;
-      if (held) return Promise.resolve(held);
-      p = this.create(path, index, this.state.ns.replicationOf(file)).finally(() => this.pending.delete(key));
+      // Another writer may have placed it again already, without the failed servers: keep that.
+      if (held && !held.chunk.replicas.some((a) => avoid.includes(a))) return Promise.resolve(held);
+      p = this.create(path, index, this.state.ns.replicationOf(file), avoid).finally(() => this.pending.delete(key));
       this.pending.set(key, p);
     }
     return p;
@@ -209,8 +214,9 @@ export class ChunkManager {
    * unwritten and leased to its allocator: no version bump is needed at the first version (no
    * replica can have missed a write yet).
    */
-  private async create(path: string, index: number, replication: number): Promise<Allocation> {
-    const targets = chooseReplicas(this.chunkservers.list(), replication, { minFreeBytes: this.options.chunkSize });
+  private async create(path: string, index: number, replication: number, avoid: readonly string[] = []): Promise<Allocation> {
+    const candidates = this.chunkservers.list().filter((cs) => !avoid.includes(cs.address));
+    const targets = chooseReplicas(candidates, replication, { minFreeBytes: this.options.chunkSize });
     if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
     const handle = await this.takeHandle();
     await this.state.commit({ op: 'addChunk', path, index, handle, version: UNWRITTEN });

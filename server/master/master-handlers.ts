@@ -72,7 +72,7 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       }),
     }),
 
-    allocateChunk: async (req) => ({ ...(await chunks.allocate(req.path, req.index)), chunkSize }),
+    allocateChunk: async (req) => ({ ...(await chunks.allocate(req.path, req.index, req.avoid)), chunkSize }),
     chunkWritten: async (req) => {
       await chunks.written(req.path, req.index, req.handle, req.version, req.replicas);
       return {};
