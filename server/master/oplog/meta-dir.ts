@@ -110,11 +110,26 @@ export function releaseLock(dir: string): void {
   }
 }
 
+/**
+ * Whether `pid` still runs. A killed master that its parent has not reaped yet (a zombie)
+ * answers kill(pid, 0) like a live one, but holds nothing: a supervisor restarting it at once
+ * must not be refused.
+ */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+/** Linux: /proc/PID/stat's state field (after the parenthesised command name) is Z. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+  } catch {
+    return false; // no /proc, or gone meanwhile: kill(pid, 0) has answered
   }
 }
