@@ -24,10 +24,11 @@ export interface MasterClientOptions {
   /** Deadline of every call, in milliseconds (default 10 s). */
   deadlineMs?: number;
   /**
-   * Reads caught by a broken session (a master restarting) are sent again until their
+   * Idempotent calls (reads, absolute attribute changes, a chunk's allocation, lease and
+   * confirmation) caught by a broken session (a master restarting) are sent again until their
    * deadline instead of failing at once: what a mount wants; a CLI command fails fast.
    */
-  resendReads?: boolean;
+  resendIdempotent?: boolean;
 }
 
 /** Owner given to inodes a call creates. */
@@ -88,7 +89,7 @@ export class MasterClient {
       channelOverride: this.master.getChannel(),
     });
     const sessionPort = async (): Promise<number> => (await this.call<SessionPortResponse__Output>((o, cb) => this.master.sessionPort({}, o, cb))).port;
-    this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.resendReads ?? false);
+    this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.resendIdempotent ?? false);
   }
 
   // ------------------------------------------------------------------ reads

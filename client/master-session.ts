@@ -23,18 +23,25 @@ const SWEEP_MS = 100;
 /** Pause before calls caught by a broken connection are sent again on a new one (ms). */
 const RESEND_PAUSE_MS = 250;
 /**
- * Calls that only read: sent again when their connection breaks (a master restarting, a
- * connection cut), until their deadline. A mutation caught by a break fails instead: it may have been
- * applied, and doing it twice is not the same as doing it once.
+ * Calls that may be sent again when their connection breaks (a master restarting, a connection
+ * cut), until their deadline: doing them twice is the same as doing them once. Reads; setting
+ * absolute attributes (a size, a mode, times, a replication factor); and a chunk's allocation,
+ * lease, release and confirmation (a repeated allocation of an unwritten chunk places it again,
+ * a repeated lease bumps the version again, a repeated confirmation is a no-op). Any other
+ * mutation caught by a break fails with EIO: it may have been applied, and doing it twice is not
+ * the same (a second mkdir or exclusive create would answer EEXIST, a second unlink ENOENT).
  */
-const IDEMPOTENT: ReadonlySet<OpName> = new Set<OpName>(['getAttr', 'readDir', 'readLink', 'statFs', 'chunkLocations']);
+const IDEMPOTENT: ReadonlySet<OpName> = new Set<OpName>([
+  'getAttr', 'readDir', 'readLink', 'statFs', 'chunkLocations',
+  'setAttr', 'setReplication', 'allocateChunk', 'leaseChunk', 'releaseLease', 'chunkWritten',
+]);
 
 /**
  * The client end of a master session (proto/master.proto, Master.SessionPort): calls issued in
  * one event-loop turn go out as one CallBatch on a long-lived connection, and replies are
  * matched to calls by id. Each call has its own deadline (ETIMEDOUT). When the connection
- * breaks, the calls sent on it fail (EIO: a mutation's outcome is unknown); with `resendReads`,
- * reads are instead sent again on a new connection until their deadline.
+ * breaks, the calls sent on it fail (EIO: a mutation's outcome is unknown); with `resendIdempotent`,
+ * the idempotent ones are instead sent again on a new connection until their deadline.
  */
 export class MasterSession {
   private link: SessionLink | null = null;
@@ -51,7 +58,7 @@ export class MasterSession {
     private readonly address: string,
     private readonly deadlineMs: number,
     /** Send reads caught by a broken connection again (a mount riding out a master restart). */
-    private readonly resendReads: boolean,
+    private readonly resendIdempotent: boolean,
   ) {}
 
   call<K extends OpName>(op: K, request: OpRequest<K>): Promise<OpResponseOut<K>> {
@@ -130,7 +137,7 @@ export class MasterSession {
     let resend = false;
     for (const [id, p] of this.pending) {
       if (p.link !== link) continue;
-      if (this.resendReads && IDEMPOTENT.has(p.op) && p.deadline > Date.now() + RESEND_PAUSE_MS) {
+      if (this.resendIdempotent && IDEMPOTENT.has(p.op) && p.deadline > Date.now() + RESEND_PAUSE_MS) {
         p.link = null;
         p.lastError = err;
         this.queue.push(p.call);
