@@ -31,6 +31,7 @@ describe('master RPC', function () {
         committed.push(m);
         return attr;
       },
+      durable: async () => undefined,
       checkpoint: async () => ({ txid: committed.length, bytes: 1, durationMs: 2 }),
       status: () => ({ txid: committed.length, checkpointTxid: 0, epoch: 1, inodes: ns.inodeCount, metaDirs: [], alarms: [] }),
     };

@@ -36,7 +36,7 @@ describe('metadata directory lock', function () {
   // BUG: a master killed with SIGKILL and not yet reaped by its parent (a zombie) still
   // answered kill(pid, 0), so restarting the master at once was refused.
   it('takes over a lock whose holder was killed but not reaped yet', async () => {
-    const zombie = await shPrinting('true & echo $!; exec sleep 30'); // sleep never waits for it
+    const zombie = await shPrinting('sleep 0.3 & echo $!; exec sleep 30'); // the exec'd sleep never waits for it
     const state = () => fs.readFileSync(`/proc/${zombie}/stat`, 'latin1').replace(/^.*\) /s, '')[0];
     for (let i = 0; i < 100 && state() !== 'Z'; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(state(), 'Z', 'the holder is a zombie');

@@ -19,7 +19,7 @@ describe('writes around an unreachable chunkserver', function () {
   });
   after(async () => cluster?.stop());
 
-  it('places an unwritten chunk again without the servers a writer could not reach, once; a written chunk stays', async () => {
+  it('places an unwritten chunk again without the servers a writer could not reach (once, and only if others can take it); a written chunk stays', async () => {
     await cluster.client.create('/avoid', 0o644, true);
     const first = await cluster.client.allocateChunk('/avoid', 0);
     const bad = first.chunk.replicas[1];
@@ -33,6 +33,11 @@ describe('writes around an unreachable chunkserver', function () {
     await new FileWriter(cluster.client, cluster.peers).write('/avoid', 0, Buffer.from('x'));
     const written = await cluster.client.allocateChunk('/avoid', 0, again.chunk.replicas);
     assert.deepEqual([written.chunk.handle, written.createReplicas], [again.chunk.handle, false], 'a written chunk is not placed again');
+    // Naming every server leaves nowhere else: they are tried again rather than ENOSPC.
+    await cluster.client.create('/avoid-all', 0o644, true);
+    const everyone = cluster.chunkservers.map((c) => c.address);
+    const anyway = await cluster.client.allocateChunk('/avoid-all', 0, everyone);
+    assert.deepEqual([...anyway.chunk.replicas].sort(), [...everyone].sort());
   });
 
   it('new chunks are placed again without the server that failed their first write; existing chunks go on without it', async () => {

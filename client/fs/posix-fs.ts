@@ -264,7 +264,7 @@ export class PosixFs {
     if (firstChunk) this.handle(handle).adoptAllocation(firstChunk);
     // Even an empty file: O_TRUNC of an existing file updates its mtime and ctime (POSIX), and
     // an open handle may hold writes the master's size does not show yet.
-    if (!created && flags & O_TRUNC) await this.ftruncate(handle, 0);
+    if (!created && flags & O_TRUNC) await this.truncateOpened(handle);
     return handle;
   }
 
@@ -272,8 +272,18 @@ export class PosixFs {
   async openExisting(path: string, flags: number): Promise<number> {
     const handle = this.files.has(path) ? this.open(path, null, flags) : await this.openFresh(path, flags);
     // Even an empty file, or one open elsewhere with writes still buffered (see create).
-    if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC) await this.ftruncate(handle, 0);
+    if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC) await this.truncateOpened(handle);
     return handle;
+  }
+
+  /** O_TRUNC of a handle just opened; if it fails, the open fails and the handle goes (no release follows). */
+  private async truncateOpened(handle: number): Promise<void> {
+    try {
+      await this.ftruncate(handle, 0);
+    } catch (err) {
+      await this.release(handle).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** openExisting of a file no handle here has open. */

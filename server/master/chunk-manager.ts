@@ -90,9 +90,9 @@ export class ChunkManager {
    * chunk comes with its allocation lease (shared by concurrent allocators while it lasts and its
    * replicas' chunkservers live; otherwise the chunk is placed again). `avoid`: chunkservers
    * (addresses) that failed the chunk's first write. A placement on any of them is not handed
-   * out again, and the new one leaves them out, even with fewer replicas than the factor (the
-   * replication monitor adds the rest later): the master would otherwise keep placing on a
-   * killed server until its dead timeout.
+   * out again, and the new one leaves them out if any other server can take the chunk, even
+   * with fewer replicas than the factor (the replication monitor adds the rest later): the
+   * master would otherwise keep placing on a killed server until its dead timeout.
    */
   allocate(path: string, index: number, avoid: readonly string[] = []): Promise<Allocation> {
     const file = this.file(path);
@@ -121,7 +121,8 @@ export class ChunkManager {
   async written(path: string, index: number, handle: number, version: number, replicas: string[]): Promise<void> {
     const ref = this.file(path).chunks![checkChunkIndex(index)];
     if (!ref || ref.handle !== handle) throw new FsError('ESTALE', `${path} has no chunk ${handle} at index ${index}: it was placed again`);
-    if (ref.version === version) return;
+    // Confirmed already (a call sent again): answered once that confirmation is durable.
+    if (ref.version === version) return this.state.durable();
     if (ref.version !== UNWRITTEN || version !== FIRST_VERSION) {
       throw new FsError('ESTALE', `chunk ${handle} of ${path} is at version ${ref.version}, not unwritten`);
     }
@@ -215,8 +216,12 @@ export class ChunkManager {
    * replica can have missed a write yet).
    */
   private async create(path: string, index: number, replication: number, avoid: readonly string[] = []): Promise<Allocation> {
-    const candidates = this.chunkservers.list().filter((cs) => !avoid.includes(cs.address));
-    const targets = chooseReplicas(candidates, replication, { minFreeBytes: this.options.chunkSize });
+    const all = this.chunkservers.list();
+    const place = (from: typeof all) => chooseReplicas(from, replication, { minFreeBytes: this.options.chunkSize });
+    // Avoiding is a preference: with nowhere else to go (one chunkserver, or a writer that has
+    // named them all), the failed servers are tried again rather than answering ENOSPC.
+    const preferred = avoid.length > 0 ? place(all.filter((cs) => !avoid.includes(cs.address))) : [];
+    const targets = preferred.length > 0 ? preferred : place(all);
     if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
     const handle = await this.takeHandle();
     await this.state.commit({ op: 'addChunk', path, index, handle, version: UNWRITTEN });

@@ -28,6 +28,10 @@ export class DurableMasterState implements MasterState {
     return attr;
   }
 
+  durable(): Promise<void> {
+    return this.store.writer.waitDurable(this.store.writer.lastTxid);
+  }
+
   checkpoint(): Promise<CheckpointResult> {
     return this.store.checkpointer.checkpoint();
   }

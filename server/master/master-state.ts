@@ -38,6 +38,12 @@ export interface MasterState {
   /** A fresh inode number for a create/mkdir/symlink mutation. */
   nextIno(): number;
   commit(m: Mutation): Promise<Attr | null>;
+  /**
+   * Resolves once every mutation applied so far is durable: what a call must wait for before
+   * answering from state an earlier, still unlogged commit made (a repeated call finding its
+   * work done).
+   */
+  durable(): Promise<void>;
   checkpoint(): Promise<CheckpointResult>;
   status(): MasterStatus;
 }

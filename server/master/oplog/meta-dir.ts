@@ -124,12 +124,26 @@ function isAlive(pid: number): boolean {
   return !isZombie(pid);
 }
 
-/** Linux: /proc/PID/stat's state field (after the parenthesised command name) is Z. */
+/**
+ * Linux: every thread of `pid` has exited (state Z or X in /proc/PID/task/TID/stat). The main
+ * thread alone is not enough: it turns zombie while another thread may still be finishing a
+ * log write in the kernel, which must not land after a new master has recovered the log.
+ */
 function isZombie(pid: number): boolean {
+  if (!fs.existsSync('/proc/self/task')) return false; // no /proc: kill(pid, 0) has answered
+  let tasks: string[];
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) === 'Z';
+    tasks = fs.readdirSync(`/proc/${pid}/task`);
   } catch {
-    return false; // no /proc, or gone meanwhile: kill(pid, 0) has answered
+    return true; // gone since kill(pid, 0)
   }
+  return tasks.every((tid) => {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'latin1');
+      const state = stat[stat.lastIndexOf(')') + 2];
+      return state === 'Z' || state === 'X';
+    } catch {
+      return true; // this thread is gone
+    }
+  });
 }
