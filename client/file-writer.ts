@@ -35,7 +35,7 @@ interface HeldLease {
 export class FileWriter {
   private chunkSize: number;
   private readonly leases = new Map<string, Promise<HeldLease>>();
-  /** Per chunk (as keyed in `leases`): chunkservers that failed its first write, for allocateChunk. */
+  /** Per chunk (as keyed in `leases`): chunkservers that failed a write to it, for the next lease. */
   private readonly avoid = new Map<string, string[]>();
 
   /** `chunkSize`: the cluster's, when the caller knows it (saves asking the master). */
@@ -163,9 +163,9 @@ export class FileWriter {
       } catch (err) {
         last = err as Error; // a replica down or the lease overtaken: lease again, which bumps the version
         if (this.leases.get(key) === entry) this.leases.delete(key); // unless another write did already
-        // A new chunk's first write that a replica failed: placed again without it.
+        // A replica failed: a new chunk is placed again without it, an existing one leased anew.
         const failed = err instanceof FsError ? failedReplica(err) : null;
-        if (lease.create && failed !== null && lease.replicas.includes(failed)) {
+        if (failed !== null && lease.replicas.includes(failed)) {
           this.avoid.set(key, [...(this.avoid.get(key) ?? []), failed]);
         }
       }
@@ -209,14 +209,14 @@ export class FileWriter {
   }
 
   private async askLease(path: string, index: number, avoid: string[]): Promise<HeldLease> {
-    return this.leaseFrom(path, await this.master.allocateChunk(path, index, avoid));
+    return this.leaseFrom(path, await this.master.allocateChunk(path, index, avoid), avoid);
   }
 
   /** The lease that comes with a new chunk's allocation; a written chunk is leased separately. */
-  private async leaseFrom(path: string, allocated: ChunkAllocation): Promise<HeldLease> {
+  private async leaseFrom(path: string, allocated: ChunkAllocation, avoid: string[] = []): Promise<HeldLease> {
     const { chunk, expiresMs } = allocated.leaseExpiresMs > 0
       ? { chunk: allocated.chunk, expiresMs: allocated.leaseExpiresMs }
-      : await this.master.leaseChunk(path, allocated.chunk.index);
+      : await this.master.leaseChunk(path, allocated.chunk.index, avoid);
     return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs, create: allocated.createReplicas };
   }
 

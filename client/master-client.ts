@@ -208,10 +208,13 @@ export class MasterClient {
     return this.session.call('chunkLocations', { path, firstIndex, count });
   }
 
-  /** A write lease on an existing chunk: replicas primary first, at the version to write with. */
-  async leaseChunk(path: string, index: number): Promise<{ chunk: ChunkLocation; expiresMs: number }> {
+  /**
+   * A write lease on an existing chunk: replicas primary first, at the version to write with.
+   * `avoid`: chunkservers that failed a write under the current lease (a new one is granted).
+   */
+  async leaseChunk(path: string, index: number, avoid: string[] = []): Promise<{ chunk: ChunkLocation; expiresMs: number }> {
     checkChunkIndex(index);
-    const reply = await this.session.call('leaseChunk', { path, index });
+    const reply = await this.session.call('leaseChunk', { path, index, avoid });
     if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
     return { chunk: reply.chunk, expiresMs: reply.expiresMs };
   }

@@ -40,12 +40,18 @@ describe('writes around an unreachable chunkserver', function () {
     assert.deepEqual([...anyway.chunk.replicas].sort(), [...everyone].sort());
   });
 
-  it('new chunks are placed again without the server that failed their first write; existing chunks go on without it', async () => {
+  it('new chunks are placed again without the server that failed their first write; leased and existing chunks go on without it', async () => {
     const writer = new FileWriter(cluster.client, cluster.peers);
     const before = randomBytes(MiB + 100);
     await cluster.client.create('/before', 0o644, true);
     await writer.write('/before', 0, before);
     await writer.close();
+
+    // A writer holding a lease on a written chunk when the server dies.
+    const held = new FileWriter(cluster.client, cluster.peers);
+    const heldData = randomBytes(300_000);
+    await cluster.client.create('/held', 0o644, true);
+    await held.write('/held', 0, heldData);
 
     const victim = cluster.chunkservers[1];
     await kill(victim);
@@ -66,6 +72,14 @@ describe('writes around an unreachable chunkserver', function () {
     const w = new FileWriter(cluster.client, cluster.peers);
     await w.write('/before', before.length, tail);
     await w.close();
+
+    // BUG: the held lease, naming the dead replica, was handed out again on every retry.
+    const patch = randomBytes(70_000);
+    await held.write('/held', 100_000, patch);
+    await held.truncate('/held', 150_000);
+    await held.close();
+    const heldModel = Buffer.concat([heldData.subarray(0, 100_000), patch]).subarray(0, 150_000);
+    assert.ok((await cluster.readAll('/held')).equals(heldModel), '/held');
 
     for (const f of files) {
       assert.ok((await cluster.readAll(f.path)).equals(f.data), f.path);

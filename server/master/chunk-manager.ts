@@ -137,9 +137,12 @@ export class ChunkManager {
   /**
    * A write lease on an existing chunk: the current one while it lasts and its primary lives,
    * otherwise a new one, which first moves the live replicas to the next version (so replicas
-   * that are down now are stale later) and logs it. Replicas come back primary first.
+   * that are down now are stale later) and logs it. Replicas come back primary first. `avoid`:
+   * chunkservers a writer failed on under the current lease; a lease naming any of them is not
+   * handed out again (a killed server looks alive until its dead timeout; the new grant's
+   * version bump leaves it out if it is really gone).
    */
-  lease(path: string, index: number): Promise<Lease> {
+  lease(path: string, index: number, avoid: readonly string[] = []): Promise<Lease> {
     const file = this.file(path);
     checkChunkIndex(index);
     const ref = file.chunks![index];
@@ -148,7 +151,7 @@ export class ChunkManager {
     if (held && held.expiresMs > Date.now() + LEASE_MARGIN_MS) {
       const loc = this.location(index, ref.handle, ref.version);
       const primary = this.chunkservers.addressOf(held.primary);
-      if (loc.version === held.version && loc.replicas.includes(primary)) {
+      if (loc.version === held.version && loc.replicas.includes(primary) && !loc.replicas.some((a) => avoid.includes(a))) {
         return Promise.resolve({ chunk: { ...loc, replicas: primaryFirst(loc.replicas, primary) }, expiresMs: held.expiresMs });
       }
     }
