@@ -1,5 +1,7 @@
 import { strict as assert } from 'assert';
 import { promises as fsp, constants as C } from 'fs';
+import * as path from 'path';
+import { PACKAGE_ROOT } from '../server/common/package-root';
 import { prng } from './helpers/prng';
 import { TestCluster } from './helpers/test-cluster';
 import { TestMount } from './helpers/test-mount';
@@ -213,6 +215,15 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     assert.ok((await fsp.readFile(p('random.bin'))).equals(expected), 'whole file after close');
     // Through the master and chunkservers directly, not the mount's caches.
     assert.ok((await cluster.readAll('/random.bin')).equals(expected), 'whole file through the client library');
+  });
+
+  it('fsx-style random I/O with mmap writes and reads, fsyncs and reopens matches a model', async () => {
+    // From another process (Python): writes through mmap reach the mount as page writeback.
+    const script = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'fsx.py');
+    for (const seed of [1, 2]) {
+      const out = await mnt.ok(`python3 ${script} fsx-${seed}.bin ${seed} 250 ${1 << 20}`);
+      assert.equal(out.trim(), 'ok');
+    }
   });
 
   it('keeps a file unlinked or renamed over while open readable and writable until closed', async () => {
