@@ -165,9 +165,8 @@ export class FileWriter {
         if (this.leases.get(key) === entry) this.leases.delete(key); // unless another write did already
         // A replica failed: a new chunk is placed again without it, an existing one leased anew.
         const failed = err instanceof FsError ? failedReplica(err) : null;
-        if (failed !== null && lease.replicas.includes(failed)) {
-          this.avoid.set(key, [...(this.avoid.get(key) ?? []), failed]);
-        }
+        const avoid = this.avoid.get(key) ?? [];
+        if (failed !== null && lease.replicas.includes(failed) && !avoid.includes(failed)) this.avoid.set(key, [...avoid, failed]);
       }
     }
     throw new FsError('EIO', `changing chunk ${index} of ${path} failed ${ATTEMPTS} times: ${last?.message}`);

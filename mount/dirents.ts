@@ -24,12 +24,13 @@ export function packDirents(listing: Dirent[], offset: number, size: number): Bu
   let at = 0;
   for (let i = offset; i < listing.length; i++) {
     const e = listing[i];
-    // UTF-8 takes at most 3 bytes per UTF-16 unit: only near the end is the exact length needed.
-    const surelyFits = at + HEADER + 3 * e.name.length <= size;
-    if (!surelyFits && at + ((HEADER + Buffer.byteLength(e.name) + 7) & ~7) > size) break;
+    // The name must fit whole (write() would cut it): UTF-8 takes at most 3 bytes per UTF-16
+    // unit, so only near the end is its exact length needed.
+    const room = size - at - HEADER;
+    if (3 * e.name.length > room && Buffer.byteLength(e.name) > room) break;
     const nameLen = out.write(e.name, at + HEADER, 'utf8');
     const len = (HEADER + nameLen + 7) & ~7;
-    if (at + len > size) break; // only the padding would not fit; the name bytes are not sent
+    if (at + len > size) break; // its padding does not fit: the record is left out
     setU64(view, at, e.ino);
     setU64(view, at + 8, i + 1);
     view.setUint32(at + 16, nameLen, true);

@@ -27,10 +27,11 @@ const FILE = 2;
 const SYMLINK = 3;
 const LINK = 4;
 const SPECIAL = 5;
+/** st_mode type bits each full-entry kind but SPECIAL must carry. */
+const KIND_TYPE = [0, S_IFDIR, S_IFREG, S_IFLNK];
 /** Whether st_mode type bits `type` fit a full entry of `kind`. */
 function typeFits(kind: number, type: number): boolean {
-  if (kind === SPECIAL) return SPECIAL_TYPES.includes(type);
-  return type === [0, S_IFDIR, S_IFREG, S_IFLNK][kind];
+  return kind === SPECIAL ? SPECIAL_TYPES.includes(type) : type === KIND_TYPE[kind];
 }
 
 /** kind, ino, parentIno: what precedes the name. */
