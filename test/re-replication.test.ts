@@ -125,3 +125,42 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     assert.equal(sha(await cluster.readAll('/big')), sha(data), 'data intact, the patch included');
   });
 });
+
+describe('self-healing with as many chunkservers as replicas', function () {
+  this.timeout(120_000);
+  let cluster: TestCluster;
+
+  before(async () => {
+    cluster = await TestCluster.start('rerep3', 3, ['--chunk-size', String(MiB), '--dead-timeout', '1.5']);
+  });
+  after(async () => cluster?.stop());
+
+  it('replaces a corrupt replica on the server that held it, the only place a copy can go', async () => {
+    const writer = new FileWriter(cluster.client, cluster.peers);
+    const data = randomBytes(MiB + 4096);
+    await cluster.client.create('/rot3', 0o644, true);
+    await writer.write('/rot3', 0, data);
+    await writer.close();
+    const [chunk] = (await cluster.client.chunkLocations('/rot3', 0, 1)).chunks;
+    assert.equal(chunk.replicas.length, 3);
+    const bad = cluster.peers.byReadLoad(chunk.replicas, chunk.handle)[0];
+    const file = cluster.replicaFiles(chunk.handle).find((r) => r.cs.address === bad)!.file;
+    flipByte(file, 1000);
+    assert.equal(sha(await cluster.readAll('/rot3')), sha(data)); // finds the rot, reads around it
+    // Healthy once more: three replicas on the same three servers, each serving the data.
+    const allGood = async (): Promise<boolean> => {
+      const now = (await cluster.client.chunkLocations('/rot3', 0, 1)).chunks[0];
+      if ([...now.replicas].sort().join() !== [...chunk.replicas].sort().join()) return false;
+      for (const r of now.replicas) {
+        const got = await cluster.peers.get(r).read(now.handle, now.version, 0, MiB).catch(() => null);
+        if (!got?.equals(data.subarray(0, MiB))) return false;
+      }
+      return (await cluster.client.report()).chunks!.corrupt === 0;
+    };
+    const deadline = Date.now() + 30_000;
+    while (!(await allGood())) {
+      assert.ok(Date.now() < deadline, 'the corrupt replica was not replaced');
+      await new Promise((res) => setTimeout(res, 200));
+    }
+  });
+});

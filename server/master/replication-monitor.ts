@@ -159,9 +159,12 @@ export class ReplicationMonitor {
       else if (version === wanted.version && this.chunkservers.stateOf(id) === 'normal') current.set(handle, [...(current.get(handle) ?? []), id]);
     }
     for (const handle of this.orphanedAt.keys()) if (!orphans.has(handle)) this.orphanedAt.delete(handle);
-    // A corrupt replica goes once enough good ones exist (until then it is all some data has).
+    // A corrupt replica goes once enough good ones exist (until then it is all some data has),
+    // or once a good one exists and no other server could take a copy: its server is then the
+    // only place a new good replica can go (three chunkservers, replication 3).
     for (const [id, handle] of corrupt) {
-      if ((current.get(handle)?.length ?? 0) >= referenced.get(handle)!.replication) doomed.push([id, handle, 'corrupt']);
+      const good = current.get(handle)?.length ?? 0;
+      if (good >= referenced.get(handle)!.replication || (good > 0 && !this.copyTargetExists(handle))) doomed.push([id, handle, 'corrupt']);
     }
     for (const [handle, holders] of current) {
       const { replication } = referenced.get(handle)!;
@@ -204,6 +207,12 @@ export class ReplicationMonitor {
       else log.info(`deleted ${why} replica of chunk ${handle} on ${address}`);
     }
     if (orphans > 0) log.info(`deleted ${orphans} orphan replica${orphans === 1 ? '' : 's'} on ${address}`);
+  }
+
+  /** Some live server that holds no replica of the chunk has room for one. */
+  private copyTargetExists(handle: number): boolean {
+    const exclude = this.chunkservers.holdersOf(handle);
+    return chooseReplicas(this.chunkservers.list(), 1, { exclude, minFreeBytes: this.opts.chunkSize }).length > 0;
   }
 
   private startCopy(need: Need): void {
