@@ -211,7 +211,7 @@ export class FuseOps implements LowLevelHandlers {
       if (!listing || offset === 0) {
         const path = this.names.path(ino);
         const entries = await this.fs.list(path);
-        listing = [{ name: '.', ino, mode: S_IFDIR }, { name: '..', ino: this.names.parentOf(ino), mode: S_IFDIR }, ...entries];
+        listing = [{ name: '.', attr: { ino, mode: S_IFDIR } }, { name: '..', attr: { ino: this.names.parentOf(ino), mode: S_IFDIR } }, ...entries];
         this.listings.set(fh, listing);
       }
       const packed = packDirents(listing, offset, size);

@@ -22,8 +22,7 @@ describe('readdir replies (fuse_dirent packing)', function () {
   const modes = [S_IFREG | 0o644, S_IFDIR | 0o755, S_IFLNK | 0o777];
   const listing: Dirent[] = Array.from({ length: 300 }, (_, i) => ({
     name: ['f', 'ü'.repeat(i % 128), '名'.repeat(i % 86), 'x'.repeat(i % 256)][i % 4] + i,
-    ino: 2 ** 40 + i * 7919,
-    mode: modes[i % 3],
+    attr: { ino: 2 ** 40 + i * 7919, mode: modes[i % 3] },
   })).filter((e) => Buffer.byteLength(e.name) <= 255);
 
   for (const size of [288, 1000, 4096, 131072]) {
@@ -37,15 +36,15 @@ describe('readdir replies (fuse_dirent packing)', function () {
         offset = records[records.length - 1].next;
       }
       assert.deepStrictEqual(seen.map((r) => r.name), listing.map((e) => e.name));
-      assert.deepStrictEqual(seen.map((r) => r.ino), listing.map((e) => e.ino));
-      assert.deepStrictEqual(seen.map((r) => r.type), listing.map((e) => e.mode >>> 12));
+      assert.deepStrictEqual(seen.map((r) => r.ino), listing.map((e) => e.attr.ino));
+      assert.deepStrictEqual(seen.map((r) => r.type), listing.map((e) => e.attr.mode >>> 12));
       assert.deepStrictEqual(seen.map((r) => r.next), listing.map((_, i) => i + 1));
     });
   }
 
   it('an offset at the end, or a buffer too small for the next record, gives an empty reply', () => {
     assert.equal(packDirents(listing, listing.length, 4096).length, 0);
-    assert.equal(packDirents([{ name: 'x'.repeat(100), ino: 5, mode: S_IFREG }], 0, 120).length, 0);
-    assert.equal(packDirents([{ name: 'x'.repeat(100), ino: 5, mode: S_IFREG }], 0, 128).length, 128);
+    assert.equal(packDirents([{ name: 'x'.repeat(100), attr: { ino: 5, mode: S_IFREG } }], 0, 120).length, 0);
+    assert.equal(packDirents([{ name: 'x'.repeat(100), attr: { ino: 5, mode: S_IFREG } }], 0, 128).length, 128);
   });
 });

@@ -7,6 +7,7 @@ import type { AttrChanges } from '../../server/master/mutation';
 import type { ChunkClientPool } from '../chunk-client';
 import { FileWriter } from '../file-writer';
 import type { Caller, FsStats, MasterClient } from '../master-client';
+import type { DirEntry } from '../../server/master/namespace';
 import { logger } from '../../server/common/log';
 import { AttrCache } from './attr-cache';
 import { LOCATION_WINDOW } from './chunk-locations';
@@ -173,12 +174,11 @@ export class PosixFs {
   // ------------------------------------------------------------------ namespace
 
   /** The entries of `path`; their attributes, which come with them, go to the cache (ls -l, rm -r). */
-  async list(path: string): Promise<Array<{ name: string; ino: number; mode: number }>> {
+  async list(path: string): Promise<DirEntry[]> {
     const generation = this.generation;
     const entries = await this.master.readdirAll(path);
     if (generation === this.generation) this.cacheEntries(path, entries);
-    const listed = this.unlinking.size === 0 ? entries : entries.filter((e) => !this.unlinking.has(childPath(path, e.name)));
-    return listed.map((e) => ({ name: e.name, ino: e.attr.ino, mode: e.attr.mode }));
+    return this.unlinking.size === 0 ? entries : entries.filter((e) => !this.unlinking.has(childPath(path, e.name)));
   }
 
   readlink(path: string): Promise<string> {

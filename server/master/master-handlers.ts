@@ -22,8 +22,8 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
   return {
     getAttr: (req) => ({ attr: state.ns.getattr(req.path) }),
     readDir: (req) => {
-      const { entries, cookie } = state.ns.readdir(req.path, req.cookie, req.limit);
-      return { entries: encodeListing(entries), cookie };
+      const { children, cookie } = state.ns.readdirChildren(req.path, req.cookie, req.limit);
+      return { entries: encodeListing(children, state.ns.defaultReplication), cookie };
     },
     readLink: (req) => ({ target: state.ns.readlink(req.path) }),
     statFs: () => ({ ...chunkservers.capacity(), files: state.ns.inodeCount }),

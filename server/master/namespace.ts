@@ -105,21 +105,29 @@ export class Namespace {
   }
 
   readdir(path: string, cookie: string, limit: number): ReaddirPage {
+    const { children, cookie: next } = this.readdirChildren(path, cookie, limit);
+    return { entries: children.map(([name, child]) => ({ name, attr: this.attr(child) })), cookie: next };
+  }
+
+  /**
+   * A page of the listing of `path` as its children themselves: what a listing on the wire is
+   * encoded from (an Attr object per entry cost 1.7 ms per 1,000 in cold code).
+   */
+  readdirChildren(path: string, cookie: string, limit: number): { children: Array<[string, Inode]>; cookie: string } {
     const dir = this.resolve(splitPath(path));
     if (!dir.isDir) throw new FsError('ENOTDIR', `not a directory: ${path}`);
     const max = Math.max(1, Math.min(Math.floor(limit) || 1000, 10000));
     const it = this.cursors.take(dir, cookie);
-    const entries: DirEntry[] = [];
+    const children: Array<[string, Inode]> = [];
     for (let r = it.next(); !r.done; r = it.next()) {
-      const [name, child] = r.value;
-      entries.push({ name, attr: this.attr(child) });
-      if (entries.length >= max) {
+      children.push(r.value);
+      if (children.length >= max) {
         // A listing that ends with the page says so: no round trip for an empty last page.
         const next = it.next();
-        return { entries, cookie: next.done ? '' : this.cursors.park(dir, r.value, resumeWith(dir, next.value, it)) };
+        return { children, cookie: next.done ? '' : this.cursors.park(dir, r.value, resumeWith(dir, next.value, it)) };
       }
     }
-    return { entries, cookie: '' };
+    return { children, cookie: '' };
   }
 
   /** Attributes as the master hands them out. */
