@@ -9,7 +9,7 @@ import type { FsckResponse__Output } from '../generated/chunkfs/master/FsckRespo
 import type { ReportResponse__Output } from '../generated/chunkfs/master/ReportResponse';
 import type { DecommissionResponse__Output } from '../generated/chunkfs/master/DecommissionResponse';
 import type { ChunkserverStatus__Output } from '../generated/chunkfs/master/ChunkserverStatus';
-import { decodeListing } from '../server/common/dir-listing';
+import { decodeListing, ListingPage } from '../server/common/dir-listing';
 import { FsError } from '../server/common/fs-error';
 import { MESSAGE_LIMITS, protos } from '../server/common/proto';
 import { MasterSession } from './master-session';
@@ -100,19 +100,30 @@ export class MasterClient {
 
   /** One page; pass the returned cookie back for the next ('' = complete). */
   async readdir(path: string, cookie = '', limit = READDIR_PAGE): Promise<ReaddirPage> {
-    const page = await this.session.call('readDir', { path, cookie, limit });
-    return { entries: decodeListing(page.entries), cookie: page.cookie };
+    const { page, cookie: next } = await this.readdirPage(path, cookie, limit);
+    return { entries: page.entries(), cookie: next };
+  }
+
+  /** One page as it came, each entry's attributes built when asked for. */
+  async readdirPage(path: string, cookie = '', limit = READDIR_PAGE): Promise<{ page: ListingPage; cookie: string }> {
+    const reply = await this.session.call('readDir', { path, cookie, limit });
+    return { page: decodeListing(reply.entries), cookie: reply.cookie };
+  }
+
+  /** The whole listing as one page. */
+  async listing(path: string): Promise<ListingPage> {
+    const pages: ListingPage[] = [];
+    let cookie = '';
+    do {
+      const next = await this.readdirPage(path, cookie);
+      pages.push(next.page);
+      cookie = next.cookie;
+    } while (cookie !== '');
+    return ListingPage.join(pages);
   }
 
   async readdirAll(path: string): Promise<DirEntry[]> {
-    const all: DirEntry[] = [];
-    let cookie = '';
-    do {
-      const page = await this.readdir(path, cookie);
-      all.push(...page.entries);
-      cookie = page.cookie;
-    } while (cookie !== '');
-    return all;
+    return (await this.listing(path)).entries();
   }
 
   async readlink(path: string): Promise<string> {

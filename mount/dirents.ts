@@ -1,13 +1,37 @@
-import { S_IFMT } from '../server/master/inode';
+import { S_IFDIR, S_IFMT } from '../server/master/inode';
 
-/**
- * One name of a directory listing as readdir hands it to the kernel: a DirEntry as the master
- * lists it fits as it is (a copy of 1,000 of them into another shape cost 1 ms in cold code).
- */
-export interface Dirent {
-  name: string;
-  /** mode: st_mode, whose type bits become d_type */
-  attr: { ino: number; mode: number };
+/** A directory listing as readdir hands it to the kernel: a ListingPage is one. */
+export interface Dirents {
+  readonly length: number;
+  name(i: number): string;
+  ino(i: number): number;
+  /** st_mode; its type bits become d_type */
+  mode(i: number): number;
+}
+
+/** `.` and `..` (the directory `ino` and its parent), then `entries`. */
+export class WithDots implements Dirents {
+  constructor(
+    private readonly ino_: number,
+    private readonly parent: number,
+    private readonly entries: Dirents,
+  ) {}
+
+  get length(): number {
+    return this.entries.length + 2;
+  }
+
+  name(i: number): string {
+    return i === 0 ? '.' : i === 1 ? '..' : this.entries.name(i - 2);
+  }
+
+  ino(i: number): number {
+    return i === 0 ? this.ino_ : i === 1 ? this.parent : this.entries.ino(i - 2);
+  }
+
+  mode(i: number): number {
+    return i < 2 ? S_IFDIR : this.entries.mode(i - 2);
+  }
 }
 
 /** struct fuse_dirent (linux/fuse.h): u64 ino, u64 off, u32 namelen, u32 type, then the name. */
@@ -18,25 +42,25 @@ const HEADER = 24;
  * records (each 8-byte aligned) into at most `size` bytes; each record's offset is the position
  * after it, which the kernel passes back to continue.
  */
-export function packDirents(listing: Dirent[], offset: number, size: number): Buffer {
+export function packDirents(listing: Dirents, offset: number, size: number): Buffer {
   const out = Buffer.alloc(size);
   // DataView calls are builtins even in cold code (Buffer's writeUInt32LE and kin are JS
   // functions): a listing is often the first of its size in the mount's life.
   const view = new DataView(out.buffer, out.byteOffset, size);
   let at = 0;
   for (let i = offset; i < listing.length; i++) {
-    const e = listing[i];
+    const name = listing.name(i);
     // The name must fit whole (write() would cut it): UTF-8 takes at most 3 bytes per UTF-16
     // unit, so only near the end is its exact length needed.
     const room = size - at - HEADER;
-    if (3 * e.name.length > room && Buffer.byteLength(e.name) > room) break;
-    const nameLen = out.write(e.name, at + HEADER, 'utf8');
+    if (3 * name.length > room && Buffer.byteLength(name) > room) break;
+    const nameLen = out.write(name, at + HEADER, 'utf8');
     const len = (HEADER + nameLen + 7) & ~7;
     if (at + len > size) break; // its padding does not fit: the record is left out
-    setU64(view, at, e.attr.ino);
+    setU64(view, at, listing.ino(i));
     setU64(view, at + 8, i + 1);
     view.setUint32(at + 16, nameLen, true);
-    view.setUint32(at + 20, (e.attr.mode & S_IFMT) >>> 12, true);
+    view.setUint32(at + 20, (listing.mode(i) & S_IFMT) >>> 12, true);
     at += len;
   }
   return out.subarray(0, at);

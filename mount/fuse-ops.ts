@@ -1,11 +1,11 @@
 import { FsError, toFsError } from '../server/common/fs-error';
 import { logger } from '../server/common/log';
-import { S_IFDIR, type Attr } from '../server/master/inode';
+import type { Attr } from '../server/master/inode';
 import type { FsStats } from '../client/master-client';
 import type { PosixFs, TimeChange } from '../client/fs/posix-fs';
 import { SET_ATTR, type FuseSession, type KernelStat, type LowLevelHandlers, type Request, type Statvfs } from './fuse-binding';
 import { InodeNames } from './inode-names';
-import { packDirents, type Dirent } from './dirents';
+import { packDirents, WithDots, type Dirents } from './dirents';
 
 const log = logger('mount');
 
@@ -38,7 +38,7 @@ export class FuseOps implements LowLevelHandlers {
   /** Size and mtime the kernel was last told per inode, to know when an open must invalidate. */
   private readonly told = new Map<number, { size: number; mtimeMs: number }>();
   /** Directory listings by handle, read at the first readdir (offset 0). */
-  private readonly listings = new Map<number, Dirent[] | null>();
+  private readonly listings = new Map<number, Dirents | null>();
   private nextDirHandle = 1;
   private session: FuseSession | null = null;
 
@@ -211,7 +211,7 @@ export class FuseOps implements LowLevelHandlers {
       if (!listing || offset === 0) {
         const path = this.names.path(ino);
         const entries = await this.fs.list(path);
-        listing = [{ name: '.', attr: { ino, mode: S_IFDIR } }, { name: '..', attr: { ino: this.names.parentOf(ino), mode: S_IFDIR } }, ...entries];
+        listing = new WithDots(ino, this.names.parentOf(ino), entries);
         this.listings.set(fh, listing);
       }
       const packed = packDirents(listing, offset, size);

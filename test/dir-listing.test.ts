@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { decodeListing, encodeListing } from '../server/common/dir-listing';
+import { decodeListing, encodeListing, ListingPage } from '../server/common/dir-listing';
 import { FsError } from '../server/common/fs-error';
 import type { DirEntry } from '../server/master/namespace';
 
@@ -18,20 +18,20 @@ describe('directory listing codec', function () {
   ];
 
   it('round-trips names (UTF-8, 255 bytes) and every attribute exactly', () => {
-    assert.deepStrictEqual(decodeListing(encodeListing(pairs(entries))), entries);
-    assert.deepStrictEqual(decodeListing(encodeListing([])), []);
+    assert.deepStrictEqual(decodeListing(encodeListing(pairs(entries))).entries(), entries);
+    assert.deepStrictEqual(decodeListing(encodeListing([])).entries(), []);
   });
 
   it('decodes a page that sits inside a larger buffer', () => {
     const page = encodeListing(pairs(entries));
     const framed = Buffer.concat([Buffer.from('head'), page, Buffer.from('tail')]);
-    assert.deepStrictEqual(decodeListing(framed.subarray(4, 4 + page.length)), entries);
+    assert.deepStrictEqual(decodeListing(framed.subarray(4, 4 + page.length)).entries(), entries);
   });
 
   it('refuses a page cut anywhere, overrun or not a page with EIO', () => {
     const page = encodeListing(pairs(entries));
     const eio = (e: unknown) => e instanceof FsError && e.code === 'EIO';
-    assert.deepStrictEqual(decodeListing(page.subarray(0, 0)), []); // what an empty bytes field decodes to
+    assert.deepStrictEqual(decodeListing(page.subarray(0, 0)).entries(), []); // what an empty bytes field decodes to
     for (let cut = 1; cut < page.length; cut++) assert.throws(() => decodeListing(page.subarray(0, cut)), eio, `cut at ${cut}`);
     assert.throws(() => decodeListing(Buffer.concat([page, Buffer.from('x')])), eio, 'a byte too many');
     assert.throws(() => decodeListing(Buffer.concat([page, Buffer.from('y\0')])), eio, 'a name too many');
@@ -45,6 +45,15 @@ describe('directory listing codec', function () {
       name: `f${i}`,
       attr: { ino: 100 + i, mode: 0o100644, uid: i, gid: 2 * i, nlink: 1, size: i * 4096, atimeMs: 1.7e12 + i / 1000, mtimeMs: 1.7e12 + i, ctimeMs: 1.7e12 - i, replication: 3, rdev: 0 },
     }));
-    assert.deepStrictEqual(decodeListing(encodeListing(pairs(many))), many);
+    assert.deepStrictEqual(decodeListing(encodeListing(pairs(many))).entries(), many);
+  });
+
+  it('joins pages and drops entries with their attributes', () => {
+    const [a, b] = [entries.slice(0, 1), entries.slice(1)].map((part) => decodeListing(encodeListing(pairs(part))));
+    const joined = ListingPage.join([a, b]);
+    assert.deepStrictEqual(joined.entries(), entries);
+    assert.deepStrictEqual([joined.ino(3), joined.mode(3), joined.name(3)], [8, 0o20620, 'tty']);
+    assert.deepStrictEqual(joined.without((name) => name.startsWith('x') || name === 'a').entries(), [entries[1], entries[3]]);
+    assert.equal(joined.without(() => false), joined);
   });
 });

@@ -1,5 +1,5 @@
 import { strict as assert } from 'assert';
-import { packDirents, type Dirent } from '../mount/dirents';
+import { packDirents, WithDots, type Dirents } from '../mount/dirents';
 import { S_IFDIR, S_IFLNK, S_IFREG } from '../server/master/inode';
 
 /** Reads fuse_dirent records back: what the kernel sees of a readdir reply. */
@@ -18,9 +18,20 @@ function unpack(buf: Buffer): Array<{ ino: number; next: number; type: number; n
   return out;
 }
 
+interface Named {
+  name: string;
+  attr: { ino: number; mode: number };
+}
+const dirents = (list: Named[]): Dirents => ({
+  length: list.length,
+  name: (i) => list[i].name,
+  ino: (i) => list[i].attr.ino,
+  mode: (i) => list[i].attr.mode,
+});
+
 describe('readdir replies (fuse_dirent packing)', function () {
   const modes = [S_IFREG | 0o644, S_IFDIR | 0o755, S_IFLNK | 0o777];
-  const listing: Dirent[] = Array.from({ length: 300 }, (_, i) => ({
+  const listing: Named[] = Array.from({ length: 300 }, (_, i) => ({
     name: ['f', 'ü'.repeat(i % 128), '名'.repeat(i % 86), 'x'.repeat(i % 256)][i % 4] + i,
     attr: { ino: 2 ** 40 + i * 7919, mode: modes[i % 3] },
   })).filter((e) => Buffer.byteLength(e.name) <= 255);
@@ -29,7 +40,7 @@ describe('readdir replies (fuse_dirent packing)', function () {
     it(`a listing read in replies of ${size} bytes arrives whole, in order, each record once`, () => {
       const seen: ReturnType<typeof unpack> = [];
       for (let offset = 0; offset < listing.length; ) {
-        const reply = packDirents(listing, offset, size);
+        const reply = packDirents(dirents(listing), offset, size);
         assert.ok(reply.length > 0 && reply.length <= size, `reply at ${offset}: ${reply.length} bytes`);
         const records = unpack(reply);
         seen.push(...records);
@@ -43,8 +54,18 @@ describe('readdir replies (fuse_dirent packing)', function () {
   }
 
   it('an offset at the end, or a buffer too small for the next record, gives an empty reply', () => {
-    assert.equal(packDirents(listing, listing.length, 4096).length, 0);
-    assert.equal(packDirents([{ name: 'x'.repeat(100), attr: { ino: 5, mode: S_IFREG } }], 0, 120).length, 0);
-    assert.equal(packDirents([{ name: 'x'.repeat(100), attr: { ino: 5, mode: S_IFREG } }], 0, 128).length, 128);
+    assert.equal(packDirents(dirents(listing), listing.length, 4096).length, 0);
+    assert.equal(packDirents(dirents([{ name: 'x'.repeat(100), attr: { ino: 5, mode: S_IFREG } }]), 0, 120).length, 0);
+    assert.equal(packDirents(dirents([{ name: 'x'.repeat(100), attr: { ino: 5, mode: S_IFREG } }]), 0, 128).length, 128);
+  });
+
+  it("'.' and '..' come first, then the listing, offsets counting them", () => {
+    const records = unpack(packDirents(new WithDots(7, 3, dirents(listing.slice(0, 2))), 0, 4096));
+    assert.deepStrictEqual(records.map((r) => [r.name, r.ino, r.type, r.next]), [
+      ['.', 7, S_IFDIR >>> 12, 1],
+      ['..', 3, S_IFDIR >>> 12, 2],
+      [listing[0].name, listing[0].attr.ino, listing[0].attr.mode >>> 12, 3],
+      [listing[1].name, listing[1].attr.ino, listing[1].attr.mode >>> 12, 4],
+    ]);
   });
 });

@@ -1,4 +1,22 @@
+import type { ListingPage } from '../../server/common/dir-listing';
 import type { Attr } from '../../server/master/inode';
+
+interface Entry {
+  attr: Attr;
+  /** when it was cached, and in which order (a listing newer than an entry wins) */
+  atMs: number;
+  seq: number;
+  /** false: forgotten (or expired), kept only for lastKnown() */
+  fresh: boolean;
+}
+
+interface Listed {
+  page: ListingPage;
+  /** name -> position in page, built at the first look into the listing */
+  index: Map<string, number> | null;
+  atMs: number;
+  seq: number;
+}
 
 /**
  * Attributes of paths as the master last answered them, for at most `ttlMs`: what makes a
@@ -8,15 +26,21 @@ import type { Attr } from '../../server/master/inode';
  * counts), and every open asks the master afresh, so
  * close-to-open consistency across mounts holds; a stat may show another mount's change up to
  * `ttlMs` late, like NFS's attribute cache.
+ *
+ * A directory's listing is kept as the page it came in, and an entry's attributes are taken
+ * from it when first asked for: listing 1,000 names then costs no 1,000 objects up front.
  */
 export class AttrCache {
-  /** `fresh` false: forgotten (or expired), kept only for lastKnown(). */
-  private readonly entries = new Map<string, { attr: Attr; atMs: number; fresh: boolean }>();
+  private readonly entries = new Map<string, Entry>();
+  /** directory path -> its last listing */
+  private readonly listings = new Map<string, Listed>();
+  private listedNames = 0;
+  private seq = 0;
 
   constructor(private readonly ttlMs: number) {}
 
   get(path: string): Attr | null {
-    const e = this.entries.get(path);
+    const e = this.current(path);
     if (!e || !e.fresh) return null;
     if (Date.now() - e.atMs < this.ttlMs) return e.attr;
     e.fresh = false;
@@ -28,22 +52,55 @@ export class AttrCache {
    * needs to know which cached paths it makes stale (a file with one link, a directory).
    */
   lastKnown(path: string): Attr | null {
-    return this.entries.get(path)?.attr ?? null;
+    return this.current(path)?.attr ?? null;
   }
 
   set(path: string, attr: Attr): void {
     if (this.ttlMs <= 0) return;
-    if (this.entries.size >= MAX_ENTRIES) this.entries.clear(); // bounded memory; refilled on demand
-    this.entries.set(path, { attr, atMs: Date.now(), fresh: true });
+    this.bound(1);
+    this.entries.set(path, { attr, atMs: Date.now(), seq: ++this.seq, fresh: true });
+  }
+
+  /** The attributes of every entry of `dir` as `page` lists them (newer than what was cached). */
+  setListing(dir: string, page: ListingPage): void {
+    if (this.ttlMs <= 0) return;
+    this.bound(page.length);
+    const old = this.listings.get(dir);
+    if (old) this.listedNames -= old.page.length;
+    this.listings.set(dir, { page, index: null, atMs: Date.now(), seq: ++this.seq });
+    this.listedNames += page.length;
   }
 
   delete(path: string): void {
-    const e = this.entries.get(path);
+    const e = this.current(path);
     if (e) e.fresh = false;
   }
 
   clear(): void {
     this.entries.clear();
+    this.listings.clear();
+    this.listedNames = 0;
+  }
+
+  /** Memory stays bounded: when full, everything goes (refilled on demand). */
+  private bound(more: number): void {
+    if (this.entries.size + this.listedNames + more > MAX_ENTRIES) this.clear();
+  }
+
+  /** The entry of `path`, taken from its directory's listing when that is newer. */
+  private current(path: string): Entry | undefined {
+    const e = this.entries.get(path);
+    if (this.listings.size === 0) return e;
+    const slash = path.lastIndexOf('/');
+    if (slash < 0 || path.length === 1) return e;
+    const listed = this.listings.get(slash === 0 ? '/' : path.slice(0, slash));
+    if (!listed || (e && e.seq >= listed.seq)) return e;
+    listed.index ??= new Map(listed.page.names.map((name, i) => [name, i]));
+    const i = listed.index.get(path.slice(slash + 1));
+    if (i === undefined) return e;
+    const fromListing = { attr: listed.page.attr(i), atMs: listed.atMs, seq: listed.seq, fresh: true };
+    this.entries.set(path, fromListing);
+    return fromListing;
   }
 }
 

@@ -7,7 +7,7 @@ import type { AttrChanges } from '../../server/master/mutation';
 import type { ChunkClientPool } from '../chunk-client';
 import { FileWriter } from '../file-writer';
 import type { Caller, FsStats, MasterClient } from '../master-client';
-import type { DirEntry } from '../../server/master/namespace';
+import type { ListingPage } from '../../server/common/dir-listing';
 import { logger } from '../../server/common/log';
 import { AttrCache } from './attr-cache';
 import { LOCATION_WINDOW } from './chunk-locations';
@@ -104,12 +104,8 @@ export class PosixFs {
    */
   private async cacheListing(dir: string): Promise<void> {
     const generation = this.generation;
-    const { entries } = await this.master.readdir(dir, '', PREFETCH_ENTRIES);
-    if (generation === this.generation) this.cacheEntries(dir, entries);
-  }
-
-  private cacheEntries(dir: string, entries: Array<{ name: string; attr: Attr }>): void {
-    for (const e of entries) this.attrs.set(childPath(dir, e.name), e.attr);
+    const { page } = await this.master.readdirPage(dir, '', PREFETCH_ENTRIES);
+    if (generation === this.generation) this.attrs.setListing(dir, page);
   }
 
   /** The current path of an open file (it follows renames, and hiding when unlinked). */
@@ -174,11 +170,11 @@ export class PosixFs {
   // ------------------------------------------------------------------ namespace
 
   /** The entries of `path`; their attributes, which come with them, go to the cache (ls -l, rm -r). */
-  async list(path: string): Promise<DirEntry[]> {
+  async list(path: string): Promise<ListingPage> {
     const generation = this.generation;
-    const entries = await this.master.readdirAll(path);
-    if (generation === this.generation) this.cacheEntries(path, entries);
-    return this.unlinking.size === 0 ? entries : entries.filter((e) => !this.unlinking.has(childPath(path, e.name)));
+    const listing = await this.master.listing(path);
+    if (generation === this.generation) this.attrs.setListing(path, listing);
+    return this.unlinking.size === 0 ? listing : listing.without((name) => this.unlinking.has(childPath(path, name)));
   }
 
   readlink(path: string): Promise<string> {
