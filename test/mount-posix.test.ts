@@ -266,6 +266,23 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     assert.deepEqual(lines.slice(0, 4), ['a0', 'b0', 'a1', 'b1']);
   });
 
+  it('serves a tree deeper than PATH_MAX to a process working inside it by relative paths', async () => {
+    // 24 levels of 255-byte names: 6 KiB below the mount, each step reached relative to the last.
+    const script = [
+      'import os',
+      "os.mkdir('deep'); os.chdir('deep')",
+      "for i in range(24): os.mkdir(chr(97 + i) * 255); os.chdir(chr(97 + i) * 255)",
+      "open('f', 'w').write('bottom')",
+      "os.rename('f', 'g'); os.symlink('g', 'l'); os.link('g', 'h')",
+      "assert open('l').read() == 'bottom' and os.stat('h').st_nlink == 2",
+      "print(len(os.getcwd().encode()) > 6000, sorted(os.listdir('.')))",
+    ].join('\n');
+    await fsp.writeFile(path.join(cluster.root, 'deep.py'), script);
+    assert.equal((await mnt.ok(`python3 ${path.join(cluster.root, 'deep.py')}`)).trim(), "True ['g', 'h', 'l']");
+    await mnt.ok('rm -rf deep');
+    await expectCode(fsp.stat(p('deep')), 'ENOENT');
+  });
+
   it('makes FIFOs, sockets and device nodes that work as such and survive a checkpoint, a log replay and a remount', async () => {
     await fsp.mkdir(p('sp'));
     await mnt.ok('umask 022 && mkfifo -m 640 sp/fifo && mknod sp/tty c 4 1 && mknod -m 600 sp/disk b 8 17');

@@ -32,7 +32,7 @@ import type {
   UnlinkMutation,
 } from './mutation';
 import { ChunkserverStates } from './chunkserver-states';
-import { isSameOrBelow, MAX_PATH_BYTES, splitPath } from './paths';
+import { isSameOrBelow, MAX_TARGET_BYTES, splitPath } from './paths';
 import { ReaddirCursors } from './readdir-cursors';
 import { checkOwnerId, checkReplication, DEFAULT_REPLICATION } from './request-checks';
 
@@ -224,7 +224,7 @@ export class Namespace {
   private symlink(m: SymlinkMutation): Attr {
     if (m.target.length === 0) throw new FsError('ENOENT', 'empty symlink target');
     const bytes = Buffer.byteLength(m.target);
-    if (bytes >= MAX_PATH_BYTES) throw new FsError('ENAMETOOLONG', `symlink target of ${bytes} bytes`);
+    if (bytes >= MAX_TARGET_BYTES) throw new FsError('ENAMETOOLONG', `symlink target of ${bytes} bytes`);
     if (m.target.includes('\0')) throw new FsError('EINVAL', 'NUL byte in symlink target');
     const { parent, name } = this.freeSlot(m.path);
     const gid = parent.mode & S_ISGID ? parent.gid : m.gid;

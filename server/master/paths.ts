@@ -2,8 +2,14 @@ import { FsError } from '../common/fs-error';
 
 /** Linux NAME_MAX: bytes in one path component. */
 export const MAX_NAME_BYTES = 255;
-/** Linux PATH_MAX counts the terminating NUL, so a path may have at most 4095 bytes. */
-export const MAX_PATH_BYTES = 4096;
+/** Linux PATH_MAX counts the terminating NUL: a symlink's target has at most 4095 bytes. */
+export const MAX_TARGET_BYTES = 4096;
+/**
+ * Bytes in a master path: a bound against runaway requests, not PATH_MAX. The kernel holds each
+ * syscall's path argument to PATH_MAX, but a tree may go deeper (a process working inside it
+ * uses relative paths), and the mount names every file by its whole path from the root.
+ */
+export const MAX_PATH_BYTES = 1 << 20;
 
 /**
  * Splits an absolute master path into its components, rejecting anything the kernel would
