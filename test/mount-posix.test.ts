@@ -232,6 +232,7 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     await fsp.unlink(p('victim'));
     await expectCode(fsp.stat(p('victim')), 'ENOENT');
     assert.equal((await h.stat()).size, 12, 'fstat still answers for the unlinked file');
+    assert.equal((await h.stat()).nlink, 0, 'an unlinked file has no links');
     assert.equal((await h.read(Buffer.alloc(64), 0, 64, 0)).bytesRead, 12);
     await h.write(Buffer.from('NEW'), 0, 3, 0);
     const back = Buffer.alloc(12);
@@ -248,8 +249,18 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     const old = Buffer.alloc(5);
     await t.read(old, 0, 5, 0);
     assert.equal(old.toString(), 'first', 'the open handle still reads the replaced file');
+    assert.equal((await t.stat()).nlink, 0, 'the replaced file has no links');
     await t.close();
     assert.deepEqual((await fsp.readdir(p('.'))).filter((n) => n.startsWith('.chunkfs-hidden')), [], 'the replaced file is gone after its close');
+
+    await fsp.writeFile(p('twice'), 'linked');
+    await fsp.link(p('twice'), p('twice-2'));
+    const l = await fsp.open(p('twice'), 'r');
+    await fsp.unlink(p('twice'));
+    assert.equal((await l.stat()).nlink, 1, 'one of two links gone');
+    await l.close();
+    assert.equal((await fsp.stat(p('twice-2'))).nlink, 1);
+    assert.equal(await fsp.readFile(p('twice-2'), 'utf8'), 'linked');
   });
 
   it('appends with O_APPEND from two handles without losing a write', async () => {

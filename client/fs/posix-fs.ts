@@ -115,8 +115,13 @@ export class PosixFs {
 
   private overlay(path: string, attr: Attr): Attr {
     const open = this.files.get(path);
-    if (!open || !open.unflushed) return attr;
-    return { ...attr, size: Math.max(attr.size, open.size), mtimeMs: Math.max(attr.mtimeMs, open.mtimeMs) };
+    if (!open) return attr;
+    // An unlinked file lives on under its hidden name, a link POSIX says is gone (fstat: 0).
+    const nlink = this.orphans.has(open) ? Math.max(attr.nlink - 1, 0) : attr.nlink;
+    if (!open.unflushed && nlink === attr.nlink) return attr;
+    return open.unflushed
+      ? { ...attr, nlink, size: Math.max(attr.size, open.size), mtimeMs: Math.max(attr.mtimeMs, open.mtimeMs) }
+      : { ...attr, nlink };
   }
 
   async chmod(path: string, mode: number): Promise<void> {
