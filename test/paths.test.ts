@@ -6,20 +6,20 @@ import { checkName, isSameOrBelow, MAX_NAME_BYTES, MAX_PATH_BYTES, splitPath } f
 /** A path of exactly `bytes` bytes made of several components (each <= 255 bytes). */
 function pathOfBytes(bytes: number, unit = 'x'): string {
   const unitBytes = Buffer.byteLength(unit);
-  let path = '';
-  while (Buffer.byteLength(path) < bytes) {
-    const left = bytes - Buffer.byteLength(path) - 1; // room after the next '/'
+  const parts: string[] = [];
+  let length = 0;
+  while (length < bytes) {
+    const left = bytes - length - 1; // room after the next '/'
     if (left < 1) {
-      path += 'y'.repeat(bytes - Buffer.byteLength(path)); // cannot happen for bytes >= 2
+      parts.push('y'.repeat(bytes - length)); // cannot happen for bytes >= 2
       break;
     }
     const maxUnits = Math.floor(Math.min(left, 200) / unitBytes);
-    let comp = unit.repeat(maxUnits);
     const pad = Math.min(left, 200) - maxUnits * unitBytes;
-    comp += 'z'.repeat(pad);
-    path += '/' + comp;
+    parts.push('/' + unit.repeat(maxUnits) + 'z'.repeat(pad));
+    length += 1 + maxUnits * unitBytes + pad;
   }
-  return path;
+  return parts.join('');
 }
 
 describe('paths', () => {
@@ -66,9 +66,9 @@ describe('paths', () => {
       ['128 x é = 256 bytes', '/' + 'é'.repeat(128), 'ENAMETOOLONG'],
       ['86 x € = 258 bytes', '/' + '€'.repeat(86), 'ENAMETOOLONG'],
       ['64 x 4-byte emoji = 256 bytes', '/' + '😀'.repeat(64), 'ENAMETOOLONG'],
-      ['path of 4096 bytes', pathOfBytes(4096), 'ENAMETOOLONG'],
-      ['path of 5000 bytes', pathOfBytes(5000), 'ENAMETOOLONG'],
-      ['path of 4096 bytes, multi-byte', pathOfBytes(4096, 'é'), 'ENAMETOOLONG'],
+      ['path of the bound (1 MiB)', pathOfBytes(MAX_PATH_BYTES), 'ENAMETOOLONG'],
+      ['path past the bound', pathOfBytes(MAX_PATH_BYTES + 5000), 'ENAMETOOLONG'],
+      ['path of the bound, multi-byte', pathOfBytes(MAX_PATH_BYTES, 'é'), 'ENAMETOOLONG'],
     ];
     for (const [label, path, code] of bad) {
       it(`rejects ${label} with ${code}`, () => {
@@ -77,23 +77,25 @@ describe('paths', () => {
     }
 
     it('the test helper builds paths of the exact byte length', () => {
-      for (const n of [4095, 4096, 5000]) {
+      for (const n of [4095, 4096, 5000, MAX_PATH_BYTES]) {
         assert.equal(Buffer.byteLength(pathOfBytes(n)), n);
         assert.equal(Buffer.byteLength(pathOfBytes(n, 'é')), n);
       }
     });
 
-    it('accepts a path of exactly 4095 bytes (several components)', () => {
-      const p = pathOfBytes(MAX_PATH_BYTES - 1);
-      assert.equal(Buffer.byteLength(p), 4095);
-      const parts = splitPath(p);
-      assert.ok(parts.length > 1);
-      assert.equal(parts.join('/').length + 1, p.length);
+    it('accepts paths past PATH_MAX up to one byte short of the bound (several components)', () => {
+      for (const n of [4095, 4096, 5000, MAX_PATH_BYTES - 1]) {
+        const p = pathOfBytes(n);
+        assert.equal(Buffer.byteLength(p), n);
+        const parts = splitPath(p);
+        assert.ok(parts.length > 1);
+        assert.equal(parts.join('/').length + 1, p.length);
+      }
     });
 
-    it('accepts a multi-byte path of exactly 4095 bytes', () => {
-      const p = pathOfBytes(4095, 'é');
-      assert.ok(p.length < 4095, 'fewer UTF-16 units than bytes');
+    it('accepts multi-byte paths past PATH_MAX', () => {
+      const p = pathOfBytes(5000, 'é');
+      assert.ok(p.length < 5000, 'fewer UTF-16 units than bytes');
       assert.ok(splitPath(p).length > 1);
     });
 
