@@ -231,6 +231,7 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     const h = await fsp.open(p('victim'), 'r+');
     await fsp.unlink(p('victim'));
     await expectCode(fsp.stat(p('victim')), 'ENOENT');
+    assert.ok(!(await fsp.readdir(p('.'))).some((n) => n.startsWith('.chunkfs-hidden')), 'not listed while open');
     assert.equal((await h.stat()).size, 12, 'fstat still answers for the unlinked file');
     assert.equal((await h.stat()).nlink, 0, 'an unlinked file has no links');
     assert.equal((await h.read(Buffer.alloc(64), 0, 64, 0)).bytesRead, 12);

@@ -179,7 +179,10 @@ export class PosixFs {
     const generation = this.generation;
     const listing = await this.master.listing(path);
     if (generation === this.generation) this.attrs.setListing(path, listing);
-    return this.unlinking.size === 0 ? listing : listing.without((name) => this.unlinking.has(childPath(path, name)));
+    if (this.unlinking.size === 0 && this.orphans.size === 0) return listing;
+    // Hidden names of files unlinked while open, and of those being removed, are not listed.
+    const hidden = new Set([...this.unlinking, ...[...this.orphans].map((o) => o.path)]);
+    return listing.without((name) => hidden.has(childPath(path, name)));
   }
 
   readlink(path: string): Promise<string> {
