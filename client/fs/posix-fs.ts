@@ -118,10 +118,8 @@ export class PosixFs {
     if (!open) return attr;
     // An unlinked file lives on under its hidden name, a link POSIX says is gone (fstat: 0).
     const nlink = this.orphans.has(open) ? Math.max(attr.nlink - 1, 0) : attr.nlink;
-    if (!open.unflushed && nlink === attr.nlink) return attr;
-    return open.unflushed
-      ? { ...attr, nlink, size: Math.max(attr.size, open.size), mtimeMs: Math.max(attr.mtimeMs, open.mtimeMs) }
-      : { ...attr, nlink };
+    if (!open.unflushed) return nlink === attr.nlink ? attr : { ...attr, nlink };
+    return { ...attr, nlink, size: Math.max(attr.size, open.size), mtimeMs: Math.max(attr.mtimeMs, open.mtimeMs) };
   }
 
   async chmod(path: string, mode: number): Promise<void> {

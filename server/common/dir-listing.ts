@@ -2,12 +2,12 @@ import { S_IFMT, S_IFREG, type Attr } from '../master/inode';
 import type { DirEntry } from '../master/namespace';
 import { FsError } from './fs-error';
 
-
 /**
  * A page of a directory listing as ReadDirResponse.entries carries it, laid out in columns so
  * that both ends handle it with a few bulk copies instead of a dozen calls per entry (a
  * listing is often the first of its size in a process's life, run as cold JavaScript: 1,000
- * entries took 2.5–4 ms to decode field by field, 1–1.5 ms this way):
+ * entries took 2.0 ms to encode and 3.0 ms to decode field by field, 0.9 and 2.4 ms this way
+ * with an Attr object built per entry, which ListingPage leaves until one is asked for):
  *
  *   u32 MAGIC, u32 n,
  *   f64[n] ino, f64[n] size, f64[n] atime_ms, f64[n] mtime_ms, f64[n] ctime_ms,
@@ -130,7 +130,9 @@ export class ListingPage {
   /** The page without the entries `drop` names. */
   without(drop: (name: string) => boolean): ListingPage {
     const keep: number[] = [];
-    this.names.forEach((name, i) => drop(name) || keep.push(i));
+    this.names.forEach((name, i) => {
+      if (!drop(name)) keep.push(i);
+    });
     if (keep.length === this.length) return this;
     const n = this.length;
     const k = keep.length;

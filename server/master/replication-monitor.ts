@@ -2,7 +2,7 @@ import type { ChunkClientPool } from '../../client/chunk-client';
 import type { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import type { ChunkManager } from './chunk-manager';
-import type { ChunkserverRegistry } from './chunkserver-registry';
+import type { ChunkserverRegistry, ChunkserverView } from './chunkserver-registry';
 import type { Decommissioner } from './decommission';
 import { HOLE, UNWRITTEN, type Namespace } from './namespace';
 import { chooseReplicas } from './placement';
@@ -164,7 +164,7 @@ export class ReplicationMonitor {
     // only place a new good replica can go (three chunkservers, replication 3).
     for (const [id, handle] of corrupt) {
       const good = current.get(handle)?.length ?? 0;
-      if (good >= referenced.get(handle)!.replication || (good > 0 && !this.copyTargetExists(handle))) doomed.push([id, handle, 'corrupt']);
+      if (good >= referenced.get(handle)!.replication || (good > 0 && !this.copyTarget(handle, this.chunkservers.list()))) doomed.push([id, handle, 'corrupt']);
     }
     for (const [handle, holders] of current) {
       const { replication } = referenced.get(handle)!;
@@ -209,10 +209,10 @@ export class ReplicationMonitor {
     if (orphans > 0) log.info(`deleted ${orphans} orphan replica${orphans === 1 ? '' : 's'} on ${address}`);
   }
 
-  /** Some live server that holds no replica of the chunk has room for one. */
-  private copyTargetExists(handle: number): boolean {
+  /** A live server among `candidates` that holds no replica of the chunk and has room for one. */
+  private copyTarget(handle: number, candidates: ChunkserverView[]): ChunkserverView | undefined {
     const exclude = this.chunkservers.holdersOf(handle);
-    return chooseReplicas(this.chunkservers.list(), 1, { exclude, minFreeBytes: this.opts.chunkSize }).length > 0;
+    return chooseReplicas(candidates, 1, { exclude, minFreeBytes: this.opts.chunkSize })[0];
   }
 
   private startCopy(need: Need): void {
@@ -220,9 +220,7 @@ export class ReplicationMonitor {
     const idle = (id: string) => (this.busy.get(id) ?? 0) < this.opts.maxCopiesPerServer;
     const source = need.live.find(idle);
     if (!source) return;
-    const candidates = this.chunkservers.list().filter((cs) => idle(cs.id));
-    const exclude = this.chunkservers.holdersOf(need.handle);
-    const [target] = chooseReplicas(candidates, 1, { exclude, minFreeBytes: this.opts.chunkSize });
+    const target = this.copyTarget(need.handle, this.chunkservers.list().filter((cs) => idle(cs.id)));
     if (!target) return;
     const copy = this.copy(need, source, target.id).finally(() => {
       this.copying.delete(need.handle);
