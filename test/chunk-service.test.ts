@@ -8,12 +8,12 @@ import type { DataStreamPortResponse__Output } from '../generated/chunkfs/chunks
 import { ChunkClient, ChunkClientPool, failedReplica } from '../client/chunk-client';
 import { DataStreamPool } from '../client/data-stream-client';
 import { MAX_CHUNK_IO_BYTES, protos } from '../server/common/proto';
-import { fanOutName } from '../server/chunkserver/chunk-file';
+import { chunkFilePath } from '../server/chunkserver/chunk-file';
 import { ChunkRpc, startChunkRpc } from '../server/chunkserver/chunk-service';
 import { ChunkStore } from '../server/chunkserver/chunk-store';
 import { prng } from './helpers/prng';
 import { modelWrite } from './helpers/chunk-model';
-import { flipByte } from './helpers/corrupt';
+import { flipChunkByte } from './helpers/corrupt';
 import { expectErrno } from './helpers/errno';
 
 /**
@@ -222,7 +222,7 @@ describe('chunk service', function () {
   it('fails a read with EIO "checksum mismatch" on a corrupt replica while the others serve', async () => {
     const data = Buffer.alloc(200_000, 0xab);
     await at(0).write(HANDLE, 1, 0, data, [address(1), address(2)]);
-    flipByte(path.join(replicas[1].dir, 'chunks', fanOutName(HANDLE), `${HANDLE}.data`), 123_456);
+    await flipChunkByte(chunkFilePath(replicas[1].dir, HANDLE), 123_456);
 
     const err = await expectErrno(contents(1), 'EIO', /checksum mismatch/);
     assert.equal(failedReplica(err), address(1));

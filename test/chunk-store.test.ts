@@ -4,14 +4,15 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { FsError } from '../server/common/fs-error';
-import { BLOCK_SIZE } from '../server/chunkserver/block-checksums';
-import { fanOutName } from '../server/chunkserver/chunk-file';
+import { crc32c } from '@node-rs/crc32';
+import { BLOCK_SIZE, blockChecksum, encodeChecksums } from '../server/chunkserver/block-checksums';
+import { chunkFilePath, dataOffsetFor, readHeader, withFile } from '../server/chunkserver/chunk-file';
 import { allocAligned, directWritable } from '../server/chunkserver/direct-io';
 import { ChunkStore, ChunkStoreOptions } from '../server/chunkserver/chunk-store';
 import { Scrubber } from '../server/chunkserver/scrubber';
 import { prng } from './helpers/prng';
 import { modelWrite } from './helpers/chunk-model';
-import { flipByte } from './helpers/corrupt';
+import { flipByte, flipChunkByte } from './helpers/corrupt';
 import { expectErrno } from './helpers/errno';
 
 /**
@@ -39,8 +40,26 @@ function modelTruncate(chunk: Buffer, size: number): Buffer {
   return next;
 }
 
-const chunkPath = (dir: string, handle: number, ext: 'data' | 'meta') =>
-  path.join(dir, 'chunks', fanOutName(handle), `${handle}.${ext}`);
+/** Where the data starts in the store's chunk files (their header and checksums come first). */
+const DATA_AT = dataOffsetFor(CHUNK);
+const CHECKSUMS_AT = 4096;
+
+const legacyPath = (dir: string, handle: number, ext: 'data' | 'meta'): string => chunkFilePath(dir, handle).replace(/chunk$/, ext);
+
+/** A chunk as the older format stored it: <handle>.data, and <handle>.meta (header, then checksums). */
+function writeLegacyChunk(dir: string, handle: number, version: number, bytes: Buffer): void {
+  const header = Buffer.alloc(32);
+  header.write('CFSCHK01', 0, 'latin1');
+  header.writeBigUInt64LE(BigInt(handle), 8);
+  header.writeBigUInt64LE(BigInt(version), 16);
+  header.writeUInt32LE(BLOCK_SIZE, 24);
+  header.writeUInt32LE(crc32c(header.subarray(0, 28)), 28);
+  const sums = [];
+  for (let at = 0; at < bytes.length; at += BLOCK_SIZE) sums.push(blockChecksum(bytes.subarray(at, at + BLOCK_SIZE)));
+  fs.mkdirSync(path.dirname(legacyPath(dir, handle, 'data')), { recursive: true });
+  fs.writeFileSync(legacyPath(dir, handle, 'data'), bytes);
+  fs.writeFileSync(legacyPath(dir, handle, 'meta'), Buffer.concat([header, encodeChecksums(sums)]));
+}
 
 async function waitFor(what: string, cond: () => boolean, ms = 3000): Promise<void> {
   const deadline = Date.now() + ms;
@@ -154,11 +173,13 @@ describe('chunk store', function () {
     const piece = allocAligned(CHUNK)!;
     randomBytes(prng(5), CHUNK).copy(piece);
     await store.write(1, 0, piece);
-    const file = path.join(dirA, 'chunks', fanOutName(1), '1.data');
-    // fincore: pages of the file resident in the page cache (a buffered write leaves them all).
-    assert.equal(execFileSync('fincore', ['--noheadings', '--raw', '--output', 'PAGES', file], { encoding: 'utf8' }).trim(), '0');
+    const file = chunkFilePath(dirA, 1);
+    // fincore: pages of the file resident in the page cache (a buffered write leaves them all);
+    // the header's and the checksums' pages may stay, none of the data's.
+    const resident = (): number => Number(execFileSync('fincore', ['--noheadings', '--raw', '--output', 'PAGES', file], { encoding: 'utf8' }).trim());
+    assert.ok(resident() <= DATA_AT / 4096, `${resident()} pages resident`);
     assert.ok((await store.read(1, 0, CHUNK)).equals(piece));
-    assert.equal(execFileSync('fincore', ['--noheadings', '--raw', '--output', 'PAGES', file], { encoding: 'utf8' }).trim(), '0', 'a large read goes around it too');
+    assert.ok(resident() <= DATA_AT / 4096, 'a large read goes around it too');
     // Unaligned memory, offset or length: a buffered write, same result.
     assert.equal(directWritable(piece.subarray(512, 4096 + 512), 0), false);
     assert.equal(directWritable(Buffer.alloc(4096), 0), false);
@@ -168,6 +189,13 @@ describe('chunk store', function () {
     await store.write(1, 100, piece.subarray(0, 4000));
     assert.ok((await store.read(1, 100, 4000)).equals(piece.subarray(0, 4000)));
     assert.equal(await store.verify(1), true);
+    // A chunk created by a direct write, in a spare (ready at once when found by the scan).
+    await waitFor('spares made', () => fs.readdirSync(path.join(dirA, 'spare')).length > 0);
+    await closeAll();
+    const again = await open([dirA]);
+    await again.write(2, 0, piece, { createAtVersion: 1 });
+    assert.ok((await again.read(2, 0, CHUNK)).equals(piece));
+    assert.equal(await again.verify(2), true);
   });
 
   it('handles writes and truncates on block boundaries, partial blocks and holes', async () => {
@@ -206,7 +234,7 @@ describe('chunk store', function () {
       await store.create(h, 1);
       await store.write(h, 0, Buffer.alloc(200_000, h));
     }
-    flipByte(chunkPath(dirA, 1, 'data'), BLOCK_SIZE + 5);
+    await flipChunkByte(chunkFilePath(dirA, 1), BLOCK_SIZE + 5);
     await expectErrno(store.read(1, BLOCK_SIZE, 10), 'EIO', /checksum mismatch in chunk 1 block 1/);
     assert.ok((await store.read(1, 0, 1000)).equals(Buffer.alloc(1000, 1)), 'other blocks of the chunk still read');
     assert.ok((await store.read(2, 0, 200_000)).equals(Buffer.alloc(200_000, 2)), 'other chunks are fine');
@@ -220,22 +248,29 @@ describe('chunk store', function () {
     assert.deepEqual(store.corrupt(), []);
   });
 
-  it('data changed without its checksum (a crash between the two) reads as corruption after restart', async () => {
+  it('a crash between data, checksums and header reads as corruption after restart, never as data', async () => {
     let store = await open([dirA]);
-    await store.create(1, 1);
-    await store.write(1, 0, Buffer.alloc(BLOCK_SIZE + 10, 1));
-    await store.create(2, 1);
-    await store.write(2, 0, Buffer.alloc(100, 2));
+    for (const h of [1, 2, 3]) {
+      await store.create(h, 1);
+      await store.write(h, 0, Buffer.alloc(BLOCK_SIZE + 10, h));
+    }
+    await store.setVersion(3, 2);
     await closeAll();
-    fs.appendFileSync(chunkPath(dirA, 1, 'data'), Buffer.alloc(BLOCK_SIZE, 9)); // data, no checksums
-    flipByte(chunkPath(dirA, 2, 'meta'), 32); // a checksum, no data
+    flipByte(chunkFilePath(dirA, 1), DATA_AT + BLOCK_SIZE + 3); // data, no checksum
+    flipByte(chunkFilePath(dirA, 2), CHECKSUMS_AT); // block 0's checksum, no data
+    fs.truncateSync(chunkFilePath(dirA, 3), DATA_AT + BLOCK_SIZE); // the header's new size, not the data
+    // The version change's header slot torn: the header before it holds.
+    const newest = await withFile(chunkFilePath(dirA, 3), 'r', readHeader);
+    flipByte(chunkFilePath(dirA, 3), (newest!.state.seq % 2) * 512 + 20);
     store = await open([dirA]);
-    assert.equal(store.info(1).size, 2 * BLOCK_SIZE + 10);
+    assert.deepEqual([1, 2, 3].map((h) => store.info(h).size), [BLOCK_SIZE + 10, BLOCK_SIZE + 10, BLOCK_SIZE + 10]);
+    assert.equal(store.info(3).version, 1, 'the torn header slot is ignored');
     assert.ok((await store.read(1, 0, BLOCK_SIZE)).equals(Buffer.alloc(BLOCK_SIZE, 1)));
-    await expectErrno(store.read(1, BLOCK_SIZE, 20), 'EIO', /checksum mismatch in chunk 1 block 1/);
-    await expectErrno(store.read(1, 2 * BLOCK_SIZE, 1), 'EIO', /checksum mismatch in chunk 1 block 2: checksum missing/);
+    await expectErrno(store.read(1, BLOCK_SIZE, 10), 'EIO', /checksum mismatch in chunk 1 block 1/);
     await expectErrno(store.read(2, 0, 1), 'EIO', /checksum mismatch in chunk 2 block 0/);
-    assert.deepEqual(store.corrupt().sort(), [1, 2]);
+    assert.ok((await store.read(3, 0, BLOCK_SIZE)).equals(Buffer.alloc(BLOCK_SIZE, 3)));
+    await expectErrno(store.read(3, BLOCK_SIZE, 1), 'EIO', /chunk 3 block 1: the file is shorter than the chunk/);
+    assert.deepEqual(store.corrupt().sort(), [1, 2, 3]);
   });
 
   it('the scrubber finds corruption in a chunk nobody reads, once, at a bounded rate', async () => {
@@ -244,7 +279,7 @@ describe('chunk store', function () {
       await store.create(h, 1);
       await store.write(h, 0, randomBytes(prng(h), CHUNK), { durable: false });
     }
-    flipByte(chunkPath(dirA, 5, 'data'), CHUNK - 1);
+    await flipChunkByte(chunkFilePath(dirA, 5), CHUNK - 1);
     const found: number[] = [];
     const fast = new Scrubber(store, { bytesPerSecond: 16 * 1024 * 1024, idleMs: 0, roundPauseMs: 10, onCorrupt: (h) => found.push(h) });
     fast.start();
@@ -328,8 +363,7 @@ describe('chunk store', function () {
     await expectErrno(store.write(2, 0, buf), 'ENOENT');
     await expectErrno(store.read(2, 0, 1), 'ENOENT');
     await expectErrno(store.delete(2), 'ENOENT');
-    assert.equal(fs.existsSync(chunkPath(dirA, 2, 'data')), false);
-    assert.equal(fs.existsSync(chunkPath(dirA, 2, 'meta')), false);
+    assert.equal(fs.existsSync(chunkFilePath(dirA, 2)), false);
     assert.deepEqual(store.list().map((c) => c.handle), [1]);
   });
 
@@ -339,13 +373,65 @@ describe('chunk store', function () {
     await store.write(7, 0, Buffer.from('payload'));
     await store.setVersion(7, 2);
     await closeAll();
-    fs.writeFileSync(`${chunkPath(dirA, 7, 'meta')}.tmp`, 'a header replacement that never got renamed');
-    fs.writeFileSync(chunkPath(dirA, 8, 'data'), 'a chunk whose create did not finish');
+    fs.writeFileSync(chunkFilePath(dirA, 8), 'a chunk whose create did not finish (no valid header)');
+    fs.writeFileSync(legacyPath(dirA, 9, 'data'), 'half of a chunk in the older format');
     store = await open([dirA]);
     assert.deepEqual(store.list().map(({ handle, version, size }) => ({ handle, version, size })), [{ handle: 7, version: 2, size: 7 }]);
     assert.equal((await store.read(7, 0, 100)).toString(), 'payload');
-    assert.equal(fs.existsSync(`${chunkPath(dirA, 7, 'meta')}.tmp`), false);
-    assert.equal(fs.existsSync(chunkPath(dirA, 8, 'data')), false);
+    assert.equal(fs.existsSync(chunkFilePath(dirA, 8)), false);
+    assert.equal(fs.existsSync(legacyPath(dirA, 9, 'data')), false);
+  });
+
+  it('converts chunks of the older two-file format, unless their data no longer matches its checksums', async () => {
+    const bytes = randomBytes(prng(9), BLOCK_SIZE + 300);
+    writeLegacyChunk(dirA, 4, 6, bytes);
+    writeLegacyChunk(dirA, 5, 1, Buffer.alloc(10, 5));
+    fs.writeFileSync(`${legacyPath(dirA, 5, 'meta')}.tmp`, 'a header replacement that never got renamed');
+    writeLegacyChunk(dirA, 6, 1, Buffer.alloc(BLOCK_SIZE + 1, 6));
+    flipByte(legacyPath(dirA, 6, 'data'), BLOCK_SIZE); // rot: dropped, not blessed with new checksums
+    fs.writeFileSync(chunkFilePath(dirA, 4), 'a conversion cut short by a crash');
+    const store = await open([dirA]);
+    assert.deepEqual(store.list().map(({ handle, version, size }) => ({ handle, version, size })).sort((a, b) => a.handle - b.handle), [
+      { handle: 4, version: 6, size: bytes.length },
+      { handle: 5, version: 1, size: 10 },
+    ]);
+    assert.ok((await store.read(4, 0, CHUNK)).equals(bytes));
+    assert.ok((await store.read(5, 0, CHUNK)).equals(Buffer.alloc(10, 5)));
+    const left = fs.readdirSync(path.join(dirA, 'chunks'), { recursive: true }).map(String).filter((f) => /\.(data|meta|tmp)$/.test(f));
+    assert.deepEqual(left, [], 'no file of the older format is left');
+    assert.equal(await store.verify(4), true);
+  });
+
+  it('a new chunk takes a spare file; one whose rename a crash undid is found among the spares', async () => {
+    let store = await open([dirA]);
+    const spareDir = path.join(dirA, 'spare');
+    await waitFor('spares made', () => fs.readdirSync(spareDir).length > 0);
+    await closeAll(); // the spares found on disk at the next open are ready at once
+    store = await open([dirA]);
+    const spares = new Map(fs.readdirSync(spareDir).map((name) => [fs.statSync(path.join(spareDir, name)).ino, name]));
+    await store.write(1, 0, Buffer.alloc(100, 1), { createAtVersion: 3 });
+    const taken = spares.get(fs.statSync(chunkFilePath(dirA, 1)).ino);
+    assert.ok(taken, 'the chunk file is a former spare');
+    assert.equal(fs.existsSync(path.join(spareDir, taken)), false);
+    await closeAll();
+    fs.renameSync(chunkFilePath(dirA, 1), path.join(spareDir, taken)); // the rename was never synced
+    // A spare with leftovers in it (a write cut short) is as good as any: gaps read as zeros.
+    for (const name of fs.readdirSync(spareDir)) if (name !== taken) fs.writeFileSync(path.join(spareDir, name), Buffer.alloc(2 * DATA_AT + 4096, 0xee));
+    const fd = fs.openSync(path.join(spareDir, taken), 'r+');
+    fs.writeSync(fd, Buffer.alloc(8000, 0xee), 0, 8000, DATA_AT + 100); // past the chunk's end
+    fs.closeSync(fd);
+    store = await open([dirA]);
+    assert.deepEqual(store.list().map(({ handle, version, size }) => ({ handle, version, size })), [{ handle: 1, version: 3, size: 100 }]);
+    assert.ok((await store.read(1, 0, 200)).equals(Buffer.alloc(100, 1)));
+    assert.ok(fs.existsSync(chunkFilePath(dirA, 1)), 'back in its place');
+    await store.write(2, 5000, Buffer.alloc(10, 2), { createAtVersion: 1 });
+    assert.ok((await store.read(2, 0, CHUNK)).equals(Buffer.concat([Buffer.alloc(5000), Buffer.alloc(10, 2)])));
+    await store.write(1, 3000, Buffer.alloc(10, 7));
+    assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(2900), Buffer.alloc(10, 7)])));
+    await store.truncate(1, 50);
+    await store.truncate(1, 4000);
+    assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.concat([Buffer.alloc(50, 1), Buffer.alloc(3950)])));
+    assert.deepEqual(store.corrupt(), []);
   });
 
   it('concurrent overlapping writes to one chunk end as some serial order of them', async () => {
@@ -417,17 +503,17 @@ describe('chunk store', function () {
       }
     });
 
-    it('a version change (a new .meta renamed over the old) is seen by the reads and writes after it', async () => {
+    it('a version change is seen by the reads and writes after it', async () => {
       const store = await open([dirA]);
       await store.create(1, 1);
       await store.write(1, 0, Buffer.alloc(1000, 1));
       await store.read(1, 0, 10);
       await store.setVersion(1, 2);
-      // Checksums read from the replaced .meta's descriptor would not match these bytes.
       await store.write(1, 0, Buffer.alloc(1000, 2));
       assert.ok((await store.read(1, 0, 1000)).equals(Buffer.alloc(1000, 2)));
       assert.deepEqual(store.corrupt(), []);
-      await waitFor('the replaced .meta closed', () => openUnder(dirA).every((f) => !f.endsWith('(deleted)')));
+      await closeAll();
+      assert.equal((await open([dirA])).info(1).version, 2);
     });
 
     it('rot under cached checksums is still caught', async () => {
@@ -435,7 +521,7 @@ describe('chunk store', function () {
       await store.create(1, 1);
       await store.write(1, 0, Buffer.alloc(2 * BLOCK_SIZE, 1));
       assert.ok((await store.read(1, BLOCK_SIZE, 10)).equals(Buffer.alloc(10, 1)));
-      flipByte(chunkPath(dirA, 1, 'data'), BLOCK_SIZE + 5);
+      await flipChunkByte(chunkFilePath(dirA, 1), BLOCK_SIZE + 5);
       await expectErrno(store.read(1, BLOCK_SIZE, 10), 'EIO', /checksum mismatch in chunk 1 block 1/);
       assert.deepEqual(store.corrupt(), [1]);
     });
@@ -458,8 +544,7 @@ describe('chunk store', function () {
         await store.write(h, 0, Buffer.alloc(100, h));
         await store.read(h, 0, 10);
       }
-      fs.rmSync(chunkPath(dirA, 1, 'meta'));
-      fs.rmSync(chunkPath(dirA, 1, 'data'));
+      fs.rmSync(chunkFilePath(dirA, 1));
       await expectErrno(store.read(1, 0, 10), 'EIO', /files of chunk 1 vanished/);
       assert.deepEqual(lost.map((l) => l.handles), [[1]]);
       assert.ok((await store.read(2, 0, 100)).equals(Buffer.alloc(100, 2)));

@@ -4,7 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FileWriter } from '../client/file-writer';
 import type { ClusterReport } from '../client/master-client';
-import { flipByte } from './helpers/corrupt';
+import { flipChunkByte } from './helpers/corrupt';
 import { kill, TestCluster } from './helpers/test-cluster';
 
 const MiB = 1 << 20;
@@ -57,7 +57,7 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     await writer.write('/disks', 0, data);
     await writer.close();
     await cluster.until(healthy, 'chunks at three replicas');
-    const onA = fs.readdirSync(path.join(dirs[0], 'chunks'), { recursive: true }).filter((f) => String(f).endsWith('.data')).length;
+    const onA = fs.readdirSync(path.join(dirs[0], 'chunks'), { recursive: true }).filter((f) => String(f).endsWith('.chunk')).length;
     assert.ok(onA > 0, 'the new chunkserver got replicas in the directory that will fail');
     fs.rmSync(dirs[0], { recursive: true, force: true });
     // Until the chunkserver reports the loss, the master lists replicas that no longer exist.
@@ -79,7 +79,7 @@ describe('self-healing: dead chunkservers, failed disks, corrupt replicas', func
     const bad = cluster.peers.byReadLoad(chunk.replicas, chunk.handle)[0]; // the one a read tries first
     const file = cluster.replicaFiles(chunk.handle).find((r) => r.cs.address === bad)?.file;
     assert.ok(file, `the replica on ${bad} is on disk`);
-    flipByte(file, 1000);
+    await flipChunkByte(file, 1000);
     // The replica read first is the rotten one: the read moves on to the next.
     assert.equal(sha(await cluster.readAll('/rot')), sha(data));
     await eventually(async () => (await everyReplicaGood('/rot', data)) && (await cluster.client.report()).chunks!.corrupt === 0,
@@ -145,7 +145,7 @@ describe('self-healing with as many chunkservers as replicas', function () {
     assert.equal(chunk.replicas.length, 3);
     const bad = cluster.peers.byReadLoad(chunk.replicas, chunk.handle)[0];
     const file = cluster.replicaFiles(chunk.handle).find((r) => r.cs.address === bad)!.file;
-    flipByte(file, 1000);
+    await flipChunkByte(file, 1000);
     assert.equal(sha(await cluster.readAll('/rot3')), sha(data)); // finds the rot, reads around it
     // Healthy once more: three replicas on the same three servers, each serving the data.
     const allGood = async (): Promise<boolean> => {

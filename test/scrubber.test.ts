@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
 import { FileWriter } from '../client/file-writer';
 import type { ClusterReport } from '../client/master-client';
-import { flipByte } from './helpers/corrupt';
+import { flipChunkByte } from './helpers/corrupt';
 import { TestCluster } from './helpers/test-cluster';
 
 const MiB = 1 << 20;
@@ -42,7 +42,7 @@ describe('scrubber: corruption in a chunk nobody reads', function () {
     const holders = cluster.replicaFiles(victim.handle);
     assert.equal(holders.length, 3);
     const rotten = holders[0];
-    flipByte(rotten.file, 12345);
+    await flipChunkByte(rotten.file, 12345);
 
     // Only the scrubber reads that replica: wait for the master to have deleted it and to
     // have the chunk back at three good replicas, all on other chunkservers.

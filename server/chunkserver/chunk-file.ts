@@ -1,7 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import * as fs from 'fs';
 import * as path from 'path';
-import { readFully, readMaybeDirect, writeFully, writeMaybeDirect } from './direct-io';
+import { directWritable, readFully, readMaybeDirect, writeFully, writeMaybeDirect } from './direct-io';
 import type { OpenChunk } from './open-chunk-files';
 import { FsError } from '../common/fs-error';
 import {
@@ -17,27 +17,46 @@ import {
 } from './block-checksums';
 
 /**
- * The on-disk format of one chunk, inside a data directory:
+ * The on-disk format of one chunk, inside a data directory: one file, chunks/<hh>/<handle>.chunk
+ * (<hh> is the handle modulo 256 in two hex digits, <handle> is decimal), laid out as
  *
- *   chunks/<hh>/<handle>.data       the chunk's bytes; the file's length is the chunk's size
- *   chunks/<hh>/<handle>.meta       header (32 bytes), then one u32 CRC32C per 64 KiB block
- *   chunks/<hh>/<handle>.meta.tmp   a .meta being replaced (ignored and removed by the scan)
+ *   [0, 4096)              the header, in two slots: at 0 and at 512 (each in a sector of its own)
+ *   [4096, dataOffset)     one u32 CRC32C per 64 KiB block of data
+ *   [dataOffset, ...)      the chunk's bytes
  *
- * <hh> is the handle modulo 256 in two hex digits, <handle> is decimal. The header is
+ * A header slot is (little-endian)
  *
- *   "CFSCHK01" | u64 handle | u64 version | u32 block size | u32 CRC32C of the 28 bytes before
+ *   "CFSCHK02" | u64 handle | u64 version | u64 size | u64 seq | u32 block size | u32 data offset
+ *   | u32 CRC32C of the 48 bytes before
  *
- * (little-endian). The header only changes by writing a whole new .meta to .meta.tmp, syncing
- * it, renaming it over .meta and syncing the directory, so a crash leaves the old or the new
- * version. Data and checksums are updated in place, data first; neither is trusted alone: a
- * crash between the two leaves a block whose bytes and checksum disagree (or a checksum missing
- * past the end of .meta), which every read detects as corruption rather than returning it.
+ * and the valid slot with the higher seq is the header. A header change writes the other slot
+ * with seq + 1, so a crash (a torn write too) leaves the old header or the new one.
+ *
+ * Why one file whose header names it: a new chunk's first write is on the path of every small
+ * file. Creating files and syncing their directory costs a journal commit each (three replicas
+ * on one disk: 4-7 ms); overwriting a file made ahead of time (spare-files.ts) syncs data only
+ * (0.3-1 ms). The rename that takes a spare is not synced: the header, not the name, makes the
+ * file this chunk's, and the scan finds a chunk whose rename a crash undid among the spares.
+ *
+ * Data, checksums and header are written in place side by side and synced together; none is
+ * trusted alone: a crash in between leaves a block whose bytes and checksum disagree, which
+ * every read detects as corruption rather than returning it. Nor are the file's bytes past the
+ * chunk's size trusted (a spare's zeros, or a write a crash cut short): a write that leaves a
+ * gap, and a truncate, first cut the file at the chunk's end, so a gap reads as a hole.
  */
 export const CHUNKS_SUBDIR = 'chunks';
-const META_HEADER_BYTES = 32;
-const META_MAGIC = 'CFSCHK01';
+const HEADER_MAGIC = 'CFSCHK02';
+const HEADER_BYTES = 52;
+const HEADER_SLOTS = [0, 512];
+const CHECKSUMS_AT = 4096;
+/** A new chunk's first write up to this size goes out as one write with its header and checksums. */
+const SMALL_CREATE_BYTES = 64 * 1024;
 /** Blocks verified per read when checking a whole chunk (bounds the buffer to 1 MiB). */
 export const VERIFY_BLOCKS_PER_STEP = 16;
+
+/** Where the data starts in the file of a chunk that may grow to `chunkSize` bytes. */
+export const dataOffsetFor = (chunkSize: number): number =>
+  CHECKSUMS_AT + Math.ceil((blockCount(chunkSize) * CHECKSUM_BYTES) / 4096) * 4096;
 
 /** A checksum mismatch: the chunk's content cannot be trusted (the disk is not to blame). */
 export class ChunkCorruptError extends FsError {
@@ -50,12 +69,14 @@ export class ChunkCorruptError extends FsError {
   }
 }
 
-export type ChunkFileKind = 'data' | 'meta' | 'tmp';
-
-/** What a chunk's files say about it when the data directory is scanned. */
-export interface StoredChunk {
+/** What a chunk's header says; kept in memory by the store, and passed back in. */
+export interface ChunkState {
   version: number;
+  /** Bytes. */
   size: number;
+  /** The header's sequence number (its slot is seq % 2). */
+  seq: number;
+  dataOffset: number;
 }
 
 /** A new range of bytes laid over a chunk (a write). */
@@ -68,160 +89,154 @@ type FileHandle = fs.promises.FileHandle;
 
 export const fanOutName = (handle: number): string => (handle % 256).toString(16).padStart(2, '0');
 
-/** The name's handle and kind, or null for a file that is not part of a chunk. */
-export function parseChunkFileName(name: string): { handle: number; kind: ChunkFileKind } | null {
-  const m = /^(\d{1,16})\.(data|meta|meta\.tmp)$/.exec(name);
-  if (!m || !Number.isSafeInteger(Number(m[1]))) return null;
-  return { handle: Number(m[1]), kind: m[2] === 'meta.tmp' ? 'tmp' : (m[2] as ChunkFileKind) };
-}
+/** The file holding chunk `handle` in the data directory `dataDir`. */
+export const chunkFilePath = (dataDir: string, handle: number): string =>
+  path.join(dataDir, CHUNKS_SUBDIR, fanOutName(handle), `${handle}.chunk`);
 
 /**
- * One chunk's files. Stateless apart from the paths: the caller (ChunkStore) knows the size,
- * validates arguments, serialises operations on the same chunk and holds files open for reads. Disk errors are thrown as
- * Node errors for the caller to classify; a checksum mismatch is a ChunkCorruptError.
+ * One chunk's file. Stateless apart from its path: the caller (ChunkStore) keeps the chunk's
+ * ChunkState, validates arguments, serialises operations on the same chunk and holds files open.
+ * Disk errors are thrown as Node errors for the caller to classify; a checksum mismatch is a
+ * ChunkCorruptError.
  */
 export class ChunkFile {
+  readonly path: string;
   private readonly dir: string;
-  readonly dataPath: string;
-  readonly metaPath: string;
 
   constructor(
     dataDir: string,
     readonly handle: number,
   ) {
-    this.dir = path.join(dataDir, CHUNKS_SUBDIR, fanOutName(handle));
-    this.dataPath = path.join(this.dir, `${handle}.data`);
-    this.metaPath = path.join(this.dir, `${handle}.meta`);
-  }
-
-  /** Creates an empty chunk (replacing leftovers of an earlier one); durable when it resolves. */
-  async create(version: number): Promise<void> {
-    await withFile(this.dataPath, 'w', async () => undefined);
-    await this.replaceMeta(version, Buffer.alloc(0));
+    this.path = chunkFilePath(dataDir, handle);
+    this.dir = path.dirname(this.path);
   }
 
   /**
    * Creates the chunk at `version` holding `bytes` at `offset` (zeros before them), durable when
-   * it resolves, and hands back its files open (for OpenChunkFiles). A new chunk's first write
-   * is on the path of every small file, so it costs three rounds of disk calls instead of a
-   * dozen: the files are opened together (the .meta made in place: a crash before this resolves
-   * leaves a chunk with a damaged header, which the start-up scan removes, or one the master
-   * never confirmed), written together, and synced together with their directory.
+   * it resolves, and hands back its file open (for OpenChunkFiles). `spare` is a file made ahead
+   * of time to take: opened by its spare name and renamed beside the writes (not synced: see
+   * above); without one, a new file is created and its directory synced.
    */
-  async createWritten(version: number, offset: number, bytes: Buffer): Promise<{ size: number; data: FileHandle; meta: FileHandle }> {
-    const size = offset + bytes.length;
-    const opened = await Promise.allSettled([fs.promises.open(this.dataPath, 'w+'), fs.promises.open(this.metaPath, 'w+'), fs.promises.open(this.dir, 'r')]);
-    const failed = opened.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-    const [data, meta, dir] = opened.map((r) => (r.status === 'fulfilled' ? r.value : null));
+  async create(version: number, dataOffset: number, offset: number, bytes: Buffer, spare: string | null): Promise<{ state: ChunkState; fh: FileHandle }> {
+    const fh = await fs.promises.open(spare ?? this.path, spare ? 'r+' : 'w+');
     try {
-      if (failed) throw failed.reason;
+      const state: ChunkState = { version, size: offset + bytes.length, seq: 1, dataOffset };
       // From size 0 nothing is read back: blocks before `offset` are zeros.
-      const checksums = await this.checksumsAfter(data!, meta!, 0, size, 0, blockOf(size - 1), { offset, bytes });
-      const metaBytes = Buffer.concat([encodeHeader(this.handle, version), encodeChecksums(checksums)]);
-      await Promise.all([writeMaybeDirect(data!, this.dataPath, bytes, offset), writeFully(meta!, metaBytes, 0)]);
-      await Promise.all([data!.datasync(), meta!.datasync(), dir!.sync()]);
-      return { size, data: data!, meta: meta! };
+      const checksums = encodeChecksums(await this.checksumsAfter(fh, dataOffset, 0, state.size, 0, blockOf(state.size - 1), { offset, bytes }));
+      if (spare && offset > 0) await fh.truncate(dataOffset); // the gap must read as zeros
+      const renamed = spare ? fs.promises.rename(spare, this.path) : Promise.resolve();
+      const writes = offset === 0 && bytes.length <= SMALL_CREATE_BYTES && !directWritable(bytes, dataOffset)
+        ? [writeFully(fh, this.layOut(state, checksums, bytes), 0)] // a small file's chunk: one pwrite
+        : [renamed.then(() => writeMaybeDirect(fh, this.path, bytes, dataOffset + offset)), writeFully(fh, checksums, CHECKSUMS_AT), this.writeHeader(fh, state)]; // (O_DIRECT opens the file by its name)
+      await Promise.all([...writes, renamed]);
+      await Promise.all([fh.datasync(), spare ? undefined : fsyncDir(this.dir)]);
+      return { state, fh };
     } catch (err) {
-      await Promise.allSettled([data?.close(), meta?.close()]);
+      await fh.close().catch(() => undefined);
       throw err;
-    } finally {
-      void dir?.close().catch(() => undefined);
     }
   }
 
-  /** Version and size from the files, or null when the header is damaged or not this chunk's. */
-  async load(): Promise<StoredChunk | null> {
-    const header = await withFile(this.metaPath, 'r', (fh) => readAt(fh, 0, META_HEADER_BYTES));
-    const version = decodeHeader(header, this.handle);
-    if (version === null) return null;
-    return { version, size: (await fs.promises.stat(this.dataPath)).size };
+  /** Header, checksums and data of a new chunk as one buffer from the file's start. */
+  private layOut(state: ChunkState, checksums: Buffer, bytes: Buffer): Buffer {
+    const buf = Buffer.alloc(state.dataOffset + bytes.length);
+    encodeHeader(this.handle, state).copy(buf, HEADER_SLOTS[state.seq % 2]);
+    checksums.copy(buf, CHECKSUMS_AT);
+    bytes.copy(buf, state.dataOffset);
+    return buf;
+  }
+
+  /** The header, or null when neither slot holds a valid one for this chunk. */
+  async load(): Promise<ChunkState | null> {
+    const header = await withFile(this.path, 'r', (fh) => readHeader(fh));
+    return header?.handle === this.handle ? header.state : null;
   }
 
   /**
-   * Bytes [offset, offset + length) cut at `size`, every block they touch verified, through
-   * files held open (`open`). A .data unlinked meanwhile (the chunk's files or their whole
-   * directory removed under us) fails the read with ENOENT, as opening it by name would. (A
-   * lone .meta removed is not checked here: the checksums in memory still verify the data, and
-   * the next write or scrub opens it by name.)
+   * Bytes [offset, offset + length) cut at the chunk's size, every block they touch verified,
+   * through its file held open (`open`). A file unlinked meanwhile (the chunk's file or its
+   * whole directory removed under us) fails the read with ENOENT, as opening it by name would.
    */
-  async read(open: OpenChunk, size: number, offset: number, length: number): Promise<Buffer> {
-    const end = Math.min(offset + length, size);
+  async read(open: OpenChunk, state: ChunkState, offset: number, length: number): Promise<Buffer> {
+    const end = Math.min(offset + length, state.size);
     if (end <= offset) return Buffer.alloc(0);
     const first = blockOf(offset);
     const base = first * BLOCK_SIZE;
-    const count = blockCount(size);
-    const all = open.checksums(size, () => checksumsIn(open.meta)(0, count));
+    const count = blockCount(state.size);
+    const all = open.checksums(state.size, () => checksumsIn(open.fh)(0, count));
     const [blocks] = await Promise.all([
-      this.readVerified(open.data, (from, n) => all.then((sums) => sums.slice(from, from + n)), size, first, blockOf(end - 1)),
-      checkLinked(open.data, this.dataPath),
+      this.readVerified(open.fh, state, (from, n) => all.then((sums) => sums.slice(from, from + n)), first, blockOf(end - 1)),
+      checkLinked(open.fh, this.path),
     ]);
     return blocks.subarray(offset - base, end - base);
   }
 
-  /** Verifies blocks [first, last] of a chunk of `size` bytes; throws ChunkCorruptError. */
-  async verifyBlocks(size: number, first: number, last: number): Promise<void> {
+  /** Verifies blocks [first, last] of the chunk from its file; throws ChunkCorruptError. */
+  async verifyBlocks(state: ChunkState, first: number, last: number): Promise<void> {
     if (last < first) return;
-    await this.withFiles('r', (data, meta) => this.readVerified(data, checksumsIn(meta), size, first, last));
+    await withFile(this.path, 'r', (fh) => this.readVerified(fh, state, checksumsIn(fh), first, last));
   }
 
   /**
-   * Writes `bytes` at `offset` (a gap past `size` becomes a hole) through files held open
-   * (`open`); returns the new size. Data and checksums are written side by side, then synced
-   * side by side: a crash leaves them agreeing or not, and reads catch the latter either way.
+   * Writes `bytes` at `offset` (a gap past the size becomes a hole) through the file held open
+   * (`open`); returns the new state. Data, checksums and (for a new size) the header are written
+   * side by side, then synced together.
    */
-  async write(open: OpenChunk, size: number, offset: number, bytes: Buffer, durable: boolean): Promise<number> {
-    if (bytes.length === 0) return size;
+  async write(open: OpenChunk, state: ChunkState, offset: number, bytes: Buffer, durable: boolean): Promise<ChunkState> {
+    if (bytes.length === 0) return state;
+    const { fh } = open;
     const end = offset + bytes.length;
-    const newSize = Math.max(size, end);
-    const first = blockOf(Math.min(offset, size));
-    const { data, meta } = open;
-    // Files unlinked under us (their directory removed) would take the write and lose it.
+    const next = end > state.size ? { ...state, size: end, seq: state.seq + 1 } : state;
+    const first = blockOf(Math.min(offset, state.size));
+    // A file unlinked under us (its directory removed) would take the write and lose it.
     const [checksums] = await Promise.all([
-      this.checksumsAfter(data, meta, size, newSize, first, blockOf(end - 1), { offset, bytes }),
-      checkLinked(data, this.dataPath),
-      checkLinked(meta, this.metaPath),
+      this.checksumsAfter(fh, state.dataOffset, state.size, next.size, first, blockOf(end - 1), { offset, bytes }),
+      checkLinked(fh, this.path),
     ]);
-    await Promise.all([writeMaybeDirect(data, this.dataPath, bytes, offset), writeFully(meta, encodeChecksums(checksums), checksumOffset(first))]);
-    if (durable) await Promise.all([data.datasync(), meta.datasync()]);
-    return newSize;
+    if (offset > state.size) await fh.truncate(state.dataOffset + state.size);
+    await Promise.all([
+      writeMaybeDirect(fh, this.path, bytes, state.dataOffset + offset),
+      writeFully(fh, encodeChecksums(checksums), checksumOffset(first)),
+      next !== state ? this.writeHeader(fh, next) : undefined,
+    ]);
+    if (durable) await fh.datasync();
+    return next;
   }
 
-  /** Shrinks or grows (with zeros) the chunk to `newSize`. */
-  async truncate(size: number, newSize: number, durable: boolean): Promise<void> {
-    if (newSize === size) return;
+  /** Shrinks or grows (with zeros) the chunk to `newSize`; returns the new state. */
+  async truncate(state: ChunkState, newSize: number, durable: boolean): Promise<ChunkState> {
+    if (newSize === state.size) return state;
+    const next = { ...state, size: newSize, seq: state.seq + 1 };
     // Shrinking re-checksums only a new partial last block; growing, every block from the old end.
-    const first = blockOf(Math.min(size, newSize));
+    const first = blockOf(Math.min(state.size, newSize));
     const last = blockOf(newSize - 1);
-    await this.withFiles('r+', async (data, meta) => {
-      const checksums = await this.checksumsAfter(data, meta, size, newSize, first, last, null);
-      await data.truncate(newSize);
-      if (checksums.length > 0) await writeFully(meta, encodeChecksums(checksums), checksumOffset(first));
-      await meta.truncate(checksumOffset(blockCount(newSize)));
-      if (durable) await Promise.all([data.datasync(), meta.datasync()]);
+    await withFile(this.path, 'r+', async (fh) => {
+      const checksums = await this.checksumsAfter(fh, state.dataOffset, state.size, newSize, first, last, null);
+      // Cut at the smaller end, then grow: what lay past the old end must read as zeros.
+      await fh.truncate(state.dataOffset + Math.min(state.size, newSize));
+      if (newSize > state.size) await fh.truncate(state.dataOffset + newSize);
+      await Promise.all([checksums.length > 0 ? writeFully(fh, encodeChecksums(checksums), checksumOffset(first)) : undefined, this.writeHeader(fh, next)]);
+      if (durable) await fh.datasync();
     });
+    return next;
   }
 
-  /** Durably replaces the version, keeping the checksums of a chunk of `size` bytes. */
-  async setVersion(size: number, version: number): Promise<void> {
-    const checksumBytes = blockCount(size) * CHECKSUM_BYTES;
-    const checksums = await withFile(this.metaPath, 'r', (fh) => readAt(fh, META_HEADER_BYTES, checksumBytes));
-    await this.replaceMeta(version, checksums);
+  /** Durably replaces the version; returns the new state. */
+  async setVersion(state: ChunkState, version: number): Promise<ChunkState> {
+    const next = { ...state, version, seq: state.seq + 1 };
+    await withFile(this.path, 'r+', async (fh) => {
+      await this.writeHeader(fh, next);
+      await fh.datasync();
+    });
+    return next;
   }
 
   async remove(): Promise<void> {
-    // .meta first: a crash in between leaves a .data without .meta, which the scan removes.
-    await fs.promises.rm(this.metaPath, { force: true });
-    await fs.promises.rm(this.dataPath, { force: true });
+    await fs.promises.rm(this.path, { force: true });
   }
 
-  private async replaceMeta(version: number, checksums: Buffer): Promise<void> {
-    const tmp = `${this.metaPath}.tmp`;
-    await withFile(tmp, 'w', async (fh) => {
-      await writeFully(fh, Buffer.concat([encodeHeader(this.handle, version), checksums]), 0);
-      await fh.datasync();
-    });
-    await fs.promises.rename(tmp, this.metaPath);
-    await fsyncDir(this.dir);
+  private writeHeader(fh: FileHandle, state: ChunkState): Promise<void> {
+    return writeFully(fh, encodeHeader(this.handle, state), HEADER_SLOTS[state.seq % 2]);
   }
 
   /**
@@ -230,8 +245,8 @@ export class ChunkFile {
    * (as GFS does): otherwise its new checksum would bless corruption in the part kept.
    */
   private async checksumsAfter(
-    data: FileHandle,
-    meta: FileHandle,
+    fh: FileHandle,
+    dataOffset: number,
     size: number,
     newSize: number,
     first: number,
@@ -250,7 +265,7 @@ export class ChunkFile {
         checksums.push(zeroBlockChecksum(end - start));
       } else {
         const block = Buffer.alloc(end - start);
-        if (start < size) (await this.readVerified(data, checksumsIn(meta), size, b, b)).copy(block);
+        if (start < size) (await this.readVerified(fh, { size, dataOffset }, checksumsIn(fh), b, b)).copy(block);
         if (overlay && from < to) overlay.bytes.copy(block, from - start, from - overlay.offset, to - overlay.offset);
         checksums.push(blockChecksum(block));
       }
@@ -258,16 +273,22 @@ export class ChunkFile {
     return checksums;
   }
 
-  /** Blocks [first, last] of a chunk of `size` bytes, each checked against its checksum. */
-  private async readVerified(data: FileHandle, checksums: ChecksumSource, size: number, first: number, last: number): Promise<Buffer> {
+  /** Blocks [first, last] of the chunk, each checked against its checksum. */
+  private async readVerified(
+    fh: FileHandle,
+    { size, dataOffset }: Pick<ChunkState, 'size' | 'dataOffset'>,
+    checksums: ChecksumSource,
+    first: number,
+    last: number,
+  ): Promise<Buffer> {
     const start = first * BLOCK_SIZE;
     const buf = Buffer.allocUnsafe(Math.min((last + 1) * BLOCK_SIZE, size) - start);
     const count = last - first + 1;
-    const [got, sums] = await Promise.all([readMaybeDirect(data, this.dataPath, buf, start), checksums(first, count)]);
+    const [got, sums] = await Promise.all([readMaybeDirect(fh, this.path, buf, dataOffset + start), checksums(first, count)]);
     for (let i = 0; i < count; i++) {
       const from = i * BLOCK_SIZE;
       const to = Math.min(from + BLOCK_SIZE, buf.length);
-      if (got < to) throw new ChunkCorruptError(this.handle, first + i, 'data file is shorter than the chunk');
+      if (got < to) throw new ChunkCorruptError(this.handle, first + i, 'the file is shorter than the chunk');
       if (sums[i] === MISSING_CHECKSUM) throw new ChunkCorruptError(this.handle, first + i, 'checksum missing');
       if (blockChecksum(buf.subarray(from, to)) !== sums[i]) {
         throw new ChunkCorruptError(this.handle, first + i, 'data does not match its checksum');
@@ -275,22 +296,18 @@ export class ChunkFile {
     }
     return buf;
   }
-
-  private withFiles<T>(flags: 'r' | 'r+', fn: (data: FileHandle, meta: FileHandle) => Promise<T>): Promise<T> {
-    return withFile(this.dataPath, flags, (data) => withFile(this.metaPath, flags, (meta) => fn(data, meta)));
-  }
 }
 
-const checksumOffset = (block: number): number => META_HEADER_BYTES + block * CHECKSUM_BYTES;
+const checksumOffset = (block: number): number => CHECKSUMS_AT + block * CHECKSUM_BYTES;
 
 /** Checksums of `count` blocks from block `first` (MISSING_CHECKSUM where none is stored). */
 type ChecksumSource = (first: number, count: number) => Promise<number[]>;
 
-/** The checksums as stored in the open .meta file `meta`. */
+/** The checksums as stored in the open chunk file `fh`. */
 const checksumsIn =
-  (meta: FileHandle): ChecksumSource =>
+  (fh: FileHandle): ChecksumSource =>
   async (first, count) =>
-    decodeChecksums(await readAt(meta, checksumOffset(first), count * CHECKSUM_BYTES), count);
+    decodeChecksums(await readAt(fh, checksumOffset(first), count * CHECKSUM_BYTES), count);
 
 /** Throws ENOENT when the open file `fh` (named `file`) has been unlinked. */
 async function checkLinked(fh: FileHandle, file: string): Promise<void> {
@@ -299,23 +316,34 @@ async function checkLinked(fh: FileHandle, file: string): Promise<void> {
   }
 }
 
-function encodeHeader(handle: number, version: number): Buffer {
-  const buf = Buffer.alloc(META_HEADER_BYTES);
-  buf.write(META_MAGIC, 0, 'latin1');
+function encodeHeader(handle: number, s: ChunkState): Buffer {
+  const buf = Buffer.alloc(HEADER_BYTES);
+  buf.write(HEADER_MAGIC, 0, 'latin1');
   buf.writeBigUInt64LE(BigInt(handle), 8);
-  buf.writeBigUInt64LE(BigInt(version), 16);
-  buf.writeUInt32LE(BLOCK_SIZE, 24);
-  buf.writeUInt32LE(crc32c(buf.subarray(0, 28)), 28);
+  buf.writeBigUInt64LE(BigInt(s.version), 16);
+  buf.writeBigUInt64LE(BigInt(s.size), 24);
+  buf.writeBigUInt64LE(BigInt(s.seq), 32);
+  buf.writeUInt32LE(BLOCK_SIZE, 40);
+  buf.writeUInt32LE(s.dataOffset, 44);
+  buf.writeUInt32LE(crc32c(buf.subarray(0, 48)), 48);
   return buf;
 }
 
-/** The version in a header, or null when the header is damaged or belongs to something else. */
-function decodeHeader(buf: Buffer, handle: number): number | null {
-  if (buf.length < META_HEADER_BYTES || buf.toString('latin1', 0, 8) !== META_MAGIC) return null;
-  if (crc32c(buf.subarray(0, 28)) !== buf.readUInt32LE(28)) return null;
-  if (Number(buf.readBigUInt64LE(8)) !== handle || buf.readUInt32LE(24) !== BLOCK_SIZE) return null;
-  const version = Number(buf.readBigUInt64LE(16));
-  return Number.isSafeInteger(version) ? version : null;
+/** One slot's header, or null when it is damaged, empty or of another format. */
+function decodeHeader(buf: Buffer): { handle: number; state: ChunkState } | null {
+  if (buf.length < HEADER_BYTES || buf.toString('latin1', 0, 8) !== HEADER_MAGIC) return null;
+  if (crc32c(buf.subarray(0, 48)) !== buf.readUInt32LE(48) || buf.readUInt32LE(40) !== BLOCK_SIZE) return null;
+  const [handle, version, size, seq] = [8, 16, 24, 32].map((at) => Number(buf.readBigUInt64LE(at)));
+  const dataOffset = buf.readUInt32LE(44);
+  if (![handle, version, size, seq].every(Number.isSafeInteger) || dataOffset < CHECKSUMS_AT || dataOffset % 4096 !== 0) return null;
+  return { handle, state: { version, size, seq, dataOffset } };
+}
+
+/** The file's header (the valid slot with the higher seq), or null when neither is valid. */
+export async function readHeader(fh: FileHandle): Promise<{ handle: number; state: ChunkState } | null> {
+  const buf = await readAt(fh, 0, HEADER_SLOTS[1] + HEADER_BYTES);
+  const slots = HEADER_SLOTS.map((at) => decodeHeader(buf.subarray(at, at + HEADER_BYTES)));
+  return slots.reduce((best, s) => (s && (!best || s.state.seq > best.state.seq) ? s : best), null);
 }
 
 /** Up to `length` bytes from `position` (fewer at the end of the file). */
@@ -324,12 +352,12 @@ async function readAt(fh: FileHandle, position: number, length: number): Promise
   return buf.subarray(0, await readFully(fh, buf, position));
 }
 
-/** Makes renames and creations in `dir` durable. */
-function fsyncDir(dir: string): Promise<void> {
+/** Makes creations and renames in `dir` durable. */
+export function fsyncDir(dir: string): Promise<void> {
   return withFile(dir, 'r', (fh) => fh.sync());
 }
 
-async function withFile<T>(file: string, flags: string, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
+export async function withFile<T>(file: string, flags: string, fn: (fh: FileHandle) => Promise<T>): Promise<T> {
   const fh = await fs.promises.open(file, flags);
   try {
     return await fn(fh);

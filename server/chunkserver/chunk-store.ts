@@ -2,7 +2,7 @@ import * as path from 'path';
 import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { blockCount } from './block-checksums';
-import { ChunkCorruptError, ChunkFile, VERIFY_BLOCKS_PER_STEP } from './chunk-file';
+import { ChunkCorruptError, ChunkFile, ChunkState, VERIFY_BLOCKS_PER_STEP } from './chunk-file';
 import { DataDir } from './data-dir';
 import { DataDirs, StoreUsage } from './data-dirs';
 import { KeyedMutex } from './keyed-mutex';
@@ -11,7 +11,7 @@ import { OpenChunkFiles } from './open-chunk-files';
 /**
  * A chunkserver's local chunk storage over one or more data directories (the file format is in
  * chunk-file.ts, a directory's layout in data-dir.ts). It keeps a small in-memory index
- * (version, size, directory per chunk; checksums stay on disk, those of recently read chunks
+ * (header and directory per chunk; checksums stay on disk, those of recently read chunks
  * also in memory with their files held open, see open-chunk-files.ts) and serialises the
  * mutations of one chunk while different chunks, and reads of one chunk, proceed in parallel.
  *
@@ -32,7 +32,7 @@ const log = logger('chunk-store');
 /** Error codes that mean the directory's disk or file system is not usable. */
 const DISK_FAULTS = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENOTDIR', 'EACCES', 'EPERM', 'EUCLEAN', 'ENXIO', 'ENODEV', 'ESTALE']);
 const DEFAULT_HEALTH_CHECK_MS = 2000;
-/** Chunks whose files are held open for reads (two descriptors each). */
+/** Chunks whose files are held open for reads and writes. */
 const DEFAULT_OPEN_CHUNKS = 256;
 
 export interface ChunkInfo {
@@ -70,8 +70,7 @@ export interface ChunkWriteOptions extends WriteOptions {
 }
 
 interface IndexEntry {
-  version: number;
-  size: number;
+  state: ChunkState;
   dir: DataDir;
   lastAccessMs: number;
 }
@@ -101,7 +100,7 @@ export class ChunkStore {
     const paths = dataDirs.map((p) => path.resolve(p));
     if (paths.length === 0 || opts.chunkSize === 0) throw new FsError('EINVAL', 'need a data directory and a positive chunk size');
     if (new Set(paths).size !== paths.length) throw new FsError('EINVAL', `a data directory is listed twice: ${paths.join(', ')}`);
-    const dirs = paths.map((p) => new DataDir(p));
+    const dirs = paths.map((p) => new DataDir(p, opts.chunkSize));
     const store = new ChunkStore(dirs, opts.chunkSize, opts.onChunksLost ?? (() => undefined), opts.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS, opts.openChunks ?? DEFAULT_OPEN_CHUNKS);
     const scans = await Promise.all(
       dirs.map(async (d) => {
@@ -117,33 +116,24 @@ export class ChunkStore {
       await store.close();
       throw new FsError('EIO', `no usable data directory: ${dirs.map((d) => `${d.path}: ${d.error}`).join('; ')}`);
     }
-    scans.forEach((chunks, i) => chunks.forEach((c) => store.addScanned(c.handle, c.version, c.size, dirs[i])));
+    scans.forEach((chunks, i) => chunks.forEach((c) => store.addScanned(c.handle, c.state, dirs[i])));
     log.info(`opened ${store.index.size} chunks in ${dirs.filter((d) => d.healthy).length}/${dirs.length} data directories`);
     return store;
   }
 
   /** Creates an empty chunk in the healthy directory with the most free space. */
   async create(handle: number, version: number): Promise<void> {
-    return this.createChunk(handle, version, async (file) => {
-      await file.create(version);
-      return 0;
-    });
+    return this.createChunk(handle, version, 0, Buffer.alloc(0));
   }
 
   async write(handle: number, offset: number, data: Buffer, opts: ChunkWriteOptions = {}): Promise<void> {
     if (!Buffer.isBuffer(data)) throw new FsError('EINVAL', 'write data must be a Buffer');
     this.checkRange('write', offset, data.length, 'EFBIG');
     const version = opts.createAtVersion;
-    if (version !== undefined) {
-      return this.createChunk(handle, version, async (file) => {
-        const created = await file.createWritten(version, offset, data);
-        this.open.adopt(handle, file.dataPath, created.data, created.meta);
-        return created.size;
-      });
-    }
+    if (version !== undefined) return this.createChunk(handle, version, offset, data);
     return this.withChunk(handle, async (file, entry) => {
       try {
-        this.resize(entry, await this.open.use(handle, file.dataPath, file.metaPath, (open) => file.write(open, entry.size, offset, data, opts.durable ?? true)));
+        this.update(entry, await this.open.use(handle, file.path, (open) => file.write(open, entry.state, offset, data, opts.durable ?? true)));
       } finally {
         this.open.dropChecksums(handle); // they changed (or may have, if the write failed)
       }
@@ -158,7 +148,7 @@ export class ChunkStore {
       handle,
       (file, entry) => {
         entry.lastAccessMs = Date.now();
-        return this.open.use(handle, file.dataPath, file.metaPath, (open) => file.read(open, entry.size, offset, length));
+        return this.open.use(handle, file.path, (open) => file.read(open, entry.state, offset, length));
       },
       'shared',
     );
@@ -170,8 +160,7 @@ export class ChunkStore {
     if (size > this.chunkSize) throw new FsError('EFBIG', `truncate to ${size} bytes passes the chunk size ${this.chunkSize}`);
     return this.withChunk(handle, async (file, entry) => {
       this.open.dropChecksums(handle);
-      await file.truncate(entry.size, size, opts.durable ?? true);
-      this.resize(entry, size);
+      this.update(entry, await file.truncate(entry.state, size, opts.durable ?? true));
       entry.lastAccessMs = Date.now();
     });
   }
@@ -180,9 +169,7 @@ export class ChunkStore {
   async setVersion(handle: number, version: number): Promise<void> {
     checkInteger('version', version);
     return this.withChunk(handle, async (file, entry) => {
-      this.open.forget(handle); // the .meta is replaced by another file
-      await file.setVersion(entry.size, version);
-      entry.version = version;
+      this.update(entry, await file.setVersion(entry.state, version));
     });
   }
 
@@ -192,6 +179,10 @@ export class ChunkStore {
       this.removeEntry(handle, entry);
       log.debug(`deleted chunk ${handle} from ${entry.dir.path}`);
     });
+  }
+
+  has(handle: number): boolean {
+    return this.index.has(handle);
   }
 
   info(handle: number): ChunkInfo {
@@ -232,7 +223,7 @@ export class ChunkStore {
   async close(): Promise<void> {
     this.closed = true;
     this.dirs.close();
-    await this.locks.idle();
+    await Promise.all([this.locks.idle(), ...this.dirs.all.map((d) => d.spares.close())]);
     this.open.forgetAll();
   }
 
@@ -241,8 +232,8 @@ export class ChunkStore {
     return this.withChunk(
       handle,
       async (file, entry) => {
-        const count = blockCount(entry.size);
-        await file.verifyBlocks(entry.size, first, Math.min(first + VERIFY_BLOCKS_PER_STEP, count) - 1);
+        const count = blockCount(entry.state.size);
+        await file.verifyBlocks(entry.state, first, Math.min(first + VERIFY_BLOCKS_PER_STEP, count) - 1);
         return first + VERIFY_BLOCKS_PER_STEP < count;
       },
       'shared',
@@ -250,10 +241,11 @@ export class ChunkStore {
   }
 
   /**
-   * Creates a chunk that does not exist yet with `make` (which answers its size) in the healthy
-   * directory with the most free space, under its lock, with disk faults handled.
+   * Creates a chunk that does not exist yet, holding `data` at `offset`, in the healthy
+   * directory with the most free space (in one of its spares, if it has one ready), under its
+   * lock, with disk faults handled; its file stays open.
    */
-  private createChunk(handle: number, version: number, make: (file: ChunkFile) => Promise<number>): Promise<void> {
+  private createChunk(handle: number, version: number, offset: number, data: Buffer): Promise<void> {
     checkInteger('handle', handle);
     checkInteger('version', version);
     return this.locks.run(handle, async () => {
@@ -262,18 +254,20 @@ export class ChunkStore {
       // A directory failing during the create is out of service now: try the next one.
       for (;;) {
         const dir = await this.dirs.roomiest();
-        let size: number;
-        // Files held open for an earlier chunk of this handle are not this one's.
+        const file = new ChunkFile(dir.path, handle);
+        let state: ChunkState;
+        // A file held open for an earlier chunk of this handle is not this one's.
         this.open.forget(handle);
         try {
-          size = await this.onDisk(dir, null, () => make(new ChunkFile(dir.path, handle)));
+          const created = await this.onDisk(dir, null, () => file.create(version, dir.dataOffset, offset, data, dir.spares.take()));
+          this.open.adopt(handle, file.path, created.fh);
+          state = created.state;
         } catch (err) {
-          this.open.forget(handle);
           if (!dir.healthy) continue;
           throw err;
         }
-        this.addEntry(handle, { version, size, dir, lastAccessMs: Date.now() });
-        log.debug(`created chunk ${handle} v${version} (${size} bytes) in ${dir.path}`);
+        this.addEntry(handle, { state, dir, lastAccessMs: Date.now() });
+        log.debug(`created chunk ${handle} v${version} (${state.size} bytes) in ${dir.path}`);
         return;
       }
     });
@@ -335,6 +329,7 @@ export class ChunkStore {
 
   /** The directory is out of service: its chunks are lost. */
   private dropDirChunks(dir: DataDir): void {
+    void dir.spares.close();
     const lost = [...this.index].filter(([, e]) => e.dir === dir).map(([handle]) => handle);
     if (lost.length > 0) log.error(`${lost.length} chunks lost with data directory ${dir.path}`);
     this.dropChunks(lost, dir, new FsError('EIO', `data directory ${dir.path} failed: ${dir.error}`));
@@ -357,21 +352,21 @@ export class ChunkStore {
   }
 
   /** Indexes a chunk found by the scan; of two copies in different directories the newer wins. */
-  private addScanned(handle: number, version: number, size: number, dir: DataDir): void {
+  private addScanned(handle: number, state: ChunkState, dir: DataDir): void {
     const other = this.index.get(handle);
     if (other) {
-      const [kept, ignored] = other.version >= version ? [other.dir, dir] : [dir, other.dir];
+      const [kept, ignored] = other.state.version >= state.version ? [other.dir, dir] : [dir, other.dir];
       log.warn(`chunk ${handle} is in ${other.dir.path} and ${dir.path}: ignoring the older copy in ${ignored.path}`);
       if (kept === other.dir) return;
       this.removeEntry(handle, other);
     }
-    this.addEntry(handle, { version, size, dir, lastAccessMs: 0 });
+    this.addEntry(handle, { state, dir, lastAccessMs: 0 });
   }
 
   private addEntry(handle: number, entry: IndexEntry): void {
     this.index.set(handle, entry);
     entry.dir.chunks++;
-    entry.dir.usedBytes += entry.size;
+    entry.dir.usedBytes += entry.state.size;
   }
 
   private removeEntry(handle: number, entry: IndexEntry): void {
@@ -379,12 +374,12 @@ export class ChunkStore {
     this.open.forget(handle);
     this.corruptHandles.delete(handle);
     entry.dir.chunks--;
-    entry.dir.usedBytes -= entry.size;
+    entry.dir.usedBytes -= entry.state.size;
   }
 
-  private resize(entry: IndexEntry, size: number): void {
-    entry.dir.usedBytes += size - entry.size;
-    entry.size = size;
+  private update(entry: IndexEntry, state: ChunkState): void {
+    entry.dir.usedBytes += state.size - entry.state.size;
+    entry.state = state;
   }
 
   private checkRange(op: string, offset: number, length: number, pastChunk: 'EFBIG' | 'EINVAL'): void {
@@ -405,5 +400,5 @@ function checkInteger(name: string, value: number): void {
 }
 
 function toInfo(handle: number, e: IndexEntry): ChunkInfo {
-  return { handle, version: e.version, size: e.size, dir: e.dir.path, lastAccessMs: e.lastAccessMs };
+  return { handle, version: e.state.version, size: e.state.size, dir: e.dir.path, lastAccessMs: e.lastAccessMs };
 }

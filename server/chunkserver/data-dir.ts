@@ -2,22 +2,25 @@ import * as fs from 'fs';
 import { join } from 'path';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
-import { CHUNKS_SUBDIR, ChunkFile, ChunkFileKind, fanOutName, parseChunkFileName } from './chunk-file';
+import { CHUNKS_SUBDIR, ChunkFile, ChunkState, chunkFilePath, dataOffsetFor, fanOutName, readHeader, withFile } from './chunk-file';
+import { LEGACY_NAME, LegacyKind, convertLegacyChunk } from './legacy-chunk-files';
+import { SpareFiles } from './spare-files';
 
 const log = logger('chunk-store');
 const FAN_OUT = Array.from({ length: 256 }, (_, i) => fanOutName(i));
+const SPARE_SUBDIR = 'spare';
 
 export interface ScannedChunk {
   handle: number;
-  version: number;
-  size: number;
+  state: ChunkState;
 }
 
 /**
  * One data directory of a chunkserver: its layout (`chunks/` with 256 fan-out subdirectories
- * made up front, so that creating a chunk never recreates a directory removed under us), the
- * scan at start-up, and the identity check that notices it being removed or replaced.
- * Disk errors are thrown as they come; the store decides what they mean.
+ * made up front, so that creating a chunk never recreates a directory removed under us, and
+ * `spare/` with files made ahead for new chunks), the scan at start-up, and the identity check
+ * that notices it being removed or replaced. Disk errors are thrown as they come; the store
+ * decides what they mean.
  */
 export class DataDir {
   healthy = true;
@@ -26,11 +29,19 @@ export class DataDir {
   /** Chunks indexed here and the sum of their sizes (bytes), kept by the store. */
   chunks = 0;
   usedBytes = 0;
+  /** Where a new chunk's data starts in its file (after its header and checksums). */
+  readonly dataOffset: number;
+  readonly spares: SpareFiles;
   private readonly chunksDir: string;
   private identity: fs.Stats | null = null;
 
-  constructor(readonly path: string) {
+  constructor(
+    readonly path: string,
+    private readonly chunkSize: number,
+  ) {
     this.chunksDir = join(this.path, CHUNKS_SUBDIR);
+    this.dataOffset = dataOffsetFor(chunkSize);
+    this.spares = new SpareFiles(join(this.path, SPARE_SUBDIR), this.dataOffset);
   }
 
   /** Id of the file system holding it (two directories on one disk share capacity). */
@@ -38,14 +49,19 @@ export class DataDir {
     return this.identity?.dev ?? -1;
   }
 
-  /** Makes the layout where missing and lists the intact chunks, removing debris of crashes. */
+  /**
+   * Makes the layout where missing and lists the intact chunks, removing debris of crashes and
+   * converting chunks of the older format; then starts making spares.
+   */
   async open(): Promise<ScannedChunk[]> {
     await fs.promises.mkdir(this.chunksDir, { recursive: true });
-    await Promise.all(FAN_OUT.map((name) => fs.promises.mkdir(join(this.chunksDir, name), { recursive: true })));
+    await Promise.all([...FAN_OUT.map((name) => fs.promises.mkdir(join(this.chunksDir, name), { recursive: true })), fs.promises.mkdir(this.spares.dir, { recursive: true })]);
     this.identity = await fs.promises.stat(this.chunksDir);
-    const found: ScannedChunk[] = [];
-    for (const name of FAN_OUT) found.push(...(await this.scanFanOut(name)));
-    return found;
+    const found = new Map<number, ChunkState>();
+    for (const name of FAN_OUT) for (const c of await this.scanFanOut(name)) found.set(c.handle, c.state);
+    await this.scanSpares(found);
+    this.spares.refill();
+    return [...found].map(([handle, state]) => ({ handle, state }));
   }
 
   /** Throws when the directory is gone or is no longer the one opened (rm -rf, unmounted). */
@@ -63,34 +79,56 @@ export class DataDir {
 
   private async scanFanOut(name: string): Promise<ScannedChunk[]> {
     const dir = join(this.chunksDir, name);
-    const files = new Map<number, Set<ChunkFileKind>>();
+    const chunkFiles: number[] = [];
+    const legacy = new Map<number, Set<LegacyKind>>();
     for (const entry of await fs.promises.readdir(dir)) {
-      const parsed = parseChunkFileName(entry);
-      if (!parsed || fanOutName(parsed.handle) !== name) continue;
-      if (!files.has(parsed.handle)) files.set(parsed.handle, new Set());
-      files.get(parsed.handle)!.add(parsed.kind);
+      const current = /^(\d{1,16})\.chunk$/.exec(entry);
+      const old = LEGACY_NAME.exec(entry);
+      const handle = Number((current ?? old)?.[1]);
+      if (!(current ?? old) || !Number.isSafeInteger(handle) || fanOutName(handle) !== name) continue;
+      if (current) chunkFiles.push(handle);
+      else legacy.set(handle, (legacy.get(handle) ?? new Set()).add(old![2] === 'meta.tmp' ? 'tmp' : (old![2] as LegacyKind)));
     }
-    const found = await Promise.all([...files].map(([handle, kinds]) => this.loadChunk(handle, kinds)));
-    return found.filter((c): c is ScannedChunk => c !== null);
+    const found = await Promise.all([
+      // Legacy files are the truth until converted: a .chunk beside them is a conversion cut short.
+      ...[...legacy].map(async ([handle, kinds]) => ({ handle, state: await convertLegacyChunk(this.path, handle, kinds, this.chunkSize) })),
+      ...chunkFiles.filter((h) => !legacy.has(h)).map(async (handle) => ({ handle, state: await this.loadChunk(handle) })),
+    ]);
+    return found.filter((c): c is ScannedChunk => c.state !== null);
   }
 
-  private async loadChunk(handle: number, kinds: Set<ChunkFileKind>): Promise<ScannedChunk | null> {
+  private async loadChunk(handle: number): Promise<ChunkState | null> {
     const file = new ChunkFile(this.path, handle);
-    // A .meta.tmp is a header replacement that never got renamed: the .meta still holds the truth.
-    if (kinds.has('tmp')) await fs.promises.rm(`${file.metaPath}.tmp`, { force: true });
-    if (!kinds.has('data') || !kinds.has('meta')) {
-      if (kinds.has('data') || kinds.has('meta')) {
-        log.warn(`removing half-created or half-deleted chunk ${handle} in ${this.path}`);
-        await file.remove();
-      }
-      return null;
-    }
-    const stored = await file.load();
-    if (!stored) {
-      log.warn(`removing chunk ${handle} in ${this.path}: its header is damaged`);
+    const state = await file.load();
+    if (!state) {
+      log.warn(`removing chunk ${handle} in ${this.path}: its header is damaged (a create cut short)`);
       await file.remove();
-      return null;
     }
-    return { handle, ...stored };
+    return state;
+  }
+
+  /**
+   * Spares holding a chunk (taken, written, and the rename a crash undid) go back where they
+   * belong, unless a newer copy of the chunk is there; the others are ready to take again.
+   */
+  private async scanSpares(found: Map<number, ChunkState>): Promise<void> {
+    const free: string[] = [];
+    for (const name of await fs.promises.readdir(this.spares.dir)) {
+      const file = join(this.spares.dir, name);
+      const header = await withFile(file, 'r', readHeader);
+      if (!header) {
+        free.push(name);
+        continue;
+      }
+      const there = found.get(header.handle);
+      if (there && there.version >= header.state.version) {
+        log.warn(`removing an older copy of chunk ${header.handle} from ${this.spares.dir}`);
+        await fs.promises.rm(file);
+        continue;
+      }
+      await fs.promises.rename(file, chunkFilePath(this.path, header.handle));
+      found.set(header.handle, header.state);
+    }
+    this.spares.adopt(free);
   }
 }

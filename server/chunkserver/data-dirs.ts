@@ -4,6 +4,10 @@ import { BLOCK_SIZE } from './block-checksums';
 import { DataDir } from './data-dir';
 
 const log = logger('chunk-store');
+/** How long a directory's free space is trusted for placing new chunks (ms). */
+const SPACE_FRESH_MS = 1000;
+
+type Space = { capacityBytes: number; freeBytes: number };
 
 export interface DataDirUsage {
   path: string;
@@ -35,6 +39,7 @@ export interface StoreUsage {
  */
 export class DataDirs {
   private readonly healthTimer: NodeJS.Timeout;
+  private readonly spaces = new Map<DataDir, { atMs: number; space: Promise<Space | null> }>();
 
   constructor(
     readonly all: readonly DataDir[],
@@ -58,10 +63,13 @@ export class DataDirs {
     if (!this.anyHealthy) log.error('ALARM: every data directory has failed');
   }
 
-  /** The healthy directory with the most free space (ties: fewest chunks). */
+  /**
+   * The healthy directory with the most free space (ties: fewest chunks), by free space at most
+   * a second old: a statfs per new chunk was a thread-pool round trip on every small file's path.
+   */
   async roomiest(): Promise<DataDir> {
     const healthy = this.all.filter((d) => d.healthy);
-    const spaces = await Promise.all(healthy.map((d) => this.space(d)));
+    const spaces = await Promise.all(healthy.map((d) => this.recentSpace(d)));
     let best: DataDir | null = null;
     let bestFree = BLOCK_SIZE - 1; // a directory with less than a block free cannot take a chunk
     for (const [i, d] of healthy.entries()) {
@@ -101,8 +109,16 @@ export class DataDirs {
     clearInterval(this.healthTimer);
   }
 
+  private recentSpace(dir: DataDir): Promise<Space | null> {
+    const known = this.spaces.get(dir);
+    if (known && Date.now() - known.atMs < SPACE_FRESH_MS) return known.space;
+    const space = this.space(dir);
+    this.spaces.set(dir, { atMs: Date.now(), space });
+    return space;
+  }
+
   /** Free space, or null when statfs fails (the directory is then out of service). */
-  private space(dir: DataDir): Promise<{ capacityBytes: number; freeBytes: number } | null> {
+  private space(dir: DataDir): Promise<Space | null> {
     return dir.space().catch((err: unknown) => {
       this.fail(dir, err);
       return null;

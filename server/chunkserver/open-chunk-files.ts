@@ -2,19 +2,18 @@ import * as fs from 'fs';
 
 type FileHandle = fs.promises.FileHandle;
 
-/** A chunk's .data and .meta held open for reads and writes, with its checksums once read. */
+/** A chunk's file held open for reads and writes, with its checksums once read. */
 export interface OpenChunk {
-  readonly data: FileHandle;
-  readonly meta: FileHandle;
+  readonly fh: FileHandle;
   /** Every block's checksum of the chunk at `size` bytes: `load`ed once, then from memory. */
   checksums(size: number, load: () => Promise<number[]>): Promise<number[]>;
 }
 
 interface Entry {
-  dataPath: string;
-  files: Promise<[FileHandle, FileHandle]>;
+  path: string;
+  file: Promise<FileHandle>;
   checksums: { size: number; sums: Promise<number[]> } | null;
-  /** Operations using the files now: a forgotten entry is closed when the last one ends. */
+  /** Operations using the file now: a forgotten entry is closed when the last one ends. */
   users: number;
   forgotten: boolean;
 }
@@ -23,14 +22,14 @@ const ignore = (): void => undefined;
 
 /**
  * The files of recently used chunks, kept open (read-write) so that a read or write costs a
- * pread or pwrite and not two opens and two closes, and their checksums, so that a read need
- * not read the .meta too.
+ * pread or pwrite and not an open and a close, and their checksums, so that a read need not
+ * read them from the file too.
  * A bounded LRU keyed by chunk handle.
  *
- * The owner (ChunkStore) must forget a chunk whenever its files may stop being the ones held
- * open: delete, a version change (the .meta is replaced by a rename), a lost chunk or data
- * directory; and drop its checksums on every write and truncate (the files stay the same).
- * Any error while using an entry forgets it too, so a retry opens the files afresh. Files are
+ * The owner (ChunkStore) must forget a chunk whenever its file may stop being the one held
+ * open: delete, a lost chunk or data directory; and drop its checksums on every write and
+ * truncate (the file stays the same).
+ * Any error while using an entry forgets it too, so a retry opens the file afresh. Files are
  * closed only once no operation uses them.
  */
 export class OpenChunkFiles {
@@ -39,14 +38,13 @@ export class OpenChunkFiles {
 
   constructor(private readonly capacity: number) {}
 
-  /** Runs `fn` on the chunk's files (`dataPath`, `metaPath`), opening them if not held. */
-  async use<T>(handle: number, dataPath: string, metaPath: string, fn: (open: OpenChunk) => Promise<T>): Promise<T> {
-    const entry = this.acquire(handle, dataPath, metaPath);
+  /** Runs `fn` on the chunk's file (`path`), opening it if not held. */
+  async use<T>(handle: number, path: string, fn: (open: OpenChunk) => Promise<T>): Promise<T> {
+    const entry = this.acquire(handle, path);
     try {
-      const [data, meta] = await entry.files;
+      const fh = await entry.file;
       return await fn({
-        data,
-        meta,
+        fh,
         // Keyed by size too: checksums of another size than the caller's are never used.
         checksums: (size, load) => {
           if (entry.checksums?.size !== size) entry.checksums = { size, sums: load() };
@@ -62,13 +60,13 @@ export class OpenChunkFiles {
     }
   }
 
-  /** The chunk's files are about to change in place: their checksums must be read again. */
+  /** The chunk's file is about to change in place: their checksums must be read again. */
   dropChecksums(handle: number): void {
     const entry = this.entries.get(handle);
     if (entry) entry.checksums = null;
   }
 
-  /** Stops holding the chunk's files (closed now, or when the operations using them end). */
+  /** Stops holding the chunk's file (closed now, or when the operations using them end). */
   forget(handle: number, only?: Entry): void {
     const entry = this.entries.get(handle);
     if (!entry || (only && entry !== only)) return;
@@ -81,19 +79,19 @@ export class OpenChunkFiles {
     for (const handle of [...this.entries.keys()]) this.forget(handle);
   }
 
-  /** Holds the files of a chunk its creator has just opened (ChunkFile.createWritten). */
-  adopt(handle: number, dataPath: string, data: FileHandle, meta: FileHandle): void {
+  /** Holds the file of a chunk its creator has just opened (ChunkFile.create). */
+  adopt(handle: number, path: string, fh: FileHandle): void {
     this.forget(handle);
-    this.insert(handle, { dataPath, files: Promise.resolve([data, meta]), checksums: null, users: 0, forgotten: false });
+    this.insert(handle, { path, file: Promise.resolve(fh), checksums: null, users: 0, forgotten: false });
   }
 
-  private acquire(handle: number, dataPath: string, metaPath: string): Entry {
+  private acquire(handle: number, path: string): Entry {
     let entry = this.entries.get(handle);
-    if (entry && entry.dataPath !== dataPath) this.forget(handle); // the chunk moved directory
+    if (entry && entry.path !== path) this.forget(handle); // the chunk moved directory
     else if (entry) this.entries.delete(handle); // re-inserted below: the most recently used
     if (!entry || entry.forgotten) {
-      entry = { dataPath, files: openBoth(dataPath, metaPath), checksums: null, users: 0, forgotten: false };
-      entry.files.catch(ignore); // its user sees the error
+      entry = { path, file: fs.promises.open(path, 'r+'), checksums: null, users: 0, forgotten: false };
+      entry.file.catch(ignore); // its user sees the error
     }
     this.insert(handle, entry);
     entry.users++;
@@ -110,13 +108,6 @@ export class OpenChunkFiles {
   }
 }
 
-async function openBoth(dataPath: string, metaPath: string): Promise<[FileHandle, FileHandle]> {
-  const [data, meta] = await Promise.allSettled([fs.promises.open(dataPath, 'r+'), fs.promises.open(metaPath, 'r+')]);
-  if (data.status === 'fulfilled' && meta.status === 'fulfilled') return [data.value, meta.value];
-  for (const r of [data, meta]) if (r.status === 'fulfilled') void r.value.close().catch(ignore);
-  throw data.status === 'rejected' ? data.reason : (meta as PromiseRejectedResult).reason;
-}
-
 function close(entry: Entry): void {
-  void entry.files.then(([data, meta]) => Promise.all([data.close(), meta.close()])).catch(ignore);
+  void entry.file.then((fh) => fh.close()).catch(ignore);
 }

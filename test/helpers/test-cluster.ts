@@ -5,7 +5,7 @@ import * as path from 'path';
 import { ChunkClientPool } from '../../client/chunk-client';
 import { FileReader } from '../../client/file-reader';
 import { ClusterReport, MasterClient } from '../../client/master-client';
-import { fanOutName } from '../../server/chunkserver/chunk-file';
+import { chunkFilePath } from '../../server/chunkserver/chunk-file';
 import { ServerProcess, startChunkserver, startMaster } from './server-process';
 
 /**
@@ -71,7 +71,7 @@ export class TestCluster {
     const found: Array<{ cs: ServerProcess; file: string }> = [];
     for (const cs of this.chunkservers) {
       for (const dir of this.dataDirsOf(cs)) {
-        const file = path.join(dir, 'chunks', fanOutName(handle), `${handle}.data`);
+        const file = chunkFilePath(dir, handle);
         if (fs.existsSync(file)) found.push({ cs, file });
       }
     }
