@@ -6,7 +6,7 @@ import * as path from 'path';
 import { FsError } from '../server/common/fs-error';
 import { crc32c } from '@node-rs/crc32';
 import { BLOCK_SIZE, blockChecksum, encodeChecksums } from '../server/chunkserver/block-checksums';
-import { chunkFilePath, dataOffsetFor, readHeader, withFile } from '../server/chunkserver/chunk-file';
+import { CHECKSUMS_AT, chunkFilePath, dataOffsetFor, readHeader, withFile } from '../server/chunkserver/chunk-file';
 import { allocAligned, directWritable } from '../server/chunkserver/direct-io';
 import { ChunkStore, ChunkStoreOptions } from '../server/chunkserver/chunk-store';
 import { Scrubber } from '../server/chunkserver/scrubber';
@@ -42,7 +42,6 @@ function modelTruncate(chunk: Buffer, size: number): Buffer {
 
 /** Where the data starts in the store's chunk files (their header and checksums come first). */
 const DATA_AT = dataOffsetFor(CHUNK);
-const CHECKSUMS_AT = 4096;
 
 const legacyPath = (dir: string, handle: number, ext: 'data' | 'meta'): string => chunkFilePath(dir, handle).replace(/chunk$/, ext);
 
@@ -261,7 +260,7 @@ describe('chunk store', function () {
     fs.truncateSync(chunkFilePath(dirA, 3), DATA_AT + BLOCK_SIZE); // the header's new size, not the data
     // The version change's header slot torn: the header before it holds.
     const newest = await withFile(chunkFilePath(dirA, 3), 'r', readHeader);
-    flipByte(chunkFilePath(dirA, 3), (newest!.state.seq % 2) * 512 + 20);
+    flipByte(chunkFilePath(dirA, 3), (newest!.state.seq % 2) * 4096 + 20);
     store = await open([dirA]);
     assert.deepEqual([1, 2, 3].map((h) => store.info(h).size), [BLOCK_SIZE + 10, BLOCK_SIZE + 10, BLOCK_SIZE + 10]);
     assert.equal(store.info(3).version, 1, 'the torn header slot is ignored');
@@ -382,21 +381,32 @@ describe('chunk store', function () {
     assert.equal(fs.existsSync(legacyPath(dirA, 9, 'data')), false);
   });
 
-  it('converts chunks of the older two-file format, unless their data no longer matches its checksums', async () => {
+  it('converts chunks of the older two-file format; rot in them stays detectable', async () => {
     const bytes = randomBytes(prng(9), BLOCK_SIZE + 300);
     writeLegacyChunk(dirA, 4, 6, bytes);
     writeLegacyChunk(dirA, 5, 1, Buffer.alloc(10, 5));
     fs.writeFileSync(`${legacyPath(dirA, 5, 'meta')}.tmp`, 'a header replacement that never got renamed');
     writeLegacyChunk(dirA, 6, 1, Buffer.alloc(BLOCK_SIZE + 1, 6));
-    flipByte(legacyPath(dirA, 6, 'data'), BLOCK_SIZE); // rot: dropped, not blessed with new checksums
+    flipByte(legacyPath(dirA, 6, 'data'), BLOCK_SIZE); // rot: not blessed with a new checksum
     fs.writeFileSync(chunkFilePath(dirA, 4), 'a conversion cut short by a crash');
-    const store = await open([dirA]);
+    // A conversion a crash cut short after removing .meta: the .chunk is the chunk.
+    writeLegacyChunk(dirA, 7, 2, Buffer.alloc(300, 7));
+    let store = await open([dirA]);
+    await closeAll();
+    writeLegacyChunk(dirA, 7, 2, Buffer.alloc(300, 7));
+    fs.rmSync(legacyPath(dirA, 7, 'meta'));
+    store = await open([dirA]);
     assert.deepEqual(store.list().map(({ handle, version, size }) => ({ handle, version, size })).sort((a, b) => a.handle - b.handle), [
       { handle: 4, version: 6, size: bytes.length },
       { handle: 5, version: 1, size: 10 },
+      { handle: 6, version: 1, size: BLOCK_SIZE + 1 },
+      { handle: 7, version: 2, size: 300 },
     ]);
     assert.ok((await store.read(4, 0, CHUNK)).equals(bytes));
     assert.ok((await store.read(5, 0, CHUNK)).equals(Buffer.alloc(10, 5)));
+    assert.ok((await store.read(6, 0, BLOCK_SIZE)).equals(Buffer.alloc(BLOCK_SIZE, 6)), 'the good block of a rotten chunk reads');
+    await expectErrno(store.read(6, BLOCK_SIZE, 1), 'EIO', /checksum mismatch in chunk 6 block 1/);
+    assert.ok((await store.read(7, 0, CHUNK)).equals(Buffer.alloc(300, 7)));
     const left = fs.readdirSync(path.join(dirA, 'chunks'), { recursive: true }).map(String).filter((f) => /\.(data|meta|tmp)$/.test(f));
     assert.deepEqual(left, [], 'no file of the older format is left');
     assert.equal(await store.verify(4), true);
@@ -420,18 +430,38 @@ describe('chunk store', function () {
     const fd = fs.openSync(path.join(spareDir, taken), 'r+');
     fs.writeSync(fd, Buffer.alloc(8000, 0xee), 0, 8000, DATA_AT + 100); // past the chunk's end
     fs.closeSync(fd);
+    fs.mkdirSync(path.join(spareDir, 'not-a-spare')); // left alone
     store = await open([dirA]);
+    assert.ok(fs.statSync(path.join(spareDir, 'not-a-spare')).isDirectory());
     assert.deepEqual(store.list().map(({ handle, version, size }) => ({ handle, version, size })), [{ handle: 1, version: 3, size: 100 }]);
     assert.ok((await store.read(1, 0, 200)).equals(Buffer.alloc(100, 1)));
     assert.ok(fs.existsSync(chunkFilePath(dirA, 1)), 'back in its place');
     await store.write(2, 5000, Buffer.alloc(10, 2), { createAtVersion: 1 });
     assert.ok((await store.read(2, 0, CHUNK)).equals(Buffer.concat([Buffer.alloc(5000), Buffer.alloc(10, 2)])));
+    // A large first write in a spare with leftovers: no leftover checksum survives past the end.
+    await store.write(3, 0, Buffer.alloc(100_000, 3), { createAtVersion: 1 });
+    const area = fs.readFileSync(chunkFilePath(dirA, 3)).subarray(CHECKSUMS_AT + 2 * 4, DATA_AT);
+    assert.ok(area.equals(Buffer.alloc(area.length)), 'the checksum area past the end is zeros');
     await store.write(1, 3000, Buffer.alloc(10, 7));
     assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(2900), Buffer.alloc(10, 7)])));
     await store.truncate(1, 50);
     await store.truncate(1, 4000);
     assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.concat([Buffer.alloc(50, 1), Buffer.alloc(3950)])));
     assert.deepEqual(store.corrupt(), []);
+  });
+
+  it('a chunk made for smaller chunks refuses to grow past its checksums\' room (EFBIG), changing nothing', async () => {
+    let store = await open([dirA]);
+    await store.write(1, 0, Buffer.alloc(10, 1), { createAtVersion: 1 });
+    await closeAll();
+    store = await open([dirA], { chunkSize: 128 * 1024 * 1024 });
+    const room = 64 * 1024 * 1024; // dataOffsetFor(256 KiB) leaves room for 1,024 checksums
+    await expectErrno(store.write(1, room, Buffer.from('x')), 'EFBIG', /holds at most/);
+    await expectErrno(store.truncate(1, room + 1), 'EFBIG', /holds at most/);
+    await store.write(1, room - 1, Buffer.from('y'));
+    assert.equal(store.info(1).size, room);
+    assert.ok((await store.read(1, 0, 10)).equals(Buffer.alloc(10, 1)));
+    assert.equal(await store.verify(1), true);
   });
 
   it('concurrent overlapping writes to one chunk end as some serial order of them', async () => {

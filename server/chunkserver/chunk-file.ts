@@ -20,8 +20,8 @@ import {
  * The on-disk format of one chunk, inside a data directory: one file, chunks/<hh>/<handle>.chunk
  * (<hh> is the handle modulo 256 in two hex digits, <handle> is decimal), laid out as
  *
- *   [0, 4096)              the header, in two slots: at 0 and at 512 (each in a sector of its own)
- *   [4096, dataOffset)     one u32 CRC32C per 64 KiB block of data
+ *   [0, 8192)              the header, in two slots: at 0 and at 4096 (each in a page of its own)
+ *   [8192, dataOffset)     one u32 CRC32C per 64 KiB block of data (zeros past the chunk's end)
  *   [dataOffset, ...)      the chunk's bytes
  *
  * A header slot is (little-endian)
@@ -47,8 +47,8 @@ import {
 export const CHUNKS_SUBDIR = 'chunks';
 const HEADER_MAGIC = 'CFSCHK02';
 const HEADER_BYTES = 52;
-const HEADER_SLOTS = [0, 512];
-const CHECKSUMS_AT = 4096;
+const HEADER_SLOTS = [0, 4096];
+export const CHECKSUMS_AT = 8192;
 /** A new chunk's first write up to this size goes out as one write with its header and checksums. */
 const SMALL_CREATE_BYTES = 64 * 1024;
 /** Blocks verified per read when checking a whole chunk (bounds the buffer to 1 MiB). */
@@ -57,6 +57,9 @@ export const VERIFY_BLOCKS_PER_STEP = 16;
 /** Where the data starts in the file of a chunk that may grow to `chunkSize` bytes. */
 export const dataOffsetFor = (chunkSize: number): number =>
   CHECKSUMS_AT + Math.ceil((blockCount(chunkSize) * CHECKSUM_BYTES) / 4096) * 4096;
+
+/** The largest size a chunk whose data starts at `dataOffset` can reach (its checksums' room). */
+export const capacityAt = (dataOffset: number): number => ((dataOffset - CHECKSUMS_AT) / CHECKSUM_BYTES) * BLOCK_SIZE;
 
 /** A checksum mismatch: the chunk's content cannot be trusted (the disk is not to blame). */
 export class ChunkCorruptError extends FsError {
@@ -121,8 +124,11 @@ export class ChunkFile {
     const fh = await fs.promises.open(spare ?? this.path, spare ? 'r+' : 'w+');
     try {
       const state: ChunkState = { version, size: offset + bytes.length, seq: 1, dataOffset };
-      // From size 0 nothing is read back: blocks before `offset` are zeros.
-      const checksums = encodeChecksums(await this.checksumsAfter(fh, dataOffset, 0, state.size, 0, blockOf(state.size - 1), { offset, bytes }));
+      // From size 0 nothing is read back: blocks before `offset` are zeros. The whole checksum
+      // area is written, zeros past the end: a spare's leftovers (data and checksums of a create
+      // a crash cut short) must never verify as this chunk's bytes.
+      const checksums = Buffer.alloc(dataOffset - CHECKSUMS_AT);
+      encodeChecksums(await this.checksumsAfter(fh, dataOffset, 0, state.size, 0, blockOf(state.size - 1), { offset, bytes })).copy(checksums);
       if (spare && offset > 0) await fh.truncate(dataOffset); // the gap must read as zeros
       const renamed = spare ? fs.promises.rename(spare, this.path) : Promise.resolve();
       const writes = offset === 0 && bytes.length <= SMALL_CREATE_BYTES && !directWritable(bytes, dataOffset)
@@ -133,17 +139,31 @@ export class ChunkFile {
       return { state, fh };
     } catch (err) {
       await fh.close().catch(() => undefined);
+      // Nothing was acknowledged: what landed must not come back as a chunk at the next scan.
+      await Promise.all([this.path, spare].map((p) => p && fs.promises.rm(p, { force: true }).catch(() => undefined)));
       throw err;
     }
   }
 
-  /** Header, checksums and data of a new chunk as one buffer from the file's start. */
+  /** Header, checksum area and data of a new chunk as one buffer from the file's start. */
   private layOut(state: ChunkState, checksums: Buffer, bytes: Buffer): Buffer {
     const buf = Buffer.alloc(state.dataOffset + bytes.length);
     encodeHeader(this.handle, state).copy(buf, HEADER_SLOTS[state.seq % 2]);
     checksums.copy(buf, CHECKSUMS_AT);
     bytes.copy(buf, state.dataOffset);
     return buf;
+  }
+
+  /**
+   * Makes block `block`'s stored checksum one that its data can never match: the block reads as
+   * corrupt from now on (a converted chunk's rot stays detectable, see legacy-chunk-files.ts).
+   */
+  async poisonBlock(state: ChunkState, block: number): Promise<void> {
+    await withFile(this.path, 'r+', async (fh) => {
+      const data = await readAt(fh, state.dataOffset + block * BLOCK_SIZE, Math.min(BLOCK_SIZE, state.size - block * BLOCK_SIZE));
+      await writeFully(fh, encodeChecksums([(blockChecksum(data) ^ 0xffffffff) >>> 0]), checksumOffset(block));
+      await fh.datasync();
+    });
   }
 
   /** The header, or null when neither slot holds a valid one for this chunk. */

@@ -2,7 +2,7 @@ import * as path from 'path';
 import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { blockCount } from './block-checksums';
-import { ChunkCorruptError, ChunkFile, ChunkState, VERIFY_BLOCKS_PER_STEP } from './chunk-file';
+import { ChunkCorruptError, ChunkFile, ChunkState, VERIFY_BLOCKS_PER_STEP, capacityAt } from './chunk-file';
 import { DataDir } from './data-dir';
 import { DataDirs, StoreUsage } from './data-dirs';
 import { KeyedMutex } from './keyed-mutex';
@@ -132,6 +132,7 @@ export class ChunkStore {
     const version = opts.createAtVersion;
     if (version !== undefined) return this.createChunk(handle, version, offset, data);
     return this.withChunk(handle, async (file, entry) => {
+      checkRoom(handle, entry, offset + data.length);
       try {
         this.update(entry, await this.open.use(handle, file.path, (open) => file.write(open, entry.state, offset, data, opts.durable ?? true)));
       } finally {
@@ -159,6 +160,7 @@ export class ChunkStore {
     checkInteger('truncate size', size);
     if (size > this.chunkSize) throw new FsError('EFBIG', `truncate to ${size} bytes passes the chunk size ${this.chunkSize}`);
     return this.withChunk(handle, async (file, entry) => {
+      checkRoom(handle, entry, size);
       this.open.dropChecksums(handle);
       this.update(entry, await file.truncate(entry.state, size, opts.durable ?? true));
       entry.lastAccessMs = Date.now();
@@ -259,10 +261,13 @@ export class ChunkStore {
         // A file held open for an earlier chunk of this handle is not this one's.
         this.open.forget(handle);
         try {
-          const created = await this.onDisk(dir, null, () => file.create(version, dir.dataOffset, offset, data, dir.spares.take()));
-          this.open.adopt(handle, file.path, created.fh);
-          state = created.state;
+          state = await this.onDisk(dir, null, async () => {
+            const created = await file.create(version, dir.dataOffset, offset, data, dir.spares.take());
+            this.open.adopt(handle, file.path, created.fh);
+            return created.state;
+          });
         } catch (err) {
+          this.open.forget(handle); // closes a file the create opened in a directory failing meanwhile
           if (!dir.healthy) continue;
           throw err;
         }
@@ -397,6 +402,12 @@ export class ChunkStore {
 
 function checkInteger(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new FsError('EINVAL', `${name} must be a non-negative integer, got ${value}`);
+}
+
+/** EFBIG past what the chunk's file has checksum room for (a chunk made under a smaller chunkSize). */
+function checkRoom(handle: number, entry: IndexEntry, end: number): void {
+  const room = capacityAt(entry.state.dataOffset);
+  if (end > room) throw new FsError('EFBIG', `chunk ${handle} holds at most ${room} bytes (it was made for smaller chunks)`);
 }
 
 function toInfo(handle: number, e: IndexEntry): ChunkInfo {

@@ -3,7 +3,7 @@ import { join } from 'path';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { CHUNKS_SUBDIR, ChunkFile, ChunkState, chunkFilePath, dataOffsetFor, fanOutName, readHeader, withFile } from './chunk-file';
-import { LEGACY_NAME, LegacyKind, convertLegacyChunk } from './legacy-chunk-files';
+import { LEGACY_NAME, convertLegacyChunk, removeLegacyFiles } from './legacy-chunk-files';
 import { SpareFiles } from './spare-files';
 
 const log = logger('chunk-store');
@@ -79,22 +79,32 @@ export class DataDir {
 
   private async scanFanOut(name: string): Promise<ScannedChunk[]> {
     const dir = join(this.chunksDir, name);
-    const chunkFiles: number[] = [];
-    const legacy = new Map<number, Set<LegacyKind>>();
+    const chunkFiles = new Set<number>();
+    const legacy = new Map<number, Set<string>>();
     for (const entry of await fs.promises.readdir(dir)) {
       const current = /^(\d{1,16})\.chunk$/.exec(entry);
       const old = LEGACY_NAME.exec(entry);
       const handle = Number((current ?? old)?.[1]);
       if (!(current ?? old) || !Number.isSafeInteger(handle) || fanOutName(handle) !== name) continue;
-      if (current) chunkFiles.push(handle);
-      else legacy.set(handle, (legacy.get(handle) ?? new Set()).add(old![2] === 'meta.tmp' ? 'tmp' : (old![2] as LegacyKind)));
+      if (current) chunkFiles.add(handle);
+      else legacy.set(handle, (legacy.get(handle) ?? new Set()).add(old![2]));
     }
-    const found = await Promise.all([
-      // Legacy files are the truth until converted: a .chunk beside them is a conversion cut short.
-      ...[...legacy].map(async ([handle, kinds]) => ({ handle, state: await convertLegacyChunk(this.path, handle, kinds, this.chunkSize) })),
-      ...chunkFiles.filter((h) => !legacy.has(h)).map(async (handle) => ({ handle, state: await this.loadChunk(handle) })),
-    ]);
-    return found.filter((c): c is ScannedChunk => c.state !== null);
+    const found: ScannedChunk[] = [];
+    // One at a time: a conversion reads a chunk whole and writes it again.
+    for (const [handle, kinds] of legacy) {
+      if (kinds.has('data') && kinds.has('meta')) {
+        // The pair is the truth until converted: a .chunk beside it is a conversion cut short.
+        chunkFiles.delete(handle);
+        const state = await convertLegacyChunk(this.path, handle, this.chunkSize);
+        if (state) found.push({ handle, state });
+      } else {
+        // Without a .chunk, a legacy chunk half created or half deleted; with one, the end of a conversion.
+        if (!chunkFiles.has(handle)) log.warn(`removing half-created or half-deleted chunk ${handle} in ${this.path}`);
+        await removeLegacyFiles(this.path, handle);
+      }
+    }
+    const loaded = await Promise.all([...chunkFiles].map(async (handle) => ({ handle, state: await this.loadChunk(handle) })));
+    return [...found, ...loaded.filter((c): c is ScannedChunk => c.state !== null)];
   }
 
   private async loadChunk(handle: number): Promise<ChunkState | null> {
@@ -113,7 +123,9 @@ export class DataDir {
    */
   private async scanSpares(found: Map<number, ChunkState>): Promise<void> {
     const free: string[] = [];
-    for (const name of await fs.promises.readdir(this.spares.dir)) {
+    for (const entry of await fs.promises.readdir(this.spares.dir, { withFileTypes: true })) {
+      if (!entry.isFile()) continue; // not ours to take, nor to remove
+      const { name } = entry;
       const file = join(this.spares.dir, name);
       const header = await withFile(file, 'r', readHeader);
       if (!header) {

@@ -13,53 +13,59 @@ const log = logger('chunk-store');
  *   "CFSCHK01" | u64 handle | u64 version | u32 block size | u32 CRC32C of the 28 bytes before
  *
  * then one u32 CRC32C per 64 KiB block; <handle>.meta.tmp was a .meta being replaced. The scan
- * converts each such chunk to the current format once, and only if its data still matches its
- * checksums (converting rot would bless it with new checksums). Until the old files are removed
- * they are the truth: a crash mid-way converts again.
+ * converts each such chunk to the current format once. While both old files exist they are the
+ * truth (a crash mid-way converts again); a .data left alone beside a .chunk is the end of a
+ * conversion a crash cut short.
  */
-export type LegacyKind = 'data' | 'meta' | 'tmp';
 export const LEGACY_NAME = /^(\d{1,16})\.(data|meta|meta\.tmp)$/;
 const HEADER_BYTES = 32;
 
 /**
- * Converts chunk `handle`'s legacy files (`kinds` of them found) in `dataDir` and removes them;
- * the chunk's state, or null when there was no whole, intact chunk to convert.
+ * Converts chunk `handle`'s legacy pair (.data and .meta, both present) in `dataDir` and removes
+ * the legacy files; the chunk's state, or null when its header was damaged. Blocks whose data no
+ * longer matches the old checksum are converted poisoned: they read as corrupt, as they did.
  */
-export async function convertLegacyChunk(dataDir: string, handle: number, kinds: Set<LegacyKind>, chunkSize: number): Promise<ChunkState | null> {
+export async function convertLegacyChunk(dataDir: string, handle: number, chunkSize: number): Promise<ChunkState | null> {
   const file = new ChunkFile(dataDir, handle);
-  const base = file.path.replace(/\.chunk$/, '');
-  const [dataPath, metaPath] = [`${base}.data`, `${base}.meta`];
-  const removeAll = (): Promise<unknown> => Promise.all([dataPath, metaPath, `${metaPath}.tmp`].map((p) => fs.promises.rm(p, { force: true })));
-  if (!kinds.has('data') || !kinds.has('meta')) {
-    log.warn(`removing half-created or half-deleted chunk ${handle} in ${dataDir}`);
-    await removeAll();
-    return null;
-  }
+  const [dataPath, metaPath] = legacyPaths(file);
   const [data, meta] = await Promise.all([fs.promises.readFile(dataPath), fs.promises.readFile(metaPath)]);
   const version = decodeHeader(meta, handle);
-  const damaged = version === null ? 'its header is damaged' : firstBadBlock(data, meta);
-  if (damaged) {
-    log.warn(`removing chunk ${handle} in ${dataDir} instead of converting it: ${damaged}`);
-    await removeAll();
+  if (version === null) {
+    log.warn(`removing chunk ${handle} in ${dataDir} instead of converting it: its header is damaged`);
+    await removeLegacyFiles(dataDir, handle);
     return null;
   }
-  const { state, fh } = await file.create(version!, dataOffsetFor(Math.max(chunkSize, data.length)), 0, data, null);
+  const { state, fh } = await file.create(version, dataOffsetFor(Math.max(chunkSize, data.length)), 0, data, null);
   await fh.close();
-  // .meta first: a crash in between leaves a .data alone, which the next scan removes.
+  const bad = badBlocks(data, meta);
+  for (const block of bad) await file.poisonBlock(state, block);
+  if (bad.length > 0) log.warn(`chunk ${handle} in ${dataDir}: blocks ${bad.join(', ')} did not match their checksums and stay corrupt`);
+  // .meta first: a crash in between leaves a .data beside the .chunk, which the next scan removes.
   await fs.promises.rm(metaPath);
-  await removeAll();
+  await removeLegacyFiles(dataDir, handle);
   log.info(`converted chunk ${handle} in ${dataDir} to the one-file format`);
   return state;
 }
 
-/** Why the data does not match the checksums in `meta`, or '' when every block does. */
-function firstBadBlock(data: Buffer, meta: Buffer): string {
+/** Removes whatever legacy files chunk `handle` has in `dataDir`. */
+export async function removeLegacyFiles(dataDir: string, handle: number): Promise<void> {
+  const [dataPath, metaPath] = legacyPaths(new ChunkFile(dataDir, handle));
+  await Promise.all([dataPath, metaPath, `${metaPath}.tmp`].map((p) => fs.promises.rm(p, { force: true })));
+}
+
+const legacyPaths = (file: ChunkFile): [string, string] => {
+  const base = file.path.replace(/\.chunk$/, '');
+  return [`${base}.data`, `${base}.meta`];
+};
+
+/** The blocks whose data does not match its checksum in `meta` (or that have none there). */
+function badBlocks(data: Buffer, meta: Buffer): number[] {
+  const bad: number[] = [];
   for (let b = 0; b < blockCount(data.length); b++) {
     const at = HEADER_BYTES + b * CHECKSUM_BYTES;
-    if (at + CHECKSUM_BYTES > meta.length) return `block ${b} has no checksum`;
-    if (blockChecksum(data.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE)) !== meta.readUInt32LE(at)) return `block ${b} does not match its checksum`;
+    if (at + CHECKSUM_BYTES > meta.length || blockChecksum(data.subarray(b * BLOCK_SIZE, (b + 1) * BLOCK_SIZE)) !== meta.readUInt32LE(at)) bad.push(b);
   }
-  return '';
+  return bad;
 }
 
 function decodeHeader(buf: Buffer, handle: number): number | null {
