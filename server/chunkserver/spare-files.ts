@@ -25,8 +25,9 @@ const RETRY_MS = 5000;
  * new spares starts in the background whenever fewer than half the target are left. Spares
  * take at most 1% of the free space: a filling disk gets none.
  *
- * What a spare holds is never trusted (chunk-file.ts cuts a file at the chunk's end before a
- * gap), so a spare whose making a crash interrupted is as good as any, only slower to fill.
+ * What a spare holds is never trusted (a create writes its header and the whole checksum area, and
+ * cuts the file at the chunk's end before a gap), so a spare whose making a crash interrupted,
+ * or that holds what a failed create left, is as good as any, only slower to fill.
  */
 export class SpareFiles {
   private readonly ready: string[] = [];
