@@ -425,29 +425,63 @@ describe('chunk store', function () {
     assert.equal(fs.existsSync(path.join(spareDir, taken)), false);
     await closeAll();
     fs.renameSync(chunkFilePath(dirA, 1), path.join(spareDir, taken)); // the rename was never synced
-    // A spare with leftovers in it (a write cut short) is as good as any: gaps read as zeros.
-    for (const name of fs.readdirSync(spareDir)) if (name !== taken) fs.writeFileSync(path.join(spareDir, name), Buffer.alloc(2 * DATA_AT + 4096, 0xee));
-    const fd = fs.openSync(path.join(spareDir, taken), 'r+');
-    fs.writeSync(fd, Buffer.alloc(8000, 0xee), 0, 8000, DATA_AT + 100); // past the chunk's end
-    fs.closeSync(fd);
+    // Leftover data in a spare is harmless (gaps read as zeros); leftover checksums without a
+    // header (a create a crash cut short) are not: such a spare is removed, not taken again.
+    const writeAt = (file: string, at: number, bytes: Buffer): void => {
+      const fd = fs.openSync(file, 'r+');
+      fs.writeSync(fd, bytes, 0, bytes.length, at);
+      fs.closeSync(fd);
+    };
+    const others = fs.readdirSync(spareDir).filter((name) => name !== taken);
+    for (const name of others) writeAt(path.join(spareDir, name), DATA_AT, Buffer.alloc(DATA_AT + 4096, 0xee));
+    const dirty = others[0];
+    writeAt(path.join(spareDir, dirty), CHECKSUMS_AT, Buffer.alloc(8, 0xee));
+    writeAt(path.join(spareDir, taken), DATA_AT + 100, Buffer.alloc(8000, 0xee)); // past the chunk's end
     fs.mkdirSync(path.join(spareDir, 'not-a-spare')); // left alone
+    fs.mkdirSync(chunkFilePath(dirA, 5)); // a directory with a chunk's name, left alone too
     store = await open([dirA]);
     assert.ok(fs.statSync(path.join(spareDir, 'not-a-spare')).isDirectory());
+    assert.ok(fs.statSync(chunkFilePath(dirA, 5)).isDirectory());
+    assert.equal(fs.existsSync(path.join(spareDir, dirty)), false, 'the spare with leftover checksums is gone');
     assert.deepEqual(store.list().map(({ handle, version, size }) => ({ handle, version, size })), [{ handle: 1, version: 3, size: 100 }]);
     assert.ok((await store.read(1, 0, 200)).equals(Buffer.alloc(100, 1)));
     assert.ok(fs.existsSync(chunkFilePath(dirA, 1)), 'back in its place');
     await store.write(2, 5000, Buffer.alloc(10, 2), { createAtVersion: 1 });
     assert.ok((await store.read(2, 0, CHUNK)).equals(Buffer.concat([Buffer.alloc(5000), Buffer.alloc(10, 2)])));
-    // A large first write in a spare with leftovers: no leftover checksum survives past the end.
-    await store.write(3, 0, Buffer.alloc(100_000, 3), { createAtVersion: 1 });
-    const area = fs.readFileSync(chunkFilePath(dirA, 3)).subarray(CHECKSUMS_AT + 2 * 4, DATA_AT);
-    assert.ok(area.equals(Buffer.alloc(area.length)), 'the checksum area past the end is zeros');
+    // The checksum area holds zeros past a chunk's end: after a large first write, and a shrink.
+    const clearPast = (handle: number, blocks: number): boolean => {
+      const area = fs.readFileSync(chunkFilePath(dirA, handle)).subarray(CHECKSUMS_AT + blocks * 4, DATA_AT);
+      return area.equals(Buffer.alloc(area.length));
+    };
+    await store.write(3, 0, Buffer.alloc(3 * BLOCK_SIZE, 3), { createAtVersion: 1 });
+    assert.ok(clearPast(3, 3), 'after a large first write');
+    await store.truncate(3, BLOCK_SIZE + 1);
+    assert.ok(clearPast(3, 2), 'after a shrink');
+    assert.ok((await store.read(3, 0, CHUNK)).equals(Buffer.alloc(BLOCK_SIZE + 1, 3)));
     await store.write(1, 3000, Buffer.alloc(10, 7));
     assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.concat([Buffer.alloc(100, 1), Buffer.alloc(2900), Buffer.alloc(10, 7)])));
     await store.truncate(1, 50);
     await store.truncate(1, 4000);
     assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.concat([Buffer.alloc(50, 1), Buffer.alloc(3950)])));
     assert.deepEqual(store.corrupt(), []);
+  });
+
+  it('a chunk deleted and created again at the same version: of the two files a crash may leave, the later wins', async () => {
+    let store = await open([dirA]);
+    await store.write(1, 0, Buffer.alloc(4096, 0x0a), { createAtVersion: 5 });
+    await closeAll();
+    const before = fs.readFileSync(chunkFilePath(dirA, 1));
+    store = await open([dirA]);
+    await store.delete(1); // a corrupt replica deleted, then a good copy back at the same version
+    await store.write(1, 0, Buffer.alloc(8192, 0x0b), { createAtVersion: 5 });
+    await closeAll();
+    // Power lost before the journal commit: the unlink and the rename out of spare/ both undone.
+    fs.renameSync(chunkFilePath(dirA, 1), path.join(dirA, 'spare', 'later'));
+    fs.writeFileSync(chunkFilePath(dirA, 1), before);
+    store = await open([dirA]);
+    assert.equal(store.info(1).size, 8192);
+    assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.alloc(8192, 0x0b)));
+    assert.equal(fs.existsSync(path.join(dirA, 'spare', 'later')), false, 'moved back where it belongs');
   });
 
   it('a chunk made for smaller chunks refuses to grow past its checksums\' room (EFBIG), changing nothing', async () => {

@@ -27,10 +27,13 @@ import {
  * A header slot is (little-endian)
  *
  *   "CFSCHK02" | u64 handle | u64 version | u64 size | u64 seq | u32 block size | u32 data offset
- *   | u32 CRC32C of the 48 bytes before
+ *   | u64 born | u32 CRC32C of the 56 bytes before
  *
  * and the valid slot with the higher seq is the header. A header change writes the other slot
- * with seq + 1, so a crash (a torn write too) leaves the old header or the new one.
+ * with seq + 1, so a crash (a torn write too) leaves the old header or the new one. `born` (ms,
+ * increasing within a process) tells two files of one handle and version apart: a chunk deleted
+ * and created again (a corrupt replica replaced by a copy) whose unlink and rename a crash both
+ * undid leaves both, and the later one is the truth.
  *
  * Why one file whose header names it: a new chunk's first write is on the path of every small
  * file. Creating files and syncing their directory costs a journal commit each (three replicas
@@ -46,7 +49,7 @@ import {
  */
 export const CHUNKS_SUBDIR = 'chunks';
 const HEADER_MAGIC = 'CFSCHK02';
-const HEADER_BYTES = 52;
+const HEADER_BYTES = 60;
 const HEADER_SLOTS = [0, 4096];
 export const CHECKSUMS_AT = 8192;
 /** A new chunk's first write up to this size goes out as one write with its header and checksums. */
@@ -75,6 +78,8 @@ export class ChunkCorruptError extends FsError {
 /** What a chunk's header says; kept in memory by the store, and passed back in. */
 export interface ChunkState {
   version: number;
+  /** When the chunk was created here (ms, see above). */
+  born: number;
   /** Bytes. */
   size: number;
   /** The header's sequence number (its slot is seq % 2). */
@@ -123,7 +128,7 @@ export class ChunkFile {
   async create(version: number, dataOffset: number, offset: number, bytes: Buffer, spare: string | null): Promise<{ state: ChunkState; fh: FileHandle }> {
     const fh = await fs.promises.open(spare ?? this.path, spare ? 'r+' : 'w+');
     try {
-      const state: ChunkState = { version, size: offset + bytes.length, seq: 1, dataOffset };
+      const state: ChunkState = { version, born: birthStamp(), size: offset + bytes.length, seq: 1, dataOffset };
       // From size 0 nothing is read back: blocks before `offset` are zeros. The whole checksum
       // area is written, zeros past the end: a spare's leftovers (data and checksums of a create
       // a crash cut short) must never verify as this chunk's bytes.
@@ -134,8 +139,8 @@ export class ChunkFile {
       const writes = offset === 0 && bytes.length <= SMALL_CREATE_BYTES && !directWritable(bytes, dataOffset)
         ? [writeFully(fh, this.layOut(state, checksums, bytes), 0)] // a small file's chunk: one pwrite
         : [renamed.then(() => writeMaybeDirect(fh, this.path, bytes, dataOffset + offset)), writeFully(fh, checksums, CHECKSUMS_AT), this.writeHeader(fh, state)]; // (O_DIRECT opens the file by its name)
-      await Promise.all([...writes, renamed]);
-      await Promise.all([fh.datasync(), spare ? undefined : fsyncDir(this.dir)]);
+      await allDone([...writes, renamed]);
+      await allDone([fh.datasync(), spare ? undefined : fsyncDir(this.dir)]);
       return { state, fh };
     } catch (err) {
       await fh.close().catch(() => undefined);
@@ -214,7 +219,7 @@ export class ChunkFile {
       checkLinked(fh, this.path),
     ]);
     if (offset > state.size) await fh.truncate(state.dataOffset + state.size);
-    await Promise.all([
+    await allDone([
       writeMaybeDirect(fh, this.path, bytes, state.dataOffset + offset),
       writeFully(fh, encodeChecksums(checksums), checksumOffset(first)),
       next !== state ? this.writeHeader(fh, next) : undefined,
@@ -235,7 +240,10 @@ export class ChunkFile {
       // Cut at the smaller end, then grow: what lay past the old end must read as zeros.
       await fh.truncate(state.dataOffset + Math.min(state.size, newSize));
       if (newSize > state.size) await fh.truncate(state.dataOffset + newSize);
-      await Promise.all([checksums.length > 0 ? writeFully(fh, encodeChecksums(checksums), checksumOffset(first)) : undefined, this.writeHeader(fh, next)]);
+      // Shrinking also clears the checksums past the new end: the area holds zeros past it.
+      const cleared = Math.max(0, blockCount(state.size) - first - checksums.length);
+      const area = Buffer.concat([encodeChecksums(checksums), Buffer.alloc(cleared * CHECKSUM_BYTES)]);
+      await allDone([area.length > 0 ? writeFully(fh, area, checksumOffset(first)) : undefined, this.writeHeader(fh, next)]);
       if (durable) await fh.datasync();
     });
     return next;
@@ -345,18 +353,29 @@ function encodeHeader(handle: number, s: ChunkState): Buffer {
   buf.writeBigUInt64LE(BigInt(s.seq), 32);
   buf.writeUInt32LE(BLOCK_SIZE, 40);
   buf.writeUInt32LE(s.dataOffset, 44);
-  buf.writeUInt32LE(crc32c(buf.subarray(0, 48)), 48);
+  buf.writeBigUInt64LE(BigInt(s.born), 48);
+  buf.writeUInt32LE(crc32c(buf.subarray(0, 56)), 56);
   return buf;
 }
 
 /** One slot's header, or null when it is damaged, empty or of another format. */
 function decodeHeader(buf: Buffer): { handle: number; state: ChunkState } | null {
   if (buf.length < HEADER_BYTES || buf.toString('latin1', 0, 8) !== HEADER_MAGIC) return null;
-  if (crc32c(buf.subarray(0, 48)) !== buf.readUInt32LE(48) || buf.readUInt32LE(40) !== BLOCK_SIZE) return null;
-  const [handle, version, size, seq] = [8, 16, 24, 32].map((at) => Number(buf.readBigUInt64LE(at)));
+  if (crc32c(buf.subarray(0, 56)) !== buf.readUInt32LE(56) || buf.readUInt32LE(40) !== BLOCK_SIZE) return null;
+  const [handle, version, size, seq, born] = [8, 16, 24, 32, 48].map((at) => Number(buf.readBigUInt64LE(at)));
   const dataOffset = buf.readUInt32LE(44);
-  if (![handle, version, size, seq].every(Number.isSafeInteger) || dataOffset < CHECKSUMS_AT || dataOffset % 4096 !== 0) return null;
-  return { handle, state: { version, size, seq, dataOffset } };
+  if (![handle, version, size, seq, born].every(Number.isSafeInteger) || dataOffset < CHECKSUMS_AT || dataOffset % 4096 !== 0) return null;
+  return { handle, state: { version, born, size, seq, dataOffset } };
+}
+
+/** Of two files holding one chunk, whether `a` is the later: a higher version, else born later. */
+export const isNewer = (a: ChunkState, b: ChunkState): boolean => a.version > b.version || (a.version === b.version && a.born > b.born);
+
+let lastBorn = 0;
+/** A creation time, later than any given before by this process. */
+function birthStamp(): number {
+  lastBorn = Math.max(Date.now(), lastBorn + 1);
+  return lastBorn;
 }
 
 /** The file's header (the valid slot with the higher seq), or null when neither is valid. */
@@ -364,6 +383,15 @@ export async function readHeader(fh: FileHandle): Promise<{ handle: number; stat
   const buf = await readAt(fh, 0, HEADER_SLOTS[1] + HEADER_BYTES);
   const slots = HEADER_SLOTS.map((at) => decodeHeader(buf.subarray(at, at + HEADER_BYTES)));
   return slots.reduce((best, s) => (s && (!best || s.state.seq > best.state.seq) ? s : best), null);
+}
+
+/**
+ * Waits for every one of `work`, then throws the first failure: no write of an operation may
+ * still be running when it fails (its lock is released, and a failed create removes its file).
+ */
+async function allDone(work: Array<Promise<unknown> | undefined>): Promise<void> {
+  const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /** Up to `length` bytes from `position` (fewer at the end of the file). */

@@ -2,7 +2,7 @@ import * as path from 'path';
 import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { blockCount } from './block-checksums';
-import { ChunkCorruptError, ChunkFile, ChunkState, VERIFY_BLOCKS_PER_STEP, capacityAt } from './chunk-file';
+import { ChunkCorruptError, ChunkFile, ChunkState, VERIFY_BLOCKS_PER_STEP, capacityAt, isNewer } from './chunk-file';
 import { DataDir } from './data-dir';
 import { DataDirs, StoreUsage } from './data-dirs';
 import { KeyedMutex } from './keyed-mutex';
@@ -360,7 +360,7 @@ export class ChunkStore {
   private addScanned(handle: number, state: ChunkState, dir: DataDir): void {
     const other = this.index.get(handle);
     if (other) {
-      const [kept, ignored] = other.state.version >= state.version ? [other.dir, dir] : [dir, other.dir];
+      const [kept, ignored] = isNewer(state, other.state) ? [dir, other.dir] : [other.dir, dir];
       log.warn(`chunk ${handle} is in ${other.dir.path} and ${dir.path}: ignoring the older copy in ${ignored.path}`);
       if (kept === other.dir) return;
       this.removeEntry(handle, other);

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import { join } from 'path';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
-import { CHUNKS_SUBDIR, ChunkFile, ChunkState, chunkFilePath, dataOffsetFor, fanOutName, readHeader, withFile } from './chunk-file';
+import { CHECKSUMS_AT, CHUNKS_SUBDIR, ChunkFile, ChunkState, chunkFilePath, dataOffsetFor, fanOutName, isNewer, readHeader, withFile } from './chunk-file';
 import { LEGACY_NAME, convertLegacyChunk, removeLegacyFiles } from './legacy-chunk-files';
 import { SpareFiles } from './spare-files';
 
@@ -81,7 +81,9 @@ export class DataDir {
     const dir = join(this.chunksDir, name);
     const chunkFiles = new Set<number>();
     const legacy = new Map<number, Set<string>>();
-    for (const entry of await fs.promises.readdir(dir)) {
+    for (const dirent of await fs.promises.readdir(dir, { withFileTypes: true })) {
+      if (!dirent.isFile()) continue; // not a chunk's: left alone
+      const entry = dirent.name;
       const current = /^(\d{1,16})\.chunk$/.exec(entry);
       const old = LEGACY_NAME.exec(entry);
       const handle = Number((current ?? old)?.[1]);
@@ -111,7 +113,7 @@ export class DataDir {
     const file = new ChunkFile(this.path, handle);
     const state = await file.load();
     if (!state) {
-      log.warn(`removing chunk ${handle} in ${this.path}: its header is damaged (a create cut short)`);
+      log.warn(`removing chunk ${handle} in ${this.path}: its header is damaged (a create cut short) or names another chunk`);
       await file.remove();
     }
     return state;
@@ -127,13 +129,16 @@ export class DataDir {
       if (!entry.isFile()) continue; // not ours to take, nor to remove
       const { name } = entry;
       const file = join(this.spares.dir, name);
-      const header = await withFile(file, 'r', readHeader);
+      const { header, clean } = await withFile(file, 'r', async (fh) => ({ header: await readHeader(fh), clean: await this.checksumsClear(fh) }));
       if (!header) {
-        free.push(name);
+        // Checksums without a header: a create a crash cut short. Taken again, such a file
+        // could pair its old checksums with its old bytes under a new chunk's header.
+        if (clean) free.push(name);
+        else await fs.promises.rm(file);
         continue;
       }
       const there = found.get(header.handle);
-      if (there && there.version >= header.state.version) {
+      if (there && !isNewer(header.state, there)) {
         log.warn(`removing an older copy of chunk ${header.handle} from ${this.spares.dir}`);
         await fs.promises.rm(file);
         continue;
@@ -141,6 +146,13 @@ export class DataDir {
       await fs.promises.rename(file, chunkFilePath(this.path, header.handle));
       found.set(header.handle, header.state);
     }
-    this.spares.adopt(free);
+    this.spares.addScanned(free);
+  }
+
+  /** Whether the checksum area of the file open as `fh` holds nothing (zeros, or the file ends). */
+  private async checksumsClear(fh: fs.promises.FileHandle): Promise<boolean> {
+    const area = Buffer.alloc(this.dataOffset - CHECKSUMS_AT);
+    const { bytesRead } = await fh.read(area, 0, area.length, CHECKSUMS_AT);
+    return area.subarray(0, bytesRead).every((b) => b === 0);
   }
 }

@@ -44,7 +44,7 @@ export class SpareFiles {
   ) {}
 
   /** Files found in the directory by the scan that hold no chunk: ready to take. */
-  adopt(names: string[]): void {
+  addScanned(names: string[]): void {
     for (const name of names) {
       this.ready.push(join(this.dir, name));
       if (/^\d+$/.test(name)) this.nextName = Math.max(this.nextName, Number(name) + 1);
