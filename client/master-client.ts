@@ -57,7 +57,7 @@ export type ChunkserverStatus = ChunkserverStatus__Output;
 /** `chunkfs admin fsck`: per-file chunk health. */
 export type FsckReport = FsckResponse__Output;
 
-/** Entries per readdir page readdirAll asks for. */
+/** Entries per readdir page a whole listing (listing(), readdirAll) asks for. */
 const READDIR_PAGE = 1000;
 
 /**

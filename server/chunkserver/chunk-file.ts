@@ -101,6 +101,12 @@ export const fanOutName = (handle: number): string => (handle % 256).toString(16
 export const chunkFilePath = (dataDir: string, handle: number): string =>
   path.join(dataDir, CHUNKS_SUBDIR, fanOutName(handle), `${handle}.chunk`);
 
+/** The handle a chunk file's name (as chunkFilePath makes it) stands for, or null. */
+export function chunkFileHandle(name: string): number | null {
+  const m = /^(\d{1,16})\.chunk$/.exec(name);
+  return m && Number.isSafeInteger(Number(m[1])) ? Number(m[1]) : null;
+}
+
 /**
  * One chunk's file. Stateless apart from its path: the caller (ChunkStore) keeps the chunk's
  * ChunkState, validates arguments, serialises operations on the same chunk and holds files open.

@@ -2,8 +2,9 @@ import * as fs from 'fs';
 import { join } from 'path';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
-import { CHECKSUMS_AT, CHUNKS_SUBDIR, ChunkFile, ChunkState, chunkFilePath, dataOffsetFor, fanOutName, isNewer, readHeader, withFile } from './chunk-file';
-import { LEGACY_NAME, convertLegacyChunk, removeLegacyFiles } from './legacy-chunk-files';
+import { CHECKSUMS_AT, CHUNKS_SUBDIR, ChunkFile, ChunkState, chunkFileHandle, chunkFilePath, dataOffsetFor, fanOutName, isNewer, readHeader, withFile } from './chunk-file';
+import { readFully } from './direct-io';
+import { convertLegacyChunk, legacyFileName, removeLegacyFiles } from './legacy-chunk-files';
 import { SpareFiles } from './spare-files';
 
 const log = logger('chunk-store');
@@ -83,13 +84,10 @@ export class DataDir {
     const legacy = new Map<number, Set<string>>();
     for (const dirent of await fs.promises.readdir(dir, { withFileTypes: true })) {
       if (!dirent.isFile()) continue; // not a chunk's: left alone
-      const entry = dirent.name;
-      const current = /^(\d{1,16})\.chunk$/.exec(entry);
-      const old = LEGACY_NAME.exec(entry);
-      const handle = Number((current ?? old)?.[1]);
-      if (!(current ?? old) || !Number.isSafeInteger(handle) || fanOutName(handle) !== name) continue;
-      if (current) chunkFiles.add(handle);
-      else legacy.set(handle, (legacy.get(handle) ?? new Set()).add(old![2]));
+      const current = chunkFileHandle(dirent.name);
+      const old = legacyFileName(dirent.name);
+      if (current !== null && fanOutName(current) === name) chunkFiles.add(current);
+      else if (old && fanOutName(old.handle) === name) legacy.set(old.handle, (legacy.get(old.handle) ?? new Set()).add(old.kind));
     }
     const found: ScannedChunk[] = [];
     // One at a time: a conversion reads a chunk whole and writes it again.
@@ -129,7 +127,10 @@ export class DataDir {
       if (!entry.isFile()) continue; // not ours to take, nor to remove
       const { name } = entry;
       const file = join(this.spares.dir, name);
-      const { header, clean } = await withFile(file, 'r', async (fh) => ({ header: await readHeader(fh), clean: await this.checksumsClear(fh) }));
+      const { header, clean } = await withFile(file, 'r', async (fh) => {
+        const found = await readHeader(fh);
+        return { header: found, clean: found !== null || (await this.checksumsClear(fh)) };
+      });
       if (!header) {
         // Checksums without a header: a create a crash cut short. Taken again, such a file
         // could pair its old checksums with its old bytes under a new chunk's header.
@@ -152,7 +153,7 @@ export class DataDir {
   /** Whether the checksum area of the file open as `fh` holds nothing (zeros, or the file ends). */
   private async checksumsClear(fh: fs.promises.FileHandle): Promise<boolean> {
     const area = Buffer.alloc(this.dataOffset - CHECKSUMS_AT);
-    const { bytesRead } = await fh.read(area, 0, area.length, CHECKSUMS_AT);
-    return area.subarray(0, bytesRead).every((b) => b === 0);
+    const got = await readFully(fh, area, CHECKSUMS_AT);
+    return area.subarray(0, got).every((b) => b === 0);
   }
 }
