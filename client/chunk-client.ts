@@ -5,6 +5,7 @@ import type { DeleteChunksResponse__Output } from '../generated/chunkfs/chunkser
 import type { DataStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/DataStreamPortResponse';
 import { unaryCall } from './unary-call';
 import { DataStreamPool } from './data-stream-client';
+import { LocalChunkReads } from './local-chunk-reads';
 import { FsError, isErrnoName } from '../server/common/fs-error';
 import { MAX_CHUNK_IO_BYTES, MESSAGE_LIMITS, protos } from '../server/common/proto';
 import type { WriteHeader } from '../server/common/data-stream-protocol';
@@ -19,6 +20,11 @@ export interface ChunkClientOptions {
   deadlineMs?: number;
   /** Deadline of CopyChunk, in milliseconds (default 120 s): it pulls a whole chunk. */
   copyDeadlineMs?: number;
+  /**
+   * Read the chunk files of chunkservers on this host directly (client/local-chunk-reads.ts)
+   * rather than through them. Default false.
+   */
+  localReads?: boolean;
 }
 
 /**
@@ -34,10 +40,13 @@ export class ChunkClient {
   reading = 0;
   /** Connections to the chunkserver's data stream, once its port is known. */
   private dataStreams: Promise<DataStreamPool> | null = null;
+  /** Its data directories this client can read itself (with `local`; learnt with the port). */
+  private localDirs: string[] = [];
 
   constructor(
     readonly address: string,
     options: ChunkClientOptions = {},
+    private readonly local: LocalChunkReads | null = null,
   ) {
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.copyDeadlineMs = options.copyDeadlineMs ?? 120_000;
@@ -53,6 +62,8 @@ export class ChunkClient {
       const pool = await this.dataStreamPool().catch((err: FsError) => {
         throw onReplica(this.address, err);
       });
+      const here = this.local && this.localDirs.length > 0 ? await this.local.read(this.localDirs, handle, version, offset, length) : null;
+      if (here) return here;
       return await pool.read({ ...request, endpoint: pool.endpoint }, this.deadlineMs).catch((err: FsError) => {
         throw this.failedOn(pool, err);
       });
@@ -129,7 +140,10 @@ export class ChunkClient {
     if (!this.dataStreams) {
       const host = this.address.slice(0, this.address.lastIndexOf(':'));
       const asking = this.call<DataStreamPortResponse__Output>(this.deadlineMs, (o, cb) => this.stub.dataStreamPort({}, o, cb))
-        .then(({ port, endpoint }) => new DataStreamPool(`${host}:${port}`, endpoint, `replica ${this.address}`));
+        .then(async ({ port, endpoint, local }) => {
+          this.localDirs = (await this.local?.visibleDirs(local)) ?? [];
+          return new DataStreamPool(`${host}:${port}`, endpoint, `replica ${this.address}`);
+        });
       asking.catch(() => {
         if (this.dataStreams === asking) this.dataStreams = null;
       });
@@ -186,13 +200,17 @@ export interface ChainWrite {
 /** One ChunkClient per chunkserver address, created on first use and reused. */
 export class ChunkClientPool {
   private readonly clients = new Map<string, ChunkClient>();
+  /** Short-circuit reads, shared by the pool's clients (with `localReads`). */
+  readonly local: LocalChunkReads | null;
 
-  constructor(private readonly options: ChunkClientOptions = {}) {}
+  constructor(private readonly options: ChunkClientOptions = {}) {
+    this.local = options.localReads ? new LocalChunkReads() : null;
+  }
 
   get(address: string): ChunkClient {
     let client = this.clients.get(address);
     if (!client) {
-      client = new ChunkClient(address, this.options);
+      client = new ChunkClient(address, this.options, this.local);
       this.clients.set(address, client);
     }
     return client;
@@ -212,6 +230,7 @@ export class ChunkClientPool {
   closeAll(): void {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
+    this.local?.close();
   }
 }
 

@@ -37,6 +37,8 @@ export interface MountOptions {
   writeBufferBytes: number;
   /** bytes read ahead once reads are sequential */
   readAheadBytes: number;
+  /** read chunk files of chunkservers on this host directly (client/local-chunk-reads.ts) */
+  localReads: boolean;
 }
 
 /** A live mount: unmount() flushes open files, detaches the mount and closes connections. */
@@ -59,7 +61,7 @@ export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
   // Reads ride out a master restart (recovery of a large namespace takes seconds) within the
   // deadline; a mutation whose session breaks fails at once with EIO.
   const master = new MasterClient(options.master, { resendIdempotent: true, deadlineMs: MASTER_DEADLINE_MS });
-  const peers = new ChunkClientPool();
+  const peers = new ChunkClientPool({ localReads: options.localReads });
   const fs = new PosixFs(master, peers, options);
   let session: FuseSession | null = null;
   let unmounting: Promise<void> | null = null;

@@ -10,6 +10,7 @@ interface MountArgs {
   'op-timeout': number;
   'write-buffer': number;
   'read-ahead': number;
+  'local-reads': boolean;
 }
 
 const MiB = 1024 * 1024;
@@ -38,6 +39,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('op-timeout', { type: 'number', default: 60, describe: 'seconds after which an unanswered operation fails (ETIMEDOUT)' })
       .option('write-buffer', { type: 'number', default: 8, describe: 'MiB buffered per open file before a background flush' })
       .option('read-ahead', { type: 'number', default: 16, describe: 'MiB read ahead of sequential reads (fetched in four pieces at once)' })
+      .option('local-reads', { type: 'boolean', default: true, describe: 'read the chunk files of chunkservers on this host directly (--no-local-reads: always through them)' })
       .check((a) => {
         for (const flag of ['entry-timeout', 'attr-timeout', 'attr-cache'] as const) {
           if (!(a[flag] >= 0)) return `--${flag} must be a number of seconds >= 0`;
@@ -59,6 +61,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       opTimeoutMs: args['op-timeout'] * 1000,
       writeBufferBytes: Math.round(args['write-buffer'] * MiB),
       readAheadBytes: Math.round(args['read-ahead'] * MiB),
+      localReads: args['local-reads'],
     });
     console.log(`mounted ${args.mountpoint}`);
     exitOnSignals(() => mounted.unmount());

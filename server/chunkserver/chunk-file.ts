@@ -386,9 +386,48 @@ function birthStamp(): number {
 
 /** The file's header (the valid slot with the higher seq), or null when neither is valid. */
 export async function readHeader(fh: FileHandle): Promise<{ handle: number; state: ChunkState } | null> {
-  const buf = await readAt(fh, 0, HEADER_SLOTS[1] + HEADER_BYTES);
+  return headerIn(await readAt(fh, 0, HEADER_SLOTS[1] + HEADER_BYTES));
+}
+
+/** The header in `buf`, the file's bytes from its start (null when neither slot is valid). */
+function headerIn(buf: Buffer): { handle: number; state: ChunkState } | null {
   const slots = HEADER_SLOTS.map((at) => decodeHeader(buf.subarray(at, at + HEADER_BYTES)));
   return slots.reduce((best, s) => (s && (!best || s.state.seq > best.state.seq) ? s : best), null);
+}
+
+/**
+ * Bytes [offset, offset + length) of chunk `handle` at `version`, cut at its size, every block
+ * they touch verified, from its file `fh` opened by a reader that keeps no state (a client on
+ * the chunkserver's host, client/local-chunk-reads.ts): the header and checksums are read beside
+ * the data, at `dataOffset`, where the caller expects the data (a wrong guess costs another
+ * read). The chunkserver orders its own reads after the chunk's writes; this reader may meet a
+ * write half done, which fails verification, as anything else unexpected does. Throws ESTALE
+ * when the file holds another chunk or version, ENOENT when it was unlinked, ChunkCorruptError
+ * on a mismatch.
+ */
+export async function readChunkFile(fh: FileHandle, file: string, handle: number, version: number, offset: number, length: number, dataOffset: number): Promise<Buffer> {
+  const first = blockOf(offset);
+  const last = blockOf(offset + Math.max(length, 1) - 1);
+  const readBlocks = (at: number): Promise<Buffer> => readAt(fh, at + first * BLOCK_SIZE, (last - first + 1) * BLOCK_SIZE);
+  const [meta, guessed] = await Promise.all([readAt(fh, 0, checksumOffset(last + 1)), readBlocks(dataOffset), checkLinked(fh, file)]);
+  const header = headerIn(meta);
+  if (header?.handle !== handle || header.state.version !== version) {
+    throw new FsError('ESTALE', `${file} does not hold chunk ${handle} at version ${version}`);
+  }
+  const end = Math.min(offset + length, header.state.size);
+  if (end <= offset) return Buffer.alloc(0);
+  const data = header.state.dataOffset === dataOffset ? guessed : await readBlocks(header.state.dataOffset);
+  const sums = decodeChecksums(meta.subarray(checksumOffset(first)), last - first + 1);
+  const base = first * BLOCK_SIZE;
+  for (let b = first; b <= blockOf(end - 1); b++) {
+    const from = b * BLOCK_SIZE - base;
+    const to = Math.min(from + BLOCK_SIZE, header.state.size - base);
+    if (data.length < to) throw new ChunkCorruptError(handle, b, 'the file is shorter than the chunk');
+    if (sums[b - first] === MISSING_CHECKSUM || blockChecksum(data.subarray(from, to)) !== sums[b - first]) {
+      throw new ChunkCorruptError(handle, b, 'data does not match its checksum');
+    }
+  }
+  return data.subarray(offset - base, end - base);
 }
 
 /**

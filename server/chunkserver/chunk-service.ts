@@ -2,9 +2,11 @@ import type * as grpc from '@grpc/grpc-js';
 import { randomInt } from 'crypto';
 import type { ChunkFailure } from '../../generated/chunkfs/chunkserver/ChunkFailure';
 import type { ChunkserverHandlers } from '../../generated/chunkfs/chunkserver/Chunkserver';
+import type { LocalChunkDirs } from '../../generated/chunkfs/chunkserver/LocalChunkDirs';
 import { type ChainWrite, ChunkClient, ChunkClientPool } from '../../client/chunk-client';
 import { FsError, toFsError } from '../common/fs-error';
 import { RunningServer, serveGrpc } from '../common/grpc-server';
+import { bootId, dirIdentity } from '../common/host-identity';
 import { logger } from '../common/log';
 import { MAX_CHUNK_IO_BYTES, protos } from '../common/proto';
 import type { SocketReader } from '../common/socket-reader';
@@ -70,7 +72,7 @@ function chunkServiceHandlers(
   const copyRate = options.copyBytesPerSec ?? DEFAULT_COPY_BYTES_PER_SEC;
   const copyLimit = new TokenBucket(copyRate, copyRate);
   return {
-    DataStreamPort: unary(() => writeEndpoint),
+    DataStreamPort: unary(async () => ({ ...writeEndpoint, local: await localChunkDirs(store) })),
     TruncateChunk: unary(({ handle, version, size, chain }) =>
       turns.run(handle, async () => {
         checkVersion(store, handle, version);
@@ -237,6 +239,19 @@ async function copyChunk(store: ChunkStore, source: ChunkClient, handle: number,
     await store.delete(handle).catch((e: unknown) => log.warn(`cannot remove the partial copy of chunk ${handle}: ${String(e)}`));
     throw err;
   }
+}
+
+const thisBootId = bootId();
+
+/** Where the store's chunk files are, for clients on this host (see LocalChunkDirs in the proto). */
+async function localChunkDirs(store: ChunkStore): Promise<LocalChunkDirs> {
+  const paths = store.healthyDirs();
+  const identities = await Promise.all(paths.map(dirIdentity));
+  const dirs = paths.flatMap((path, i) => {
+    const identity = identities[i];
+    return identity === null ? [] : [{ path, identity }];
+  });
+  return { bootId: await thisBootId, dirs };
 }
 
 /** The local replica's version, or null when this chunkserver has none. */

@@ -221,6 +221,11 @@ export class ChunkStore {
     return this.dirs.usage();
   }
 
+  /** The healthy data directories, as absolute paths. */
+  healthyDirs(): string[] {
+    return this.dirs.all.filter((d) => d.healthy).map((d) => path.resolve(d.path));
+  }
+
   /** Stops the health checks and waits for operations in flight; later calls get EIO. */
   async close(): Promise<void> {
     this.closed = true;

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 
 type FileHandle = fs.promises.FileHandle;
 
-/** A chunk's file held open for reads and writes, with its checksums once read. */
+/** A chunk's file held open, with its checksums once read. */
 export interface OpenChunk {
   readonly fh: FileHandle;
   /** Every block's checksum of the chunk at `size` bytes: `load`ed once, then from memory. */
@@ -16,6 +16,8 @@ interface Entry {
   /** Operations using the file now: a forgotten entry is closed when the last one ends. */
   users: number;
   forgotten: boolean;
+  /** Date.now() of its last use. */
+  usedAt: number;
 }
 
 const ignore = (): void => undefined;
@@ -36,7 +38,16 @@ export class OpenChunkFiles {
   /** Oldest use first. */
   private readonly entries = new Map<number, Entry>();
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    /** How files are opened: 'r+' for the chunkserver, 'r' for a reader beside it. */
+    private readonly flags: 'r+' | 'r' = 'r+',
+  ) {}
+
+  /** The path of the chunk's file held open, if any. */
+  heldPath(handle: number): string | undefined {
+    return this.entries.get(handle)?.path;
+  }
 
   /** Runs `fn` on the chunk's file (`path`), opening it if not held. */
   async use<T>(handle: number, path: string, fn: (open: OpenChunk) => Promise<T>): Promise<T> {
@@ -79,10 +90,19 @@ export class OpenChunkFiles {
     for (const handle of [...this.entries.keys()]) this.forget(handle);
   }
 
+  /** Stops holding the files not used for `ms`. */
+  forgetUnused(ms: number): void {
+    const before = Date.now() - ms;
+    for (const [handle, entry] of this.entries) {
+      if (entry.usedAt >= before) break; // oldest use first: the rest are newer
+      this.forget(handle);
+    }
+  }
+
   /** Holds the file of a chunk its creator has just opened (ChunkFile.create). */
   adopt(handle: number, path: string, fh: FileHandle): void {
     this.forget(handle);
-    this.insert(handle, { path, file: Promise.resolve(fh), checksums: null, users: 0, forgotten: false });
+    this.insert(handle, { path, file: Promise.resolve(fh), checksums: null, users: 0, forgotten: false, usedAt: Date.now() });
   }
 
   private acquire(handle: number, path: string): Entry {
@@ -90,11 +110,12 @@ export class OpenChunkFiles {
     if (entry && entry.path !== path) this.forget(handle); // the chunk moved directory
     else if (entry) this.entries.delete(handle); // re-inserted below: the most recently used
     if (!entry || entry.forgotten) {
-      entry = { path, file: fs.promises.open(path, 'r+'), checksums: null, users: 0, forgotten: false };
+      entry = { path, file: fs.promises.open(path, this.flags), checksums: null, users: 0, forgotten: false, usedAt: 0 };
       entry.file.catch(ignore); // its user sees the error
     }
     this.insert(handle, entry);
     entry.users++;
+    entry.usedAt = Date.now();
     return entry;
   }
 

@@ -32,10 +32,13 @@ export function startMaster(metaDirs: string[], extraArgs: string[] = [], listen
   return startServer(['master', ...metaDirs.flatMap((d) => ['--meta-dir', d]), '--listen', listen, ...extraArgs]);
 }
 
-/** `chunkfs chunkserver` on 127.0.0.1:0 with the given data directories, heartbeating to `masters`. */
-export function startChunkserver(dataDirs: string[], masters: string[], extraArgs: string[] = []): Promise<ServerProcess> {
+/**
+ * `chunkfs chunkserver` on 127.0.0.1:0 with the given data directories, heartbeating to `masters`;
+ * run through `wrapper` (a command that ends by running the arguments after it) if given.
+ */
+export function startChunkserver(dataDirs: string[], masters: string[], extraArgs: string[] = [], wrapper: string[] = []): Promise<ServerProcess> {
   return startServer(['chunkserver', ...dataDirs.flatMap((d) => ['--data-dir', d]), '--listen', '127.0.0.1:0',
-    '--masters', masters.join(','), ...extraArgs]);
+    '--masters', masters.join(','), ...extraArgs], undefined, wrapper);
 }
 
 /** `chunkfs mount MOUNTPOINT --masters MASTER`, ready once it prints `mounted MOUNTPOINT`. */
@@ -47,8 +50,9 @@ export function startMount(mountpoint: string, master: string, extraArgs: string
  * Starts `chunkfs <args>` and waits for its ready line (`listening HOST:PORT` by default). Its
  * stderr is collected for the failure message.
  */
-function startServer(cliArgs: string[], ready = /^listening (\S+)$/m): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [CLI_JS, ...cliArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
+function startServer(cliArgs: string[], ready = /^listening (\S+)$/m, wrapper: string[] = []): Promise<ServerProcess> {
+  const [command, ...args] = [...wrapper, process.execPath, CLI_JS, ...cliArgs];
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   const stopped = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stdout = '';
   let stderr = '';

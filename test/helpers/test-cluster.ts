@@ -45,9 +45,12 @@ export class TestCluster {
     return path.join(this.root, 'meta');
   }
 
-  /** Another chunkserver, by default with one data directory cs<N>; heartbeats every 0.2 s. */
-  async startChunkserver(dirs = [path.join(this.root, `cs${this.chunkservers.length}`)]): Promise<ServerProcess> {
-    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2', ...this.chunkserverArgs]);
+  /**
+   * Another chunkserver, by default with one data directory cs<N>; heartbeats every 0.2 s.
+   * `wrapper`: see startChunkserver.
+   */
+  async startChunkserver(dirs = [path.join(this.root, `cs${this.chunkservers.length}`)], wrapper: string[] = []): Promise<ServerProcess> {
+    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2', ...this.chunkserverArgs], wrapper);
     this.chunkservers.push(cs);
     this.dataDirs.set(cs, dirs);
     return cs;

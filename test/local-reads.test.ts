@@ -1,0 +1,210 @@
+import { strict as assert } from 'assert';
+import { randomBytes } from 'crypto';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { ChunkClientPool } from '../client/chunk-client';
+import { FileReader } from '../client/file-reader';
+import { FileWriter } from '../client/file-writer';
+import type { LocalChunkReads } from '../client/local-chunk-reads';
+import { OpenChunkFiles } from '../server/chunkserver/open-chunk-files';
+import { bootId, dirIdentity } from '../server/common/host-identity';
+import { modelWrite } from './helpers/chunk-model';
+import { flipChunkByte } from './helpers/corrupt';
+import { expectErrno } from './helpers/errno';
+import { prng } from './helpers/prng';
+import { TestCluster } from './helpers/test-cluster';
+
+const KiB = 1024;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const MiB = 1024 * KiB;
+
+/**
+ * Short-circuit reads (client/local-chunk-reads.ts) on a real cluster: a client with localReads
+ * reads chunk files itself, checked against what was written; anything it cannot vouch for
+ * (corruption, another version, a directory it does not see as the chunkserver does) goes
+ * through the chunkserver, which then does what it always did.
+ */
+describe('short-circuit reads: a client beside the chunkservers reads their chunk files', function () {
+  this.timeout(120_000);
+  let cluster: TestCluster;
+  let pool: ChunkClientPool;
+  let local: LocalChunkReads;
+  let data: Buffer;
+  const file = '/big';
+
+  before(async () => {
+    cluster = await TestCluster.start('local-reads', 4, ['--chunk-size', String(MiB), '--replication', '3', '--dead-timeout', '1.5']);
+    data = randomBytes(3 * MiB + 12345);
+    await cluster.client.create(file, 0o644, true);
+    await new FileWriter(cluster.client, cluster.peers).write(file, 0, data);
+    pool = new ChunkClientPool({ localReads: true });
+    local = pool.local!;
+  });
+  after(async () => {
+    pool?.closeAll();
+    await cluster?.stop();
+  });
+
+  const reader = (): FileReader => new FileReader(cluster.client, pool);
+  const chunk = async (p: string, index: number) => (await cluster.client.chunkLocations(p, index, 1)).chunks[0];
+
+  it('reads a whole file from the chunk files, none of it through a chunkserver', async () => {
+    const before = { ...local.stats };
+    const parts: Buffer[] = [];
+    for await (const piece of reader().pieces(file, 256 * KiB)) parts.push(piece);
+    assert.ok(Buffer.concat(parts).equals(data));
+    assert.equal(local.stats.declined, before.declined);
+    assert.equal(local.stats.served - before.served, Math.ceil(data.length / (256 * KiB)));
+  });
+
+  it('answers ranges as the chunkserver does: across blocks, cut at the end, empty past it', async () => {
+    const rand = prng(7);
+    const c = await chunk(file, 3); // the 12,345-byte tail chunk
+    const tail = data.subarray(3 * MiB);
+    const network = new ChunkClientPool();
+    try {
+      for (let i = 0; i < 40; i++) {
+        const c0 = await chunk(file, i % 3);
+        const offset = Math.floor(rand() * MiB);
+        const length = 1 + Math.floor(rand() * 200 * KiB);
+        const got = await pool.get(c0.replicas[i % 3]).read(c0.handle, c0.version, offset, length);
+        const want = data.subarray((i % 3) * MiB + offset, (i % 3) * MiB + Math.min(offset + length, MiB));
+        assert.ok(got.equals(want), `chunk ${i % 3} [${offset}, +${length})`);
+      }
+      for (const [offset, length] of [[0, 64 * KiB], [12000, 1000], [12345, 10], [20000, 10]]) {
+        const here = await pool.get(c.replicas[0]).read(c.handle, c.version, offset, length);
+        const there = await network.get(c.replicas[0]).read(c.handle, c.version, offset, length);
+        assert.ok(here.equals(there), `tail [${offset}, +${length}) as the chunkserver answers it`);
+        assert.ok(here.equals(tail.subarray(offset, offset + length)));
+      }
+    } finally {
+      network.closeAll();
+    }
+  });
+
+  it('sees each write acknowledged before it, overwrites and growth included', async () => {
+    const p = '/rewritten';
+    await cluster.client.create(p, 0o644, true);
+    const writer = new FileWriter(cluster.client, cluster.peers);
+    const rand = prng(3);
+    let model: Buffer = Buffer.alloc(0);
+    for (let step = 0; step < 12; step++) {
+      const offset = Math.floor(rand() * (model.length + 1));
+      const bytes = randomBytes(1 + Math.floor(rand() * 300 * KiB));
+      await writer.write(p, offset, bytes);
+      model = modelWrite(model, offset, bytes);
+      const parts: Buffer[] = [];
+      for await (const piece of reader().pieces(p)) parts.push(piece);
+      assert.ok(Buffer.concat(parts).equals(model), `after write ${step} (${offset}+${bytes.length})`);
+    }
+    await writer.close();
+  });
+
+  it('declines a version its file does not hold: the chunkserver answers ESTALE', async () => {
+    const c = await chunk(file, 0);
+    const before = local.stats.declined;
+    await expectErrno(pool.get(c.replicas[0]).read(c.handle, c.version + 1, 0, 10), 'ESTALE');
+    assert.equal(local.stats.declined, before + 1);
+  });
+
+  it('declines a corrupt block: the chunkserver refuses and reports it, the master replaces the replica, reads stay right', async () => {
+    const c = await chunk(file, 1);
+    const victim = c.replicas[0];
+    const replica = cluster.replicaFiles(c.handle).find((r) => r.cs.address === victim)!;
+    await flipChunkByte(replica.file, 70 * KiB); // block 1
+    const before = local.stats.declined;
+    await assert.rejects(pool.get(victim).read(c.handle, c.version, 65 * KiB, 10), /checksum mismatch/);
+    assert.equal(local.stats.declined, before + 1);
+    // Blocks the rot does not touch still read from the file.
+    assert.ok((await pool.get(victim).read(c.handle, c.version, 0, 100)).equals(data.subarray(MiB, MiB + 100)));
+    for (const deadline = Date.now() + 30_000; (await chunk(file, 1)).replicas.includes(victim); await sleep(100)) {
+      assert.ok(Date.now() < deadline, 'the master replaces the corrupt replica');
+    }
+    const parts: Buffer[] = [];
+    for await (const piece of reader().pieces(file)) parts.push(piece);
+    assert.ok(Buffer.concat(parts).equals(data));
+  });
+
+  it('reads through a chunkserver whose directories it sees otherwise (another mount namespace)', async () => {
+    const dir = path.join(cluster.root, 'elsewhere');
+    fs.mkdirSync(dir);
+    // The chunkserver keeps its chunks on a tmpfs mounted over `dir` in a namespace of its own:
+    // the same path, another directory.
+    const hidden = await cluster.startChunkserver([dir], ['unshare', '--mount', 'sh', '-c', 'mount -t tmpfs chunkfs-test "$0" && exec "$@"', dir]);
+    await cluster.until((r) => r.chunkservers.filter((x) => x.alive).length === 5, 'the fifth chunkserver up');
+    const p = '/everywhere';
+    const bytes = randomBytes(300 * KiB);
+    await cluster.client.create(p, 0o644, true, { replication: 5 });
+    await new FileWriter(cluster.client, cluster.peers).write(p, 0, bytes);
+    const c = await chunk(p, 0);
+    assert.ok(c.replicas.includes(hidden.address));
+    assert.deepEqual(fs.readdirSync(dir), [], 'nothing of its data shows here');
+    const before = { ...local.stats };
+    assert.ok((await pool.get(hidden.address).read(c.handle, c.version, 0, bytes.length)).equals(bytes));
+    assert.deepEqual(local.stats, before, 'not tried locally at all');
+    const beside = c.replicas.find((r) => r !== hidden.address)!;
+    assert.ok((await pool.get(beside).read(c.handle, c.version, 0, bytes.length)).equals(bytes));
+    assert.equal(local.stats.served, before.served + 1);
+  });
+
+  it('lets go of a chunk file removed under it, and reads on from another replica', async () => {
+    const c = await chunk(file, 2);
+    const replica = cluster.replicaFiles(c.handle).find((r) => r.cs.address === c.replicas[0])!;
+    assert.ok((await pool.get(c.replicas[0]).read(c.handle, c.version, 0, 10)).equals(data.subarray(2 * MiB, 2 * MiB + 10)));
+    assert.ok(openHere().includes(replica.file), 'the file is held open after a read');
+    fs.unlinkSync(replica.file); // as the chunkserver's deletion of the replica would
+    const before = local.stats.declined;
+    await pool.get(c.replicas[0]).read(c.handle, c.version, 0, 10).catch(() => undefined); // the chunkserver may refuse too
+    assert.equal(local.stats.declined, before + 1);
+    await sleep(50); // closing is asynchronous
+    assert.ok(!openHere().some((f) => f.startsWith(replica.file)), `${replica.file} is closed: ${openHere().join(', ')}`);
+    assert.ok((await reader().readChunk(file, c, 0, MiB)).equals(data.subarray(2 * MiB, 3 * MiB)));
+  });
+
+  it('counts a directory as local only under the same kernel and with the same device and inode', async () => {
+    const dir = cluster.dataDirsOf(cluster.chunkservers[0])[0];
+    const identity = (await dirIdentity(dir))!;
+    const kernel = await bootId();
+    assert.match(kernel, /^[0-9a-f-]{36}$/);
+    assert.deepEqual(await local.visibleDirs({ bootId: kernel, dirs: [{ path: dir, identity }] }), [dir]);
+    assert.deepEqual(await local.visibleDirs({ bootId: 'another-kernel', dirs: [{ path: dir, identity }] }), []);
+    assert.deepEqual(await local.visibleDirs({ bootId: '', dirs: [{ path: dir, identity }] }), []);
+    assert.deepEqual(await local.visibleDirs({ bootId: kernel, dirs: [{ path: dir, identity: '1:2' }] }), []);
+    assert.deepEqual(await local.visibleDirs({ bootId: kernel, dirs: [{ path: path.join(dir, 'nowhere'), identity }] }), []);
+    assert.deepEqual(await local.visibleDirs(null), []);
+  });
+});
+
+describe('open chunk files: the unused are let go', () => {
+  it('forgetUnused closes the files not used within the time given, and keeps the others', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-open-files-'));
+    const files = new OpenChunkFiles(8, 'r');
+    try {
+      const [a, b] = ['a', 'b'].map((n) => path.join(dir, n));
+      for (const f of [a, b]) fs.writeFileSync(f, 'x');
+      await files.use(1, a, async () => undefined);
+      await sleep(80);
+      await files.use(2, b, async () => undefined);
+      files.forgetUnused(40);
+      assert.equal(files.heldPath(1), undefined);
+      assert.equal(files.heldPath(2), b);
+      await sleep(20);
+      assert.ok(!openHere().includes(a) && openHere().includes(b));
+    } finally {
+      files.forgetAll();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** The files this process holds open. */
+function openHere(): string[] {
+  return fs.readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      return [fs.readlinkSync(`/proc/self/fd/${fd}`)];
+    } catch {
+      return [];
+    }
+  });
+}
