@@ -1,7 +1,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import type { LocalChunkDirs__Output } from '../generated/chunkfs/chunkserver/LocalChunkDirs';
-import { CHUNKS_SUBDIR, chunkFilePath, dataOffsetFor, readChunkFile } from '../server/chunkserver/chunk-file';
+import { CHUNKS_SUBDIR, checkLinked, chunkFilePath, dataOffsetFor, readChunkFile } from '../server/chunkserver/chunk-file';
 import { OpenChunkFiles } from '../server/chunkserver/open-chunk-files';
 import { bootId, dirIdentity } from '../server/common/host-identity';
 
@@ -12,6 +12,12 @@ const OPEN_FILES = 256;
  * space (the chunkserver deletes a removed file's chunks a --gc-delay after, 60 s by default).
  */
 const IDLE_CLOSE_MS = 10_000;
+/**
+ * How often (ms) a file in use is checked for having been unlinked (a replica deleted, or
+ * replaced by a new file): an fstat per read cost as much as the read. Meanwhile the version
+ * and checksums still vouch for every byte served.
+ */
+const LINK_CHECK_MS = 1000;
 /**
  * Where a chunk file's data is expected to start, read beside its header: right for every
  * chunk size up to 64 MiB (the default); a chunk laid out otherwise costs a second read.
@@ -33,7 +39,9 @@ const EXPECTED_DATA_OFFSET = dataOffsetFor(64 * 1024 * 1024);
 export class LocalChunkReads {
   private readonly files = new OpenChunkFiles(OPEN_FILES, 'r');
   private readonly kernel = bootId();
-  private readonly sweeper = setInterval(() => this.files.forgetUnused(IDLE_CLOSE_MS), IDLE_CLOSE_MS / 2).unref();
+  private readonly sweeper = setInterval(() => this.sweep(), IDLE_CLOSE_MS / 2).unref();
+  /** When each file held open was last found still linked (Date.now()). */
+  private readonly linkedAt = new Map<string, number>();
   /** Reads served from the files, and declined (to be read through the chunkserver). */
   readonly stats = { served: 0, declined: 0 };
 
@@ -54,7 +62,10 @@ export class LocalChunkReads {
     const order = held !== undefined && files.includes(held) ? [held, ...files.filter((f) => f !== held)] : files;
     for (const file of order) {
       try {
-        const data = await this.files.use(handle, file, (open) => readChunkFile(open.fh, file, handle, version, offset, length, EXPECTED_DATA_OFFSET));
+        const data = await this.files.use(handle, file, async (open) => {
+          const [bytes] = await Promise.all([readChunkFile(open.fh, file, handle, version, offset, length, EXPECTED_DATA_OFFSET), this.checkLinked(open.fh, file)]);
+          return bytes;
+        });
         this.stats.served++;
         return data;
       } catch {
@@ -69,6 +80,21 @@ export class LocalChunkReads {
   close(): void {
     clearInterval(this.sweeper);
     this.files.forgetAll();
+    this.linkedAt.clear();
+  }
+
+  /** Fails (ENOENT) when `fh` has been unlinked, checking once per LINK_CHECK_MS per file. */
+  private async checkLinked(fh: fs.promises.FileHandle, file: string): Promise<void> {
+    const now = Date.now();
+    if (now - (this.linkedAt.get(file) ?? 0) < LINK_CHECK_MS) return;
+    this.linkedAt.delete(file); // a failed check is made again next time
+    await checkLinked(fh, file);
+    this.linkedAt.set(file, now);
+  }
+
+  private sweep(): void {
+    this.files.forgetUnused(IDLE_CLOSE_MS);
+    for (const [file, at] of this.linkedAt) if (Date.now() - at > IDLE_CLOSE_MS) this.linkedAt.delete(file);
   }
 }
 

@@ -344,7 +344,7 @@ const checksumsIn =
     decodeChecksums(await readAt(fh, checksumOffset(first), count * CHECKSUM_BYTES), count);
 
 /** Throws ENOENT when the open file `fh` (named `file`) has been unlinked. */
-async function checkLinked(fh: FileHandle, file: string): Promise<void> {
+export async function checkLinked(fh: FileHandle, file: string): Promise<void> {
   if ((await fh.stat()).nlink === 0) {
     throw Object.assign(new Error(`ENOENT: ${file} was removed while open`), { code: 'ENOENT' });
   }
@@ -402,14 +402,13 @@ function headerIn(buf: Buffer): { handle: number; state: ChunkState } | null {
  * the data, at `dataOffset`, where the caller expects the data (a wrong guess costs another
  * read). The chunkserver orders its own reads after the chunk's writes; this reader may meet a
  * write half done, which fails verification, as anything else unexpected does. Throws ESTALE
- * when the file holds another chunk or version, ENOENT when it was unlinked, ChunkCorruptError
- * on a mismatch.
+ * when the file holds another chunk or version, ChunkCorruptError on a mismatch.
  */
 export async function readChunkFile(fh: FileHandle, file: string, handle: number, version: number, offset: number, length: number, dataOffset: number): Promise<Buffer> {
   const first = blockOf(offset);
   const last = blockOf(offset + Math.max(length, 1) - 1);
   const readBlocks = (at: number): Promise<Buffer> => readAt(fh, at + first * BLOCK_SIZE, (last - first + 1) * BLOCK_SIZE);
-  const [meta, guessed] = await Promise.all([readAt(fh, 0, checksumOffset(last + 1)), readBlocks(dataOffset), checkLinked(fh, file)]);
+  const [meta, guessed] = await Promise.all([readAt(fh, 0, checksumOffset(last + 1)), readBlocks(dataOffset)]);
   const header = headerIn(meta);
   if (header?.handle !== handle || header.state.version !== version) {
     throw new FsError('ESTALE', `${file} does not hold chunk ${handle} at version ${version}`);
