@@ -37,8 +37,12 @@ export class FuseOps implements LowLevelHandlers {
   private readonly openHandles = new Map<number, Set<number>>();
   /** Size and mtime the kernel was last told per inode, to know when an open must invalidate. */
   private readonly told = new Map<number, { size: number; mtimeMs: number }>();
-  /** Directory listings by handle, read at the first readdir (offset 0). */
-  private readonly listings = new Map<number, Dirents | null>();
+  /**
+   * Directory listings by handle: asked for at opendir, so that the first readdir finds it on
+   * its way (readdir after opendir is the usual order; what changes between them may or may not
+   * be listed, as POSIX allows), and again at a later offset 0 (rewinddir).
+   */
+  private readonly listings = new Map<number, { entries: Promise<Dirents>; used: boolean }>();
   private nextDirHandle = 1;
   private session: FuseSession | null = null;
 
@@ -198,25 +202,31 @@ export class FuseOps implements LowLevelHandlers {
 
   // ------------------------------------------------------------------ directories
 
-  opendir(req: Request, _ino: number): void {
+  opendir(req: Request, ino: number): void {
     const fh = this.nextDirHandle++;
-    this.listings.set(fh, null);
+    this.listings.set(fh, { entries: this.listing(ino), used: false });
     this.session?.replyOpen(req, fh, true);
   }
 
   /** Offsets are positions in the listing read at offset 0 ('.' and '..' first). */
   readdir(req: Request, ino: number, size: number, offset: number, fh: number): void {
     this.answer(req, 'readdir', ino, async () => {
-      let listing = this.listings.get(fh);
-      if (!listing || offset === 0) {
-        const path = this.names.path(ino);
-        const entries = await this.fs.list(path);
-        listing = new WithDots(ino, this.names.parentOf(ino), entries);
-        this.listings.set(fh, listing);
+      let held = this.listings.get(fh);
+      if (!held || (offset === 0 && held.used)) {
+        held = { entries: this.listing(ino), used: false };
+        this.listings.set(fh, held);
       }
-      const packed = packDirents(listing, offset, size);
+      held.used = true;
+      const packed = packDirents(await held.entries, offset, size);
       return (s) => s.replyBuf(req, packed);
     });
+  }
+
+  /** The listing of directory `ino` as readdir packs it (its failure is the readdir's to report). */
+  private listing(ino: number): Promise<Dirents> {
+    const entries = (async () => new WithDots(ino, this.names.parentOf(ino), await this.fs.list(this.names.path(ino))))();
+    entries.catch(() => undefined);
+    return entries;
   }
 
   releasedir(req: Request, _ino: number, fh: number): void {

@@ -1,6 +1,8 @@
 import { strict as assert } from 'assert';
+import { execFile } from 'child_process';
 import { promises as fsp, constants as C } from 'fs';
 import * as path from 'path';
+import { promisify } from 'util';
 import { PACKAGE_ROOT } from '../server/common/package-root';
 import { prng } from './helpers/prng';
 import { TestCluster } from './helpers/test-cluster';
@@ -15,6 +17,7 @@ async function expectCode(p: Promise<unknown>, code: string): Promise<void> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const execFileP = promisify(execFile);
 
 describe('mount: POSIX semantics through a real FUSE mount', function () {
   this.timeout(120_000);
@@ -262,6 +265,19 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     await l.close();
     assert.equal((await fsp.stat(p('twice-2'))).nlink, 1);
     assert.equal(await fsp.readFile(p('twice-2'), 'utf8'), 'linked');
+  });
+
+  it('lists a directory whole, and afresh after rewinddir', async () => {
+    await fsp.mkdir(p('listed'));
+    const names = Array.from({ length: 300 }, (_v, i) => `entry-${i}`);
+    for (const n of names) await fsp.writeFile(p(`listed/${n}`), '');
+    // Perl's rewinddir is rewinddir(3); the file is made between the two reads.
+    const script = 'opendir(D, $ARGV[0]) or die; my @a = readdir D; open(F, ">", "$ARGV[0]/late") or die; close F; '
+      + 'rewinddir D; my @b = readdir D; print join(",", sort @a), "\n", join(",", sort @b), "\n"';
+    const { stdout } = await execFileP('perl', ['-e', script, p('listed')]);
+    const [first, second] = stdout.trim().split('\n').map((l) => l.split(','));
+    assert.deepEqual(first, ['.', '..', ...names].sort());
+    assert.deepEqual(second, ['.', '..', ...names, 'late'].sort());
   });
 
   it('appends with O_APPEND from two handles without losing a write', async () => {
