@@ -10,6 +10,9 @@ import { FsError, isErrnoName } from '../server/common/fs-error';
 import { MAX_CHUNK_IO_BYTES, MESSAGE_LIMITS, protos } from '../server/common/proto';
 import type { WriteHeader } from '../server/common/data-stream-protocol';
 
+/** How long (ms) a chunkserver's word on its data directories is trusted for short-circuit reads. */
+const LOCAL_DIRS_FRESH_MS = 1000;
+
 export interface ChunkClientOptions {
   /**
    * Deadline of a call on one replica, in milliseconds (default 10 s). A write or truncate
@@ -40,8 +43,10 @@ export class ChunkClient {
   reading = 0;
   /** Connections to the chunkserver's data stream, once its port is known. */
   private dataStreams: Promise<DataStreamPool> | null = null;
-  /** Its data directories this client can read itself (with `local`; learnt with the port). */
+  /** Its data directories this client can read itself (with `local`), as it said at `localDirsAtMs`. */
   private localDirs: string[] = [];
+  private localDirsAtMs = 0;
+  private askingLocalDirs: Promise<string[]> | null = null;
 
   constructor(
     readonly address: string,
@@ -59,11 +64,12 @@ export class ChunkClient {
     if (length > MAX_CHUNK_IO_BYTES) throw new FsError('EINVAL', `read length ${length} is more than the ${MAX_CHUNK_IO_BYTES} allowed per call`);
     this.reading++;
     try {
+      const dirs = await this.readableDirs();
+      const here = dirs.length > 0 ? await this.local!.read(dirs, handle, version, offset, length) : null;
+      if (here) return here;
       const pool = await this.dataStreamPool().catch((err: FsError) => {
         throw onReplica(this.address, err);
       });
-      const here = this.local && this.localDirs.length > 0 ? await this.local.read(this.localDirs, handle, version, offset, length) : null;
-      if (here) return here;
       return await pool.read({ ...request, endpoint: pool.endpoint }, this.deadlineMs).catch((err: FsError) => {
         throw this.failedOn(pool, err);
       });
@@ -135,15 +141,40 @@ export class ChunkClient {
     this.stub.close();
   }
 
+  /** Whether this client reads the chunkserver's files itself (as of its last answer). */
+  get isLocal(): boolean {
+    return this.localDirs.length > 0;
+  }
+
+  /**
+   * The chunkserver's data directories this client may read itself, asked for again once its
+   * answer is LOCAL_DIRS_FRESH_MS old: a chunkserver that stopped answering (dead, or restarted
+   * elsewhere) or took a directory out of service no longer vouches for the files, which may
+   * fall behind the replicas written since. [] without `local`, or when it does not answer.
+   */
+  private readableDirs(): Promise<string[]> | string[] {
+    if (!this.local) return [];
+    if (Date.now() - this.localDirsAtMs < LOCAL_DIRS_FRESH_MS) return this.localDirs;
+    this.askingLocalDirs ??= this.call<DataStreamPortResponse__Output>(this.deadlineMs, (o, cb) => this.stub.dataStreamPort({}, o, cb))
+      .then(({ local }) => this.local!.visibleDirs(local))
+      .then((dirs) => {
+        this.localDirsAtMs = Date.now();
+        return dirs;
+      }, () => [])
+      .then((dirs) => {
+        this.localDirs = dirs;
+        this.askingLocalDirs = null;
+        return dirs;
+      });
+    return this.askingLocalDirs;
+  }
+
   /** The pool of data stream connections, learning the port from the chunkserver once. */
   private dataStreamPool(): Promise<DataStreamPool> {
     if (!this.dataStreams) {
       const host = this.address.slice(0, this.address.lastIndexOf(':'));
       const asking = this.call<DataStreamPortResponse__Output>(this.deadlineMs, (o, cb) => this.stub.dataStreamPort({}, o, cb))
-        .then(async ({ port, endpoint, local }) => {
-          this.localDirs = (await this.local?.visibleDirs(local)) ?? [];
-          return new DataStreamPool(`${host}:${port}`, endpoint, `replica ${this.address}`);
-        });
+        .then(({ port, endpoint }) => new DataStreamPool(`${host}:${port}`, endpoint, `replica ${this.address}`));
       asking.catch(() => {
         if (this.dataStreams === asking) this.dataStreams = null;
       });
@@ -217,14 +248,19 @@ export class ChunkClientPool {
   }
 
   /**
-   * `replicas` in the order to read from them: the fewest reads in progress from this pool
-   * first, and among equals an order rotated by `spread` (the chunk's handle, say), so that
+   * `replicas` in the order to read from them: those this client reads through their files
+   * first (short-circuit reads cost no socket hop), then the fewest reads in progress from this
+   * pool, and among equals an order rotated by `spread` (the chunk's handle, say), so that
    * reads of different chunks start on different replicas instead of all on the first listed.
    */
   byReadLoad(replicas: string[], spread: number): string[] {
     const n = replicas.length;
-    const rank = (i: number): number => this.get(replicas[i]).reading * n + ((i - spread) % n + n) % n;
-    return replicas.map((_r, i) => i).sort((a, b) => rank(a) - rank(b)).map((i) => replicas[i]);
+    const keys = replicas.map((address, i) => {
+      const client = this.get(address);
+      return [client.isLocal ? 0 : 1, client.reading, ((i - spread) % n + n) % n];
+    });
+    const order = (a: number, b: number): number => keys[a][0] - keys[b][0] || keys[a][1] - keys[b][1] || keys[a][2] - keys[b][2];
+    return replicas.map((_r, i) => i).sort(order).map((i) => replicas[i]);
   }
 
   closeAll(): void {

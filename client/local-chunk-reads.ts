@@ -37,9 +37,13 @@ const EXPECTED_DATA_OFFSET = dataOffsetFor(64 * 1024 * 1024);
  * looks like corruption here may be a write half done.
  */
 export class LocalChunkReads {
-  private readonly files = new OpenChunkFiles(OPEN_FILES, 'r');
+  /** Keyed by path: several chunkservers here may hold the same chunk, each in its own file. */
+  private readonly files = new OpenChunkFiles<string>(OPEN_FILES, 'r');
+  /** Data directories whose chunk files this process may not open. */
+  private readonly denied = new Set<string>();
   private readonly kernel = bootId();
-  private readonly sweeper = setInterval(() => this.sweep(), IDLE_CLOSE_MS / 2).unref();
+  /** Closes idle files while any are held (started by a read, stopped by close). */
+  private sweeper: NodeJS.Timeout | null = null;
   /** When each file held open was last found still linked (Date.now()). */
   private readonly linkedAt = new Map<string, number>();
   /** Reads served from the files, and declined (to be read through the chunkserver). */
@@ -51,26 +55,29 @@ export class LocalChunkReads {
    */
   async visibleDirs(local: LocalChunkDirs__Output | null): Promise<string[]> {
     if (!local || local.bootId === '' || local.bootId !== (await this.kernel)) return [];
-    const usable = await Promise.all(local.dirs.map(async (d) => (await dirIdentity(d.path)) === d.identity && (await readable(d.path))));
+    const usable = await Promise.all(local.dirs.map(async (d) => !this.denied.has(d.path) && (await dirIdentity(d.path)) === d.identity && (await readable(d.path))));
     return local.dirs.filter((_d, i) => usable[i]).map((d) => d.path);
   }
 
   /** What ChunkClient.read answers, from the chunk's file in one of `dirs`; null to ask the chunkserver. */
   async read(dirs: readonly string[], handle: number, version: number, offset: number, length: number): Promise<Buffer | null> {
-    const files = dirs.map((d) => chunkFilePath(d, handle));
-    const held = this.files.heldPath(handle);
-    const order = held !== undefined && files.includes(held) ? [held, ...files.filter((f) => f !== held)] : files;
-    for (const file of order) {
+    this.sweeper ??= setInterval(() => this.sweep(), IDLE_CLOSE_MS / 2).unref();
+    const files = dirs.filter((d) => !this.denied.has(d)).map((dir) => ({ dir, file: chunkFilePath(dir, handle) }));
+    // The file held open first: with several directories, the chunk is in one.
+    files.sort((a, b) => Number(this.files.holds(b.file)) - Number(this.files.holds(a.file)));
+    for (const { dir, file } of files) {
       try {
-        const data = await this.files.use(handle, file, async (open) => {
+        const data = await this.files.use(file, file, async (open) => {
           const [bytes] = await Promise.all([readChunkFile(open.fh, file, handle, version, offset, length, EXPECTED_DATA_OFFSET), this.checkLinked(open.fh, file)]);
           return bytes;
         });
         this.stats.served++;
         return data;
-      } catch {
+      } catch (err) {
         // Not in this directory, another version, a write under way, corruption: the file is
         // let go (use() forgets it), and the chunkserver answers unless another directory does.
+        // Files this process may not open are not tried again.
+        if ((err as NodeJS.ErrnoException).code === 'EACCES') this.denied.add(dir);
       }
     }
     this.stats.declined++;
@@ -78,7 +85,8 @@ export class LocalChunkReads {
   }
 
   close(): void {
-    clearInterval(this.sweeper);
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = null;
     this.files.forgetAll();
     this.linkedAt.clear();
   }

@@ -484,6 +484,23 @@ describe('chunk store', function () {
     assert.equal(fs.existsSync(path.join(dirA, 'spare', 'later')), false, 'moved back where it belongs');
   });
 
+  it('a chunk in two data directories at one version: the later-made copy is served, the older removed', async () => {
+    // Chunk 7 made in a, then again in b; chunk 8 the other way round. Each store scans a first.
+    for (const [handle, older, later] of [[7, dirA, dirB], [8, dirB, dirA]] as const) {
+      for (const [dir, fill] of [[older, 0x0a], [later, 0x0b]] as const) {
+        const one = await open([dir]);
+        await one.write(handle, 0, Buffer.alloc(5000, fill), { createAtVersion: 3 });
+        await closeAll();
+      }
+    }
+    const store = await open([dirA, dirB]);
+    for (const [handle, older, later] of [[7, dirA, dirB], [8, dirB, dirA]] as const) {
+      assert.ok((await store.read(handle, 0, CHUNK)).equals(Buffer.alloc(5000, 0x0b)), `chunk ${handle}: the later copy`);
+      assert.equal(fs.existsSync(chunkFilePath(older, handle)), false, `chunk ${handle}: the older copy is gone`);
+      assert.ok(fs.existsSync(chunkFilePath(later, handle)));
+    }
+  });
+
   it('a chunk made for smaller chunks refuses to grow past its checksums\' room (EFBIG), changing nothing', async () => {
     let store = await open([dirA]);
     await store.write(1, 0, Buffer.alloc(10, 1), { createAtVersion: 1 });

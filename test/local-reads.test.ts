@@ -13,7 +13,7 @@ import { modelWrite } from './helpers/chunk-model';
 import { flipChunkByte } from './helpers/corrupt';
 import { expectErrno } from './helpers/errno';
 import { prng } from './helpers/prng';
-import { TestCluster } from './helpers/test-cluster';
+import { kill, TestCluster } from './helpers/test-cluster';
 
 const KiB = 1024;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -108,6 +108,29 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
     assert.equal(local.stats.declined, before + 1);
   });
 
+  it('declines a read cut by the end while a checksum past the end shows a growing write under way', async () => {
+    const p = '/growing';
+    const bytes = randomBytes(MiB / 2); // a whole number of blocks
+    await cluster.client.create(p, 0o644, true);
+    await new FileWriter(cluster.client, cluster.peers).write(p, 0, bytes);
+    const c = await chunk(p, 0);
+    const replica = cluster.replicaFiles(c.handle).find((r) => r.cs.address === c.replicas[0])!;
+    const read = (offset: number, length: number) => pool.get(c.replicas[0]).read(c.handle, c.version, offset, length);
+    assert.ok((await read(MiB / 2 - 1000, 64 * KiB)).equals(bytes.subarray(MiB / 2 - 1000)));
+    // What a write growing the chunk past its end leaves while its header has not landed: new
+    // checksums (and data) past the old end, under the old size.
+    const fd = fs.openSync(replica.file, 'r+');
+    const sum = Buffer.alloc(4);
+    sum.writeUInt32LE(0x1234abcd);
+    fs.writeSync(fd, sum, 0, 4, 8192 + 4 * (MiB / 2 / (64 * KiB)));
+    fs.closeSync(fd);
+    const before = { ...local.stats };
+    assert.ok((await read(MiB / 2 - 1000, 64 * KiB)).equals(bytes.subarray(MiB / 2 - 1000)), 'the chunkserver answers');
+    assert.equal(local.stats.declined, before.declined + 1);
+    assert.ok((await read(0, 64 * KiB)).equals(bytes.subarray(0, 64 * KiB)), 'a read the end does not cut');
+    assert.equal(local.stats.served, before.served + 1);
+  });
+
   it('declines a corrupt block: the chunkserver refuses and reports it, the master replaces the replica, reads stay right', async () => {
     const c = await chunk(file, 1);
     const victim = c.replicas[0];
@@ -148,6 +171,16 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
     assert.equal(local.stats.served, before.served + 1);
   });
 
+  it('puts replicas read through their files first', async () => {
+    const c = await chunk('/everywhere', 0);
+    const hidden = cluster.chunkservers[4].address;
+    const beside = c.replicas.filter((r) => r !== hidden);
+    for (let spread = 0; spread < 5; spread++) {
+      const order = pool.byReadLoad([hidden, ...beside], spread);
+      assert.equal(order[order.length - 1], hidden, `spread ${spread}: ${order.join(', ')}`);
+    }
+  });
+
   it('lets go of a chunk file removed under it (within a second), and reads on from another replica', async () => {
     const c = await chunk(file, 2);
     const replica = cluster.replicaFiles(c.handle).find((r) => r.cs.address === c.replicas[0])!;
@@ -175,21 +208,33 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
     assert.deepEqual(await local.visibleDirs({ bootId: kernel, dirs: [{ path: path.join(dir, 'nowhere'), identity }] }), []);
     assert.deepEqual(await local.visibleDirs(null), []);
   });
+
+  it('stops reading the files of a chunkserver that no longer answers (within a second)', async () => {
+    const c = await chunk(file, 0);
+    const victim = cluster.chunkservers.find((cs) => cs.address === c.replicas[0])!;
+    assert.ok((await pool.get(victim.address).read(c.handle, c.version, 0, 10)).equals(data.subarray(0, 10)));
+    await kill(victim);
+    await sleep(1100);
+    const before = { ...local.stats };
+    await assert.rejects(pool.get(victim.address).read(c.handle, c.version, 0, 10));
+    assert.deepEqual(local.stats, before, 'its files were not read');
+    assert.ok(!pool.get(victim.address).isLocal);
+  });
 });
 
 describe('open chunk files: the unused are let go', () => {
   it('forgetUnused closes the files not used within the time given, and keeps the others', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-open-files-'));
-    const files = new OpenChunkFiles(8, 'r');
+    const files = new OpenChunkFiles<string>(8, 'r');
     try {
       const [a, b] = ['a', 'b'].map((n) => path.join(dir, n));
       for (const f of [a, b]) fs.writeFileSync(f, 'x');
-      await files.use(1, a, async () => undefined);
+      await files.use(a, a, async () => undefined);
       await sleep(80);
-      await files.use(2, b, async () => undefined);
+      await files.use(b, b, async () => undefined);
       files.forgetUnused(40);
-      assert.equal(files.heldPath(1), undefined);
-      assert.equal(files.heldPath(2), b);
+      assert.ok(!files.holds(a));
+      assert.ok(files.holds(b));
       await sleep(20);
       assert.ok(!openHere().includes(a) && openHere().includes(b));
     } finally {

@@ -334,6 +334,10 @@ export class ChunkFile {
 
 const checksumOffset = (block: number): number => CHECKSUMS_AT + block * CHECKSUM_BYTES;
 
+/** The checksum of `block` in `buf`, the file's bytes from its start (0 past them). */
+const checksumAt = (buf: Buffer, block: number): number =>
+  buf.length >= checksumOffset(block + 1) ? buf.readUInt32LE(checksumOffset(block)) : 0;
+
 /** Checksums of `count` blocks from block `first` (MISSING_CHECKSUM where none is stored). */
 type ChecksumSource = (first: number, count: number) => Promise<number[]>;
 
@@ -408,10 +412,19 @@ export async function readChunkFile(fh: FileHandle, file: string, handle: number
   const first = blockOf(offset);
   const last = blockOf(offset + Math.max(length, 1) - 1);
   const readBlocks = (at: number): Promise<Buffer> => readAt(fh, at + first * BLOCK_SIZE, (last - first + 1) * BLOCK_SIZE);
-  const [meta, guessed] = await Promise.all([readAt(fh, 0, checksumOffset(last + 1)), readBlocks(dataOffset)]);
+  // The checksums of the blocks read, and of the one after them (see below).
+  const [meta, guessed] = await Promise.all([readAt(fh, 0, checksumOffset(last + 2)), readBlocks(dataOffset)]);
   const header = headerIn(meta);
   if (header?.handle !== handle || header.state.version !== version) {
     throw new FsError('ESTALE', `${file} does not hold chunk ${handle} at version ${version}`);
+  }
+  // At rest, no block past the chunk's end has a checksum (a create writes zeros there, a shrink
+  // clears them). One that has is a write growing the chunk whose header has not landed yet:
+  // the bytes before the old end may be new already, and cut at the old end they would be a
+  // state that never was. (A read that the end does not cut needs no such care.)
+  const pastEnd = blockCount(header.state.size);
+  if (pastEnd <= last + 1 && pastEnd < capacityAt(header.state.dataOffset) / BLOCK_SIZE && checksumAt(meta, pastEnd) !== 0) {
+    throw new FsError('EAGAIN', `chunk ${handle} is being written`);
   }
   const end = Math.min(offset + length, header.state.size);
   if (end <= offset) return Buffer.alloc(0);

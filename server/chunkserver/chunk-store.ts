@@ -1,8 +1,9 @@
+import * as fs from 'fs';
 import * as path from 'path';
 import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { blockCount } from './block-checksums';
-import { ChunkCorruptError, ChunkFile, ChunkState, VERIFY_BLOCKS_PER_STEP, capacityAt, isNewer } from './chunk-file';
+import { ChunkCorruptError, ChunkFile, ChunkState, VERIFY_BLOCKS_PER_STEP, capacityAt, chunkFilePath, isNewer } from './chunk-file';
 import { DataDir } from './data-dir';
 import { DataDirs, StoreUsage } from './data-dirs';
 import { KeyedMutex } from './keyed-mutex';
@@ -116,7 +117,14 @@ export class ChunkStore {
       await store.close();
       throw new FsError('EIO', `no usable data directory: ${dirs.map((d) => `${d.path}: ${d.error}`).join('; ')}`);
     }
-    scans.forEach((chunks, i) => chunks.forEach((c) => store.addScanned(c.handle, c.state, dirs[i])));
+    const older: string[] = [];
+    scans.forEach((chunks, i) => chunks.forEach((c) => {
+      const ignored = store.addScanned(c.handle, c.state, dirs[i]);
+      if (ignored) older.push(chunkFilePath(ignored.path, c.handle));
+    }));
+    // An older copy is debris of a crash; left in place, it would mislead a reader of the files
+    // beside the chunkserver (client/local-chunk-reads.ts). A crash undoing this just repeats it.
+    await Promise.all(older.map((file) => fs.promises.unlink(file).catch((err: Error) => log.warn(`cannot remove the older copy ${file}: ${err.message}`))));
     log.info(`opened ${store.index.size} chunks in ${dirs.filter((d) => d.healthy).length}/${dirs.length} data directories`);
     return store;
   }
@@ -221,9 +229,9 @@ export class ChunkStore {
     return this.dirs.usage();
   }
 
-  /** The healthy data directories, as absolute paths. */
+  /** The healthy data directories (absolute paths). */
   healthyDirs(): string[] {
-    return this.dirs.all.filter((d) => d.healthy).map((d) => path.resolve(d.path));
+    return this.dirs.all.filter((d) => d.healthy).map((d) => d.path);
   }
 
   /** Stops the health checks and waits for operations in flight; later calls get EIO. */
@@ -362,15 +370,17 @@ export class ChunkStore {
   }
 
   /** Indexes a chunk found by the scan; of two copies in different directories the newer wins. */
-  private addScanned(handle: number, state: ChunkState, dir: DataDir): void {
+  /** Indexes a chunk found by the scan; of two copies in different directories, returns the older's directory. */
+  private addScanned(handle: number, state: ChunkState, dir: DataDir): DataDir | null {
     const other = this.index.get(handle);
     if (other) {
       const [kept, ignored] = isNewer(state, other.state) ? [dir, other.dir] : [other.dir, dir];
-      log.warn(`chunk ${handle} is in ${other.dir.path} and ${dir.path}: ignoring the older copy in ${ignored.path}`);
-      if (kept === other.dir) return;
+      log.warn(`chunk ${handle} is in ${other.dir.path} and ${dir.path}: removing the older copy in ${ignored.path}`);
+      if (kept === other.dir) return ignored;
       this.removeEntry(handle, other);
     }
     this.addEntry(handle, { state, dir, lastAccessMs: 0 });
+    return other ? other.dir : null;
   }
 
   private addEntry(handle: number, entry: IndexEntry): void {

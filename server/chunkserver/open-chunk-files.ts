@@ -26,7 +26,7 @@ const ignore = (): void => undefined;
  * The files of recently used chunks, kept open (read-write) so that a read or write costs a
  * pread or pwrite and not an open and a close, and their checksums, so that a read need not
  * read them from the file too.
- * A bounded LRU keyed by chunk handle.
+ * A bounded LRU keyed by chunk handle (or, for a reader of several chunkservers' files, by path).
  *
  * The owner (ChunkStore) must forget a chunk whenever its file may stop being the one held
  * open: delete, a lost chunk or data directory; and drop its checksums on every write and
@@ -34,9 +34,9 @@ const ignore = (): void => undefined;
  * Any error while using an entry forgets it too, so a retry opens the file afresh. Files are
  * closed only once no operation uses them.
  */
-export class OpenChunkFiles {
+export class OpenChunkFiles<Key = number> {
   /** Oldest use first. */
-  private readonly entries = new Map<number, Entry>();
+  private readonly entries = new Map<Key, Entry>();
 
   constructor(
     private readonly capacity: number,
@@ -44,13 +44,13 @@ export class OpenChunkFiles {
     private readonly flags: 'r+' | 'r' = 'r+',
   ) {}
 
-  /** The path of the chunk's file held open, if any. */
-  heldPath(handle: number): string | undefined {
-    return this.entries.get(handle)?.path;
+  /** Whether a file is held open under `key`. */
+  holds(key: Key): boolean {
+    return this.entries.has(key);
   }
 
   /** Runs `fn` on the chunk's file (`path`), opening it if not held. */
-  async use<T>(handle: number, path: string, fn: (open: OpenChunk) => Promise<T>): Promise<T> {
+  async use<T>(handle: Key, path: string, fn: (open: OpenChunk) => Promise<T>): Promise<T> {
     const entry = this.acquire(handle, path);
     try {
       const fh = await entry.file;
@@ -72,13 +72,13 @@ export class OpenChunkFiles {
   }
 
   /** The chunk's file is about to change in place: their checksums must be read again. */
-  dropChecksums(handle: number): void {
+  dropChecksums(handle: Key): void {
     const entry = this.entries.get(handle);
     if (entry) entry.checksums = null;
   }
 
   /** Stops holding the chunk's file (closed now, or when the operations using them end). */
-  forget(handle: number, only?: Entry): void {
+  forget(handle: Key, only?: Entry): void {
     const entry = this.entries.get(handle);
     if (!entry || (only && entry !== only)) return;
     this.entries.delete(handle);
@@ -100,12 +100,12 @@ export class OpenChunkFiles {
   }
 
   /** Holds the file of a chunk its creator has just opened (ChunkFile.create). */
-  adopt(handle: number, path: string, fh: FileHandle): void {
+  adopt(handle: Key, path: string, fh: FileHandle): void {
     this.forget(handle);
     this.insert(handle, { path, file: Promise.resolve(fh), checksums: null, users: 0, forgotten: false, usedAt: Date.now() });
   }
 
-  private acquire(handle: number, path: string): Entry {
+  private acquire(handle: Key, path: string): Entry {
     let entry = this.entries.get(handle);
     if (entry && entry.path !== path) this.forget(handle); // the chunk moved directory
     else if (entry) this.entries.delete(handle); // re-inserted below: the most recently used
@@ -120,7 +120,7 @@ export class OpenChunkFiles {
   }
 
   /** `entry` as the most recently used, the oldest closed past the capacity. */
-  private insert(handle: number, entry: Entry): void {
+  private insert(handle: Key, entry: Entry): void {
     this.entries.set(handle, entry);
     for (const [oldest] of this.entries) {
       if (this.entries.size <= this.capacity) break;
