@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { directWritable, readFully, readMaybeDirect, writeFully, writeMaybeDirect } from './direct-io';
 import type { OpenChunk } from './open-chunk-files';
+import { BufferPool } from '../common/buffer-pool';
 import { FsError } from '../common/fs-error';
 import {
   BLOCK_SIZE,
@@ -411,35 +412,59 @@ function headerIn(buf: Buffer): { handle: number; state: ChunkState } | null {
 export async function readChunkFile(fh: FileHandle, file: string, handle: number, version: number, offset: number, length: number, dataOffset: number): Promise<Buffer> {
   const first = blockOf(offset);
   const last = blockOf(offset + Math.max(length, 1) - 1);
-  const readBlocks = (at: number): Promise<Buffer> => readAt(fh, at + first * BLOCK_SIZE, (last - first + 1) * BLOCK_SIZE);
-  // The checksums of the blocks read, and of the one after them (see below).
-  const [meta, guessed] = await Promise.all([readAt(fh, 0, checksumOffset(last + 2)), readBlocks(dataOffset)]);
-  const header = headerIn(meta);
-  if (header?.handle !== handle || header.state.version !== version) {
-    throw new FsError('ESTALE', `${file} does not hold chunk ${handle} at version ${version}`);
-  }
-  // At rest, no block past the chunk's end has a checksum (a create writes zeros there, a shrink
-  // clears them). One that has is a write growing the chunk whose header has not landed yet:
-  // the bytes before the old end may be new already, and cut at the old end they would be a
-  // state that never was. (A read that the end does not cut needs no such care.)
-  const pastEnd = blockCount(header.state.size);
-  if (pastEnd <= last + 1 && pastEnd < capacityAt(header.state.dataOffset) / BLOCK_SIZE && checksumAt(meta, pastEnd) !== 0) {
-    throw new FsError('EAGAIN', `chunk ${handle} is being written`);
-  }
-  const end = Math.min(offset + length, header.state.size);
-  if (end <= offset) return Buffer.alloc(0);
-  const data = header.state.dataOffset === dataOffset ? guessed : await readBlocks(header.state.dataOffset);
-  const sums = decodeChecksums(meta.subarray(checksumOffset(first)), last - first + 1);
   const base = first * BLOCK_SIZE;
-  for (let b = first; b <= blockOf(end - 1); b++) {
-    const from = b * BLOCK_SIZE - base;
-    const to = Math.min(from + BLOCK_SIZE, header.state.size - base);
-    if (data.length < to) throw new ChunkCorruptError(handle, b, 'the file is shorter than the chunk');
-    if (sums[b - first] === MISSING_CHECKSUM || blockChecksum(data.subarray(from, to)) !== sums[b - first]) {
-      throw new ChunkCorruptError(handle, b, 'data does not match its checksum');
+  // The header, the checksums of the blocks read and of the one after them (see below).
+  const meta = scratch(metaScratch, checksumOffset(last + 2));
+  const blocks = scratch(blockScratch, (last - first + 1) * BLOCK_SIZE);
+  const readBlocks = async (at: number): Promise<Buffer> => blocks.buf.subarray(0, await readFully(fh, blocks.buf, at + base));
+  try {
+    const [metaLength, guessed] = await Promise.all([readFully(fh, meta.buf, 0), readBlocks(dataOffset)]);
+    const header = headerIn(meta.buf.subarray(0, metaLength));
+    if (header?.handle !== handle || header.state.version !== version) {
+      throw new FsError('ESTALE', `${file} does not hold chunk ${handle} at version ${version}`);
     }
+    const { size } = header.state;
+    // At rest, no block past the chunk's end has a checksum (a create writes zeros there, a
+    // shrink clears them). One that has is a write growing the chunk whose header has not landed
+    // yet: the bytes before the old end may be new already, and cut at the old end they would be
+    // a state that never was. (A read that the end does not cut needs no such care.)
+    const pastEnd = blockCount(size);
+    if (pastEnd <= last + 1 && pastEnd < capacityAt(header.state.dataOffset) / BLOCK_SIZE && checksumAt(meta.buf.subarray(0, metaLength), pastEnd) !== 0) {
+      throw new FsError('EAGAIN', `chunk ${handle} is being written`);
+    }
+    const end = Math.min(offset + length, size);
+    if (end <= offset) return Buffer.alloc(0);
+    const data = header.state.dataOffset === dataOffset ? guessed : await readBlocks(header.state.dataOffset);
+    const sums = decodeChecksums(meta.buf.subarray(checksumOffset(first), metaLength), last - first + 1);
+    for (let b = first; b <= blockOf(end - 1); b++) {
+      const from = b * BLOCK_SIZE - base;
+      const to = Math.min(from + BLOCK_SIZE, size - base);
+      if (data.length < to) throw new ChunkCorruptError(handle, b, 'the file is shorter than the chunk');
+      if (sums[b - first] === MISSING_CHECKSUM || blockChecksum(data.subarray(from, to)) !== sums[b - first]) {
+        throw new ChunkCorruptError(handle, b, 'data does not match its checksum');
+      }
+    }
+    const bytes = data.subarray(offset - base, end - base);
+    return blocks.pooled ? Buffer.from(bytes) : bytes; // a scratch buffer's bytes are copied out
+  } finally {
+    meta.release();
+    blocks.release();
   }
-  return data.subarray(offset - base, end - base);
+}
+
+/**
+ * Scratch buffers of readChunkFile, for the header and checksums and for the blocks of small
+ * reads (a 4 KiB random read reads its whole 64 KiB block): a fresh one per read made V8
+ * collect garbage every few hundred reads.
+ */
+const metaScratch = new BufferPool(16 * 1024, 16);
+const blockScratch = new BufferPool(2 * BLOCK_SIZE, 16);
+
+/** `bytes` of scratch: from `pool` when they fit (release() gives it back), else fresh. */
+function scratch(pool: BufferPool, bytes: number): { buf: Buffer; pooled: boolean; release: () => void } {
+  if (bytes > pool.size) return { buf: Buffer.allocUnsafe(bytes), pooled: false, release: () => undefined };
+  const whole = pool.take();
+  return { buf: whole.subarray(0, bytes), pooled: true, release: () => pool.release(whole) };
 }
 
 /**
