@@ -12,6 +12,8 @@ import type { WriteHeader } from '../server/common/data-stream-protocol';
 
 /** How long (ms) a chunkserver's word on its data directories is trusted for short-circuit reads. */
 const LOCAL_DIRS_FRESH_MS = 1000;
+/** How often (ms) a chunkserver whose files this client cannot read is asked again. */
+const NOT_LOCAL_RECHECK_MS = 30_000;
 
 export interface ChunkClientOptions {
   /**
@@ -43,10 +45,11 @@ export class ChunkClient {
   reading = 0;
   /** Connections to the chunkserver's data stream, once its port is known. */
   private dataStreams: Promise<DataStreamPool> | null = null;
-  /** Its data directories this client can read itself (with `local`), as it said at `localDirsAtMs`. */
+  /** Its data directories this client can read itself (with `local`), as it said when asked at `localDirsAtMs`. */
   private localDirs: string[] = [];
   private localDirsAtMs = 0;
-  private askingLocalDirs: Promise<string[]> | null = null;
+  private localDirsAskedMs = 0;
+  private askingLocalDirs: Promise<void> | null = null;
 
   constructor(
     readonly address: string,
@@ -64,7 +67,7 @@ export class ChunkClient {
     if (length > MAX_CHUNK_IO_BYTES) throw new FsError('EINVAL', `read length ${length} is more than the ${MAX_CHUNK_IO_BYTES} allowed per call`);
     this.reading++;
     try {
-      const dirs = await this.readableDirs();
+      const dirs = this.readableDirs();
       const here = dirs.length > 0 ? await this.local!.read(dirs, handle, version, offset, length) : null;
       if (here) return here;
       const pool = await this.dataStreamPool().catch((err: FsError) => {
@@ -141,32 +144,42 @@ export class ChunkClient {
     this.stub.close();
   }
 
-  /** Whether this client reads the chunkserver's files itself (as of its last answer). */
+  /** Whether this client reads the chunkserver's files itself now. */
   get isLocal(): boolean {
-    return this.localDirs.length > 0;
+    return this.readableDirs().length > 0;
   }
 
   /**
-   * The chunkserver's data directories this client may read itself, asked for again once its
-   * answer is LOCAL_DIRS_FRESH_MS old: a chunkserver that stopped answering (dead, or restarted
-   * elsewhere) or took a directory out of service no longer vouches for the files, which may
-   * fall behind the replicas written since. [] without `local`, or when it does not answer.
+   * The chunkserver's data directories this client may read itself: as it said in an answer to
+   * a question at most LOCAL_DIRS_FRESH_MS old. A chunkserver that stopped answering (dead, hung,
+   * restarted elsewhere) or took a directory out of service no longer vouches for the files,
+   * which may fall behind replicas written since. The question is asked again in the
+   * background halfway through, and never waited for: without a fresh answer, reads go
+   * through the chunkserver (and fail over as ever). [] without `local`.
    */
-  private readableDirs(): Promise<string[]> | string[] {
+  private readableDirs(): string[] {
     if (!this.local) return [];
-    if (Date.now() - this.localDirsAtMs < LOCAL_DIRS_FRESH_MS) return this.localDirs;
-    this.askingLocalDirs ??= this.call<DataStreamPortResponse__Output>(this.deadlineMs, (o, cb) => this.stub.dataStreamPort({}, o, cb))
+    const age = Date.now() - this.localDirsAtMs;
+    if (age >= LOCAL_DIRS_FRESH_MS / 2) this.askLocalDirs();
+    return age < LOCAL_DIRS_FRESH_MS ? this.localDirs : [];
+  }
+
+  private askLocalDirs(): void {
+    const askedAt = Date.now();
+    // One question at a time, and after a failure none for a while; a chunkserver that said its
+    // files are not for this client (another host) is asked again rarely.
+    const pause = this.localDirsAtMs > 0 && this.localDirs.length === 0 ? NOT_LOCAL_RECHECK_MS : LOCAL_DIRS_FRESH_MS / 2;
+    if (this.askingLocalDirs || askedAt - this.localDirsAskedMs < pause) return;
+    this.localDirsAskedMs = askedAt;
+    this.askingLocalDirs = this.call<DataStreamPortResponse__Output>(this.deadlineMs, (o, cb) => this.stub.dataStreamPort({}, o, cb))
       .then(({ local }) => this.local!.visibleDirs(local))
       .then((dirs) => {
-        this.localDirsAtMs = Date.now();
-        return dirs;
-      }, () => [])
-      .then((dirs) => {
         this.localDirs = dirs;
+        this.localDirsAtMs = askedAt;
+      }, () => undefined)
+      .finally(() => {
         this.askingLocalDirs = null;
-        return dirs;
       });
-    return this.askingLocalDirs;
   }
 
   /** The pool of data stream connections, learning the port from the chunkserver once. */

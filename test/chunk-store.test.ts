@@ -501,6 +501,16 @@ describe('chunk store', function () {
     }
   });
 
+  it('refuses one data directory under two paths (a symlink), and removes nothing', async () => {
+    const store = await open([dirA]);
+    await store.write(7, 0, Buffer.alloc(5000, 7), { createAtVersion: 3 });
+    await closeAll();
+    const alias = path.join(root, 'alias');
+    fs.symlinkSync(dirA, alias);
+    await expectErrno(open([dirA, alias]), 'EINVAL', /are one directory/);
+    assert.ok((await (await open([alias])).read(7, 0, CHUNK)).equals(Buffer.alloc(5000, 7)));
+  });
+
   it('a chunk made for smaller chunks refuses to grow past its checksums\' room (EFBIG), changing nothing', async () => {
     let store = await open([dirA]);
     await store.write(1, 0, Buffer.alloc(10, 1), { createAtVersion: 1 });

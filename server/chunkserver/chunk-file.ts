@@ -418,7 +418,9 @@ export async function readChunkFile(fh: FileHandle, file: string, handle: number
   const blocks = scratch(blockScratch, (last - first + 1) * BLOCK_SIZE);
   const readBlocks = async (at: number): Promise<Buffer> => blocks.buf.subarray(0, await readFully(fh, blocks.buf, at + base));
   try {
-    const [metaLength, guessed] = await Promise.all([readFully(fh, meta.buf, 0), readBlocks(dataOffset)]);
+    // Both reads end before either fails: a read still filling a scratch buffer given back
+    // would write into another read's bytes.
+    const [metaLength, guessed] = await settledBoth(readFully(fh, meta.buf, 0), readBlocks(dataOffset));
     const header = headerIn(meta.buf.subarray(0, metaLength));
     if (header?.handle !== handle || header.state.version !== version) {
       throw new FsError('ESTALE', `${file} does not hold chunk ${handle} at version ${version}`);
@@ -450,6 +452,12 @@ export async function readChunkFile(fh: FileHandle, file: string, handle: number
     meta.release();
     blocks.release();
   }
+}
+
+/** Both results once both have settled; the first failure, if any. */
+async function settledBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  await allDone([a, b]);
+  return [await a, await b];
 }
 
 /**

@@ -117,6 +117,14 @@ export class ChunkStore {
       await store.close();
       throw new FsError('EIO', `no usable data directory: ${dirs.map((d) => `${d.path}: ${d.error}`).join('; ')}`);
     }
+    // One directory under two paths (a symlink, a bind mount) would show each chunk twice, and
+    // removing the "older" copy below would remove the only one.
+    for (const [i, d] of dirs.entries()) {
+      const twin = dirs.slice(0, i).find((e) => e.healthy && d.healthy && e.inode === d.inode);
+      if (!twin) continue;
+      await store.close();
+      throw new FsError('EINVAL', `data directories ${twin.path} and ${d.path} are one directory`);
+    }
     const older: string[] = [];
     scans.forEach((chunks, i) => chunks.forEach((c) => {
       const ignored = store.addScanned(c.handle, c.state, dirs[i]);

@@ -50,6 +50,11 @@ export class DataDir {
     return this.identity?.dev ?? -1;
   }
 
+  /** Device and inode of its chunks directory once opened ('' before): one directory under two paths shows the same. */
+  get inode(): string {
+    return this.identity ? `${this.identity.dev}:${this.identity.ino}` : '';
+  }
+
   /**
    * Makes the layout where missing and lists the intact chunks, removing debris of crashes and
    * converting chunks of the older format; then starts making spares.
