@@ -150,6 +150,23 @@ describe('mount: two mounts and failures', function () {
     assert.equal(listed.trim().split('\n').length, 59);
   });
 
+  it('a listing fetched amid a stream of removals stays true to each of them, and to creates after', async () => {
+    await fsp.mkdir(a.at('stream'));
+    for (let i = 0; i < 40; i++) await fsp.mkdir(a.at(`stream/d${i}`));
+    await new Promise((r) => setTimeout(r, 1200)); // the cached names expire: lookups miss, and a listing is fetched
+    for (let i = 0; i < 20; i++) await fsp.rmdir(a.at(`stream/d${i}`)); // the listing is asked for amid these
+    for (let i = 0; i < 40; i++) {
+      if (i < 20) await assert.rejects(fsp.stat(a.at(`stream/d${i}`)), { code: 'ENOENT' }, `d${i} is gone`);
+      else assert.ok((await fsp.stat(a.at(`stream/d${i}`))).isDirectory(), `d${i} is still there`);
+    }
+    for (let i = 20; i < 40; i++) {
+      await fsp.rmdir(a.at(`stream/d${i}`));
+      await fsp.writeFile(a.at(`stream/d${i}`), String(i)); // the same name, now a file
+      assert.ok((await fsp.stat(a.at(`stream/d${i}`))).isFile(), `d${i} is a file now`);
+    }
+    assert.deepEqual((await fsp.readdir(a.at('stream'))).sort(), Array.from({ length: 20 }, (_, i) => `d${i + 20}`).sort());
+  });
+
   it('O_EXCL creates race between two mounts: exactly one wins each name', async () => {
     const names = Array.from({ length: 30 }, (_, i) => `excl-${i}`);
     const attempt = async (m: TestMount, name: string): Promise<boolean> => {

@@ -18,6 +18,8 @@ import { childPath } from '../paths';
 const log = logger('mount');
 /** Entries of a directory's listing fetched for its attributes (DirPrefetch): one page. */
 const PREFETCH_ENTRIES = 10_000;
+/** Changes remembered for listings in flight (see keepListing): more meanwhile drop the listing. */
+const FORGOTTEN_KEPT = 64;
 const { dirname } = posix;
 
 /** open(2) flags the file system acts on (Linux values). */
@@ -49,6 +51,8 @@ export class PosixFs {
   private readonly prefetch: DirPrefetch | null;
   /** Bumped whenever cached attributes are forgotten: a listing asked for before may be stale. */
   private generation = 0;
+  /** What the last FORGOTTEN_KEPT forgets made stale, the newest last (see keepListing). */
+  private readonly forgotten: Array<string[] | 'all'> = [];
   /** Write buffer memory, reused across the mount's open files. */
   private readonly slabs: BufferPool;
   /** Open files whose last handle was released and whose leases are being handed back. */
@@ -105,7 +109,23 @@ export class PosixFs {
   private async cacheListing(dir: string): Promise<void> {
     const generation = this.generation;
     const { page } = await this.master.readdirPage(dir, '', PREFETCH_ENTRIES);
-    if (generation === this.generation) this.attrs.setListing(dir, page);
+    this.keepListing(dir, page, generation);
+  }
+
+  /**
+   * `page`, a listing of `dir` asked for at `generation`, into the attribute cache, with the
+   * paths changed through this mount since marked stale in it (it may predate their change);
+   * dropped when too much changed meanwhile (a rename, a hard link, many changes). Without the
+   * marking, every listing asked for during a stream of changes (rm -r, rmdir after rmdir) was
+   * dropped, and each next name cost a master round trip.
+   */
+  private keepListing(dir: string, page: ListingPage, generation: number): void {
+    const changed = this.generation - generation;
+    if (changed > this.forgotten.length) return;
+    const stale = this.forgotten.slice(this.forgotten.length - changed);
+    if (stale.includes('all')) return;
+    this.attrs.setListing(dir, page);
+    for (const paths of stale) for (const p of paths) this.attrs.delete(p);
   }
 
   /** The current path of an open file (it follows renames, and hiding when unlinked). */
@@ -176,7 +196,7 @@ export class PosixFs {
   async list(path: string): Promise<ListingPage> {
     const generation = this.generation;
     const listing = await this.master.listing(path);
-    if (generation === this.generation) this.attrs.setListing(path, listing);
+    this.keepListing(path, listing, generation);
     if (this.unlinking.size === 0 && this.orphans.size === 0) return listing;
     // Hidden names of files unlinked while open, and of those being removed, are not listed.
     const hidden = new Set([...this.unlinking, ...[...this.orphans].map((o) => o.path)]);
@@ -432,6 +452,8 @@ export class PosixFs {
 
   private forget(stale: string[] | 'all'): void {
     this.generation++;
+    this.forgotten.push(stale);
+    if (this.forgotten.length > FORGOTTEN_KEPT) this.forgotten.shift();
     if (stale === 'all') this.attrs.clear();
     else for (const p of stale) this.attrs.delete(p);
   }
