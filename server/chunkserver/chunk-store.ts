@@ -377,8 +377,7 @@ export class ChunkStore {
     log.error(`chunk ${err.handle} is corrupt: ${err.message}`);
   }
 
-  /** Indexes a chunk found by the scan; of two copies in different directories the newer wins. */
-  /** Indexes a chunk found by the scan; of two copies in different directories, returns the older's directory. */
+  /** Indexes a chunk found by the scan; of two copies in different directories the newer wins, and the older's directory is returned. */
   private addScanned(handle: number, state: ChunkState, dir: DataDir): DataDir | null {
     const other = this.index.get(handle);
     if (other) {

@@ -1,6 +1,7 @@
 import * as fs from 'fs';
 import { join } from 'path';
 import { FsError } from '../common/fs-error';
+import { statIdentity } from '../common/host-identity';
 import { logger } from '../common/log';
 import { CHECKSUMS_AT, CHUNKS_SUBDIR, ChunkFile, ChunkState, chunkFileHandle, chunkFilePath, dataOffsetFor, fanOutName, isNewer, readHeader, withFile } from './chunk-file';
 import { readFully } from './direct-io';
@@ -52,7 +53,7 @@ export class DataDir {
 
   /** Device and inode of its chunks directory once opened ('' before): one directory under two paths shows the same. */
   get inode(): string {
-    return this.identity ? `${this.identity.dev}:${this.identity.ino}` : '';
+    return this.identity ? statIdentity(this.identity) : '';
   }
 
   /**

@@ -16,11 +16,14 @@ export async function bootId(): Promise<string> {
   }
 }
 
+/** "device:inode" of a file as stat gives it. */
+export const statIdentity = (st: { dev: number | bigint; ino: number | bigint }): string => `${st.dev}:${st.ino}`;
+
 /** "device:inode" of the directory at `dir`, or null when it cannot be stat'ed. */
 export async function dirIdentity(dir: string): Promise<string | null> {
   try {
     const st = await fs.promises.stat(dir, { bigint: true });
-    return st.isDirectory() ? `${st.dev}:${st.ino}` : null;
+    return st.isDirectory() ? statIdentity(st) : null;
   } catch {
     return null;
   }
