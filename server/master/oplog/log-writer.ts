@@ -16,7 +16,7 @@ const SEGMENT_ROLL_BYTES = 64 * 1024 * 1024;
  * A batch of at most this many records is written on the main thread, blocking it for the
  * O_DSYNC write (~0.3 ms): handing it to the thread pool and back costs two thread wake-ups,
  * which on a busy 2-core machine took longer than the write (a mkdir's session call: 0.9-1.1 ms
- * through the pool, 0.5-0.6 ms without). Bigger batches, which come with many clients, go
+ * through the pool, 0.7-0.76 ms without). Bigger batches, which come with many clients, go
  * through the pool so that the next batch forms while the disk works.
  */
 const SYNC_WRITE_MAX_RECORDS = 2;
