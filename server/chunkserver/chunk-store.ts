@@ -83,6 +83,8 @@ export class ChunkStore {
   private readonly open: OpenChunkFiles;
   private readonly dirs: DataDirs;
   private closed = false;
+  /** Disk operations under way (onDisk): a create alone may block the event loop (ChunkFile.create). */
+  private diskWork = 0;
 
   private constructor(
     dirs: DataDir[],
@@ -283,7 +285,8 @@ export class ChunkStore {
         this.open.forget(handle);
         try {
           state = await this.onDisk(dir, null, async () => {
-            const created = await file.create(version, dir.dataOffset, offset, data, dir.spares.take());
+            const alone = this.diskWork === 1;
+            const created = await file.create(version, dir.dataOffset, offset, data, dir.spares.take(), alone);
             this.open.adopt(handle, file.path, created.fh);
             return created.state;
           });
@@ -317,10 +320,13 @@ export class ChunkStore {
   /** Runs disk work in `dir`; whatever goes wrong comes out as an FsError, faults handled. */
   private async onDisk<T>(dir: DataDir, handle: number | null, work: () => Promise<T>): Promise<T> {
     let result: T;
+    this.diskWork++;
     try {
       result = await work();
     } catch (err) {
       throw await this.toStoreError(dir, handle, err);
+    } finally {
+      this.diskWork--;
     }
     // Work that raced with the directory's failure may have "succeeded" on removed files.
     if (!dir.healthy) throw new FsError('EIO', `data directory ${dir.path} failed: ${dir.error}`);
