@@ -42,6 +42,23 @@ describe('chunkserver registry', () => {
     assert.deepEqual(reg.sweep(), []);
   });
 
+  it('does not count time the event loop was blocked as a chunkserver\'s silence', async function () {
+    this.timeout(10_000);
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const blockLoop = (ms: number) => { const until = Date.now() + ms; while (Date.now() < until); };
+    const real = new ChunkserverRegistry(200); // sweeps every 50 ms on the real clock
+    try {
+      real.heartbeat(hb('a'));
+      blockLoop(600); // three dead timeouts with no chance to read a heartbeat
+      await pause(120); // the late sweep, and the next one on time
+      assert.equal(real.list()[0].alive, true, 'declared dead for the master\'s own stall');
+      await pause(400); // silent while the loop runs: dead
+      assert.equal(real.list()[0].alive, false);
+    } finally {
+      real.stop();
+    }
+  });
+
   it('reports the raw space of live chunkservers only (statfs)', () => {
     reg.heartbeat(hb('a', { capacityBytes: 1000, freeBytes: 600 }));
     reg.heartbeat(hb('b', { capacityBytes: 500, freeBytes: 100 }));

@@ -35,6 +35,11 @@ const DISK_FAULTS = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENOTDIR', 'EAC
 const DEFAULT_HEALTH_CHECK_MS = 2000;
 /** Chunks whose files are held open for reads and writes. */
 const DEFAULT_OPEN_CHUNKS = 256;
+/**
+ * A create slower than this (a disk busy with other work) keeps the next one off the event
+ * loop (see ChunkFile.create): a stalled disk must not stall heartbeats and other requests.
+ */
+const SLOW_CREATE_MS = 5;
 
 export interface ChunkInfo {
   handle: number;
@@ -85,6 +90,8 @@ export class ChunkStore {
   private closed = false;
   /** Disk operations under way (onDisk): a create alone may block the event loop (ChunkFile.create). */
   private diskWork = 0;
+  /** The last create took long (a disk busy with other work): the next does not block. */
+  private diskSlow = false;
 
   private constructor(
     dirs: DataDir[],
@@ -285,8 +292,10 @@ export class ChunkStore {
         this.open.forget(handle);
         try {
           state = await this.onDisk(dir, null, async () => {
-            const alone = this.diskWork === 1;
-            const created = await file.create(version, dir.dataOffset, offset, data, dir.spares.take(), alone);
+            const mayBlock = this.diskWork === 1 && !this.diskSlow;
+            const started = performance.now();
+            const created = await file.create(version, dir.dataOffset, offset, data, dir.spares.take(), mayBlock);
+            this.diskSlow = performance.now() - started > SLOW_CREATE_MS;
             this.open.adopt(handle, file.path, created.fh);
             return created.state;
           });

@@ -65,6 +65,9 @@ interface Chunkserver extends Omit<ChunkserverView, 'chunks' | 'state'> {
 export class ChunkserverRegistry {
   private readonly servers = new Map<string, Chunkserver>();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly sweepEveryMs: number;
+  /** When the sweeper last ran (performance.now(): the event loop's own clock, not `now`). */
+  private lastSweepAt = performance.now();
 
   constructor(
     private readonly deadTimeoutMs: number,
@@ -72,7 +75,8 @@ export class ChunkserverRegistry {
     /** The logged admin state of a chunkserver (ChunkserverStates.get). */
     readonly stateOf: (id: string) => ChunkserverState = () => 'normal',
   ) {
-    this.sweeper = setInterval(() => this.sweep(), Math.min(1000, Math.max(50, deadTimeoutMs / 4)));
+    this.sweepEveryMs = Math.min(1000, Math.max(50, deadTimeoutMs / 4));
+    this.sweeper = setInterval(() => this.sweepOnTime(), this.sweepEveryMs);
     this.sweeper.unref();
   }
 
@@ -106,6 +110,24 @@ export class ChunkserverRegistry {
     }
     for (const h of hb.corruptChunks) cs.corrupt.add(h);
     return { sendFullReport: cs.replicas === null };
+  }
+
+  /**
+   * The periodic sweep. One that runs late found the master's event loop blocked (a log write
+   * on a stalled disk, a long pause): heartbeats that arrived meanwhile are still unread, and
+   * timers run before them, so the blocked time is not counted as the chunkservers' silence.
+   * Otherwise a stall past the dead timeout would declare every chunkserver dead at once and
+   * start copying all their chunks.
+   */
+  private sweepOnTime(): void {
+    const at = performance.now();
+    const blocked = at - this.lastSweepAt - this.sweepEveryMs;
+    this.lastSweepAt = at;
+    if (blocked > this.sweepEveryMs) {
+      log.warn(`master event loop blocked for ${Math.round(blocked)} ms: chunkserver silence meanwhile not counted`);
+      for (const cs of this.servers.values()) if (cs.alive) cs.lastHeartbeatMs += blocked;
+    }
+    this.sweep();
   }
 
   /** Marks chunkservers silent past the dead timeout as dead; returns the newly dead ids. */

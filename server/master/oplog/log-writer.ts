@@ -20,6 +20,12 @@ const SEGMENT_ROLL_BYTES = 64 * 1024 * 1024;
  * through the pool so that the next batch forms while the disk works.
  */
 const SYNC_WRITE_MAX_RECORDS = 2;
+/**
+ * A write round slower than this (a disk busy with other work) sends the next rounds through
+ * the pool until one is quick again: a stalled disk must not stall the master's event loop,
+ * which meanwhile reads heartbeats and answers reads.
+ */
+const SLOW_WRITE_MS = 5;
 /** How often each directory is checked for having been removed under us (ms). */
 const HEALTH_CHECK_MS = 1000;
 
@@ -61,6 +67,7 @@ export class LogWriter {
   private rollRequested = false;
   private rollWaiters: Array<(txid: number) => void> = [];
   private dead: Error | null = null;
+  private diskSlow = false;
   /** Write+sync rounds so far: far fewer than records when group commit works. */
   syncRounds = 0;
   private readonly healthTimer: NodeJS.Timeout;
@@ -161,8 +168,10 @@ export class LogWriter {
           const batch = records === 1 ? this.pending[0] : Buffer.concat(this.pending);
           const last = this.lastAppended;
           this.pending = [];
-          const onMainThread = records <= SYNC_WRITE_MAX_RECORDS;
+          const onMainThread = records <= SYNC_WRITE_MAX_RECORDS && !this.diskSlow;
+          const started = performance.now();
           await Promise.all(this.dirs.filter((d) => d.healthy).map((d) => this.writeAndSync(d, batch, onMainThread)));
+          this.diskSlow = performance.now() - started > SLOW_WRITE_MS;
           if (!this.checkAlive()) break;
           this.syncRounds++;
           this.durable = last;
