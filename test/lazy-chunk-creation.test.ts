@@ -73,6 +73,39 @@ describe('lazy chunk creation', function () {
     assert.equal((await cluster.client.fsck('/')).healthy, true);
   });
 
+  it('a small first write lands on every replica; writes racing it keep every replica identical', async () => {
+    const replicasOf = async (path: string) => {
+      const [loc] = (await cluster.client.chunkLocations(path, 0, 1)).chunks;
+      const { size } = await cluster.client.getattr(path);
+      return Promise.all(loc.replicas.map((r) => cluster.peers.get(r).read(loc.handle, loc.version, 0, size)));
+    };
+    // Alone: one small piece, created on the three replicas.
+    const lone = Buffer.from('x'.repeat(3000));
+    const writer = new FileWriter(cluster.client, cluster.peers);
+    await cluster.client.create('/lone', 0o644, true);
+    await writer.write('/lone', 0, lone);
+    for (const copy of await replicasOf('/lone')) assert.deepEqual(copy, lone);
+
+    // Twenty overlapping small writes to one new chunk at once: whichever creates it, the
+    // replicas must agree with each other and with the order the writer's calls resolved in.
+    await cluster.client.create('/raced', 0o644, true);
+    await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const piece = Buffer.alloc(2000, 65 + i);
+      await writer.write('/raced', i * 500, piece);
+    }));
+    await writer.close();
+    const copies = await replicasOf('/raced');
+    assert.equal(copies.length, 3);
+    for (const copy of copies.slice(1)) assert.deepEqual(copy, copies[0], 'the replicas differ');
+    // Every byte is one of the writes that covered it (which one depends on the order).
+    copies[0].forEach((b, at) => {
+      const covering = Array.from({ length: 20 }, (_, i) => i).filter((i) => at >= i * 500 && at < i * 500 + 2000);
+      assert.ok(covering.some((i) => b === 65 + i), `byte ${at} = ${b}, from no write covering it`);
+    });
+    assert.equal(copies[0].length, 19 * 500 + 2000);
+    assert.equal((await cluster.client.fsck('/')).healthy, true);
+  });
+
   it('a first write not yet confirmed reads as a hole; confirmed, it is the data', async () => {
     await cluster.client.create('/f', 0o644, true);
     const { chunk } = await cluster.client.allocateChunk('/f', 0);
