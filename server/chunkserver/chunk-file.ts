@@ -133,11 +133,11 @@ export class ChunkFile {
    * above); without one, a new file is created and its directory synced.
    */
   /**
-   * `mayBlock`: nothing else is waiting on this store's disk, so a small file's chunk taken from
-   * a spare is renamed, written and synced on the main thread (~0.5 ms): through the thread pool
-   * these are three round trips, each two thread wake-ups, on the path of every small file.
+   * `mayBlock()`: nothing else is waiting on this store's disk, so a small file's chunk taken
+   * from a spare is renamed, written and synced on the main thread (~0.5 ms): through the thread
+   * pool these are three round trips, each two thread wake-ups, on the path of every small file.
    */
-  async create(version: number, dataOffset: number, offset: number, bytes: Buffer, spare: string | null, mayBlock = false): Promise<{ state: ChunkState; fh: FileHandle }> {
+  async create(version: number, dataOffset: number, offset: number, bytes: Buffer, spare: string | null, mayBlock: () => boolean = () => false): Promise<{ state: ChunkState; fh: FileHandle }> {
     const fh = await fs.promises.open(spare ?? this.path, spare ? 'r+' : 'w+');
     try {
       const state: ChunkState = { version, born: birthStamp(), size: offset + bytes.length, seq: 1, dataOffset };
@@ -148,7 +148,7 @@ export class ChunkFile {
       encodeChecksums(await this.checksumsAfter(fh, dataOffset, 0, state.size, 0, blockOf(state.size - 1), { offset, bytes })).copy(checksums);
       if (spare && offset > 0) await fh.truncate(dataOffset); // the gap must read as zeros
       const small = offset === 0 && bytes.length <= SMALL_CREATE_BYTES && !directWritable(bytes, dataOffset);
-      if (small && spare && mayBlock) {
+      if (small && spare && mayBlock()) {
         fs.renameSync(spare, this.path);
         const whole = this.layOut(state, checksums, bytes);
         for (let done = 0; done < whole.length; ) done += fs.writeSync(fh.fd, whole, done, whole.length - done, done);
@@ -429,7 +429,11 @@ export async function readChunkFile(fh: FileHandle, file: string, handle: number
   // The header, the checksums of the blocks read and of the one after them (see below).
   const meta = scratch(metaScratch, checksumOffset(last + 2));
   const blocks = scratch(blockScratch, (last - first + 1) * BLOCK_SIZE);
-  const readBlocks = async (at: number): Promise<Buffer> => blocks.buf.subarray(0, await readFully(fh, blocks.buf, at + base));
+  // One read, not readFully: the blocks asked for usually run past the file's end, and asking
+  // again only to be told 0 cost a thread-pool round trip per small file's read. A read cut short
+  // by a failing disk instead leaves bytes missing, which the checks below refuse (the caller
+  // then reads through the chunkserver, whose exact-length reads see the error).
+  const readBlocks = async (at: number): Promise<Buffer> => blocks.buf.subarray(0, (await fh.read(blocks.buf, 0, blocks.buf.length, at + base)).bytesRead);
   try {
     // Both reads end before either fails: a read still filling a scratch buffer given back
     // would write into another read's bytes.

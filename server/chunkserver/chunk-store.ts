@@ -292,7 +292,9 @@ export class ChunkStore {
         this.open.forget(handle);
         try {
           state = await this.onDisk(dir, null, async () => {
-            const mayBlock = this.diskWork === 1 && !this.diskSlow;
+            // Asked when it would block: nothing else on the disk, not even a round of new
+            // spares (its syncs commit the journal), and the last create was quick.
+            const mayBlock = (): boolean => this.diskWork === 1 && !this.diskSlow && !dir.spares.making;
             const started = performance.now();
             const created = await file.create(version, dir.dataOffset, offset, data, dir.spares.take(), mayBlock);
             this.diskSlow = performance.now() - started > SLOW_CREATE_MS;

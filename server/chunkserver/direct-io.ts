@@ -100,18 +100,13 @@ async function openDirect(file: string, flags: number): Promise<fs.promises.File
   }
 }
 
-/**
- * Reads into `buf` from `position` until it is full or the file ends; returns bytes read. A
- * read of a regular file that comes back short has met the file's end: asking again only to be
- * told 0 cost a thread-pool round trip per read at a chunk's end (every small file's read).
- */
+/** Reads into `buf` from `position` until it is full or the file ends; returns bytes read. */
 export async function readFully(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<number> {
   let got = 0;
   while (got < buf.length) {
-    const asked = buf.length - got;
-    const { bytesRead } = await fh.read(buf, got, asked, position + got);
+    const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
+    if (bytesRead === 0) break;
     got += bytesRead;
-    if (bytesRead < asked) break;
   }
   return got;
 }

@@ -32,7 +32,7 @@ const RETRY_MS = 5000;
 export class SpareFiles {
   private readonly ready: string[] = [];
   private nextName = 0;
-  private making: Promise<void> | null = null;
+  private round: Promise<void> | null = null;
   private retryAfterMs = 0;
   private closed = false;
 
@@ -51,6 +51,11 @@ export class SpareFiles {
     }
   }
 
+  /** A round of new spares is being written and synced. */
+  get making(): boolean {
+    return this.round !== null;
+  }
+
   /** A spare's path, now the caller's to rename away, or null when none is ready. */
   take(): string | null {
     const spare = this.ready.pop() ?? null;
@@ -61,19 +66,19 @@ export class SpareFiles {
   /** Stops making spares; resolves once a round in progress has ended. */
   async close(): Promise<void> {
     this.closed = true;
-    await this.making;
+    await this.round;
   }
 
   /** Starts a round of new spares unless one runs, the last failed recently, or it is closed. */
   refill(): void {
-    if (this.making || this.closed || Date.now() < this.retryAfterMs) return;
-    this.making = this.makeRound()
+    if (this.round || this.closed || Date.now() < this.retryAfterMs) return;
+    this.round = this.makeRound()
       .catch((err: unknown) => {
         this.retryAfterMs = Date.now() + RETRY_MS;
         log.warn(`making spare chunk files in ${this.dir} failed: ${err instanceof Error ? err.message : String(err)}`);
       })
       .finally(() => {
-        this.making = null;
+        this.round = null;
       });
   }
 

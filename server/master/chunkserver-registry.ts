@@ -125,7 +125,9 @@ export class ChunkserverRegistry {
     this.lastSweepAt = at;
     if (blocked > this.sweepEveryMs) {
       log.warn(`master event loop blocked for ${Math.round(blocked)} ms: chunkserver silence meanwhile not counted`);
-      for (const cs of this.servers.values()) if (cs.alive) cs.lastHeartbeatMs += blocked;
+      // Heartbeats read since the stall (it may have been in a timer, before a poll) are fresh.
+      const stallStartMs = this.now() - blocked;
+      for (const cs of this.servers.values()) if (cs.alive && cs.lastHeartbeatMs < stallStartMs) cs.lastHeartbeatMs += blocked;
     }
     this.sweep();
   }

@@ -66,7 +66,9 @@ export class Checkpointer {
     const started = performance.now();
     const txid = await this.writer.roll();
     const dirs = this.writer.healthyPaths();
-    const results = await runWorker({ dirs, txid });
+    // The worker's writes and syncs share the disk: log writes meanwhile must not block the
+    // event loop behind them.
+    const results = await this.writer.besideOtherDiskWork(() => runWorker({ dirs, txid }));
     let bytes = 0;
     for (const r of results) {
       if (r.error) this.writer.fail(r.dir, new Error(`checkpoint write failed: ${r.error}`));

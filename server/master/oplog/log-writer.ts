@@ -68,6 +68,8 @@ export class LogWriter {
   private rollWaiters: Array<(txid: number) => void> = [];
   private dead: Error | null = null;
   private diskSlow = false;
+  /** Other writes to these disks under way (a checkpoint): log writes go through the pool. */
+  private otherDiskWork = 0;
   /** Write+sync rounds so far: far fewer than records when group commit works. */
   syncRounds = 0;
   private readonly healthTimer: NodeJS.Timeout;
@@ -146,6 +148,16 @@ export class LogWriter {
     setImmediate(() => void this.flushLoop());
   }
 
+  /** Runs `work`, which writes to the metadata disks too; meanwhile no log write blocks the event loop. */
+  async besideOtherDiskWork<T>(work: () => Promise<T>): Promise<T> {
+    this.otherDiskWork++;
+    try {
+      return await work();
+    } finally {
+      this.otherDiskWork--;
+    }
+  }
+
   /** Marks a directory failed from outside (e.g. a checkpoint could not be written there). */
   fail(dirPath: string, err: unknown): void {
     const d = this.dirs.find((x) => x.path === dirPath && x.healthy);
@@ -168,7 +180,7 @@ export class LogWriter {
           const batch = records === 1 ? this.pending[0] : Buffer.concat(this.pending);
           const last = this.lastAppended;
           this.pending = [];
-          const onMainThread = records <= SYNC_WRITE_MAX_RECORDS && !this.diskSlow;
+          const onMainThread = records <= SYNC_WRITE_MAX_RECORDS && !this.diskSlow && this.otherDiskWork === 0;
           const started = performance.now();
           await Promise.all(this.dirs.filter((d) => d.healthy).map((d) => this.writeAndSync(d, batch, onMainThread)));
           this.diskSlow = performance.now() - started > SLOW_WRITE_MS;
