@@ -130,12 +130,10 @@ export class ChunkFile {
    * Creates the chunk at `version` holding `bytes` at `offset` (zeros before them), durable when
    * it resolves, and hands back its file open (for OpenChunkFiles). `spare` is a file made ahead
    * of time to take: opened by its spare name and renamed beside the writes (not synced: see
-   * above); without one, a new file is created and its directory synced.
-   */
-  /**
-   * `mayBlock()`: nothing else is waiting on this store's disk, so a small file's chunk taken
-   * from a spare is renamed, written and synced on the main thread (~0.5 ms): through the thread
-   * pool these are three round trips, each two thread wake-ups, on the path of every small file.
+   * above); without one, a new file is created and its directory synced. When `mayBlock()`
+   * (nothing else is waiting on the disk), a small file's chunk taken from a spare is renamed,
+   * written and synced on the main thread (~0.5 ms): through the thread pool these are three
+   * round trips, each two thread wake-ups, on the path of every small file.
    */
   async create(version: number, dataOffset: number, offset: number, bytes: Buffer, spare: string | null, mayBlock: () => boolean = () => false): Promise<{ state: ChunkState; fh: FileHandle }> {
     const fh = await fs.promises.open(spare ?? this.path, spare ? 'r+' : 'w+');

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
+import { SlowDiskGuard } from '../common/slow-disk';
 import { blockCount } from './block-checksums';
 import { ChunkCorruptError, ChunkFile, ChunkState, VERIFY_BLOCKS_PER_STEP, capacityAt, chunkFilePath, isNewer } from './chunk-file';
 import { DataDir } from './data-dir';
@@ -35,11 +36,6 @@ const DISK_FAULTS = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENOTDIR', 'EAC
 const DEFAULT_HEALTH_CHECK_MS = 2000;
 /** Chunks whose files are held open for reads and writes. */
 const DEFAULT_OPEN_CHUNKS = 256;
-/**
- * A create slower than this (a disk busy with other work) keeps the next one off the event
- * loop (see ChunkFile.create): a stalled disk must not stall heartbeats and other requests.
- */
-const SLOW_CREATE_MS = 5;
 
 export interface ChunkInfo {
   handle: number;
@@ -90,8 +86,8 @@ export class ChunkStore {
   private closed = false;
   /** Disk operations under way (onDisk): a create alone may block the event loop (ChunkFile.create). */
   private diskWork = 0;
-  /** The last create took long (a disk busy with other work): the next does not block. */
-  private diskSlow = false;
+  /** After a slow create the next does not block the event loop (ChunkFile.create). */
+  private readonly disk = new SlowDiskGuard();
 
   private constructor(
     dirs: DataDir[],
@@ -294,10 +290,8 @@ export class ChunkStore {
           state = await this.onDisk(dir, null, async () => {
             // Asked when it would block: nothing else on the disk, not even a round of new
             // spares (its syncs commit the journal), and the last create was quick.
-            const mayBlock = (): boolean => this.diskWork === 1 && !this.diskSlow && !dir.spares.making;
-            const started = performance.now();
-            const created = await file.create(version, dir.dataOffset, offset, data, dir.spares.take(), mayBlock);
-            this.diskSlow = performance.now() - started > SLOW_CREATE_MS;
+            const mayBlock = (): boolean => this.diskWork === 1 && this.disk.quick && !dir.spares.making;
+            const created = await this.disk.timed(() => file.create(version, dir.dataOffset, offset, data, dir.spares.take(), mayBlock));
             this.open.adopt(handle, file.path, created.fh);
             return created.state;
           });

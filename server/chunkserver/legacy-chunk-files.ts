@@ -17,12 +17,13 @@ const log = logger('chunk-store');
  * truth (a crash mid-way converts again); a .data left alone beside a .chunk is the end of a
  * conversion a crash cut short.
  */
+const HEADER_BYTES = 32;
+
 /** The handle and kind ('data', 'meta' or 'meta.tmp') a legacy file's name stands for, or null. */
 export function legacyFileName(name: string): { handle: number; kind: string } | null {
   const m = /^(\d{1,16})\.(data|meta|meta\.tmp)$/.exec(name);
   return m && Number.isSafeInteger(Number(m[1])) ? { handle: Number(m[1]), kind: m[2] } : null;
 }
-const HEADER_BYTES = 32;
 
 /**
  * Converts chunk `handle`'s legacy pair (.data and .meta, both present) in `dataDir` and removes

@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import { promisify } from 'util';
 import { FsError } from '../../common/fs-error';
 import { logger } from '../../common/log';
+import { SlowDiskGuard } from '../../common/slow-disk';
 import { encodeFrame } from './frame';
 import { fileHeader, fsyncDir, SEGMENT_MAGIC, segmentPath } from './meta-dir';
 
@@ -20,12 +21,6 @@ const SEGMENT_ROLL_BYTES = 64 * 1024 * 1024;
  * through the pool so that the next batch forms while the disk works.
  */
 const SYNC_WRITE_MAX_RECORDS = 2;
-/**
- * A write round slower than this (a disk busy with other work) sends the next rounds through
- * the pool until one is quick again: a stalled disk must not stall the master's event loop,
- * which meanwhile reads heartbeats and answers reads.
- */
-const SLOW_WRITE_MS = 5;
 /** How often each directory is checked for having been removed under us (ms). */
 const HEALTH_CHECK_MS = 1000;
 
@@ -67,7 +62,8 @@ export class LogWriter {
   private rollRequested = false;
   private rollWaiters: Array<(txid: number) => void> = [];
   private dead: Error | null = null;
-  private diskSlow = false;
+  /** After a slow write round the next go through the pool (a busy disk must not stall heartbeats and reads). */
+  private readonly disk = new SlowDiskGuard();
   /** Other writes to these disks under way (a checkpoint): log writes go through the pool. */
   private otherDiskWork = 0;
   /** Write+sync rounds so far: far fewer than records when group commit works. */
@@ -180,10 +176,8 @@ export class LogWriter {
           const batch = records === 1 ? this.pending[0] : Buffer.concat(this.pending);
           const last = this.lastAppended;
           this.pending = [];
-          const onMainThread = records <= SYNC_WRITE_MAX_RECORDS && !this.diskSlow && this.otherDiskWork === 0;
-          const started = performance.now();
-          await Promise.all(this.dirs.filter((d) => d.healthy).map((d) => this.writeAndSync(d, batch, onMainThread)));
-          this.diskSlow = performance.now() - started > SLOW_WRITE_MS;
+          const onMainThread = records <= SYNC_WRITE_MAX_RECORDS && this.disk.quick && this.otherDiskWork === 0;
+          await this.disk.timed(() => Promise.all(this.dirs.filter((d) => d.healthy).map((d) => this.writeAndSync(d, batch, onMainThread))));
           if (!this.checkAlive()) break;
           this.syncRounds++;
           this.durable = last;
