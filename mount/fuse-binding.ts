@@ -91,7 +91,7 @@ interface Native {
   replyEntry(req: Request, ...statThenTimeouts: number[]): void;
   replyCreate(req: Request, ...statThenTimeoutsAndFh: number[]): void;
   replyAttr(req: Request, ...statThenTimeout: number[]): void;
-  replyOpen(req: Request, fh: number, keepCache: boolean): void;
+  replyOpen(req: Request, fh: number, keepCache: boolean, noFlush: boolean): void;
   replyWrite(req: Request, count: number): void;
   replyBuf(req: Request, data: Buffer, length: number): void;
   replyReadlink(req: Request, target: string): void;
@@ -145,9 +145,13 @@ export class FuseSession {
     if (this.handle) native.replyAttr(req, ...statArgs(stat), attrTimeoutSec);
   }
 
-  /** keepCache false: the kernel drops the file's cached pages (another mount may have written). */
-  replyOpen(req: Request, fh: number, keepCache: boolean): void {
-    if (this.handle) native.replyOpen(req, fh, keepCache);
+  /**
+   * keepCache false: the kernel drops the file's cached pages (another mount may have written).
+   * noFlush: close(2) of this handle sends no FLUSH (FOPEN_NOFLUSH), one round trip less for a
+   * handle that cannot have written anything.
+   */
+  replyOpen(req: Request, fh: number, { keepCache, noFlush }: { keepCache: boolean; noFlush: boolean }): void {
+    if (this.handle) native.replyOpen(req, fh, keepCache, noFlush);
   }
 
   replyWrite(req: Request, count: number): void {

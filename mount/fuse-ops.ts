@@ -14,6 +14,8 @@ const BLOCK = 4096;
 /** st_blksize: the I/O size cp, cat and friends use; one request of the mount's largest. */
 const IO_SIZE = 1 << 20;
 const NAME_MAX = 255;
+const O_ACCMODE = 0o3;
+const O_RDONLY = 0o0;
 
 const TIMED_OUT = new FsError('ETIMEDOUT', '').errno;
 
@@ -167,7 +169,9 @@ export class FuseOps implements LowLevelHandlers {
         this.told.delete(ino);
         this.session?.invalidateAttrs(ino);
       }
-      return (s) => s.replyOpen(req, fh, false);
+      // A read-only handle has nothing to flush at close (its writes are impossible, and other
+      // handles' writes are theirs to flush): the kernel skips that round trip.
+      return (s) => s.replyOpen(req, fh, { keepCache: false, noFlush: (flags & O_ACCMODE) === O_RDONLY });
     });
   }
 
@@ -205,7 +209,7 @@ export class FuseOps implements LowLevelHandlers {
   opendir(req: Request, ino: number): void {
     const fh = this.nextDirHandle++;
     this.listings.set(fh, { entries: this.listing(ino), used: false });
-    this.session?.replyOpen(req, fh, true);
+    this.session?.replyOpen(req, fh, { keepCache: true, noFlush: false });
   }
 
   /** Offsets are positions in the listing read at offset 0 ('.' and '..' first). */

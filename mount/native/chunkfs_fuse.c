@@ -537,15 +537,17 @@ static napi_value js_reply_attr(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* replyOpen(req, fh, keepCache) */
+/* replyOpen(req, fh, keepCache, noFlush) */
 static napi_value js_reply_open(napi_env env, napi_callback_info info) {
-  ARGS(3);
+  ARGS(4);
   struct fuse_file_info fi;
   memset(&fi, 0, sizeof fi);
   fi.fh = (uint64_t)dbl(env, argv[1]);
-  bool keep = false;
+  bool keep = false, no_flush = false;
   napi_get_value_bool(env, argv[2], &keep);
+  napi_get_value_bool(env, argv[3], &no_flush);
   fi.keep_cache = keep;
+  fi.noflush = no_flush;
   fuse_reply_open(req_of(env, argv[0]), &fi);
   return NULL;
 }

@@ -12,6 +12,8 @@ export interface ServerProcess {
   stopped: Promise<number | null>;
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`; resolves once it is gone. */
   stop(graceMs?: number): Promise<number | null>;
+  /** What it has written to stderr so far (its log). */
+  stderr(): string;
 }
 
 export interface CliResult {
@@ -41,18 +43,21 @@ export function startChunkserver(dataDirs: string[], masters: string[], extraArg
     '--masters', masters.join(','), ...extraArgs], undefined, wrapper);
 }
 
-/** `chunkfs mount MOUNTPOINT --masters MASTER`, ready once it prints `mounted MOUNTPOINT`. */
-export function startMount(mountpoint: string, master: string, extraArgs: string[] = []): Promise<ServerProcess> {
-  return startServer(['mount', mountpoint, '--masters', master, ...extraArgs], /^mounted (.+)$/m);
+/**
+ * `chunkfs mount MOUNTPOINT --masters MASTER`, ready once it prints `mounted MOUNTPOINT`;
+ * `env`: added to this process's environment (CHUNKFS_LOG=debug logs every operation).
+ */
+export function startMount(mountpoint: string, master: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  return startServer(['mount', mountpoint, '--masters', master, ...extraArgs], /^mounted (.+)$/m, [], env);
 }
 
 /**
  * Starts `chunkfs <args>` and waits for its ready line (`listening HOST:PORT` by default). Its
  * stderr is collected for the failure message.
  */
-function startServer(cliArgs: string[], ready = /^listening (\S+)$/m, wrapper: string[] = []): Promise<ServerProcess> {
+function startServer(cliArgs: string[], ready = /^listening (\S+)$/m, wrapper: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
   const [command, ...args] = [...wrapper, process.execPath, CLI_JS, ...cliArgs];
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const stopped = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stdout = '';
   let stderr = '';
@@ -72,12 +77,12 @@ function startServer(cliArgs: string[], ready = /^listening (\S+)$/m, wrapper: s
       if (!m || started) return;
       started = true;
       clearTimeout(timer);
-      resolve(handle(child, m[1], stopped));
+      resolve(handle(child, m[1], stopped, () => stderr));
     });
   });
 }
 
-function handle(child: ChildProcess, address: string, stopped: Promise<number | null>): ServerProcess {
+function handle(child: ChildProcess, address: string, stopped: Promise<number | null>, stderr: () => string): ServerProcess {
   const kill = (signal: NodeJS.Signals = 'SIGTERM'): void => {
     if (child.exitCode === null && child.signalCode === null) child.kill(signal);
   };
@@ -86,6 +91,7 @@ function handle(child: ChildProcess, address: string, stopped: Promise<number | 
     pid: child.pid!,
     kill,
     stopped,
+    stderr,
     async stop(graceMs = 5000) {
       kill('SIGTERM');
       const timer = setTimeout(() => kill('SIGKILL'), graceMs);

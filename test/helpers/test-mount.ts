@@ -21,14 +21,20 @@ export class TestMount {
     private process: ServerProcess,
     private readonly master: string,
     private readonly extraArgs: string[],
+    private readonly env: NodeJS.ProcessEnv,
   ) {}
 
-  /** Mounts `cluster` on `<cluster root>/<name>` (created). */
-  static async start(cluster: TestCluster, name = 'mnt', extraArgs: string[] = []): Promise<TestMount> {
+  /** Mounts `cluster` on `<cluster root>/<name>` (created); `env` for the mount process. */
+  static async start(cluster: TestCluster, name = 'mnt', extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<TestMount> {
     const dir = path.join(cluster.root, name);
     fs.mkdirSync(dir, { recursive: true });
-    const p = await startMount(dir, cluster.master.address, extraArgs);
-    return new TestMount(dir, p, cluster.master.address, extraArgs);
+    const p = await startMount(dir, cluster.master.address, extraArgs, env);
+    return new TestMount(dir, p, cluster.master.address, extraArgs, env);
+  }
+
+  /** The mount process's log so far. */
+  log(): string {
+    return this.process.stderr();
   }
 
   /** The path of `rel` inside the mount. */
@@ -61,7 +67,7 @@ export class TestMount {
 
   /** Mounts again on the same directory (which may hold a dead mount). */
   async restart(): Promise<void> {
-    this.process = await startMount(this.dir, this.master, this.extraArgs);
+    this.process = await startMount(this.dir, this.master, this.extraArgs, this.env);
   }
 
   async stop(): Promise<void> {

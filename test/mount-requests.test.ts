@@ -1,0 +1,54 @@
+import { strict as assert } from 'assert';
+import { promises as fsp } from 'fs';
+import { TestCluster } from './helpers/test-cluster';
+import { TestMount } from './helpers/test-mount';
+
+/**
+ * The requests the kernel sends the mount for what programs do, read from the mount's debug log
+ * (one line per operation: `[mount] OP INODE ... ms`): round trips the mount asked the kernel
+ * to leave out must not arrive.
+ */
+describe('mount: requests the kernel sends', function () {
+  this.timeout(120_000);
+  let cluster: TestCluster;
+  let mount: TestMount;
+
+  before(async () => {
+    cluster = await TestCluster.start('mount-requests', 3);
+    mount = await TestMount.start(cluster, 'mnt', [], { CHUNKFS_LOG: 'debug' });
+  });
+  after(async () => {
+    await mount?.stop();
+    await cluster?.stop();
+  });
+
+  /** The operations on inode `ino` the mount logged while `action` ran (and just after). */
+  async function opsOn(ino: number, action: () => Promise<unknown>): Promise<string[]> {
+    const before = mount.log().length;
+    await action();
+    await new Promise((r) => setTimeout(r, 300)); // release is sent after close(2) returns
+    const ops: string[] = [];
+    for (const m of mount.log().slice(before).matchAll(/\[mount\] (\w+)(?: \d+@\d+)? (\d+) /g)) {
+      if (Number(m[2]) === ino) ops.push(m[1]);
+    }
+    return ops;
+  }
+
+  it('a read-only close sends no FLUSH; a close of a handle that may write does', async () => {
+    await mount.ok('printf "some bytes" > f && cp f g');
+    const { ino } = await fsp.stat(mount.at('f'));
+
+    const reading = await opsOn(ino, () => mount.ok('cat f > /dev/null && head -c 3 f > /dev/null'));
+    assert.deepEqual(reading.filter((op) => op === 'open').length, 2, `ops: ${reading}`);
+    assert.deepEqual(reading.filter((op) => op === 'release').length, 2, `ops: ${reading}`);
+    assert.ok(!reading.includes('flush'), `a read-only close flushed: ${reading}`);
+
+    // Opened for writing, even with nothing written: close flushes (errors of buffered writes
+    // are reported there).
+    const writing = await opsOn(ino, () => mount.ok(`python3 -c 'import os; os.close(os.open("f", os.O_RDWR))'`));
+    assert.ok(writing.includes('flush'), `a read-write close did not flush: ${writing}`);
+    const appending = await opsOn(ino, () => mount.ok('printf " more" >> f'));
+    assert.ok(appending.includes('flush'), `an appending close did not flush: ${appending}`);
+    assert.equal(await fsp.readFile(mount.at('f'), 'utf8'), 'some bytes more');
+  });
+});
