@@ -20,8 +20,8 @@ interface HeldLease {
 }
 
 /**
- * Writes file data: for each chunk the write touches, the chunk is allocated if missing, a
- * write lease names the primary and the version, and the piece goes to the primary with the
+ * Writes file data: for each chunk the write touches, allocateChunk places it if missing and
+ * answers a write lease naming the primary and the version, and the piece goes to the primary with the
  * other replicas as its chain (the primary orders writes; the call returns when every replica
  * has the piece durably). Leases are kept for the writer's life (one version bump per chunk, not
  * per write) and released by close(), so the master may re-replicate the chunks again. A write
@@ -200,7 +200,7 @@ export class FileWriter {
     const key = `${allocated.chunk.index} ${path}`;
     if (this.chunkSize === 0) this.chunkSize = allocated.chunkSize;
     if (this.leases.has(key)) return;
-    const entry = this.leaseFrom(path, allocated);
+    const entry = Promise.resolve(leaseOf(allocated));
     this.leases.set(key, entry);
     entry.catch(() => {
       if (this.leases.get(key) === entry) this.leases.delete(key);
@@ -208,15 +208,7 @@ export class FileWriter {
   }
 
   private async askLease(path: string, index: number, avoid: string[]): Promise<HeldLease> {
-    return this.leaseFrom(path, await this.master.allocateChunk(path, index, avoid), avoid);
-  }
-
-  /** The lease that comes with a new chunk's allocation; a written chunk is leased separately. */
-  private async leaseFrom(path: string, allocated: ChunkAllocation, avoid: string[] = []): Promise<HeldLease> {
-    const { chunk, expiresMs } = allocated.leaseExpiresMs > 0
-      ? { chunk: allocated.chunk, expiresMs: allocated.leaseExpiresMs }
-      : await this.master.leaseChunk(path, allocated.chunk.index, avoid);
-    return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs, create: allocated.createReplicas };
+    return leaseOf(await this.master.allocateChunk(path, index, avoid));
   }
 
   /** The cluster's chunk size, learnt once from the master. */
@@ -224,6 +216,11 @@ export class FileWriter {
     if (this.chunkSize === 0) this.chunkSize = (await this.master.chunkLocations(path, 0, 1)).chunkSize;
     return this.chunkSize;
   }
+}
+
+/** The lease that comes with a chunk's allocation. */
+function leaseOf({ chunk, leaseExpiresMs, createReplicas }: ChunkAllocation): HeldLease {
+  return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs: leaseExpiresMs, create: createReplicas };
 }
 
 function splitKey(key: string): [string, number] {

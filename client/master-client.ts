@@ -197,10 +197,11 @@ export class MasterClient {
   // ------------------------------------------------------------------ chunks
 
   /**
-   * The chunk at `index` of a file, placed if missing. A chunk not written yet comes with a write
-   * lease (leaseExpiresMs > 0) and createReplicas: its first write creates the replicas, and
-   * chunkWritten must confirm it before the write counts as done. `avoid`: chunkservers that
-   * failed the chunk's first write; an unwritten chunk placed on any of them is placed again.
+   * The chunk at `index` of a file, placed if missing, with a write lease: replicas primary first,
+   * at the version to write with. A chunk not written yet comes with createReplicas: its first
+   * write creates the replicas, and chunkWritten must confirm it before the write counts as done.
+   * `avoid`: chunkservers that failed a write to the chunk; an unwritten chunk placed on any of
+   * them is placed again, a written one leased anew.
    */
   async allocateChunk(path: string, index: number, avoid: string[] = []): Promise<ChunkAllocation> {
     checkChunkIndex(index);
@@ -219,18 +220,7 @@ export class MasterClient {
     return this.session.call('chunkLocations', { path, firstIndex, count });
   }
 
-  /**
-   * A write lease on an existing chunk: replicas primary first, at the version to write with.
-   * `avoid`: chunkservers that failed a write under the current lease (a new one is granted).
-   */
-  async leaseChunk(path: string, index: number, avoid: string[] = []): Promise<{ chunk: ChunkLocation; expiresMs: number }> {
-    checkChunkIndex(index);
-    const reply = await this.session.call('leaseChunk', { path, index, avoid });
-    if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
-    return { chunk: reply.chunk, expiresMs: reply.expiresMs };
-  }
-
-  /** Ends a write lease taken with leaseChunk (at that lease's chunk version). */
+  /** Ends a write lease taken with allocateChunk (at that lease's chunk version). */
   async releaseLease(path: string, index: number, version: number): Promise<void> {
     checkChunkIndex(index);
     await this.session.call('releaseLease', { path, index, version });

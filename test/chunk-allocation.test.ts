@@ -40,8 +40,16 @@ describe('chunk allocation', function () {
     assert.equal(cluster.replicaFiles(chunk.handle).length, 3, 'the first write created every replica');
     const [loc] = (await cluster.client.chunkLocations('/f', 0, 1)).chunks;
     assert.deepEqual([loc.handle, loc.version, [...loc.replicas].sort()], [chunk.handle, 1, [...chunk.replicas].sort()]);
+    // A written chunk comes with a write lease: a new grant, which moved every replica on.
     const written = await cluster.client.allocateChunk('/f', 0);
-    assert.deepEqual([written.chunk.handle, written.leaseExpiresMs, written.createReplicas], [chunk.handle, 0, false]);
+    assert.deepEqual([written.chunk.handle, written.chunk.version, written.createReplicas], [chunk.handle, 2, false]);
+    assert.ok(written.leaseExpiresMs > Date.now(), 'the lease runs');
+    assert.deepEqual([...written.chunk.replicas].sort(), [...chunk.replicas].sort());
+    const [moved] = (await cluster.client.chunkLocations('/f', 0, 1)).chunks;
+    assert.equal(moved.version, 2, 'the log has the new version');
+    // While the lease lasts, asking again answers it as it is: no second bump.
+    const current = await cluster.client.allocateChunk('/f', 0);
+    assert.deepEqual([current.chunk.version, current.chunk.replicas[0], current.leaseExpiresMs], [2, written.chunk.replicas[0], written.leaseExpiresMs]);
   });
 
   it('keeps holes as handle 0 and answers locations by index', async () => {

@@ -192,7 +192,8 @@ export class ChunkStore {
   async setVersion(handle: number, version: number): Promise<void> {
     checkInteger('version', version);
     return this.withChunk(handle, async (file, entry) => {
-      this.update(entry, await file.setVersion(entry.state, version));
+      const mayBlock = this.mayBlock(entry.dir);
+      this.update(entry, await this.disk.timed(() => this.open.use(handle, file.path, (open) => file.setVersion(open, entry.state, version, mayBlock))));
     });
   }
 
@@ -288,10 +289,7 @@ export class ChunkStore {
         this.open.forget(handle);
         try {
           state = await this.onDisk(dir, null, async () => {
-            // Asked when it would block: nothing else on the disk, not even a round of new
-            // spares (its syncs commit the journal), and the last create was quick.
-            const mayBlock = (): boolean => this.diskWork === 1 && this.disk.quick && !dir.spares.making;
-            const created = await this.disk.timed(() => file.create(version, dir.dataOffset, offset, data, dir.spares.take(), mayBlock));
+            const created = await this.disk.timed(() => file.create(version, dir.dataOffset, offset, data, dir.spares.take(), this.mayBlock(dir)));
             this.open.adopt(handle, file.path, created.fh);
             return created.state;
           });
@@ -305,6 +303,15 @@ export class ChunkStore {
         return;
       }
     });
+  }
+
+  /**
+   * Whether small disk work in `dir` may be done on the main thread, asked when it would block:
+   * nothing else is on the disk, not even a round of new spares (its syncs commit the journal),
+   * and the last such work was quick.
+   */
+  private mayBlock(dir: DataDir): () => boolean {
+    return () => this.diskWork === 1 && this.disk.quick && !dir.spares.making;
   }
 
   /**

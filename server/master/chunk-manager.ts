@@ -35,10 +35,10 @@ export interface Lease {
   expiresMs: number;
 }
 
-/** What allocate answers: a written chunk, or an unwritten one with its allocation lease. */
+/** What allocate answers: a chunk with its write lease (an unwritten one's is its allocation lease). */
 export interface Allocation {
   chunk: PlacedChunk;
-  /** ms since the epoch; 0: the chunk is written, lease it with lease() */
+  /** ms since the epoch: when the write lease that comes with the chunk ends */
   leaseExpiresMs: number;
   /** the replicas do not exist yet: the first write creates them */
   createReplicas: boolean;
@@ -99,7 +99,8 @@ export class ChunkManager {
     checkChunkIndex(index);
     const existing = file.chunks![index];
     if (existing && existing.handle !== HOLE && existing.version !== UNWRITTEN) {
-      return Promise.resolve({ chunk: this.location(index, existing.handle, existing.version), leaseExpiresMs: 0, createReplicas: false });
+      // A writer asks one question whatever the chunk's state: a written chunk comes leased.
+      return this.lease(path, index, avoid).then(({ chunk, expiresMs }) => ({ chunk, leaseExpiresMs: expiresMs, createReplicas: false }));
     }
     const key = `${file.ino} ${index}`;
     let p = this.pending.get(key);

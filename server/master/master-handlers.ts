@@ -78,7 +78,6 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       return {};
     },
     chunkLocations: (req) => ({ chunks: chunks.locations(req.path, req.firstIndex, req.count), chunkSize }),
-    leaseChunk: (req) => chunks.lease(req.path, req.index, req.avoid),
     releaseLease: (req) => {
       chunks.release(req.path, req.index, req.version);
       return {};
