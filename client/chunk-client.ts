@@ -70,12 +70,7 @@ export class ChunkClient {
       const dirs = this.readableDirs();
       const here = dirs.length > 0 ? await this.local!.read(dirs, handle, version, offset, length) : null;
       if (here) return here;
-      const pool = await this.dataStreamPool().catch((err: FsError) => {
-        throw onReplica(this.address, err);
-      });
-      return await pool.read({ ...request, endpoint: pool.endpoint }, this.deadlineMs).catch((err: FsError) => {
-        throw this.failedOn(pool, err);
-      });
+      return await this.onDataStream((pool) => pool.read({ ...request, endpoint: pool.endpoint }, this.deadlineMs));
     } finally {
       this.reading--;
     }
@@ -127,8 +122,20 @@ export class ChunkClient {
     return reply.failures.map((f) => ({ handle: f.handle, error: new FsError(isErrnoName(f.errno) ? f.errno : 'EIO', f.message) }));
   }
 
+  /** Moves the replica to `version` durably (the same version: nothing to do; a lower one: ESTALE). */
   async setVersion(handle: number, version: number): Promise<void> {
-    await this.call(this.deadlineMs, (o, cb) => this.stub.setChunkVersion(unsigned({ handle, version }), o, cb));
+    unsigned({ handle, version });
+    await this.onDataStream((pool) => pool.setVersion({ endpoint: pool.endpoint, handle, version }, this.deadlineMs));
+  }
+
+  /** Runs one request on this replica's data stream; its errors name the replica. */
+  private async onDataStream<T>(request: (pool: DataStreamPool) => Promise<T>): Promise<T> {
+    const pool = await this.dataStreamPool().catch((err: FsError) => {
+      throw onReplica(this.address, err);
+    });
+    return request(pool).catch((err: FsError) => {
+      throw this.failedOn(pool, err);
+    });
   }
 
   /** Has this chunkserver pull the chunk from `source` (HOST:PORT); resolves to the bytes copied. */

@@ -1,7 +1,7 @@
 import * as net from 'net';
 import { FsError } from '../server/common/fs-error';
 import { SocketReader, connectWithReader } from '../server/common/socket-reader';
-import { ReadHeader, WriteHeader, encodeReadRequest, encodeWriteHead, readData, readStatus } from '../server/common/data-stream-protocol';
+import { ReadHeader, VersionHeader, WriteHeader, encodeReadRequest, encodeVersionRequest, encodeWriteHead, readData, readStatus } from '../server/common/data-stream-protocol';
 
 interface Connection {
   socket: net.Socket;
@@ -37,7 +37,20 @@ export class DataStreamPool {
    * Reads bytes [head.offset, head.offset + head.length) of a replica (fewer at the end of its
    * data). Past `deadlineMs` the read fails with ETIMEDOUT and its connection is dropped.
    */
-  async read(head: ReadHeader, deadlineMs: number): Promise<Buffer> {
+  read(head: ReadHeader, deadlineMs: number): Promise<Buffer> {
+    return this.exchange(encodeReadRequest(head), deadlineMs, (reader) => readData(reader, head.length));
+  }
+
+  /** Sets a replica's version durably (see data-stream-protocol.ts), within `deadlineMs`. */
+  async setVersion(head: VersionHeader, deadlineMs: number): Promise<void> {
+    await this.exchange(encodeVersionRequest(head), deadlineMs, () => Promise.resolve(undefined));
+  }
+
+  /**
+   * Sends `request`, reads its status and, on success, the rest of the answer with `answer`.
+   * Past `deadlineMs` it fails with ETIMEDOUT and its connection is dropped.
+   */
+  private async exchange<T>(request: Buffer, deadlineMs: number, answer: (reader: SocketReader) => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const connection = this.take();
     const expired = new Promise<never>((_resolve, reject) => {
@@ -45,11 +58,11 @@ export class DataStreamPool {
     });
     const exchange = connection.then(async (c) => {
       c.socket.ref();
-      c.socket.write(encodeReadRequest(head));
+      c.socket.write(request);
       const refused = await readStatus(c.reader);
-      return refused ?? (await readData(c.reader, head.length));
+      return refused ?? (await answer(c.reader));
     });
-    let outcome: Buffer | FsError;
+    let outcome: T | FsError;
     try {
       outcome = await Promise.race([exchange, expired]);
     } catch (err) {

@@ -194,6 +194,26 @@ describe('chunk service', function () {
     }
   });
 
+  it('sets versions on the data stream with exact errnos, each refusal leaving the connection in step', async () => {
+    await at(0).write(HANDLE, 1, 0, Buffer.from('versioned'));
+    const { port, endpoint } = await dataStreamPort(0);
+    const pool = new DataStreamPool(`127.0.0.1:${port}`, endpoint, `replica ${address(0)}`);
+    const setVersion = (change: Partial<{ endpoint: number; handle: number; version: number }>): Promise<void> =>
+      pool.setVersion({ endpoint, handle: HANDLE, version: 2, ...change }, 5000);
+    try {
+      await expectErrno(setVersion({ endpoint: endpoint + 1 }), 'EIO', /wrong endpoint/);
+      await expectErrno(setVersion({ version: 0 }), 'EINVAL', /not a chunk version/);
+      await expectErrno(setVersion({ handle: HANDLE + 100 }), 'ENOENT');
+      await expectErrno(pool.read({ endpoint, handle: HANDLE, version: 2, offset: 0, length: 10 }, 5000), 'ESTALE', /at version 1 here, not 2/);
+      await setVersion({});
+      await setVersion({}); // the same version again: nothing to do
+      await expectErrno(setVersion({ version: 1 }), 'ESTALE', /later than 1/);
+      assert.equal((await pool.read({ endpoint, handle: HANDLE, version: 2, offset: 0, length: 10 }, 5000)).toString(), 'versioned');
+    } finally {
+      pool.close();
+    }
+  });
+
   it('fails a read on the data stream with ETIMEDOUT when the chunkserver does not answer', async () => {
     const silent = net.createServer(() => undefined); // accepts, never answers
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));

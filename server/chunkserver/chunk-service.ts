@@ -58,7 +58,7 @@ export interface ChunkServiceOptions {
  * applied there, and every replica applies a chunk's mutations in the order of the chain's
  * head (the primary), with no sequence numbers or reordering buffers. The price is one chain
  * round trip per mutation of one chunk; different chunks proceed in parallel. The version
- * check happens inside the turn, so a SetChunkVersion cannot slip between check and write.
+ * check happens inside the turn, so a version change cannot slip between check and write.
  * Reads take no turn: they change nothing, and the store serialises them with writes anyway.
  */
 function chunkServiceHandlers(
@@ -102,15 +102,6 @@ function chunkServiceHandlers(
         }
       }
       return { failures };
-    }),
-    SetChunkVersion: unary(({ handle, version }) => {
-      checkRealVersion(version);
-      return turns.run(handle, async () => {
-        const current = store.info(handle).version;
-        if (version < current) throw new FsError('ESTALE', `chunk ${handle} is at version ${current} here, later than ${version}`);
-        if (version > current) await store.setVersion(handle, version);
-        return {};
-      });
     }),
     CopyChunk: unary(({ handle, version, source }) => {
       checkRealVersion(version);
@@ -310,6 +301,15 @@ export async function startChunkRpc(store: ChunkStore, listen: string, options: 
       checkVersion(store, head.handle, head.version);
       return store.read(head.handle, head.offset, head.length);
     }),
+    setVersion: ({ endpoint: to, handle, version }) => counting(async () => {
+      checkEndpoint({ endpoint: to }, endpoint);
+      checkRealVersion(version);
+      await turns.run(handle, async () => {
+        const current = store.info(handle).version;
+        if (version < current) throw new FsError('ESTALE', `chunk ${handle} is at version ${current} here, later than ${version}`);
+        if (version > current) await store.setVersion(handle, version);
+      });
+    }),
   });
   const running = await serveGrpc(listen, (server) =>
     server.addService(protos.chunkfs.chunkserver.Chunkserver.service, counted(chunkServiceHandlers(store, peers, turns, { port: writes.port, endpoint }, options), load)))
@@ -344,7 +344,6 @@ function counted(handlers: ChunkserverHandlers, load: { calls: number }): Chunks
     TruncateChunk: count(handlers.TruncateChunk),
     CreateChunk: count(handlers.CreateChunk),
     DeleteChunks: count(handlers.DeleteChunks),
-    SetChunkVersion: count(handlers.SetChunkVersion),
     CopyChunk: count(handlers.CopyChunk),
   };
 }

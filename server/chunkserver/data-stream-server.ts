@@ -2,7 +2,7 @@ import * as net from 'net';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { SocketReader, adoptWithReader } from '../common/socket-reader';
-import { ReadHeader, WriteHeader, encodeDataLength, encodeStatus, readRequest } from '../common/data-stream-protocol';
+import { ReadHeader, VersionHeader, WriteHeader, encodeDataLength, encodeStatus, readRequest } from '../common/data-stream-protocol';
 
 const log = logger('data-stream');
 
@@ -19,6 +19,8 @@ export interface DataStreamHandlers {
   write(head: WriteHeader, reader: SocketReader): Promise<unknown>;
   /** Serves one read: resolves with the data, rejects with the error to answer. */
   read(head: ReadHeader): Promise<Buffer>;
+  /** Sets a replica's version durably; rejects with the error to answer. */
+  setVersion(head: VersionHeader): Promise<void>;
 }
 
 export interface DataStreamServer {
@@ -61,7 +63,8 @@ async function serveConnection(socket: net.Socket, reader: SocketReader, peer: s
       const request = await readRequest(reader);
       if (request === null) break;
       if (request.kind === 'write') socket.write(encodeStatus(await handlers.write(request.head, reader)));
-      else await answerRead(socket, handlers, request.head);
+      else if (request.kind === 'read') await answerRead(socket, handlers, request.head);
+      else socket.write(encodeStatus(await handlers.setVersion(request.head).then(() => null, (err: unknown) => err)));
     }
   } catch (err) {
     log.debug(`data stream from ${peer} closed: ${(err as Error).message}`);
