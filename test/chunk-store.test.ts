@@ -228,7 +228,7 @@ describe('chunk store', function () {
   });
 
   it('a flipped byte fails reads of its block with EIO and marks only that chunk corrupt', async () => {
-    const store = await open([dirA]);
+    const store = await open([dirA], { spareFiles: 0 });
     for (const h of [1, 2]) {
       await store.create(h, 1);
       await store.write(h, 0, Buffer.alloc(200_000, h));
@@ -240,8 +240,13 @@ describe('chunk store', function () {
     assert.deepEqual(store.corrupt(), [1]);
     assert.equal(await store.verify(1), false);
     assert.equal(await store.verify(2), true);
-    // A write over part of the bad block must not recompute a checksum that blesses the rot.
+    // A write over part of the bad block must not recompute a checksum that blesses the rot:
+    // alone (a small write on a quiet disk, no spares being made, is made on the main thread),
+    // and while a large write keeps the disk busy (it goes through the thread pool then).
     await expectErrno(store.write(1, BLOCK_SIZE + 100, Buffer.from('x')), 'EIO', /checksum mismatch/);
+    const busy = store.write(2, 0, Buffer.alloc(200_000, 2));
+    await expectErrno(store.write(1, BLOCK_SIZE + 200, Buffer.from('y')), 'EIO', /checksum mismatch/);
+    await busy;
     await expectErrno(store.read(1, BLOCK_SIZE, 10), 'EIO', /checksum mismatch/);
     await store.delete(1);
     assert.deepEqual(store.corrupt(), []);
@@ -639,6 +644,23 @@ describe('chunk store', function () {
       await expectErrno(store.read(1, 0, 10), 'EIO', /files of chunk 1 vanished/);
       assert.deepEqual(lost.map((l) => l.handles), [[1]]);
       assert.ok((await store.read(2, 0, 100)).equals(Buffer.alloc(100, 2)));
+    });
+
+    it("a chunk's file removed while held open fails the next write, alone or beside other disk work: that chunk is lost", async () => {
+      // No spares: a round of them would keep the small write alone off the main thread.
+      const store = await open([dirA], { spareFiles: 0 });
+      for (const h of [1, 2, 3]) {
+        await store.create(h, 1);
+        await store.write(h, 0, Buffer.alloc(100, h));
+      }
+      fs.rmSync(chunkFilePath(dirA, 1));
+      fs.rmSync(chunkFilePath(dirA, 2));
+      await expectErrno(store.write(1, 10, Buffer.from('a')), 'EIO', /files of chunk 1 vanished/);
+      const busy = store.write(3, 0, Buffer.alloc(200_000, 3));
+      await expectErrno(store.write(2, 10, Buffer.from('b')), 'EIO', /files of chunk 2 vanished/);
+      await busy;
+      assert.deepEqual(lost.map((l) => l.handles).sort(), [[1], [2]]);
+      assert.ok((await store.read(3, 0, 200_000)).equals(Buffer.alloc(200_000, 3)));
     });
 
     it('holds at most openChunks chunks open, reading many chunks at once correctly', async () => {

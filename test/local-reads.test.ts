@@ -49,11 +49,23 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
   const reader = (): FileReader => new FileReader(cluster.client, pool);
   const chunk = async (p: string, index: number) => (await cluster.client.chunkLocations(p, index, 1)).chunks[0];
 
+  /**
+   * Until every one of `replicas` is read through its files here. A chunkserver's answer about
+   * its files counts for a second (on a loaded machine, less than the time between two checks);
+   * asking (isLocal does, in the background) makes it fresh again.
+   */
+  async function untilLocal(replicas: string[]): Promise<void> {
+    for (let waited = 0; !replicas.every((r) => pool.get(r).isLocal); waited += 20) {
+      assert.ok(waited < 5000, `never local: ${replicas.filter((r) => !pool.get(r).isLocal).join(', ')}`);
+      await sleep(20);
+    }
+  }
+
   it('reads a whole file from the chunk files, none of it through a chunkserver', async () => {
     // The first read of each replica goes through its chunkserver, which is asked meanwhile
     // where its files are.
     for await (const piece of reader().pieces(file)) assert.ok(piece.length > 0);
-    await sleep(100);
+    await untilLocal(cluster.chunkservers.map((c) => c.address));
     const before = { ...local.stats };
     const parts: Buffer[] = [];
     for await (const piece of reader().pieces(file, 256 * KiB)) parts.push(piece);
@@ -128,6 +140,7 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
     sum.writeUInt32LE(0x1234abcd);
     fs.writeSync(fd, sum, 0, 4, 8192 + 4 * (MiB / 2 / (64 * KiB)));
     fs.closeSync(fd);
+    await untilLocal([c.replicas[0]]);
     const before = { ...local.stats };
     assert.ok((await read(MiB / 2 - 1000, 64 * KiB)).equals(bytes.subarray(MiB / 2 - 1000)), 'the chunkserver answers');
     assert.equal(local.stats.declined, before.declined + 1);
@@ -171,6 +184,7 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
     assert.ok((await pool.get(hidden.address).read(c.handle, c.version, 0, bytes.length)).equals(bytes));
     assert.deepEqual(local.stats, before, 'not tried locally at all');
     const beside = c.replicas.find((r) => r !== hidden.address)!;
+    await untilLocal([beside]);
     assert.ok((await pool.get(beside).read(c.handle, c.version, 0, bytes.length)).equals(bytes));
     assert.equal(local.stats.served, before.served + 1);
   });
@@ -179,12 +193,7 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
     const c = await chunk('/everywhere', 0);
     const hidden = cluster.chunkservers[4].address;
     const beside = c.replicas.filter((r) => r !== hidden);
-    // A chunkserver's answer about its files counts for a second: asking (isLocal does, in the
-    // background) makes it fresh again; the order is checked once every answer is in.
-    for (let waited = 0; !beside.every((r) => pool.get(r).isLocal); waited += 20) {
-      assert.ok(waited < 5000, `never local: ${beside.filter((r) => !pool.get(r).isLocal).join(', ')}`);
-      await sleep(20);
-    }
+    await untilLocal(beside);
     for (let spread = 0; spread < 5; spread++) {
       const order = pool.byReadLoad([hidden, ...beside], spread);
       assert.equal(order[order.length - 1], hidden, `spread ${spread}: ${order.join(', ')}`);

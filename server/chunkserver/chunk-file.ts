@@ -1,7 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import * as fs from 'fs';
 import * as path from 'path';
-import { directWritable, readFully, readMaybeDirect, writeFully, writeMaybeDirect } from './direct-io';
+import { blockingIo, directWritable, readFully, readMaybeDirect, writeFully, writeMaybeDirect, type FileIo } from './direct-io';
 import type { OpenChunk } from './open-chunk-files';
 import { BufferPool } from '../common/buffer-pool';
 import { FsError } from '../common/fs-error';
@@ -53,8 +53,11 @@ const HEADER_MAGIC = 'CFSCHK02';
 const HEADER_BYTES = 60;
 const HEADER_SLOTS = [0, 4096];
 export const CHECKSUMS_AT = 8192;
-/** A new chunk's first write up to this size goes out as one write with its header and checksums. */
-const SMALL_CREATE_BYTES = 64 * 1024;
+/**
+ * Writes up to this size are small: a new chunk's first one goes out as one write with its
+ * header and checksums, and any of them may be made on the main thread (see `mayBlock`).
+ */
+export const SMALL_WRITE_BYTES = 64 * 1024;
 /** Blocks verified per read when checking a whole chunk (bounds the buffer to 1 MiB). */
 export const VERIFY_BLOCKS_PER_STEP = 16;
 
@@ -145,12 +148,12 @@ export class ChunkFile {
       const checksums = Buffer.alloc(dataOffset - CHECKSUMS_AT);
       encodeChecksums(await this.checksumsAfter(fh, dataOffset, 0, state.size, 0, blockOf(state.size - 1), { offset, bytes })).copy(checksums);
       if (spare && offset > 0) await fh.truncate(dataOffset); // the gap must read as zeros
-      const small = offset === 0 && bytes.length <= SMALL_CREATE_BYTES && !directWritable(bytes, dataOffset);
+      const small = offset === 0 && bytes.length <= SMALL_WRITE_BYTES && !directWritable(bytes, dataOffset);
       if (small && spare && mayBlock()) {
         fs.renameSync(spare, this.path);
-        const whole = this.layOut(state, checksums, bytes);
-        for (let done = 0; done < whole.length; ) done += fs.writeSync(fh.fd, whole, done, whole.length - done, done);
-        fs.fdatasyncSync(fh.fd);
+        const io = blockingIo(fh.fd);
+        await writeFully(io, this.layOut(state, checksums, bytes), 0);
+        await io.datasync();
         return { state, fh };
       }
       const renamed = spare ? fs.promises.rename(spare, this.path) : Promise.resolve();
@@ -223,11 +226,14 @@ export class ChunkFile {
   /**
    * Writes `bytes` at `offset` (a gap past the size becomes a hole) through the file held open
    * (`open`); returns the new state. Data, checksums and (for a new size) the header are written
-   * side by side, then synced together.
+   * side by side, then synced together. When `mayBlock()`, a small write's reads, writes and
+   * sync are made on the main thread (~0.5 ms): through the thread pool they are four round
+   * trips, each two thread wake-ups, on the path of every small write of an existing chunk.
    */
-  async write(open: OpenChunk, state: ChunkState, offset: number, bytes: Buffer, durable: boolean): Promise<ChunkState> {
+  async write(open: OpenChunk, state: ChunkState, offset: number, bytes: Buffer, durable: boolean, mayBlock: () => boolean = () => false): Promise<ChunkState> {
     if (bytes.length === 0) return state;
-    const { fh } = open;
+    const small = bytes.length <= SMALL_WRITE_BYTES && !directWritable(bytes, state.dataOffset + offset);
+    const fh = small && mayBlock() ? blockingIo(open.fh.fd) : open.fh;
     const end = offset + bytes.length;
     const next = end > state.size ? { ...state, size: end, seq: state.seq + 1 } : state;
     const first = blockOf(Math.min(offset, state.size));
@@ -270,18 +276,11 @@ export class ChunkFile {
   /**
    * Durably replaces the version, through the chunk's file held open (`open`); returns the new
    * state. When `mayBlock()`, the header's write and sync are made on the main thread (~0.3 ms):
-   * through the thread pool they are two round trips on the path of every write lease.
+   * through the thread pool they are three round trips on the path of every write lease.
    */
   async setVersion(open: OpenChunk, state: ChunkState, version: number, mayBlock: () => boolean): Promise<ChunkState> {
     const next = { ...state, version, seq: state.seq + 1 };
-    const { fh } = open;
-    if (mayBlock()) {
-      if (fs.fstatSync(fh.fd).nlink === 0) throw removedWhileOpen(this.path);
-      const header = encodeHeader(this.handle, next);
-      for (let done = 0; done < header.length; ) done += fs.writeSync(fh.fd, header, done, header.length - done, HEADER_SLOTS[next.seq % 2] + done);
-      fs.fdatasyncSync(fh.fd);
-      return next;
-    }
+    const fh = mayBlock() ? blockingIo(open.fh.fd) : open.fh;
     // A file unlinked under us (its directory removed) would take the new version and lose it.
     await checkLinked(fh, this.path);
     await this.writeHeader(fh, next);
@@ -293,7 +292,7 @@ export class ChunkFile {
     await fs.promises.rm(this.path, { force: true });
   }
 
-  private writeHeader(fh: FileHandle, state: ChunkState): Promise<void> {
+  private writeHeader(fh: FileIo, state: ChunkState): Promise<void> {
     return writeFully(fh, encodeHeader(this.handle, state), HEADER_SLOTS[state.seq % 2]);
   }
 
@@ -303,7 +302,7 @@ export class ChunkFile {
    * (as GFS does): otherwise its new checksum would bless corruption in the part kept.
    */
   private async checksumsAfter(
-    fh: FileHandle,
+    fh: FileIo,
     dataOffset: number,
     size: number,
     newSize: number,
@@ -333,7 +332,7 @@ export class ChunkFile {
 
   /** Blocks [first, last] of the chunk, each checked against its checksum. */
   private async readVerified(
-    fh: FileHandle,
+    fh: FileIo,
     { size, dataOffset }: Pick<ChunkState, 'size' | 'dataOffset'>,
     checksums: ChecksumSource,
     first: number,
@@ -367,17 +366,15 @@ type ChecksumSource = (first: number, count: number) => Promise<number[]>;
 
 /** The checksums as stored in the open chunk file `fh`. */
 const checksumsIn =
-  (fh: FileHandle): ChecksumSource =>
+  (fh: FileIo): ChecksumSource =>
   async (first, count) =>
     decodeChecksums(await readAt(fh, checksumOffset(first), count * CHECKSUM_BYTES), count);
 
 /** Throws ENOENT when the open file `fh` (named `file`) has been unlinked. */
-export async function checkLinked(fh: FileHandle, file: string): Promise<void> {
-  if ((await fh.stat()).nlink === 0) throw removedWhileOpen(file);
-}
-
-function removedWhileOpen(file: string): Error {
-  return Object.assign(new Error(`ENOENT: ${file} was removed while open`), { code: 'ENOENT' });
+export async function checkLinked(fh: FileIo, file: string): Promise<void> {
+  if ((await fh.stat()).nlink === 0) {
+    throw Object.assign(new Error(`ENOENT: ${file} was removed while open`), { code: 'ENOENT' });
+  }
 }
 
 function encodeHeader(handle: number, s: ChunkState): Buffer {
@@ -514,7 +511,7 @@ async function allDone(work: Array<Promise<unknown> | undefined>): Promise<void>
 }
 
 /** Up to `length` bytes from `position` (fewer at the end of the file). */
-async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+async function readAt(fh: FileIo, position: number, length: number): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(length);
   return buf.subarray(0, await readFully(fh, buf, position));
 }

@@ -4,7 +4,7 @@ import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { SlowDiskGuard } from '../common/slow-disk';
 import { blockCount } from './block-checksums';
-import { ChunkCorruptError, ChunkFile, ChunkState, VERIFY_BLOCKS_PER_STEP, capacityAt, chunkFilePath, isNewer } from './chunk-file';
+import { ChunkCorruptError, ChunkFile, ChunkState, SMALL_WRITE_BYTES, VERIFY_BLOCKS_PER_STEP, capacityAt, chunkFilePath, isNewer } from './chunk-file';
 import { DataDir } from './data-dir';
 import { DataDirs, StoreUsage } from './data-dirs';
 import { KeyedMutex } from './keyed-mutex';
@@ -59,6 +59,8 @@ export interface ChunkStoreOptions {
   healthCheckMs?: number;
   /** How many recently read chunks keep their files open and checksums in memory. */
   openChunks?: number;
+  /** Files made ahead of time per data directory for new chunks (spare-files.ts); 0: none. */
+  spareFiles?: number;
 }
 
 export interface WriteOptions {
@@ -106,7 +108,7 @@ export class ChunkStore {
     const paths = dataDirs.map((p) => path.resolve(p));
     if (paths.length === 0 || opts.chunkSize === 0) throw new FsError('EINVAL', 'need a data directory and a positive chunk size');
     if (new Set(paths).size !== paths.length) throw new FsError('EINVAL', `a data directory is listed twice: ${paths.join(', ')}`);
-    const dirs = paths.map((p) => new DataDir(p, opts.chunkSize));
+    const dirs = paths.map((p) => new DataDir(p, opts.chunkSize, opts.spareFiles));
     const store = new ChunkStore(dirs, opts.chunkSize, opts.onChunksLost ?? (() => undefined), opts.healthCheckMs ?? DEFAULT_HEALTH_CHECK_MS, opts.openChunks ?? DEFAULT_OPEN_CHUNKS);
     const scans = await Promise.all(
       dirs.map(async (d) => {
@@ -154,8 +156,11 @@ export class ChunkStore {
     if (version !== undefined) return this.createChunk(handle, version, offset, data);
     return this.withChunk(handle, async (file, entry) => {
       checkRoom(handle, entry, offset + data.length);
+      const write = (): Promise<ChunkState> =>
+        this.open.use(handle, file.path, (open) => file.write(open, entry.state, offset, data, opts.durable ?? true, this.mayBlock(entry.dir)));
       try {
-        this.update(entry, await this.open.use(handle, file.path, (open) => file.write(open, entry.state, offset, data, opts.durable ?? true)));
+        // Small writes are timed: only they may block, and a slow one must stop that.
+        this.update(entry, await (data.length <= SMALL_WRITE_BYTES ? this.disk.timed(write) : write()));
       } finally {
         this.open.dropChecksums(handle); // they changed (or may have, if the write failed)
       }

@@ -40,10 +40,12 @@ export class DataDir {
   constructor(
     readonly path: string,
     private readonly chunkSize: number,
+    /** Spare files kept ready (SpareFiles' default when not given). */
+    spareFiles?: number,
   ) {
     this.chunksDir = join(this.path, CHUNKS_SUBDIR);
     this.dataOffset = dataOffsetFor(chunkSize);
-    this.spares = new SpareFiles(join(this.path, SPARE_SUBDIR), this.dataOffset);
+    this.spares = new SpareFiles(join(this.path, SPARE_SUBDIR), this.dataOffset, spareFiles);
   }
 
   /** Id of the file system holding it (two directories on one disk share capacity). */

@@ -19,6 +19,30 @@ import { MAX_CHUNK_IO_BYTES } from '../common/proto';
 const ALIGN = 4096;
 const WASM_PAGE = 64 * 1024;
 
+/**
+ * The calls chunk I/O makes on an open file. A FileHandle is one (each call a thread-pool round
+ * trip); blockingIo() is the other, for small work done on the main thread when a round trip's
+ * two thread wake-ups would cost more than the call itself.
+ */
+export interface FileIo {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  write(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesWritten: number }>;
+  stat(): Promise<{ nlink: number }>;
+  truncate(length: number): Promise<void>;
+  datasync(): Promise<void>;
+}
+
+/** The open file `fd` through blocking calls: each promise is settled when it is returned. */
+export function blockingIo(fd: number): FileIo {
+  return {
+    read: async (buffer, offset, length, position) => ({ bytesRead: fs.readSync(fd, buffer, offset, length, position) }),
+    write: async (buffer, offset, length, position) => ({ bytesWritten: fs.writeSync(fd, buffer, offset, length, position) }),
+    stat: async () => fs.fstatSync(fd),
+    truncate: async (length) => fs.ftruncateSync(fd, length),
+    datasync: async () => fs.fdatasyncSync(fd),
+  };
+}
+
 // The one part of the WebAssembly API used here (tsconfig has no DOM/WebAssembly lib).
 declare const WebAssembly: { Memory: new (d: { initial: number; maximum: number }) => { buffer: ArrayBuffer } };
 
@@ -51,7 +75,7 @@ export function directWritable(bytes: Buffer, position: number): boolean {
  * with O_DIRECT when directWritable() allows and the file system supports it. Either way the
  * caller still syncs (O_DIRECT does not make the file's size or block map durable).
  */
-export async function writeMaybeDirect(fh: fs.promises.FileHandle, file: string, bytes: Buffer, position: number): Promise<void> {
+export async function writeMaybeDirect(fh: FileIo, file: string, bytes: Buffer, position: number): Promise<void> {
   const direct = directWritable(bytes, position) ? await openDirect(file, fs.constants.O_WRONLY) : null;
   if (!direct) return writeFully(fh, bytes, position);
   try {
@@ -72,7 +96,7 @@ const readBuffers = new BufferPool(MAX_CHUNK_IO_BYTES + WASM_PAGE, 4, (bytes) =>
  * aligned buffer with O_DIRECT and is copied out (a memory copy costs far less than filling
  * fresh page-cache pages); others, or where O_DIRECT is refused, read through `fh`.
  */
-export async function readMaybeDirect(fh: fs.promises.FileHandle, file: string, buf: Buffer, position: number): Promise<number> {
+export async function readMaybeDirect(fh: FileIo, file: string, buf: Buffer, position: number): Promise<number> {
   const span = Math.ceil(buf.length / ALIGN) * ALIGN; // O_DIRECT lengths are whole blocks; the file's end cuts it short
   if (buf.length < DIRECT_READ_FROM_BYTES || position % ALIGN !== 0 || span > readBuffers.size) return readFully(fh, buf, position);
   const bounce = readBuffers.take();
@@ -101,7 +125,7 @@ async function openDirect(file: string, flags: number): Promise<fs.promises.File
 }
 
 /** Reads into `buf` from `position` until it is full or the file ends; returns bytes read. */
-export async function readFully(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<number> {
+export async function readFully(fh: FileIo, buf: Buffer, position: number): Promise<number> {
   let got = 0;
   while (got < buf.length) {
     const { bytesRead } = await fh.read(buf, got, buf.length - got, position + got);
@@ -111,7 +135,7 @@ export async function readFully(fh: fs.promises.FileHandle, buf: Buffer, positio
   return got;
 }
 
-export async function writeFully(fh: fs.promises.FileHandle, buf: Buffer, position: number): Promise<void> {
+export async function writeFully(fh: FileIo, buf: Buffer, position: number): Promise<void> {
   let done = 0;
   while (done < buf.length) done += (await fh.write(buf, done, buf.length - done, position + done)).bytesWritten;
 }
