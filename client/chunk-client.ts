@@ -122,10 +122,17 @@ export class ChunkClient {
     return reply.failures.map((f) => ({ handle: f.handle, error: new FsError(isErrnoName(f.errno) ? f.errno : 'EIO', f.message) }));
   }
 
-  /** Moves the replica to `version` durably (the same version: nothing to do; a lower one: ESTALE). */
+  /**
+   * Moves the replica to `version` durably (the same version: nothing to do; a lower one:
+   * ESTALE). A chunkserver restarted since the last request has another data stream port, which
+   * that request finds gone (EIO) and the next one asks for: failing with EIO, it is tried once
+   * more, since setting a version twice is the same as once (a lease grant would otherwise leave
+   * a live replica behind, stale).
+   */
   async setVersion(handle: number, version: number): Promise<void> {
     unsigned({ handle, version });
-    await this.onDataStream((pool) => pool.setVersion({ endpoint: pool.endpoint, handle, version }, this.deadlineMs));
+    const once = (): Promise<void> => this.onDataStream((pool) => pool.setVersion({ endpoint: pool.endpoint, handle, version }, this.deadlineMs));
+    await once().catch((err: FsError) => (err.code === 'EIO' ? once() : Promise.reject(err)));
   }
 
   /** Runs one request on this replica's data stream; its errors name the replica. */

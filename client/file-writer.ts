@@ -200,7 +200,7 @@ export class FileWriter {
     const key = `${allocated.chunk.index} ${path}`;
     if (this.chunkSize === 0) this.chunkSize = allocated.chunkSize;
     if (this.leases.has(key)) return;
-    const entry = Promise.resolve(leaseOf(allocated));
+    const entry = (async () => leaseOf(allocated))();
     this.leases.set(key, entry);
     entry.catch(() => {
       if (this.leases.get(key) === entry) this.leases.delete(key);
@@ -218,8 +218,9 @@ export class FileWriter {
   }
 }
 
-/** The lease that comes with a chunk's allocation. */
+/** The lease that comes with a chunk's allocation (refused without one: writing needs the primary's order). */
 function leaseOf({ chunk, leaseExpiresMs, createReplicas }: ChunkAllocation): HeldLease {
+  if (!(leaseExpiresMs > 0)) throw new FsError('EIO', `the master answered chunk ${chunk.handle} without a write lease`);
   return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs: leaseExpiresMs, create: createReplicas };
 }
 

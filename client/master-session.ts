@@ -26,8 +26,8 @@ const RESEND_PAUSE_MS = 250;
  * Calls that may be sent again when their connection breaks (a master restarting, a connection
  * cut), until their deadline: doing them twice is the same as doing them once. Reads; setting
  * absolute attributes (a size, a mode, times, a replication factor); and a chunk's allocation
- * (with its lease), release and confirmation (a repeated allocation of an unwritten chunk places
- * it again, of a written one bumps the version again; a repeated confirmation is a no-op). Any other
+ * (with its lease), release and confirmation (a repeated allocation answers the lease the first
+ * one got while it lasts, or places or leases the chunk anew; a repeated confirmation is a no-op). Any other
  * mutation caught by a break fails with EIO: it may have been applied, and doing it twice is not
  * the same (a second mkdir or exclusive create would answer EEXIST, a second unlink ENOENT).
  */

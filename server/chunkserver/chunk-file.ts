@@ -237,15 +237,14 @@ export class ChunkFile {
     const end = offset + bytes.length;
     const next = end > state.size ? { ...state, size: end, seq: state.seq + 1 } : state;
     const first = blockOf(Math.min(offset, state.size));
-    // A file unlinked under us (its directory removed) would take the write and lose it.
-    const [checksums] = await Promise.all([
-      this.checksumsAfter(fh, state.dataOffset, state.size, next.size, first, blockOf(end - 1), { offset, bytes }),
-      checkLinked(fh, this.path),
-    ]);
+    // A file unlinked under us (its directory removed) would take the write and lose it. Both
+    // are waited for: the file must stay open until the reads are done.
+    const checksums = this.checksumsAfter(fh, state.dataOffset, state.size, next.size, first, blockOf(end - 1), { offset, bytes });
+    await allDone([checksums, checkLinked(fh, this.path)]);
     if (offset > state.size) await fh.truncate(state.dataOffset + state.size);
     await allDone([
       writeMaybeDirect(fh, this.path, bytes, state.dataOffset + offset),
-      writeFully(fh, encodeChecksums(checksums), checksumOffset(first)),
+      writeFully(fh, encodeChecksums(await checksums), checksumOffset(first)),
       next !== state ? this.writeHeader(fh, next) : undefined,
     ]);
     if (durable) await fh.datasync();

@@ -86,9 +86,9 @@ export class ChunkStore {
   private readonly open: OpenChunkFiles;
   private readonly dirs: DataDirs;
   private closed = false;
-  /** Disk operations under way (onDisk): a create alone may block the event loop (ChunkFile.create). */
+  /** Disk operations under way (onDisk): small work alone may block the event loop (see mayBlock). */
   private diskWork = 0;
-  /** After a slow create the next does not block the event loop (ChunkFile.create). */
+  /** After slow small work (a create, a small write, a version change) the next does not block the event loop. */
   private readonly disk = new SlowDiskGuard();
 
   private constructor(

@@ -48,7 +48,7 @@ import type { SocketReader } from './socket-reader';
  * it refuses the request, so the connection stays usable; a malformed header (bad magic or
  * size) closes the connection instead.
  */
-/** The fields both kinds of request start with. */
+/** The fields reads and writes start with (a version request has the first three). */
 interface ChunkRange {
   /** The receiving endpoint's identity (DataStreamPortResponse.endpoint). */
   endpoint: number;
@@ -203,6 +203,6 @@ export async function readData(reader: SocketReader, wanted: number): Promise<Bu
 
 /** A u64 as a number; beyond 2^53 it cannot be a real handle, version or offset. */
 function safeNumber(v: bigint): number {
-  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new FsError('EINVAL', `write header field ${v} is too large`);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new FsError('EINVAL', `data stream header field ${v} is too large`);
   return Number(v);
 }

@@ -3,7 +3,8 @@ const SLOW_MS = 5;
 
 /**
  * Whether a process may make its next small disk call on the event loop, blocking it (a log
- * record's write, a small chunk's create): not after a call that took longer than SLOW_MS, until
+ * record's write; a chunkserver's small create, small write or version change): not after a
+ * call that took longer than SLOW_MS, until
  * one through the thread pool is quick again. A disk busy with other work, or stalled, then
  * blocks the loop once, not call after call, and heartbeats and reads go on meanwhile.
  */

@@ -3,7 +3,7 @@ import { ChunkClientPool } from '../../client/chunk-client';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import type { ChunkserverRegistry } from './chunkserver-registry';
-import type { Inode } from './inode';
+import type { ChunkRef, Inode } from './inode';
 import type { MasterState } from './master-state';
 import { HOLE, UNWRITTEN } from './namespace';
 import { splitPath } from './paths';
@@ -86,21 +86,22 @@ export class ChunkManager {
   }
 
   /**
-   * The chunk at `index` of the file at `path`, placed if it does not exist yet. An unwritten
-   * chunk comes with its allocation lease (shared by concurrent allocators while it lasts and its
-   * replicas' chunkservers live; otherwise the chunk is placed again). `avoid`: chunkservers
-   * (addresses) that failed the chunk's first write. A placement on any of them is not handed
-   * out again, and the new one leaves them out if any other server can take the chunk, even
-   * with fewer replicas than the factor (the replication monitor adds the rest later): the
-   * master would otherwise keep placing on a killed server until its dead timeout.
+   * The chunk at `index` of the file at `path` with a write lease, placed if it does not exist
+   * yet: a writer asks once, whatever the chunk's state. A written chunk comes with its write
+   * lease (see lease()). An unwritten chunk comes with its allocation lease (shared by concurrent
+   * allocators while it lasts and its replicas' chunkservers live; otherwise the chunk is placed
+   * again). `avoid`: chunkservers (addresses) that failed a write to the chunk. An unwritten
+   * chunk's placement on any of them is not handed out again, and the new one leaves them out if
+   * any other server can take the chunk, even with fewer replicas than the factor (the
+   * replication monitor adds the rest later): the master would otherwise keep placing on a
+   * killed server until its dead timeout.
    */
   allocate(path: string, index: number, avoid: readonly string[] = []): Promise<Allocation> {
     const file = this.file(path);
     checkChunkIndex(index);
     const existing = file.chunks![index];
     if (existing && existing.handle !== HOLE && existing.version !== UNWRITTEN) {
-      // A writer asks one question whatever the chunk's state: a written chunk comes leased.
-      return this.lease(path, index, avoid).then(({ chunk, expiresMs }) => ({ chunk, leaseExpiresMs: expiresMs, createReplicas: false }));
+      return this.lease(path, index, existing, avoid).then(({ chunk, expiresMs }) => ({ chunk, leaseExpiresMs: expiresMs, createReplicas: false }));
     }
     const key = `${file.ino} ${index}`;
     let p = this.pending.get(key);
@@ -136,18 +137,14 @@ export class ChunkManager {
   }
 
   /**
-   * A write lease on an existing chunk: the current one while it lasts and its primary lives,
-   * otherwise a new one, which first moves the live replicas to the next version (so replicas
-   * that are down now are stale later) and logs it. Replicas come back primary first. `avoid`:
-   * chunkservers a writer failed on under the current lease; a lease naming any of them is not
-   * handed out again (a killed server looks alive until its dead timeout; the new grant's
-   * version bump leaves it out if it is really gone).
+   * A write lease on the written chunk `ref` (at `index` of `path`): the current one while it
+   * lasts and its primary lives, otherwise a new one, which first moves the live replicas to the
+   * next version (so replicas that are down now are stale later) and logs it. Replicas come back
+   * primary first. `avoid`: chunkservers a writer failed on under the current lease; a lease
+   * naming any of them is not handed out again (a killed server looks alive until its dead
+   * timeout; the new grant's version bump leaves it out if it is really gone).
    */
-  lease(path: string, index: number, avoid: readonly string[] = []): Promise<Lease> {
-    const file = this.file(path);
-    checkChunkIndex(index);
-    const ref = file.chunks![index];
-    if (!ref || ref.handle === HOLE || ref.version === UNWRITTEN) throw new FsError('ENOENT', `${path} has no written chunk ${index}: allocate it first`);
+  private lease(path: string, index: number, ref: ChunkRef, avoid: readonly string[]): Promise<Lease> {
     const held = this.leases.get(ref.handle);
     if (held && held.expiresMs > Date.now() + LEASE_MARGIN_MS) {
       const loc = this.location(index, ref.handle, ref.version);

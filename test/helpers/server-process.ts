@@ -35,11 +35,12 @@ export function startMaster(metaDirs: string[], extraArgs: string[] = [], listen
 }
 
 /**
- * `chunkfs chunkserver` on 127.0.0.1:0 with the given data directories, heartbeating to `masters`;
- * run through `wrapper` (a command that ends by running the arguments after it) if given.
+ * `chunkfs chunkserver` on `listen` (any free port by default) with the given data directories,
+ * heartbeating to `masters`; run through `wrapper` (a command that ends by running the arguments
+ * after it) if given.
  */
-export function startChunkserver(dataDirs: string[], masters: string[], extraArgs: string[] = [], wrapper: string[] = []): Promise<ServerProcess> {
-  return startServer(['chunkserver', ...dataDirs.flatMap((d) => ['--data-dir', d]), '--listen', '127.0.0.1:0',
+export function startChunkserver(dataDirs: string[], masters: string[], extraArgs: string[] = [], wrapper: string[] = [], listen = '127.0.0.1:0'): Promise<ServerProcess> {
+  return startServer(['chunkserver', ...dataDirs.flatMap((d) => ['--data-dir', d]), '--listen', listen,
     '--masters', masters.join(','), ...extraArgs], undefined, wrapper);
 }
 

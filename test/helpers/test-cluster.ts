@@ -56,10 +56,14 @@ export class TestCluster {
     return cs;
   }
 
-  /** Starts chunkserver `i` again on its data directories (after it was killed). */
-  async restartChunkserver(i: number): Promise<ServerProcess> {
+  /**
+   * Starts chunkserver `i` again on its data directories (after it was killed), on a new port or,
+   * with `sameAddress`, on the one it had (as a server with a configured port comes back).
+   */
+  async restartChunkserver(i: number, { sameAddress = false } = {}): Promise<ServerProcess> {
     const dirs = this.dataDirsOf(this.chunkservers[i]);
-    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2', ...this.chunkserverArgs]);
+    const listen = sameAddress ? this.chunkservers[i].address : '127.0.0.1:0';
+    const cs = await startChunkserver(dirs, [this.master.address], ['--heartbeat-interval', '0.2', ...this.chunkserverArgs], [], listen);
     this.chunkservers[i] = cs;
     this.dataDirs.set(cs, dirs);
     return cs;
