@@ -128,6 +128,14 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
       assert.equal((await fsp.stat(p('tr/open'))).size, 0, `flags ${flags}`);
       assert.equal(await fsp.readFile(p('tr/open'), 'utf8'), '');
     }
+    // Linux truncates on O_TRUNC whatever the access mode (write permission is checked): a
+    // read-only open with O_TRUNC empties the file, seen by the next open too.
+    await fsp.writeFile(p('tr/ro'), 'some bytes');
+    const ro = await fsp.open(p('tr/ro'), C.O_RDONLY | C.O_TRUNC);
+    assert.equal((await ro.stat()).size, 0);
+    await ro.close();
+    assert.equal(await fsp.readFile(p('tr/ro'), 'utf8'), '');
+    assert.equal((await fsp.stat(p('tr/ro'))).size, 0);
   });
 
   it('keeps times set on a file with buffered writes (tar, cp -p) and moves mtime on a later write', async () => {

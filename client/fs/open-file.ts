@@ -131,12 +131,16 @@ export class OpenFile {
     return (await this.flushWithTimes(times))!;
   }
 
-  private async flushWithTimes(times: FileTimes | null): Promise<Attr | null> {
+  /**
+   * `keepFailure`: a failed write is reported without being taken (a read's flush: the writer's
+   * own close or fsync must still report it).
+   */
+  private async flushWithTimes(times: FileTimes | null, keepFailure = false): Promise<Attr | null> {
     if (times) this.timesAtEnd = times;
     try {
-      await this.startFlush();
+      await this.startFlush(keepFailure);
       await Promise.all([...this.flights].map((f) => f.done));
-      this.takeFailure();
+      this.takeFailure(keepFailure);
       const recorded = times && this.timesRecorded;
       if (recorded) return await recorded;
       if (!this.mtimePending && !times) return null;
@@ -152,7 +156,8 @@ export class OpenFile {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
-    if (this.unflushed) await this.flush(); // this mount's writes are visible to its reads
+    // This mount's writes are visible to its reads; a write that failed fails the read too.
+    if (this.unflushed) await this.flushWithTimes(null, true);
     const end = Math.min(offset + length, this.size);
     if (offset >= end) return Buffer.alloc(0);
     let used = this.spansCovering(offset, end);
@@ -262,8 +267,8 @@ export class OpenFile {
    * and never beside a flight whose ranges overlap (overlapping writes must land in order).
    * Resolves when the flight has started (a writer waiting here is held back).
    */
-  private startFlush(): Promise<void> {
-    this.takeFailure();
+  private startFlush(keepFailure = false): Promise<void> {
+    this.takeFailure(keepFailure);
     if (this.dirty.empty) return this.dispatch;
     const taken = this.dirty.take();
     const ranges = taken.extents.map(({ offset, data }): [number, number] => [offset, offset + data.length]);
@@ -312,11 +317,14 @@ export class OpenFile {
     return record;
   }
 
-  /** A failed background flush is reported once, to whoever touches the file next. */
-  private takeFailure(): void {
+  /**
+   * A failed background flush is reported once to a writer: whichever next writes, flushes,
+   * fsyncs or closes (unless `keep`: a reader is told and the failure stays for a writer).
+   */
+  private takeFailure(keep = false): void {
     const failure = this.failure;
     if (failure) {
-      this.failure = null;
+      if (!keep) this.failure = null;
       throw new FsError(failure.code, `writing ${this.path} failed: ${failure.message}`);
     }
   }

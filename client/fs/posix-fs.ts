@@ -293,8 +293,9 @@ export class PosixFs {
   /** open(2) without O_CREAT (the kernel has already looked the path up and checked access). */
   async openExisting(path: string, flags: number): Promise<number> {
     const handle = this.files.has(path) ? this.open(path, null, flags) : await this.openFresh(path, flags);
-    // Even an empty file, or one open elsewhere with writes still buffered (see create).
-    if ((flags & O_ACCMODE) !== O_RDONLY && flags & O_TRUNC) await this.truncateOpened(handle);
+    // Even an empty file, or one open elsewhere with writes still buffered (see create); and
+    // whatever the access mode, as Linux does (the kernel has checked write permission).
+    if (flags & O_TRUNC) await this.truncateOpened(handle);
     return handle;
   }
 
