@@ -116,9 +116,12 @@ export class OpenFile {
     if (this.dirty.bytes >= this.tuning.writeBufferBytes) await this.startFlush();
   }
 
-  /** Everything written so far durable on every replica and recorded by the master. */
-  async flush(): Promise<void> {
-    await this.flushWithTimes(null);
+  /**
+   * Everything written so far durable on every replica and recorded by the master.
+   * `keepFailure`: a failed write is reported but left for a writer (see flushWithTimes).
+   */
+  async flush(keepFailure = false): Promise<void> {
+    await this.flushWithTimes(null, keepFailure);
   }
 
   /**
@@ -157,7 +160,7 @@ export class OpenFile {
 
   async read(offset: number, length: number): Promise<Buffer> {
     // This mount's writes are visible to its reads; a write that failed fails the read too.
-    if (this.unflushed) await this.flushWithTimes(null, true);
+    if (this.unflushed) await this.flush(true);
     const end = Math.min(offset + length, this.size);
     if (offset >= end) return Buffer.alloc(0);
     let used = this.spansCovering(offset, end);

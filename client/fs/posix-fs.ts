@@ -63,6 +63,8 @@ export class PosixFs {
   private readonly unlinking = new Set<string>();
   /** Handles opened with O_APPEND. */
   private readonly appending = new Set<number>();
+  /** Handles that have written: a failed background write is theirs to take (see flush). */
+  private readonly writing = new Set<number>();
   private nextHandle = 1;
   /** The cluster's chunk size, once known (0 before). */
   private chunkSize = 0;
@@ -341,13 +343,18 @@ export class PosixFs {
   async write(handle: number, offset: number, data: Buffer): Promise<number> {
     const open = this.handle(handle);
     const at = this.appending.has(handle) ? Math.max(offset, open.size) : offset;
+    this.writing.add(handle);
     await open.write(at, data); // flushes landing clear the cache (OpenFile.changed)
     return data.length;
   }
 
-  /** close(2) of one descriptor: buffered data reach every replica, and errors surface here. */
+  /**
+   * close(2) of one descriptor: buffered data reach every replica, and errors surface here. A
+   * handle that never wrote reports a failed write but leaves it for one that did (a reader
+   * opened for writing, an editor that only looked, must not take the writer's error).
+   */
   async flush(handle: number): Promise<void> {
-    await this.handle(handle).flush();
+    await this.handle(handle).flush(!this.writing.has(handle));
   }
 
   /** fsync(2): returns once every byte written is durable on every replica. */
@@ -360,6 +367,7 @@ export class PosixFs {
     const open = this.handle(handle);
     this.handles.delete(handle);
     this.appending.delete(handle);
+    this.writing.delete(handle);
     if (--open.handles > 0) return;
     if (this.files.get(open.path) === open) this.files.delete(open.path);
     this.forget(this.inodeOf(open.path));
@@ -385,6 +393,7 @@ export class PosixFs {
     this.files.clear();
     this.handles.clear();
     this.appending.clear();
+    this.writing.clear();
     this.orphans.clear();
     await Promise.allSettled(open.map((f) => f.close()));
     await Promise.allSettled(orphans.map((f) => this.master.unlink(f.path)));
