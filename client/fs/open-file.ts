@@ -61,7 +61,9 @@ export class OpenFile {
   private queued = 0;
   private dispatch: Promise<void> = Promise.resolve();
   private readonly flights = new Set<Flight>();
-  private failure: FsError | null = null;
+  /** The last write that failed in the background, and how many have (see failureSince). */
+  private lastFailure: FsError | null = null;
+  private failureCount = 0;
   /** The size the master has recorded, or is being told (what a flush that writes past it extends). */
   private masterSize: number;
   /** Time of the last write, given to the master as mtime when a flush only overwrote. */
@@ -107,7 +109,6 @@ export class OpenFile {
   }
 
   async write(offset: number, data: Buffer): Promise<void> {
-    this.takeFailure();
     this.dropData(); // locations stay: the flush that lands the bytes forgets them
     this.dirty.add(offset, data);
     this.size = Math.max(this.size, offset + data.length);
@@ -117,11 +118,28 @@ export class OpenFile {
   }
 
   /**
-   * Everything written so far durable on every replica and recorded by the master.
-   * `keepFailure`: a failed write is reported but left for a writer (see flushWithTimes).
+   * Everything written so far sent, and what landed durable on every replica and recorded by
+   * the master. A write that failed is not thrown here: each handle learns of it once, from its
+   * close or fsync (see failureSince).
    */
-  async flush(keepFailure = false): Promise<void> {
-    await this.flushWithTimes(null, keepFailure);
+  async flush(): Promise<void> {
+    await this.flushWithTimes(null);
+  }
+
+  /** Background writes that have failed so far: a handle opened now starts from here. */
+  get failures(): number {
+    return this.failureCount;
+  }
+
+  /**
+   * The error to report to a handle that has seen `seen` failures (the count at its open or
+   * its last report), or null when none came since: as Linux reports a writeback error once to
+   * each file description open when it happened (errseq), so that a reader's read or another
+   * handle's close never takes a writer's error away from it.
+   */
+  failureSince(seen: number): FsError | null {
+    if (this.failureCount <= seen || !this.lastFailure) return null;
+    return new FsError(this.lastFailure.code, `writing ${this.path} failed: ${this.lastFailure.message}`);
   }
 
   /**
@@ -134,16 +152,11 @@ export class OpenFile {
     return (await this.flushWithTimes(times))!;
   }
 
-  /**
-   * `keepFailure`: a failed write is reported without being taken (a read's flush: the writer's
-   * own close or fsync must still report it).
-   */
-  private async flushWithTimes(times: FileTimes | null, keepFailure = false): Promise<Attr | null> {
+  private async flushWithTimes(times: FileTimes | null): Promise<Attr | null> {
     if (times) this.timesAtEnd = times;
     try {
-      await this.startFlush(keepFailure);
+      await this.startFlush();
       await Promise.all([...this.flights].map((f) => f.done));
-      this.takeFailure(keepFailure);
       const recorded = times && this.timesRecorded;
       if (recorded) return await recorded;
       if (!this.mtimePending && !times) return null;
@@ -159,8 +172,7 @@ export class OpenFile {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
-    // This mount's writes are visible to its reads; a write that failed fails the read too.
-    if (this.unflushed) await this.flush(true);
+    if (this.unflushed) await this.flush(); // this mount's writes are visible to its reads
     const end = Math.min(offset + length, this.size);
     if (offset >= end) return Buffer.alloc(0);
     let used = this.spansCovering(offset, end);
@@ -225,13 +237,18 @@ export class OpenFile {
     this.masterSize = size;
   }
 
-  /** The last handle closed: leases go back to the master. */
+  /**
+   * The last handle closed: leases go back to the master. A write that failed is thrown (for
+   * the log; the handles have been told at their close).
+   */
   async close(): Promise<void> {
     try {
       await this.flush();
     } finally {
       await this.writer.close();
     }
+    const failed = this.failureSince(0);
+    if (failed) throw failed;
   }
 
   /** The first chunk, allocated with the file's create (see FileWriter.adoptAllocation). */
@@ -270,8 +287,7 @@ export class OpenFile {
    * and never beside a flight whose ranges overlap (overlapping writes must land in order).
    * Resolves when the flight has started (a writer waiting here is held back).
    */
-  private startFlush(keepFailure = false): Promise<void> {
-    this.takeFailure(keepFailure);
+  private startFlush(): Promise<void> {
     if (this.dirty.empty) return this.dispatch;
     const taken = this.dirty.take();
     const ranges = taken.extents.map(({ offset, data }): [number, number] => [offset, offset + data.length]);
@@ -284,7 +300,10 @@ export class OpenFile {
       const flight: Flight = {
         ranges,
         done: this.writeExtents(taken.extents)
-          .catch((err) => { this.failure ??= toFsError(err); })
+          .catch((err) => {
+            this.lastFailure = toFsError(err);
+            this.failureCount++;
+          })
           .finally(() => {
             taken.release();
             this.flights.delete(flight);
@@ -318,18 +337,6 @@ export class OpenFile {
       this.timesRecorded = record;
     }
     return record;
-  }
-
-  /**
-   * A failed background flush is reported once to a writer: whichever next writes, flushes,
-   * fsyncs or closes (unless `keep`: a reader is told and the failure stays for a writer).
-   */
-  private takeFailure(keep = false): void {
-    const failure = this.failure;
-    if (failure) {
-      if (!keep) this.failure = null;
-      throw new FsError(failure.code, `writing ${this.path} failed: ${failure.message}`);
-    }
   }
 
   private fetch(offset: number, end: number): Span {

@@ -63,8 +63,8 @@ export class PosixFs {
   private readonly unlinking = new Set<string>();
   /** Handles opened with O_APPEND. */
   private readonly appending = new Set<number>();
-  /** Handles that have written: a failed background write is theirs to take (see flush). */
-  private readonly writing = new Set<number>();
+  /** Per handle, the background write failures of its file it has seen (OpenFile.failureSince). */
+  private readonly seenFailures = new Map<number, number>();
   private nextHandle = 1;
   /** The cluster's chunk size, once known (0 before). */
   private chunkSize = 0;
@@ -343,18 +343,20 @@ export class PosixFs {
   async write(handle: number, offset: number, data: Buffer): Promise<number> {
     const open = this.handle(handle);
     const at = this.appending.has(handle) ? Math.max(offset, open.size) : offset;
-    this.writing.add(handle);
     await open.write(at, data); // flushes landing clear the cache (OpenFile.changed)
     return data.length;
   }
 
   /**
-   * close(2) of one descriptor: buffered data reach every replica, and errors surface here. A
-   * handle that never wrote reports a failed write but leaves it for one that did (a reader
-   * opened for writing, an editor that only looked, must not take the writer's error).
+   * close(2) of one descriptor: buffered data reach every replica, and a background write of
+   * the file that failed since this handle's open or last report surfaces here.
    */
   async flush(handle: number): Promise<void> {
-    await this.handle(handle).flush(!this.writing.has(handle));
+    const open = this.handle(handle);
+    await open.flush();
+    const failed = open.failureSince(this.seenFailures.get(handle) ?? 0);
+    this.seenFailures.set(handle, open.failures);
+    if (failed) throw failed;
   }
 
   /** fsync(2): returns once every byte written is durable on every replica. */
@@ -367,7 +369,7 @@ export class PosixFs {
     const open = this.handle(handle);
     this.handles.delete(handle);
     this.appending.delete(handle);
-    this.writing.delete(handle);
+    this.seenFailures.delete(handle);
     if (--open.handles > 0) return;
     if (this.files.get(open.path) === open) this.files.delete(open.path);
     this.forget(this.inodeOf(open.path));
@@ -393,7 +395,7 @@ export class PosixFs {
     this.files.clear();
     this.handles.clear();
     this.appending.clear();
-    this.writing.clear();
+    this.seenFailures.clear();
     this.orphans.clear();
     await Promise.allSettled(open.map((f) => f.close()));
     await Promise.allSettled(orphans.map((f) => this.master.unlink(f.path)));
@@ -412,6 +414,7 @@ export class PosixFs {
     open.handles++;
     const handle = this.nextHandle++;
     this.handles.set(handle, open);
+    this.seenFailures.set(handle, open.failures);
     if (flags & O_APPEND) this.appending.add(handle);
     return handle;
   }
