@@ -328,7 +328,7 @@ export class PosixFs {
     const fresh = !this.files.has(path);
     const handle = this.open(path, attr, flags);
     if (window && fresh) this.handle(handle).seedLocations(window);
-    if ((flags & O_ACCMODE) === O_RDONLY) this.handle(handle).prefetchSmall();
+    if ((flags & O_ACCMODE) === O_RDONLY && !(flags & O_TRUNC)) this.handle(handle).prefetchSmall();
     return handle;
   }
 
