@@ -159,8 +159,7 @@ export class ChunkStore {
       const write = (): Promise<ChunkState> =>
         this.open.use(handle, file.path, (open) => file.write(open, entry.state, offset, data, opts.durable ?? true, this.mayBlock(entry.dir)));
       try {
-        // Small writes are timed: only they may block, and a slow one must stop that.
-        this.update(entry, await (data.length <= SMALL_WRITE_BYTES ? this.disk.timed(write) : write()));
+        this.update(entry, await this.timedIfSmall(data, write));
       } finally {
         this.open.dropChecksums(handle); // they changed (or may have, if the write failed)
       }
@@ -294,7 +293,7 @@ export class ChunkStore {
         this.open.forget(handle);
         try {
           state = await this.onDisk(dir, null, async () => {
-            const created = await this.disk.timed(() => file.create(version, dir.dataOffset, offset, data, dir.spares.take(), this.mayBlock(dir)));
+            const created = await this.timedIfSmall(data, () => file.create(version, dir.dataOffset, offset, data, dir.spares.take(), this.mayBlock(dir)));
             this.open.adopt(handle, file.path, created.fh);
             return created.state;
           });
@@ -308,6 +307,15 @@ export class ChunkStore {
         return;
       }
     });
+  }
+
+  /**
+   * `work` writing `data`, timed by the slow-disk guard when it is small: only small work may
+   * block the event loop, and a slow one must stop that (a large piece through the pool is
+   * expected to take longer).
+   */
+  private timedIfSmall<T>(data: Buffer, work: () => Promise<T>): Promise<T> {
+    return data.length <= SMALL_WRITE_BYTES ? this.disk.timed(work) : work();
   }
 
   /**
