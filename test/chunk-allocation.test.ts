@@ -1,5 +1,6 @@
 import { strict as assert } from 'assert';
 import { FileWriter } from '../client/file-writer';
+import { MasterClient } from '../client/master-client';
 import { expectErrno } from './helpers/errno';
 import { kill, TestCluster } from './helpers/test-cluster';
 
@@ -23,6 +24,38 @@ describe('chunk allocation', function () {
     const writer = new FileWriter(cluster.client, cluster.peers);
     await writer.write(path, index * (1 << 20), Buffer.from('x'));
     await writer.close();
+  }
+
+  /** A new file holding `bytes`, written and closed through the client library. */
+  async function writeFile(path: string, bytes: Buffer): Promise<void> {
+    await cluster.client.create(path, 0o644, true);
+    const writer = new FileWriter(cluster.client, cluster.peers);
+    await writer.write(path, 0, bytes);
+    await writer.close();
+  }
+
+  /** `bytes` at the start of `path` under the lease on `chunk` (its primary, then the chain), then released. */
+  async function writeUnderLease(path: string, chunk: { handle: number; version: number; replicas: string[] }, bytes: Buffer): Promise<void> {
+    const [primary, ...chain] = chunk.replicas;
+    await cluster.peers.get(primary).write(chunk.handle, chunk.version, 0, bytes, chain);
+    await cluster.client.releaseLease(path, 0, chunk.version);
+  }
+
+  /**
+   * Until the replication monitor has put `path`'s chunk 0 back on `address`: every replica the
+   * master lists meanwhile must hold `bytes`.
+   */
+  async function untilHealed(path: string, bytes: Buffer, address: string): Promise<void> {
+    for (let waited = 0; ; waited += 100) {
+      const [now] = (await cluster.client.chunkLocations(path, 0, 1)).chunks;
+      for (const replica of now.replicas) {
+        const held = await cluster.peers.get(replica).read(now.handle, now.version, 0, bytes.length);
+        assert.ok(held.equals(bytes), `replica ${replica} (version ${now.version}) serves bytes from before a write it missed`);
+      }
+      if (now.replicas.includes(address)) return;
+      assert.ok(waited < 30_000, `the chunk never came back to ${address}: ${JSON.stringify(now)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   it('places three replicas on distinct chunkservers, and the first write creates them there', async () => {
@@ -98,6 +131,52 @@ describe('chunk allocation', function () {
     // A plain size is a truncate: chunks wholly past it go.
     assert.equal((await cluster.client.setattr('/grow', { size: 100 })).size, 100);
     assert.deepEqual((await cluster.client.chunkLocations('/grow', 0, 10)).chunks.filter((c) => c.handle !== 0), []);
+  });
+
+  it('a lease that lost a replica is granted anew: that replica, back with the bytes it missed, is stale and serves nothing', async () => {
+    const size = 256 << 10;
+    const fresh = Buffer.alloc(size, 'n');
+    await cluster.until((r) => r.chunkservers.filter((c) => c.alive).length === 3, 'every chunkserver alive');
+    await writeFile('/late', Buffer.alloc(size, 'o'));
+    const granted = await cluster.client.allocateChunk('/late', 0);
+    assert.equal(granted.chunk.replicas.length, 3);
+    // Stopped, not killed: once declared dead it comes back with the replica as it was.
+    const stopped = cluster.chunkservers.find((c) => c.address === granted.chunk.replicas[2])!;
+    stopped.kill('SIGSTOP');
+    try {
+      await cluster.until((r) => r.chunkservers.filter((c) => c.alive).length === 2, 'the stopped chunkserver declared dead');
+      const again = await cluster.client.allocateChunk('/late', 0);
+      assert.ok(again.chunk.version > granted.chunk.version, `the lease is granted anew, not answered at version ${again.chunk.version} without a replica`);
+      assert.deepEqual([...again.chunk.replicas].sort(), granted.chunk.replicas.slice(0, 2).sort());
+      await writeUnderLease('/late', again.chunk, fresh);
+    } finally {
+      stopped.kill('SIGCONT');
+    }
+    await untilHealed('/late', fresh, stopped.address);
+  });
+
+  it('a grant that a replica does not answer moves the others on once more: the version that replica may take late is stale', async () => {
+    const size = 64 << 10;
+    const fresh = Buffer.alloc(size, 'm');
+    await cluster.until((r) => r.chunkservers.filter((c) => c.alive).length === 3, 'every chunkserver alive');
+    await writeFile('/slow', Buffer.alloc(size, 'o'));
+    const [before] = (await cluster.client.chunkLocations('/slow', 0, 1)).chunks;
+    // Stopped and still counted alive: the grant's request to it waits, unanswered, until the
+    // master gives up on it (its answer could as well come too late from a slow disk).
+    const stopped = cluster.chunkservers.find((c) => c.address === before.replicas[2])!;
+    stopped.kill('SIGSTOP');
+    // The grant waits as long as a client's default deadline for the stopped one's answer.
+    const patient = new MasterClient(cluster.master.address, { deadlineMs: 30_000 });
+    try {
+      const granted = await patient.allocateChunk('/slow', 0);
+      assert.equal(granted.chunk.version, before.version + 2, 'the replicas that answered moved on twice');
+      assert.deepEqual([...granted.chunk.replicas].sort(), before.replicas.slice(0, 2).sort());
+      await writeUnderLease('/slow', granted.chunk, fresh);
+    } finally {
+      stopped.kill('SIGCONT');
+      patient.close();
+    }
+    await untilHealed('/slow', fresh, stopped.address);
   });
 
   it('a lease granted after a chunkserver came back on its address moves every replica, that one too', async () => {

@@ -138,19 +138,22 @@ export class ChunkManager {
 
   /**
    * A write lease on the written chunk `ref` (at `index` of `path`): the current one while it
-   * lasts and its primary lives, otherwise a new one, which first moves the live replicas to the
-   * next version (so replicas that are down now are stale later) and logs it. Replicas come back
-   * primary first. `avoid`: chunkservers a writer failed on under the current lease; a lease
-   * naming any of them is not handed out again (a killed server looks alive until its dead
-   * timeout; the new grant's version bump leaves it out if it is really gone).
+   * lasts and every replica it was granted on lives, otherwise a new one, which first moves the
+   * live replicas to the next version (so replicas that are down now are stale later) and logs
+   * it. Replicas come back primary first. `avoid`: chunkservers a writer failed on under the
+   * current lease; a lease naming any of them is not handed out again (a killed server looks
+   * alive until its dead timeout; the new grant's version bump leaves it out if it is really
+   * gone).
    */
   private lease(path: string, index: number, ref: ChunkRef, avoid: readonly string[]): Promise<Lease> {
     const held = this.leases.get(ref.handle);
     if (held && held.expiresMs > Date.now() + LEASE_MARGIN_MS) {
       const loc = this.location(index, ref.handle, ref.version);
-      const primary = this.chunkservers.addressOf(held.primary);
-      if (loc.version === held.version && loc.replicas.includes(primary) && !loc.replicas.some((a) => avoid.includes(a))) {
-        return Promise.resolve({ chunk: { ...loc, replicas: primaryFirst(loc.replicas, primary) }, expiresMs: held.expiresMs });
+      const granted = held.replicas.map((id) => this.chunkservers.addressOf(id));
+      // Only whole: a replica dead since the grant, or failed by a writer, misses the writes
+      // made without it, so a new grant must move the others past its version.
+      if (loc.version === held.version && granted.every((a) => loc.replicas.includes(a) && !avoid.includes(a))) {
+        return Promise.resolve({ chunk: { ...loc, replicas: granted }, expiresMs: held.expiresMs });
       }
     }
     const key = `lease ${ref.handle}`;
@@ -165,26 +168,42 @@ export class ChunkManager {
   private async grant(path: string, index: number, handle: number, recorded: number): Promise<Lease> {
     const { live, version } = this.chunkservers.replicasOf(handle, recorded);
     if (live.length === 0) throw new FsError('EIO', `chunk ${handle} of ${path} has no live replica`);
-    const next = version + 1;
-    const moved = await Promise.all(live.map(async (id) => {
-      try {
-        await this.peers.get(this.chunkservers.addressOf(id)).setVersion(handle, next);
-        return id;
-      } catch (err) {
-        log.warn(`chunk ${handle}: version ${next} not set on ${this.chunkservers.addressOf(id)}: ${(err as Error).message}`);
-        return null;
-      }
-    }));
-    const ok = moved.filter((id): id is string => id !== null);
-    if (ok.length === 0) throw new FsError('EIO', `chunk ${handle} of ${path}: no replica took version ${next}`);
-    // Noted before the commit: from the moment the log says `next`, replicas at the old version
+    const { moved, to } = await this.moveVersion(path, handle, live, version);
+    // Noted before the commit: from the moment the log says `to`, replicas at older versions
     // are stale to the replication monitor, and these ones must not look so.
-    for (const id of ok) this.chunkservers.noteReplica(id, handle, next);
-    await this.state.commit({ op: 'setChunkVersion', path, index, handle, version: next });
+    for (const id of moved) this.chunkservers.noteReplica(id, handle, to);
+    await this.state.commit({ op: 'setChunkVersion', path, index, handle, version: to });
     const expiresMs = Date.now() + LEASE_MS;
-    this.leases.set(handle, { primary: ok[0], version: next, expiresMs });
-    const replicas = ok.map((id) => this.chunkservers.addressOf(id));
-    return { chunk: { index, handle, version: next, replicas }, expiresMs };
+    this.leases.set(handle, { replicas: moved, version: to, expiresMs });
+    const replicas = moved.map((id) => this.chunkservers.addressOf(id));
+    return { chunk: { index, handle, version: to, replicas }, expiresMs };
+  }
+
+  /**
+   * Moves the replicas on `ids` of a chunk at `version` to a newer version; answers those that
+   * took it. A replica that did not answer may still take the version later: its request can
+   * wait in a socket while the process is stopped, or be applied after its answer was lost. It
+   * would then claim the lease's version without the writes made under the lease. So whenever
+   * one fails, the others move on once more, until every one asked answers: a request arriving
+   * late leaves the failed replica at an older version than the one logged, which is stale.
+   */
+  private async moveVersion(path: string, handle: number, ids: string[], version: number): Promise<{ moved: string[]; to: number }> {
+    for (let asked = ids, from = version; ; from++) {
+      const to = from + 1;
+      const answered = await Promise.all(asked.map(async (id) => {
+        try {
+          await this.peers.get(this.chunkservers.addressOf(id)).setVersion(handle, to);
+          return id;
+        } catch (err) {
+          log.warn(`chunk ${handle}: version ${to} not set on ${this.chunkservers.addressOf(id)}: ${(err as Error).message}`);
+          return null;
+        }
+      }));
+      const moved = answered.filter((id): id is string => id !== null);
+      if (moved.length === 0) throw new FsError('EIO', `chunk ${handle} of ${path}: no replica took version ${to}`);
+      if (moved.length === asked.length) return { moved, to };
+      asked = moved;
+    }
   }
 
   /** Ends the write lease on a chunk (its writer is done); a release of an older lease is ignored. */
@@ -229,17 +248,17 @@ export class ChunkManager {
     if (targets.length < replication) log.warn(`chunk ${handle} of ${path} has ${targets.length} of ${replication} replicas`);
     const planned = targets.map((cs) => cs.id);
     const expiresMs = Date.now() + LEASE_MS;
-    this.leases.set(handle, { primary: planned[0], version: FIRST_VERSION, expiresMs, planned });
+    this.leases.set(handle, { replicas: planned, version: FIRST_VERSION, expiresMs });
     return { chunk: { index, handle, version: FIRST_VERSION, replicas: targets.map((cs) => cs.address) }, leaseExpiresMs: expiresMs, createReplicas: true };
   }
 
   /** The allocation lease of an unwritten chunk, while it lasts and its chunkservers live. */
   private allocationLease(index: number, handle: number): Allocation | null {
     const held = this.leases.get(handle);
-    if (!held?.planned || held.expiresMs <= Date.now() + LEASE_MARGIN_MS) return null;
+    if (!held || held.expiresMs <= Date.now() + LEASE_MARGIN_MS) return null;
     const alive = new Set(this.chunkservers.list().filter((cs) => cs.alive).map((cs) => cs.id));
-    if (!held.planned.every((id) => alive.has(id))) return null;
-    const replicas = held.planned.map((id) => this.chunkservers.addressOf(id));
+    if (!held.replicas.every((id) => alive.has(id))) return null;
+    const replicas = held.replicas.map((id) => this.chunkservers.addressOf(id));
     return { chunk: { index, handle, version: held.version, replicas }, leaseExpiresMs: held.expiresMs, createReplicas: true };
   }
 
@@ -272,14 +291,9 @@ export class ChunkManager {
 }
 
 interface HeldLease {
-  primary: string;
+  /** The chunkservers (ids) it was granted on, primary first; an unwritten chunk's first write creates replicas there. */
+  replicas: string[];
   version: number;
   /** ms since the epoch */
   expiresMs: number;
-  /** an unwritten chunk's allocation lease: the chunkservers (ids) its first write creates replicas on */
-  planned?: string[];
-}
-
-function primaryFirst(replicas: string[], primary: string): string[] {
-  return [primary, ...replicas.filter((r) => r !== primary)];
 }
