@@ -222,3 +222,38 @@ describe('chunk allocation', function () {
     assert.equal((await cluster.client.report()).chunks!.missing, chunks + 1);
   });
 });
+
+describe('a master restarting', function () {
+  this.timeout(60_000);
+  let cluster: TestCluster;
+
+  before(async () => {
+    cluster = await TestCluster.start('restarting', 3, ['--chunk-size', String(1 << 20), '--replication', '3', '--dead-timeout', '4']);
+  });
+  after(async () => cluster?.stop());
+
+  it('waits for its chunkservers to register before placing, leasing or locating chunks, rather than failing or leaving replicas behind', async () => {
+    await cluster.client.create('/kept', 0o644, true);
+    const writer = new FileWriter(cluster.client, cluster.peers);
+    await writer.write('/kept', 0, Buffer.alloc(64 << 10, 'k'));
+    await writer.close();
+    await cluster.client.create('/new', 0o644, true);
+    // Stopped chunkservers register only once they run again, after the master is up.
+    await cluster.restartMaster(async () => cluster.chunkservers.forEach((cs) => cs.kill('SIGSTOP')));
+    let located, allocated, leased;
+    try {
+      located = cluster.client.chunkLocations('/kept', 0, 1);
+      allocated = cluster.client.allocateChunk('/new', 0);
+      leased = cluster.client.allocateChunk('/kept', 0);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      cluster.chunkservers.forEach((cs) => cs.kill('SIGCONT'));
+    }
+    assert.equal((await located).chunks[0].replicas.length, 3, 'located on every replica');
+    assert.equal((await allocated).chunk.replicas.length, 3, 'a new chunk placed on three chunkservers');
+    const lease = await leased;
+    assert.equal(lease.chunk.replicas.length, 3, 'a lease that moved every replica to its version');
+    await cluster.client.releaseLease('/kept', 0, lease.chunk.version);
+    assert.equal((await cluster.client.report()).chunks!.underReplicated, 0);
+  });
+});

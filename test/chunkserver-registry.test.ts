@@ -1,7 +1,11 @@
 import { strict as assert } from 'assert';
 import { chunkHealth } from '../server/master/chunk-health';
 import { fsck } from '../server/master/fsck';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 import { ChunkserverRegistry, Heartbeat } from '../server/master/chunkserver-registry';
+import { ChunkserverRoster, ROSTER_FILE } from '../server/master/chunkserver-roster';
 import type { ChunkserverState } from '../server/master/chunkserver-states';
 import { Namespace } from '../server/master/namespace';
 
@@ -59,6 +63,60 @@ describe('chunkserver registry', () => {
       assert.equal(real.list()[0].alive, false);
     } finally {
       real.stop();
+    }
+  });
+
+  it('after a restart, is starting until every chunkserver of the last run has sent its full report, or a dead timeout has passed; keeps the roster of the living', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'roster-'));
+    const file = path.join(dir, ROSTER_FILE);
+    const saved = async (): Promise<string[]> => {
+      for (let i = 0; i < 100 && !fs.existsSync(file); i++) await new Promise((r) => setTimeout(r, 10));
+      return JSON.parse(fs.readFileSync(file, 'utf8')) as string[];
+    };
+    const regs: ChunkserverRegistry[] = [];
+    try {
+      const fresh = new ChunkserverRegistry(5000, () => now, undefined, new ChunkserverRoster(dir));
+      regs.push(fresh);
+      assert.equal(fresh.starting(), null, 'a master with no roster waits for nobody');
+      fresh.heartbeat(hb('a', { fullReport: full([]) }));
+      fresh.heartbeat(hb('bb', { fullReport: full([]) }));
+      assert.deepEqual(await saved(), ['a', 'bb'], 'the living are kept');
+
+      const again = new ChunkserverRegistry(5000, () => now, undefined, new ChunkserverRoster(dir));
+      regs.push(again);
+      let settled = false;
+      void again.starting()!.then(() => (settled = true));
+      again.heartbeat(hb('a'));
+      again.heartbeat(hb('bb'));
+      again.heartbeat(hb('a', { fullReport: full([[1, 1]]) }));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(settled, false, 'registered is not enough: the master waits for the full reports');
+      again.heartbeat(hb('bb', { fullReport: full([[1, 1]]) }));
+      await new Promise((r) => setImmediate(r));
+      assert.equal(settled, true);
+      assert.equal(again.starting(), null);
+      fs.rmSync(file);
+      now += 6000;
+      again.heartbeat(hb('a'));
+      assert.deepEqual(again.sweep(), ['bb']);
+      assert.deepEqual(await saved(), ['a'], 'a dead one leaves the roster');
+
+      fs.writeFileSync(file, JSON.stringify(['a', 'gone']));
+      const waited = Date.now();
+      const timedOut = new ChunkserverRegistry(200, Date.now, undefined, new ChunkserverRoster(dir));
+      regs.push(timedOut);
+      timedOut.heartbeat(hb('a', { fullReport: full([]) }));
+      await timedOut.starting();
+      assert.ok(Date.now() - waited >= 190, 'one missing: waited for the dead timeout');
+      assert.equal(timedOut.starting(), null);
+
+      fs.writeFileSync(file, '{"not": "a list"}');
+      const unreadable = new ChunkserverRegistry(5000, () => now, undefined, new ChunkserverRoster(dir));
+      regs.push(unreadable);
+      assert.equal(unreadable.starting(), null, 'an unreadable roster: nobody is waited for');
+    } finally {
+      regs.forEach((r) => r.stop());
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -166,6 +166,7 @@ export class ChunkManager {
   }
 
   private async grant(path: string, index: number, handle: number, recorded: number): Promise<Lease> {
+    await this.chunkservers.starting();
     const { live, version } = this.chunkservers.replicasOf(handle, recorded);
     if (live.length === 0) throw new FsError('EIO', `chunk ${handle} of ${path} has no live replica`);
     const { moved, to } = await this.moveVersion(path, handle, live, version);
@@ -221,7 +222,9 @@ export class ChunkManager {
   }
 
   /** Up to `count` chunks from `first` on (holes included, with handle 0). */
-  locations(path: string, first: number, count: number): PlacedChunk[] {
+  async locations(path: string, first: number, count: number): Promise<PlacedChunk[]> {
+    const starting = this.chunkservers.starting();
+    if (starting) await starting;
     const chunks = this.file(path).chunks!;
     checkChunkIndex(first);
     const end = Math.min(chunks.length, first + Math.min(Math.max(count, 1), MAX_LOCATIONS));
@@ -236,6 +239,7 @@ export class ChunkManager {
    * replica can have missed a write yet).
    */
   private async create(path: string, index: number, replication: number, avoid: readonly string[] = []): Promise<Allocation> {
+    await this.chunkservers.starting();
     const all = this.chunkservers.list();
     const place = (from: typeof all) => chooseReplicas(from, replication, { minFreeBytes: this.options.chunkSize });
     // Avoiding is a preference: with nowhere else to go (one chunkserver, or a writer that has

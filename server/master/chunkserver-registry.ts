@@ -1,5 +1,6 @@
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
+import type { ChunkserverRoster } from './chunkserver-roster';
 import type { ChunkserverState } from './chunkserver-states';
 
 const log = logger('chunkservers');
@@ -68,21 +69,63 @@ export class ChunkserverRegistry {
   private readonly sweepEveryMs: number;
   /** When the sweeper last ran (performance.now(): the event loop's own clock, not `now`). */
   private lastSweepAt = performance.now();
+  /** The chunkservers of the roster not yet registered with their full report (see starting). */
+  private readonly awaited: Set<string>;
+  private startup: { done: Promise<void>; end: () => void; timer: NodeJS.Timeout } | null = null;
 
   constructor(
     private readonly deadTimeoutMs: number,
     private readonly now: () => number = Date.now,
     /** The logged admin state of a chunkserver (ChunkserverStates.get). */
     readonly stateOf: (id: string) => ChunkserverState = () => 'normal',
+    /** Who was alive when this master (or its previous run) last looked; kept up to date. */
+    private readonly roster: Pick<ChunkserverRoster, 'load' | 'save'> | null = null,
   ) {
     this.sweepEveryMs = Math.min(1000, Math.max(50, deadTimeoutMs / 4));
     this.sweeper = setInterval(() => this.sweepOnTime(), this.sweepEveryMs);
     this.sweeper.unref();
+    this.awaited = roster?.load() ?? new Set();
+    if (this.awaited.size > 0) this.startup = this.waitForRoster();
+  }
+
+  /**
+   * While the chunkservers alive before this master started are still registering (each does
+   * at its next heartbeat), a promise that settles once all have sent their full report, or
+   * once the dead timeout has passed (those missing then are dead). Until then the master's
+   * picture is partial: a placement would find no room (ENOSPC) or pile onto the first servers
+   * back, a lease would leave the late replicas stale, a chunk would seem to have no replica.
+   * Null when there is nothing to wait for (the usual case).
+   */
+  starting(): Promise<void> | null {
+    return this.startup?.done ?? null;
+  }
+
+  private waitForRoster(): { done: Promise<void>; end: () => void; timer: NodeJS.Timeout } {
+    let end = (): void => undefined;
+    const done = new Promise<void>((resolve) => {
+      end = () => {
+        clearTimeout(this.startup?.timer);
+        this.startup = null;
+        if (this.awaited.size > 0) log.warn(`${this.awaited.size} chunkserver(s) of the last run did not register within ${this.deadTimeoutMs} ms`);
+        this.saveRoster();
+        resolve();
+      };
+    });
+    const timer = setTimeout(() => end(), this.deadTimeoutMs);
+    timer.unref();
+    return { done, end, timer };
+  }
+
+  /** The roster: who is alive now (not while registering: a crash then would forget the rest). */
+  private saveRoster(): void {
+    if (this.startup || !this.roster) return;
+    this.roster.save([...this.servers.values()].filter((cs) => cs.alive).map((cs) => cs.id));
   }
 
   /** Records a heartbeat; answers whether the master needs a full report. */
   heartbeat(hb: Heartbeat): { sendFullReport: boolean } {
     let cs = this.servers.get(hb.id);
+    const joined = !cs?.alive;
     if (!cs) {
       log.info(`chunkserver ${hb.id} registered at ${hb.address}${hb.rack ? ` (rack ${hb.rack})` : ''}`);
       cs = { ...hb, alive: true, lastHeartbeatMs: 0, replicas: null, corrupt: new Set() };
@@ -109,6 +152,8 @@ export class ChunkserverRegistry {
       cs.corrupt.delete(h);
     }
     for (const h of hb.corruptChunks) cs.corrupt.add(h);
+    if (hb.fullReport && this.awaited.delete(hb.id) && this.awaited.size === 0) this.startup?.end();
+    if (joined) this.saveRoster();
     return { sendFullReport: cs.replicas === null };
   }
 
@@ -143,6 +188,7 @@ export class ChunkserverRegistry {
         log.warn(`chunkserver ${cs.id} at ${cs.address} is dead (silent for more than ${this.deadTimeoutMs} ms)`);
       }
     }
+    if (dead.length > 0) this.saveRoster();
     return dead;
   }
 
@@ -245,5 +291,6 @@ export class ChunkserverRegistry {
 
   stop(): void {
     clearInterval(this.sweeper);
+    clearTimeout(this.startup?.timer);
   }
 }

@@ -77,7 +77,7 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       await chunks.written(req.path, req.index, req.handle, req.version, req.replicas);
       return {};
     },
-    chunkLocations: (req) => ({ chunks: chunks.locations(req.path, req.firstIndex, req.count), chunkSize }),
+    chunkLocations: async (req) => ({ chunks: await chunks.locations(req.path, req.firstIndex, req.count), chunkSize }),
     releaseLease: (req) => {
       chunks.release(req.path, req.index, req.version);
       return {};

@@ -2,6 +2,7 @@ import { exitOnSignals } from '../common/shutdown';
 import { ChunkClientPool } from '../../client/chunk-client';
 import { ChunkManager } from './chunk-manager';
 import { ChunkserverRegistry } from './chunkserver-registry';
+import { ChunkserverRoster } from './chunkserver-roster';
 import { Decommissioner } from './decommission';
 import { ReplicationMonitor } from './replication-monitor';
 import { DurableMasterState } from './durable-master-state';
@@ -40,7 +41,8 @@ const EXIT_LOG_LOST = 70;
 
 /**
  * The master's composition root. Start-up order: metadata store (locks, recovery, log
- * writer, checkpointer) -> chunkserver registry (empty: soft state) -> chunk manager (with its
+ * writer, checkpointer) -> chunkserver registry (empty: soft state; the roster of the last
+ * run says whom to wait for) -> chunk manager (with its
  * clients to chunkservers) -> decommissioner -> replication monitor -> RPC server -> the
  * `listening` line. Shut-down in reverse.
  */
@@ -53,7 +55,8 @@ export async function runMaster(options: MasterOptions): Promise<void> {
   const state = new DurableMasterState(store);
   state.ns.defaultReplication = options.replication ?? DEFAULT_REPLICATION;
   const deadTimeoutMs = (options.deadTimeoutSec ?? 5) * 1000;
-  const chunkservers = new ChunkserverRegistry(deadTimeoutMs, Date.now, (id) => state.ns.chunkserverStates.get(id));
+  const roster = new ChunkserverRoster(options.metaDirs[0]);
+  const chunkservers = new ChunkserverRegistry(deadTimeoutMs, Date.now, (id) => state.ns.chunkserverStates.get(id), roster);
   const peers = new ChunkClientPool({ copyDeadlineMs: COPY_DEADLINE_MS });
   const chunks = new ChunkManager(state, chunkservers, peers, {
     chunkSize: options.chunkSize ?? 64 * 1024 * 1024,

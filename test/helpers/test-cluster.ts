@@ -85,8 +85,10 @@ export class TestCluster {
     return found;
   }
 
-  /** SIGKILL and restart of the master on the same address (chunkservers keep heartbeating to it). */
-  /** Kills the master, runs `whileDown`, and starts it again on the same address and directory. */
+  /**
+   * Kills the master (SIGKILL), runs `whileDown`, and starts it again on the same address and
+   * directory (chunkservers keep heartbeating to it).
+   */
   async restartMaster(whileDown: () => Promise<void> = async () => undefined): Promise<void> {
     await kill(this.master);
     await whileDown();
