@@ -713,22 +713,26 @@ describe('chunk store', function () {
       }
     });
 
-    it('ENOSPC takes the directory out of service and new chunks go to the other one', async () => {
+    it('a full file system fails the write with ENOSPC and stays in service: its chunks stay readable, new chunks go where there is room', async () => {
       let store = await open([small]);
       await store.create(1, 1);
       await store.create(2, 1);
       await closeAll();
       store = await open([small, dirB]);
       await store.write(1, 0, Buffer.alloc(CHUNK, 1)); // 512 KiB hold one chunk, not two
-      await expectErrno(store.write(2, 0, Buffer.alloc(CHUNK, 2)), 'ENOSPC', new RegExp(small));
-      assert.deepEqual(lost.map((l) => [l.handles.sort(), l.dir]), [[[1, 2], small]]);
+      await expectErrno(store.write(2, 0, Buffer.alloc(CHUNK, 2)), 'ENOSPC', new RegExp(`${small} is full`));
+      assert.deepEqual(lost, [], 'no chunk lost: a full disk is not a failed one');
       const usage = await store.usage();
-      assert.equal(usage.dirs[0].healthy, false);
-      assert.match(usage.dirs[0].error, /ENOSPC/);
+      assert.equal(usage.dirs[0].healthy, true);
+      assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.alloc(CHUNK, 1)), 'a chunk written before reads back');
       await store.create(3, 1);
       await store.write(3, 0, Buffer.alloc(CHUNK, 3));
-      assert.equal(store.info(3).dir, dirB);
+      assert.equal(store.info(3).dir, dirB, 'a new chunk goes to the directory with room');
       assert.ok((await store.read(3, 0, CHUNK)).equals(Buffer.alloc(CHUNK, 3)));
+      // Room made again, the full directory takes writes again.
+      await store.delete(2);
+      await store.write(1, 0, Buffer.alloc(CHUNK, 4));
+      assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.alloc(CHUNK, 4)));
     });
   });
 });

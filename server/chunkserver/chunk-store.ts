@@ -23,16 +23,18 @@ import { OpenChunkFiles } from './open-chunk-files';
  * ending past chunkSize is EINVAL (a malformed request: reads never grow anything). Unknown
  * handle: ENOENT; creating an existing one: EEXIST.
  *
- * Disk faults: an I/O error from a directory (EIO, ENOSPC, EROFS, the directory gone, ...)
- * takes the whole directory out of service with an ALARM, drops its chunks from the index and
- * reports them through onChunksLost; the failing operation gets EIO (ENOSPC/EROFS as such) and
- * the other directories keep serving. A periodic stat notices a directory removed while idle.
+ * Disk faults: an I/O error from a directory (EIO, EROFS, the directory gone, ...) takes the
+ * whole directory out of service with an ALARM, drops its chunks from the index and reports
+ * them through onChunksLost; the failing operation gets EIO (EROFS as such) and the other
+ * directories keep serving. A periodic stat notices a directory removed while idle. A full file
+ * system (ENOSPC, EDQUOT) is no fault: the operation fails with ENOSPC and the directory, with
+ * every chunk on it, stays in service (new chunks go where there is room).
  * A checksum mismatch is not a disk fault: the chunk is listed by corrupt() until deleted.
  */
 const log = logger('chunk-store');
 
 /** Error codes that mean the directory's disk or file system is not usable. */
-const DISK_FAULTS = new Set(['EIO', 'ENOSPC', 'EROFS', 'EDQUOT', 'ENOTDIR', 'EACCES', 'EPERM', 'EUCLEAN', 'ENXIO', 'ENODEV', 'ESTALE']);
+const DISK_FAULTS = new Set(['EIO', 'EROFS', 'ENOTDIR', 'EACCES', 'EPERM', 'EUCLEAN', 'ENXIO', 'ENODEV', 'ESTALE']);
 const DEFAULT_HEALTH_CHECK_MS = 2000;
 /** Chunks whose files are held open for reads and writes. */
 const DEFAULT_OPEN_CHUNKS = 256;
@@ -376,12 +378,14 @@ export class ChunkStore {
         this.dropChunks([handle], dir, lost);
         return lost;
       }
+    } else if (code === 'ENOSPC' || code === 'EDQUOT') {
+      return new FsError('ENOSPC', `data directory ${dir.path} is full: ${message}`);
     } else if (!DISK_FAULTS.has(code)) {
       log.error(`unexpected error in data directory ${dir.path}: ${message}`);
       return toFsError(err);
     }
     this.dirs.fail(dir, err);
-    return new FsError(code === 'ENOSPC' || code === 'EROFS' ? code : 'EIO', `data directory ${dir.path} failed: ${message}`);
+    return new FsError(code === 'EROFS' ? code : 'EIO', `data directory ${dir.path} failed: ${message}`);
   }
 
   /** The directory is out of service: its chunks are lost. */
