@@ -186,8 +186,9 @@ export class MasterClient {
     return (await this.session.call('rmdir', { path })).parent ?? null;
   }
 
-  async rename(from: string, to: string): Promise<void> {
-    await this.session.call('rename', { from, to });
+  /** `noReplace`: renameat2's RENAME_NOREPLACE (EEXIST rather than replace `to`). */
+  async rename(from: string, to: string, noReplace = false): Promise<void> {
+    await this.session.call('rename', { from, to, noReplace });
   }
 
   async setattr(path: string, changes: AttrChanges): Promise<Attr> {

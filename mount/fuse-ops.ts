@@ -14,6 +14,8 @@ const BLOCK = 4096;
 /** st_blksize: the I/O size cp, cat and friends use; one request of the mount's largest. */
 const IO_SIZE = 1 << 20;
 const NAME_MAX = 255;
+/** renameat2 flag: fail with EEXIST rather than replace the target. */
+const RENAME_NOREPLACE = 1;
 const O_ACCMODE = 0o3;
 const O_RDONLY = 0o0;
 
@@ -101,8 +103,8 @@ export class FuseOps implements LowLevelHandlers {
 
   rename(req: Request, parent: number, name: string, newParent: number, newName: string, flags: number): void {
     this.done(req, 'rename', parent, name, async (from) => {
-      if (flags !== 0) throw new FsError('EINVAL', 'rename flags (RENAME_NOREPLACE, RENAME_EXCHANGE) are not supported');
-      await this.fs.rename(from, this.names.child(newParent, newName));
+      if ((flags & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename flags other than RENAME_NOREPLACE (RENAME_EXCHANGE, RENAME_WHITEOUT) are not supported');
+      await this.fs.rename(from, this.names.child(newParent, newName), (flags & RENAME_NOREPLACE) !== 0);
       this.names.renamed(parent, name, newParent, newName);
     });
   }

@@ -187,6 +187,39 @@ describe('mount: two mounts and failures', function () {
     }
   });
 
+  it('renameat2 RENAME_NOREPLACE races between two mounts: exactly one rename to each new name wins, the other fails with EEXIST', async () => {
+    const count = 20;
+    await fsp.mkdir(a.at('noreplace'));
+    for (let i = 0; i < count; i++) {
+      await fsp.writeFile(a.at(`noreplace/a${i}`), 'a');
+      await fsp.writeFile(a.at(`noreplace/b${i}`), 'b');
+    }
+    // Both processes rename on one schedule, a name every 25 ms: each pair races.
+    const script = path.join(cluster.root, 'noreplace.py');
+    await fsp.writeFile(script, [
+      'import ctypes, errno, sys, time',
+      'libc = ctypes.CDLL(None, use_errno=True)',
+      'side, count, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])',
+      'for i in range(count):',
+      '    time.sleep(max(0, start + i * 0.025 - time.time()))',
+      "    r = libc.renameat2(-100, f'{side}{i}'.encode(), -100, f't{i}'.encode(), 1)",
+      "    print('ok' if r == 0 else errno.errorcode[ctypes.get_errno()])",
+    ].join('\n'));
+    const start = Date.now() / 1000 + 1;
+    const [outA, outB] = await Promise.all([
+      a.ok(`python3 ${script} a ${count} ${start}`, a.at('noreplace')),
+      b.ok(`python3 ${script} b ${count} ${start}`, b.at('noreplace')),
+    ]);
+    const [resA, resB] = [outA.trim().split('\n'), outB.trim().split('\n')];
+    for (let i = 0; i < count; i++) {
+      assert.deepEqual([resA[i], resB[i]].sort(), ['EEXIST', 'ok'], `t${i}: one rename wins`);
+      assert.equal(await fsp.readFile(a.at(`noreplace/t${i}`), 'utf8'), resA[i] === 'ok' ? 'a' : 'b', `t${i} holds the winner's file`);
+    }
+    // Between the kernel's own check (a name it knows) and the master's, no flag but this one.
+    const other = await a.ok(`python3 -c "import ctypes, errno; l = ctypes.CDLL(None, use_errno=True); print(l.renameat2(-100, b't0', -100, b't1', 2), errno.errorcode[ctypes.get_errno()])"`, a.at('noreplace'));
+    assert.equal(other.trim(), '-1 EINVAL', 'RENAME_EXCHANGE is not supported');
+  });
+
   it('reads wait out a master restart, a mutation then either waits or fails with EIO, and the mount goes on', async () => {
     await fsp.mkdir(a.at('survivor'));
     await fsp.writeFile(a.at('survivor/f'), 'kept');

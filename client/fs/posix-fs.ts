@@ -233,10 +233,16 @@ export class PosixFs {
     await this.inDirectory(path, [path, dirname(path)], async () => ({ parent: await this.master.rmdir(path) }));
   }
 
-  /** Atomic replace; open files under `from` follow it to `to`. */
-  async rename(from: string, to: string): Promise<void> {
-    if (to !== from && this.files.has(to)) await this.hide(to);
-    await this.changing('all', () => this.master.rename(from, to));
+  /**
+   * Atomic replace (or, with `noReplace`, EEXIST when `to` exists: renameat2's
+   * RENAME_NOREPLACE); open files under `from` follow it to `to`.
+   */
+  async rename(from: string, to: string, noReplace = false): Promise<void> {
+    if (to !== from && this.files.has(to)) {
+      if (noReplace) throw new FsError('EEXIST', `${to} exists (RENAME_NOREPLACE)`);
+      await this.hide(to);
+    }
+    await this.changing('all', () => this.master.rename(from, to, noReplace));
     const moved = [...this.files].filter(([p]) => p === from || p.startsWith(`${from}/`));
     for (const [p] of moved) this.files.delete(p);
     for (const [p, open] of moved) {

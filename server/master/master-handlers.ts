@@ -62,6 +62,9 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       return { parent: parentAttr(state, req.path) };
     },
     rename: async (req) => {
+      // Checked in the turn the rename applies in (a commit applies at once): nothing can come
+      // between. Not logged: replayed, the rename meets the same namespace, without `to`.
+      if (req.noReplace && state.ns.lookupOrNull(req.to)) throw new FsError('EEXIST', `${req.to} exists (RENAME_NOREPLACE)`);
       await state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now() });
       return {};
     },
