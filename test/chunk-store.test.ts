@@ -699,17 +699,32 @@ describe('chunk store', function () {
     before(() => {
       assert.equal(process.getuid?.(), 0, 'this test mounts a tmpfs and must run as root');
     });
+    /** A tmpfs of `size` at a new directory under root. */
+    const tmpfs = (name: string, size: string): string => {
+      const dir = path.join(root, name);
+      fs.mkdirSync(dir);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+      mounted.push(dir);
+      return dir;
+    };
+    /** Fills the file system of `dir` to the last byte with a file of its own. */
+    const fill = (dir: string): void => {
+      assert.throws(() => fs.writeFileSync(path.join(dir, 'filler'), Buffer.alloc(1 << 20)), /ENOSPC/);
+    };
+    let mounted: string[] = [];
+
     beforeEach(() => {
-      small = path.join(root, 'small');
-      fs.mkdirSync(small);
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', small]);
+      mounted = [];
+      small = tmpfs('small', '512k');
     });
     afterEach(async () => {
       await closeAll();
-      try {
-        execFileSync('umount', ['-l', small], { stdio: 'ignore' });
-      } catch {
-        // not mounted
+      for (const dir of mounted) {
+        try {
+          execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
+        } catch {
+          // not mounted
+        }
       }
     });
 
@@ -733,6 +748,39 @@ describe('chunk store', function () {
       await store.delete(2);
       await store.write(1, 0, Buffer.alloc(CHUNK, 4));
       assert.ok((await store.read(1, 0, CHUNK)).equals(Buffer.alloc(CHUNK, 4)));
+    });
+
+    it('an append that runs out of space leaves the chunk as it was: the bytes before it verify, also after a restart', async () => {
+      let store = await open([small], { spareFiles: 0 });
+      await store.create(1, 1);
+      const kept = Buffer.alloc(1000, 7);
+      await store.write(1, 0, kept);
+      fill(small);
+      // It lands in part (the rest of the partial block's page) beside new checksums and header.
+      await expectErrno(store.write(1, 1000, Buffer.alloc(100_000, 8)), 'ENOSPC');
+      assert.equal(store.info(1).size, 1000);
+      assert.ok((await store.read(1, 0, 1000)).equals(kept), 'the acknowledged bytes verify');
+      await closeAll();
+      store = await open([small], { spareFiles: 0 });
+      assert.equal(store.info(1).size, 1000, 'the header on disk has the old size');
+      assert.ok((await store.read(1, 0, 1000)).equals(kept));
+      fs.rmSync(path.join(small, 'filler'));
+      await store.write(1, 1000, Buffer.alloc(100_000, 8));
+      assert.ok((await store.read(1, 0, 101_000)).equals(Buffer.concat([kept, Buffer.alloc(100_000, 8)])));
+      assert.deepEqual(lost, []);
+    });
+
+    it('a new chunk that finds its directory full goes to the next one, though the last look at its free space said otherwise', async () => {
+      const smaller = tmpfs('smaller', '384k');
+      const store = await open([small, smaller], { spareFiles: 0 });
+      await store.create(1, 1); // looks at both directories' free space: the larger one is chosen
+      assert.equal(store.info(1).dir, small);
+      fill(small);
+      await store.create(2, 1);
+      await store.write(2, 0, Buffer.alloc(1000, 2));
+      assert.equal(store.info(2).dir, smaller);
+      assert.ok((await store.read(2, 0, 1000)).equals(Buffer.alloc(1000, 2)));
+      assert.deepEqual(lost, []);
     });
   });
 });

@@ -242,13 +242,42 @@ export class ChunkFile {
     const checksums = this.checksumsAfter(fh, state.dataOffset, state.size, next.size, first, blockOf(end - 1), { offset, bytes });
     await allDone([checksums, checkLinked(fh, this.path)]);
     if (offset > state.size) await fh.truncate(state.dataOffset + state.size);
-    await allDone([
-      writeMaybeDirect(fh, this.path, bytes, state.dataOffset + offset),
-      writeFully(fh, encodeChecksums(await checksums), checksumOffset(first)),
-      next !== state ? this.writeHeader(fh, next) : undefined,
-    ]);
+    try {
+      await allDone([
+        writeMaybeDirect(fh, this.path, bytes, state.dataOffset + offset),
+        writeFully(fh, encodeChecksums(await checksums), checksumOffset(first)),
+        next !== state ? this.writeHeader(fh, next) : undefined,
+      ]);
+    } catch (err) {
+      if (isNoSpace(err)) await this.undoFailedWrite(fh, state, first, blockOf(end - 1)); // its own failure is a disk fault
+      throw err;
+    }
     if (durable) await fh.datasync();
     return next;
+  }
+
+  /**
+   * Puts the chunk back to `state` after a write to blocks [first, last] ran out of space: the
+   * checksums and the header went in beside the data, which landed in part, and the bytes
+   * written before must still verify. The data past the old end is cut off; the blocks up to it
+   * are checksummed as they now are on disk (a failed write may have landed in part, as POSIX
+   * allows), those past it cleared; the old size's header goes to the slot the write used,
+   * under that sequence number, so the store's state (`state`) still names the newest slot
+   * but one. None of this needs new space.
+   */
+  private async undoFailedWrite(fh: FileIo, state: ChunkState, first: number, last: number): Promise<void> {
+    await fh.truncate(state.dataOffset + state.size);
+    const sums: number[] = [];
+    const kept = state.size > 0 ? Math.min(last, blockOf(state.size - 1)) : first - 1;
+    if (kept >= first) {
+      const start = first * BLOCK_SIZE;
+      const data = await readAt(fh, state.dataOffset + start, Math.min((kept + 1) * BLOCK_SIZE, state.size) - start);
+      for (let at = 0; at < data.length; at += BLOCK_SIZE) sums.push(blockChecksum(data.subarray(at, at + BLOCK_SIZE)));
+    }
+    const cleared = Buffer.alloc((last - first + 1 - sums.length) * CHECKSUM_BYTES);
+    await writeFully(fh, Buffer.concat([encodeChecksums(sums), cleared]), checksumOffset(first));
+    await this.writeHeader(fh, { ...state, seq: state.seq + 1 });
+    await fh.datasync();
   }
 
   /** Shrinks or grows (with zeros) the chunk to `newSize`; returns the new state. */
@@ -504,6 +533,12 @@ function scratch(pool: BufferPool, bytes: number): { buf: Buffer; pooled: boolea
  * Waits for every one of `work`, then throws the first failure: no write of an operation may
  * still be running when it fails (its lock is released, and a failed create removes its file).
  */
+/** The file system is full (or the owner's quota used up): no fault of the disk. */
+export function isNoSpace(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 async function allDone(work: Array<Promise<unknown> | undefined>): Promise<void> {
   const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;

@@ -4,7 +4,7 @@ import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { SlowDiskGuard } from '../common/slow-disk';
 import { blockCount } from './block-checksums';
-import { ChunkCorruptError, ChunkFile, ChunkState, SMALL_WRITE_BYTES, VERIFY_BLOCKS_PER_STEP, capacityAt, chunkFilePath, isNewer } from './chunk-file';
+import { ChunkCorruptError, ChunkFile, ChunkState, SMALL_WRITE_BYTES, VERIFY_BLOCKS_PER_STEP, capacityAt, chunkFilePath, isNewer, isNoSpace } from './chunk-file';
 import { DataDir } from './data-dir';
 import { DataDirs, StoreUsage } from './data-dirs';
 import { KeyedMutex } from './keyed-mutex';
@@ -286,9 +286,11 @@ export class ChunkStore {
     return this.locks.run(handle, async () => {
       this.checkOpen();
       if (this.index.has(handle)) throw new FsError('EEXIST', `chunk ${handle} already exists`);
-      // A directory failing during the create is out of service now: try the next one.
+      // A directory failing during the create is out of service now, one found full is left
+      // out: try the next one.
+      const full = new Set<DataDir>();
       for (;;) {
-        const dir = await this.dirs.roomiest();
+        const dir = await this.dirs.roomiest(full);
         const file = new ChunkFile(dir.path, handle);
         let state: ChunkState;
         // A file held open for an earlier chunk of this handle is not this one's.
@@ -302,6 +304,11 @@ export class ChunkStore {
         } catch (err) {
           this.open.forget(handle); // closes a file the create opened in a directory failing meanwhile
           if (!dir.healthy) continue;
+          if (err instanceof FsError && err.code === 'ENOSPC') {
+            this.dirs.noteFull(dir); // its free space said otherwise (a quota, or a second-old figure)
+            full.add(dir);
+            continue;
+          }
           throw err;
         }
         this.addEntry(handle, { state, dir, lastAccessMs: Date.now() });
@@ -378,7 +385,7 @@ export class ChunkStore {
         this.dropChunks([handle], dir, lost);
         return lost;
       }
-    } else if (code === 'ENOSPC' || code === 'EDQUOT') {
+    } else if (isNoSpace(err)) {
       return new FsError('ENOSPC', `data directory ${dir.path} is full: ${message}`);
     } else if (!DISK_FAULTS.has(code)) {
       log.error(`unexpected error in data directory ${dir.path}: ${message}`);

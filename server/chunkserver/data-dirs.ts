@@ -67,8 +67,8 @@ export class DataDirs {
    * The healthy directory with the most free space (ties: fewest chunks), by free space at most
    * a second old: a statfs per new chunk was a thread-pool round trip on every small file's path.
    */
-  async roomiest(): Promise<DataDir> {
-    const healthy = this.all.filter((d) => d.healthy);
+  async roomiest(skip: ReadonlySet<DataDir> = new Set()): Promise<DataDir> {
+    const healthy = this.all.filter((d) => d.healthy && !skip.has(d));
     const spaces = await Promise.all(healthy.map((d) => this.recentSpace(d)));
     let best: DataDir | null = null;
     let bestFree = BLOCK_SIZE - 1; // a directory with less than a block free cannot take a chunk
@@ -115,6 +115,12 @@ export class DataDirs {
     const space = this.space(dir);
     this.spaces.set(dir, { atMs: Date.now(), space });
     return space;
+  }
+
+  /** A write found `dir` full: no room there until its free space is looked at again. */
+  noteFull(dir: DataDir): void {
+    // Capacity does not choose a directory; 0 stands for "unknown" until the next statfs.
+    this.spaces.set(dir, { atMs: Date.now(), space: Promise.resolve({ capacityBytes: 0, freeBytes: 0 }) });
   }
 
   /** Free space, or null when statfs fails (the directory is then out of service). */
