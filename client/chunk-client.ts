@@ -82,9 +82,14 @@ export class ChunkClient {
    * `create`: replicas that lack the chunk create it at `version` (a new chunk's first write).
    */
   async write(handle: number, version: number, offset: number, data: Buffer, chain: string[] = [], create = false): Promise<void> {
-    const write = await this.openWrite({ ...unsigned({ handle, version, offset }), length: data.length, create, chain });
-    await write.send(data).catch(() => undefined); // a failed send fails the reply too, with the cause
-    await write.reply();
+    const once = async (): Promise<void> => {
+      const write = await this.openWrite({ ...unsigned({ handle, version, offset }), length: data.length, create, chain });
+      await write.send(data).catch(() => undefined); // a failed send fails the reply too, with the cause
+      await write.reply();
+    };
+    // As for setVersion: after a restart on its address this replica's data stream has another
+    // port. A writer would otherwise name it failed, and its next lease leave it stale.
+    await once().catch((err: FsError) => (err.code === 'EIO' && failedReplica(err) === this.address ? once() : Promise.reject(err)));
   }
 
   /**

@@ -141,9 +141,8 @@ export class ChunkManager {
    * lasts and every replica it was granted on lives, otherwise a new one, which first moves the
    * live replicas to the next version (so replicas that are down now are stale later) and logs
    * it. Replicas come back primary first. `avoid`: chunkservers a writer failed on under the
-   * current lease; a lease naming any of them is not handed out again (a killed server looks
-   * alive until its dead timeout; the new grant's version bump leaves it out if it is really
-   * gone).
+   * current lease; a lease naming any of them is not handed out again, and the new grant leaves
+   * them out (a killed server looks alive until its dead timeout; a full one answers).
    */
   private lease(path: string, index: number, ref: ChunkRef, avoid: readonly string[]): Promise<Lease> {
     const held = this.leases.get(ref.handle);
@@ -159,17 +158,23 @@ export class ChunkManager {
     const key = `lease ${ref.handle}`;
     let p = this.pendingLeases.get(key);
     if (!p) {
-      p = this.grant(path, index, ref.handle, ref.version).finally(() => this.pendingLeases.delete(key));
+      p = this.grant(path, index, ref.handle, ref.version, avoid).finally(() => this.pendingLeases.delete(key));
       this.pendingLeases.set(key, p);
     }
     return p;
   }
 
-  private async grant(path: string, index: number, handle: number, recorded: number): Promise<Lease> {
+  /**
+   * A new lease: the live replicas, less those a writer failed on (`avoid`) while others remain,
+   * move to a new version. An avoided one (full, say, or dying) is left stale, and the
+   * replication monitor puts the chunk back elsewhere, as HDFS's pipeline recovery does.
+   */
+  private async grant(path: string, index: number, handle: number, recorded: number, avoid: readonly string[]): Promise<Lease> {
     await this.chunkservers.starting();
     const { live, version } = this.chunkservers.replicasOf(handle, recorded);
     if (live.length === 0) throw new FsError('EIO', `chunk ${handle} of ${path} has no live replica`);
-    const { moved, to } = await this.moveVersion(path, handle, live, version);
+    const kept = live.filter((id) => !avoid.includes(this.chunkservers.addressOf(id)));
+    const { moved, to } = await this.moveVersion(path, handle, kept.length > 0 ? kept : live, version);
     // Noted before the commit: from the moment the log says `to`, replicas at older versions
     // are stale to the replication monitor, and these ones must not look so.
     for (const id of moved) this.chunkservers.noteReplica(id, handle, to);
