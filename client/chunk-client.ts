@@ -82,14 +82,9 @@ export class ChunkClient {
    * `create`: replicas that lack the chunk create it at `version` (a new chunk's first write).
    */
   async write(handle: number, version: number, offset: number, data: Buffer, chain: string[] = [], create = false): Promise<void> {
-    const once = async (): Promise<void> => {
-      const write = await this.openWrite({ ...unsigned({ handle, version, offset }), length: data.length, create, chain });
-      await write.send(data).catch(() => undefined); // a failed send fails the reply too, with the cause
-      await write.reply();
-    };
-    // As for setVersion: after a restart on its address this replica's data stream has another
-    // port. A writer would otherwise name it failed, and its next lease leave it stale.
-    await once().catch((err: FsError) => (err.code === 'EIO' && failedReplica(err) === this.address ? once() : Promise.reject(err)));
+    const write = await this.openWrite({ ...unsigned({ handle, version, offset }), length: data.length, create, chain });
+    await write.send(data).catch(() => undefined); // a failed send fails the reply too, with the cause
+    await write.reply();
   }
 
   /**
@@ -98,8 +93,16 @@ export class ChunkClient {
    */
   async openWrite(head: Omit<WriteHeader, 'endpoint'>): Promise<ChainWrite> {
     const deadlineMs = this.chainDeadline(head.chain);
-    const pool = await this.dataStreamPool();
-    const write = pool.open({ ...head, endpoint: pool.endpoint }, deadlineMs);
+    let pool = await this.dataStreamPool();
+    let write = pool.open({ ...head, endpoint: pool.endpoint }, deadlineMs);
+    // As for setVersion: a chunkserver restarted on its address has its data stream on another
+    // port, where the connection is refused; nothing was sent, so the port is asked again once.
+    // Failing, this replica would be named failed and left stale by the writer's next lease.
+    if (!(await write.connected())) {
+      await this.forgetPool(pool);
+      pool = await this.dataStreamPool();
+      write = pool.open({ ...head, endpoint: pool.endpoint }, deadlineMs);
+    }
     return {
       send: (part) => write.send(part),
       abort: () => write.abort(new FsError('EIO', 'write abandoned by the sender')),
@@ -221,14 +224,17 @@ export class ChunkClient {
    */
   private failedOn(pool: DataStreamPool, err: FsError): FsError {
     const named = onReplica(this.address, err);
-    if (failedReplica(named) === this.address) {
-      void this.dataStreams?.then((current) => {
-        if (current !== pool) return;
-        this.dataStreams = null;
-        pool.close();
-      }, () => undefined);
-    }
+    if (failedReplica(named) === this.address) void this.forgetPool(pool);
     return named;
+  }
+
+  /** Unless it was replaced meanwhile, `pool` goes: the next request asks for the data stream port again. */
+  private async forgetPool(pool: DataStreamPool): Promise<void> {
+    const streams = this.dataStreams;
+    const current = await streams?.catch(() => null);
+    if (current !== pool || this.dataStreams !== streams) return;
+    this.dataStreams = null;
+    pool.close();
   }
 
   /**

@@ -142,6 +142,11 @@ export class OutgoingWrite {
     this.connection.catch((err: FsError) => this.abort(err));
   }
 
+  /** Whether the connection was made (not refused, say): until then nothing is sent. */
+  connected(): Promise<boolean> {
+    return this.connection.then(() => true, () => false);
+  }
+
   /** Sends the next bytes of the data; resolves when the connection can take more. */
   async send(part: Buffer): Promise<void> {
     const { socket } = await Promise.race([this.connection, this.failed]);

@@ -211,7 +211,11 @@ describe('chunk allocation', function () {
     assert.equal(next.chunk.version, first.chunk.version + 1);
     assert.deepEqual([...next.chunk.replicas].sort(), [...first.chunk.replicas].sort(), 'every replica took the new version');
     await cluster.client.releaseLease('/back', 0, next.chunk.version);
+    // A writer whose data stream to it predates the restart: its connection is refused, so the
+    // port is asked again; named failed instead, the replica would be left stale.
     await writeChunk('/back', 0);
+    const [after] = (await cluster.client.chunkLocations('/back', 0, 1)).chunks;
+    assert.ok(after.replicas.includes(address), `the restarted chunkserver has the latest version: ${JSON.stringify(after)}`);
   });
 
   it('places what it can with too few chunkservers, and fails with ENOSPC (logging nothing) with none', async () => {
@@ -261,7 +265,7 @@ describe('a master restarting', function () {
     } finally {
       cluster.chunkservers.forEach((cs) => cs.kill('SIGCONT'));
     }
-    assert.equal((await located).chunks[0].replicas.length, 3, 'located on every replica');
+    assert.ok((await located).chunks[0].replicas.length > 0, 'located where a replica has reported');
     assert.equal((await allocated).chunk.replicas.length, 3, 'a new chunk placed on three chunkservers');
     const lease = await leased;
     assert.equal(lease.chunk.replicas.length, 3, 'a lease that moved every replica to its version');

@@ -69,20 +69,22 @@ describe('chunkserver registry', () => {
   it('after a restart, is starting until every chunkserver of the last run has sent its full report, or a dead timeout has passed; keeps the roster of the living', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'roster-'));
     const file = path.join(dir, ROSTER_FILE);
+    const roster = new ChunkserverRoster(dir);
     const saved = async (): Promise<string[]> => {
-      for (let i = 0; i < 100 && !fs.existsSync(file); i++) await new Promise((r) => setTimeout(r, 10));
+      await roster.written();
       return JSON.parse(fs.readFileSync(file, 'utf8')) as string[];
     };
     const regs: ChunkserverRegistry[] = [];
     try {
-      const fresh = new ChunkserverRegistry(5000, () => now, undefined, new ChunkserverRoster(dir));
+      const fresh = new ChunkserverRegistry(5000, () => now, undefined, roster);
       regs.push(fresh);
       assert.equal(fresh.starting(), null, 'a master with no roster waits for nobody');
       fresh.heartbeat(hb('a', { fullReport: full([]) }));
       fresh.heartbeat(hb('bb', { fullReport: full([]) }));
       assert.deepEqual(await saved(), ['a', 'bb'], 'the living are kept');
+      fresh.stop();
 
-      const again = new ChunkserverRegistry(5000, () => now, undefined, new ChunkserverRoster(dir));
+      const again = new ChunkserverRegistry(5000, () => now, undefined, roster);
       regs.push(again);
       let settled = false;
       void again.starting()!.then(() => (settled = true));
@@ -95,7 +97,7 @@ describe('chunkserver registry', () => {
       await new Promise((r) => setImmediate(r));
       assert.equal(settled, true);
       assert.equal(again.starting(), null);
-      fs.rmSync(file);
+      assert.deepEqual(await saved(), ['a', 'bb'], 'saved once everyone is back');
       now += 6000;
       again.heartbeat(hb('a'));
       assert.deepEqual(again.sweep(), ['bb']);
@@ -103,15 +105,16 @@ describe('chunkserver registry', () => {
 
       fs.writeFileSync(file, JSON.stringify(['a', 'gone']));
       const waited = Date.now();
-      const timedOut = new ChunkserverRegistry(200, Date.now, undefined, new ChunkserverRoster(dir));
+      const timedOut = new ChunkserverRegistry(200, Date.now, undefined, roster);
       regs.push(timedOut);
       timedOut.heartbeat(hb('a', { fullReport: full([]) }));
       await timedOut.starting();
       assert.ok(Date.now() - waited >= 190, 'one missing: waited for the dead timeout');
       assert.equal(timedOut.starting(), null);
 
+      await roster.written(); // the living after the wait: ['a']
       fs.writeFileSync(file, '{"not": "a list"}');
-      const unreadable = new ChunkserverRegistry(5000, () => now, undefined, new ChunkserverRoster(dir));
+      const unreadable = new ChunkserverRegistry(5000, () => now, undefined, roster);
       regs.push(unreadable);
       assert.equal(unreadable.starting(), null, 'an unreadable roster: nobody is waited for');
     } finally {

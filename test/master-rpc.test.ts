@@ -111,6 +111,20 @@ describe('master RPC', function () {
     assert.strictEqual(committed.length, 1);
   });
 
+  it('rename with RENAME_NOREPLACE: EEXIST over an existing name, committing nothing; a new name is a plain rename', async function () {
+    await client.create('/a', 0o644, true);
+    await client.create('/b', 0o644, true);
+    const before = committed.length;
+    await rejectsWith('EEXIST', client.rename('/a', '/b', true));
+    await rejectsWith('EEXIST', client.rename('/a', '/a', true));
+    assert.strictEqual(committed.length, before, 'nothing committed');
+    await client.rename('/a', '/c', true);
+    assert.deepStrictEqual(committed.slice(before).map((m) => m.op), ['rename']);
+    await rejectsWith('ENOENT', client.getattr('/a'));
+    await client.rename('/c', '/b'); // without the flag, the plain atomic replace
+    await rejectsWith('ENOENT', client.getattr('/c'));
+  });
+
   it('carries namespace errnos and paged readdir', async function () {
     await rejectsWith('ENOENT', client.getattr('/missing'));
     await rejectsWith('EINVAL', client.getattr('relative'));

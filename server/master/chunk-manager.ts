@@ -228,14 +228,18 @@ export class ChunkManager {
 
   /** Up to `count` chunks from `first` on (holes included, with handle 0). */
   async locations(path: string, first: number, count: number): Promise<PlacedChunk[]> {
-    const starting = this.chunkservers.starting();
-    if (starting) await starting;
-    const chunks = this.file(path).chunks!;
     checkChunkIndex(first);
-    const end = Math.min(chunks.length, first + Math.min(Math.max(count, 1), MAX_LOCATIONS));
-    const out: PlacedChunk[] = [];
-    for (let i = first; i < end; i++) out.push(this.location(i, chunks[i].handle, chunks[i].version));
-    return out;
+    const placed = (): PlacedChunk[] => {
+      const chunks = this.file(path).chunks!; // again after a wait: the file may have changed
+      const end = Math.min(chunks.length, first + Math.min(Math.max(count, 1), MAX_LOCATIONS));
+      const out: PlacedChunk[] = [];
+      for (let i = first; i < end; i++) out.push(this.location(i, chunks[i].handle, chunks[i].version));
+      return out;
+    };
+    // A reader needs one replica: it waits for the restart's reports only for a chunk with none yet.
+    const starting = this.chunkservers.starting();
+    if (starting && placed().some((c) => c.handle !== HOLE && c.replicas.length === 0)) await starting;
+    return placed();
   }
 
   /**

@@ -4,6 +4,11 @@ import type { ChunkserverRoster } from './chunkserver-roster';
 import type { ChunkserverState } from './chunkserver-states';
 
 const log = logger('chunkservers');
+/**
+ * The longest a restarted master waits for the chunkservers of its last run (see starting):
+ * heartbeats come every second or so, and a client's call gives up after 10 s.
+ */
+const ROSTER_WAIT_MAX_MS = 5000;
 
 /** What a heartbeat tells the master (plain values; see proto/chunkserver_master.proto). */
 export interface Heartbeat {
@@ -91,7 +96,7 @@ export class ChunkserverRegistry {
   /**
    * While the chunkservers alive before this master started are still registering (each does
    * at its next heartbeat), a promise that settles once all have sent their full report, or
-   * once the dead timeout has passed (those missing then are dead). Until then the master's
+   * after the dead timeout (at most ROSTER_WAIT_MAX_MS): those missing then count as dead. Until then the master's
    * picture is partial: a placement would find no room (ENOSPC) or pile onto the first servers
    * back, a lease would leave the late replicas stale, a chunk would seem to have no replica.
    * Null when there is nothing to wait for (the usual case).
@@ -106,12 +111,12 @@ export class ChunkserverRegistry {
       end = () => {
         clearTimeout(this.startup?.timer);
         this.startup = null;
-        if (this.awaited.size > 0) log.warn(`${this.awaited.size} chunkserver(s) of the last run did not register within ${this.deadTimeoutMs} ms`);
+        if (this.awaited.size > 0) log.warn(`${this.awaited.size} chunkserver(s) of the last run did not register in time`);
         this.saveRoster();
         resolve();
       };
     });
-    const timer = setTimeout(() => end(), this.deadTimeoutMs);
+    const timer = setTimeout(() => end(), Math.min(this.deadTimeoutMs, ROSTER_WAIT_MAX_MS));
     timer.unref();
     return { done, end, timer };
   }
@@ -291,6 +296,6 @@ export class ChunkserverRegistry {
 
   stop(): void {
     clearInterval(this.sweeper);
-    clearTimeout(this.startup?.timer);
+    this.startup?.end(); // nobody is left waiting
   }
 }

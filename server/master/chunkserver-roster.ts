@@ -15,9 +15,9 @@ export const ROSTER_FILE = 'chunkservers.json';
  */
 export class ChunkserverRoster {
   private readonly file: string;
-  /** The ids to write next (the newest wins), and whether a write is under way. */
+  /** The ids to write next (the newest wins), and the writes under way. */
   private next: string[] | null = null;
-  private writing = false;
+  private writing: Promise<void> | null = null;
 
   constructor(metaDir: string) {
     this.file = path.join(metaDir, ROSTER_FILE);
@@ -37,11 +37,16 @@ export class ChunkserverRoster {
   /** Replaces the roster (written in the background, atomically: a new file renamed over it). */
   save(ids: string[]): void {
     this.next = [...ids].sort();
-    if (!this.writing) void this.writeLoop();
+    this.writing ??= this.writeLoop();
   }
 
+  /** Settles once every roster saved so far is on disk (or failed, with a warning). */
+  async written(): Promise<void> {
+    await this.writing;
+  }
+
+  /** Writes the newest roster until none is left; ends in the same turn as its last look. */
   private async writeLoop(): Promise<void> {
-    this.writing = true;
     try {
       for (let ids = this.next; ids !== null; ids = this.next) {
         this.next = null;
@@ -54,7 +59,7 @@ export class ChunkserverRoster {
         }
       }
     } finally {
-      this.writing = false;
+      this.writing = null;
     }
   }
 }
