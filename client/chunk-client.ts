@@ -93,15 +93,17 @@ export class ChunkClient {
    */
   async openWrite(head: Omit<WriteHeader, 'endpoint'>): Promise<ChainWrite> {
     const deadlineMs = this.chainDeadline(head.chain);
+    const startedAt = Date.now();
     let pool = await this.dataStreamPool();
     let write = pool.open({ ...head, endpoint: pool.endpoint }, deadlineMs);
     // As for setVersion: a chunkserver restarted on its address has its data stream on another
-    // port, where the connection is refused; nothing was sent, so the port is asked again once.
-    // Failing, this replica would be named failed and left stale by the writer's next lease.
-    if (!(await write.connected())) {
+    // port, where the connection is refused; nothing was sent, so the port is asked again once,
+    // within what is left of the deadline. Failing, this replica would be named failed and left
+    // stale by the writer's next lease.
+    if (await write.refused()) {
       await this.forgetPool(pool);
       pool = await this.dataStreamPool();
-      write = pool.open({ ...head, endpoint: pool.endpoint }, deadlineMs);
+      write = pool.open({ ...head, endpoint: pool.endpoint }, Math.max(1, deadlineMs - (Date.now() - startedAt)));
     }
     return {
       send: (part) => write.send(part),

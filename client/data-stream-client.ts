@@ -3,6 +3,9 @@ import { FsError } from '../server/common/fs-error';
 import { SocketReader, connectWithReader } from '../server/common/socket-reader';
 import { ReadHeader, VersionHeader, WriteHeader, encodeReadRequest, encodeVersionRequest, encodeWriteHead, readData, readStatus } from '../server/common/data-stream-protocol';
 
+/** A connection the chunkserver's host refused: nothing was sent (see ChunkClient.openWrite). */
+export class ConnectionRefused extends FsError {}
+
 interface Connection {
   socket: net.Socket;
   reader: SocketReader;
@@ -92,7 +95,10 @@ export class DataStreamPool {
     const { socket } = c;
     socket.setNoDelay(true);
     return new Promise((resolve, reject) => {
-      const unreachable = (err: Error): void => reject(new FsError('EIO', `${this.peer} unreachable (${err.message})`));
+      const unreachable = (err: NodeJS.ErrnoException): void => {
+        const Failure = err.code === 'ECONNREFUSED' ? ConnectionRefused : FsError;
+        reject(new Failure('EIO', `${this.peer} unreachable (${err.message})`));
+      };
       socket.once('error', unreachable);
       socket.once('connect', () => {
         socket.removeListener('error', unreachable);
@@ -142,9 +148,12 @@ export class OutgoingWrite {
     this.connection.catch((err: FsError) => this.abort(err));
   }
 
-  /** Whether the connection was made (not refused, say): until then nothing is sent. */
-  connected(): Promise<boolean> {
-    return this.connection.then(() => true, () => false);
+  /**
+   * False when the connection was refused (nothing was sent); true once it is made, or once the
+   * write has failed otherwise (its deadline, say), which send() and reply() then report.
+   */
+  refused(): Promise<boolean> {
+    return Promise.race([this.connection, this.failed]).then(() => false, (err: unknown) => err instanceof ConnectionRefused);
   }
 
   /** Sends the next bytes of the data; resolves when the connection can take more. */

@@ -4,6 +4,8 @@ import { failedReplica, type ChunkClientPool } from './chunk-client';
 import type { ChunkAllocation, MasterClient } from './master-client';
 
 /** Attempts per piece: a failed replica or a stale lease is retried with a fresh lease. */
+/** Errors that mean the replica itself failed (down, hung, full), not the request. */
+const REPLICA_FAULTS = new Set(['EIO', 'ETIMEDOUT', 'ENOSPC']);
 const ATTEMPTS = 4;
 const RETRY_PAUSE_MS = 500;
 /** A lease this close to its end (ms) is renewed before use. */
@@ -163,8 +165,10 @@ export class FileWriter {
       } catch (err) {
         last = err as Error; // a replica down or the lease overtaken: lease again, which bumps the version
         if (this.leases.get(key) === entry) this.leases.delete(key); // unless another write did already
-        // A replica failed: a new chunk is placed again without it, an existing one leased anew.
-        const failed = err instanceof FsError ? failedReplica(err) : null;
+        // A replica failed: a new chunk is placed again without it, an existing one leased anew
+        // without it. Only its own faults count: ESTALE, say, means another writer's lease moved
+        // the version (avoiding for that would shrink a shared chunk to one replica).
+        const failed = err instanceof FsError && REPLICA_FAULTS.has(err.code) ? failedReplica(err) : null;
         const avoid = this.avoid.get(key) ?? [];
         if (failed !== null && lease.replicas.includes(failed) && !avoid.includes(failed)) this.avoid.set(key, [...avoid, failed]);
       }

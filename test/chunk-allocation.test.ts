@@ -167,6 +167,22 @@ describe('chunk allocation', function () {
     await untilHealed('/failed', Buffer.alloc(64 << 10, 'g'), failed);
   });
 
+  it('a writer overtaken by another lease (ESTALE) leases again without leaving a replica out', async () => {
+    await writeFile('/shared', Buffer.alloc(64 << 10, 's'));
+    const holder = new FileWriter(cluster.client, cluster.peers);
+    await holder.write('/shared', 0, Buffer.alloc(10, 'h')); // holds the lease from here on
+    const [held] = (await cluster.client.chunkLocations('/shared', 0, 1)).chunks;
+    // Another writer names one replica failed: a new lease, the version moved, without it.
+    const other = await cluster.client.allocateChunk('/shared', 0, [held.replicas[2]]);
+    assert.equal(other.chunk.replicas.length, 2);
+    // The holder's next write meets the new version (ESTALE): no replica of its to avoid.
+    await holder.write('/shared', 0, Buffer.alloc(10, 'H'));
+    await holder.close();
+    const [after] = (await cluster.client.chunkLocations('/shared', 0, 1)).chunks;
+    assert.ok(after.replicas.length >= 2, `the holder's retry left a replica out: ${JSON.stringify(after)}`);
+    await untilHealed('/shared', Buffer.concat([Buffer.alloc(10, 'H'), Buffer.alloc((64 << 10) - 10, 's')]), held.replicas[2]);
+  });
+
   it('a grant that a replica does not answer moves the others on once more: the version that replica may take late is stale', async () => {
     const size = 64 << 10;
     const fresh = Buffer.alloc(size, 'm');

@@ -112,7 +112,15 @@ describe('chunkserver registry', () => {
       assert.ok(Date.now() - waited >= 190, 'one missing: waited for the dead timeout');
       assert.equal(timedOut.starting(), null);
 
+      timedOut.stop(); // its sweeps on the real clock would declare 'a' dead and save that
       await roster.written(); // the living after the wait: ['a']
+      const stopped = new ChunkserverRegistry(5000, () => now, undefined, roster);
+      regs.push(stopped);
+      const waiting = stopped.starting()!;
+      stopped.stop();
+      await waiting; // stop() leaves nobody waiting...
+      await roster.written();
+      assert.deepEqual(JSON.parse(fs.readFileSync(file, 'utf8')), ['a'], '...and keeps the roster: nobody had registered');
       fs.writeFileSync(file, '{"not": "a list"}');
       const unreadable = new ChunkserverRegistry(5000, () => now, undefined, roster);
       regs.push(unreadable);

@@ -7,6 +7,13 @@ import { logger } from '../common/log';
 import { MESSAGE_LIMITS, protos } from '../common/proto';
 import type { ChunkStore } from './chunk-store';
 
+/**
+ * grpc-js waits longer and longer between attempts to reach a master that is down (up to two
+ * minutes), and heartbeats fail at once meanwhile: a master back after a long outage would wait
+ * that long for this chunkserver to register. Every second is cheap, and the master waits for
+ * its chunkservers for a few seconds only (ChunkserverRegistry.starting).
+ */
+const RECONNECT = { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1000 };
 const log = logger('heartbeat');
 
 /** A full chunk report goes out at least this often, even if no master asks (ms). */
@@ -49,7 +56,7 @@ export class HeartbeatSender {
   ) {
     this.links = masters.map((address) => ({
       address,
-      stub: new protos.chunkfs.csmaster.ChunkserverMaster(address, grpc.credentials.createInsecure(), MESSAGE_LIMITS),
+      stub: new protos.chunkfs.csmaster.ChunkserverMaster(address, grpc.credentials.createInsecure(), { ...MESSAGE_LIMITS, ...RECONNECT }),
       needsFullReport: true,
       lastFullReportMs: 0,
       lost: new Set(),

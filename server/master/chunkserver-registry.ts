@@ -76,7 +76,7 @@ export class ChunkserverRegistry {
   private lastSweepAt = performance.now();
   /** The chunkservers of the roster not yet registered with their full report (see starting). */
   private readonly awaited: Set<string>;
-  private startup: { done: Promise<void>; end: () => void; timer: NodeJS.Timeout } | null = null;
+  private startup: { done: Promise<void>; end: (save?: boolean) => void; timer: NodeJS.Timeout } | null = null;
 
   constructor(
     private readonly deadTimeoutMs: number,
@@ -105,14 +105,14 @@ export class ChunkserverRegistry {
     return this.startup?.done ?? null;
   }
 
-  private waitForRoster(): { done: Promise<void>; end: () => void; timer: NodeJS.Timeout } {
-    let end = (): void => undefined;
+  private waitForRoster(): { done: Promise<void>; end: (save?: boolean) => void; timer: NodeJS.Timeout } {
+    let end = (_save?: boolean): void => undefined;
     const done = new Promise<void>((resolve) => {
-      end = () => {
+      end = (save = true) => {
         clearTimeout(this.startup?.timer);
         this.startup = null;
-        if (this.awaited.size > 0) log.warn(`${this.awaited.size} chunkserver(s) of the last run did not register in time`);
-        this.saveRoster();
+        if (save && this.awaited.size > 0) log.warn(`${this.awaited.size} chunkserver(s) of the last run did not register in time`);
+        if (save) this.saveRoster();
         resolve();
       };
     });
@@ -296,6 +296,6 @@ export class ChunkserverRegistry {
 
   stop(): void {
     clearInterval(this.sweeper);
-    this.startup?.end(); // nobody is left waiting
+    this.startup?.end(false); // nobody is left waiting; the roster stays (a partial one would forget the rest)
   }
 }
