@@ -3,9 +3,9 @@ import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
 import { failedReplica, type ChunkClientPool } from './chunk-client';
 import type { ChunkAllocation, MasterClient } from './master-client';
 
-/** Attempts per piece: a failed replica or a stale lease is retried with a fresh lease. */
 /** Errors that mean the replica itself failed (down, hung, full), not the request. */
 const REPLICA_FAULTS = new Set(['EIO', 'ETIMEDOUT', 'ENOSPC']);
+/** Attempts per piece: a failed replica or a stale lease is retried with a fresh lease. */
 const ATTEMPTS = 4;
 const RETRY_PAUSE_MS = 500;
 /** A lease this close to its end (ms) is renewed before use. */

@@ -529,16 +529,16 @@ function scratch(pool: BufferPool, bytes: number): { buf: Buffer; pooled: boolea
   return { buf: whole.subarray(0, bytes), pooled: true, release: () => pool.release(whole) };
 }
 
-/**
- * Waits for every one of `work`, then throws the first failure: no write of an operation may
- * still be running when it fails (its lock is released, and a failed create removes its file).
- */
 /** The file system is full (or the owner's quota used up): no fault of the disk. */
 export function isNoSpace(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException)?.code;
   return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
+/**
+ * Waits for every one of `work`, then throws the first failure: no write of an operation may
+ * still be running when it fails (its lock is released, and a failed create removes its file).
+ */
 async function allDone(work: Array<Promise<unknown> | undefined>): Promise<void> {
   const failed = (await Promise.allSettled(work)).find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;

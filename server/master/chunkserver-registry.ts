@@ -76,7 +76,8 @@ export class ChunkserverRegistry {
   private lastSweepAt = performance.now();
   /** The chunkservers of the roster not yet registered with their full report (see starting). */
   private readonly awaited: Set<string>;
-  private startup: { done: Promise<void>; end: (save?: boolean) => void; timer: NodeJS.Timeout } | null = null;
+  /** The wait for them, while it lasts (see starting). */
+  private startup: { done: Promise<void>; resolve: () => void; timer: NodeJS.Timeout } | null = null;
 
   constructor(
     private readonly deadTimeoutMs: number,
@@ -96,29 +97,34 @@ export class ChunkserverRegistry {
   /**
    * While the chunkservers alive before this master started are still registering (each does
    * at its next heartbeat), a promise that settles once all have sent their full report, or
-   * after the dead timeout (at most ROSTER_WAIT_MAX_MS): those missing then count as dead. Until then the master's
-   * picture is partial: a placement would find no room (ENOSPC) or pile onto the first servers
-   * back, a lease would leave the late replicas stale, a chunk would seem to have no replica.
-   * Null when there is nothing to wait for (the usual case).
+   * after the dead timeout (at most ROSTER_WAIT_MAX_MS): those missing then count as dead.
+   * Until then the master's picture is partial: a placement would find no room (ENOSPC) or
+   * pile onto the first servers back, a lease would leave the late replicas stale, a chunk
+   * would seem to have no replica. Null when there is nothing to wait for (the usual case).
    */
   starting(): Promise<void> | null {
     return this.startup?.done ?? null;
   }
 
-  private waitForRoster(): { done: Promise<void>; end: (save?: boolean) => void; timer: NodeJS.Timeout } {
-    let end = (_save?: boolean): void => undefined;
-    const done = new Promise<void>((resolve) => {
-      end = (save = true) => {
-        clearTimeout(this.startup?.timer);
-        this.startup = null;
-        if (save && this.awaited.size > 0) log.warn(`${this.awaited.size} chunkserver(s) of the last run did not register in time`);
-        if (save) this.saveRoster();
-        resolve();
-      };
-    });
-    const timer = setTimeout(() => end(), Math.min(this.deadTimeoutMs, ROSTER_WAIT_MAX_MS));
+  private waitForRoster(): { done: Promise<void>; resolve: () => void; timer: NodeJS.Timeout } {
+    let resolve = (): void => undefined;
+    const done = new Promise<void>((r) => (resolve = r));
+    const timer = setTimeout(() => this.endStartup(true), Math.min(this.deadTimeoutMs, ROSTER_WAIT_MAX_MS));
     timer.unref();
-    return { done, end, timer };
+    return { done, resolve, timer };
+  }
+
+  /** Ends the wait; `save`: the roster becomes who is alive now (not on stop: that may be a partial set). */
+  private endStartup(save: boolean): void {
+    const startup = this.startup;
+    if (!startup) return;
+    clearTimeout(startup.timer);
+    this.startup = null;
+    if (save) {
+      if (this.awaited.size > 0) log.warn(`${this.awaited.size} chunkserver(s) of the last run did not register in time`);
+      this.saveRoster();
+    }
+    startup.resolve();
   }
 
   /** The roster: who is alive now (not while registering: a crash then would forget the rest). */
@@ -157,7 +163,7 @@ export class ChunkserverRegistry {
       cs.corrupt.delete(h);
     }
     for (const h of hb.corruptChunks) cs.corrupt.add(h);
-    if (hb.fullReport && this.awaited.delete(hb.id) && this.awaited.size === 0) this.startup?.end();
+    if (hb.fullReport && this.awaited.delete(hb.id) && this.awaited.size === 0) this.endStartup(true);
     if (joined) this.saveRoster();
     return { sendFullReport: cs.replicas === null };
   }
@@ -296,6 +302,6 @@ export class ChunkserverRegistry {
 
   stop(): void {
     clearInterval(this.sweeper);
-    this.startup?.end(false); // nobody is left waiting; the roster stays (a partial one would forget the rest)
+    this.endStartup(false); // nobody is left waiting
   }
 }
