@@ -12,6 +12,7 @@ import type { ChunkserverStatus__Output } from '../generated/chunkfs/master/Chun
 import { decodeListing, ListingPage } from '../server/common/dir-listing';
 import { FsError } from '../server/common/fs-error';
 import { MESSAGE_LIMITS, protos } from '../server/common/proto';
+import { LeasedDirs } from './leased-dirs';
 import { MasterSession } from './master-session';
 import { unaryCall } from './unary-call';
 import type { Attr } from '../server/master/inode';
@@ -29,6 +30,12 @@ export interface MasterClientOptions {
    * deadline instead of failing at once: what a mount wants; a CLI command fails fast.
    */
   resendIdempotent?: boolean;
+  /**
+   * Take a lease on each directory this client makes (proto/master.proto, DirLease), so that
+   * lookups of names absent from it need no round trip while it lasts (see leasedDirs): what a
+   * mount wants. Another client's change to such a directory waits up to a second for it.
+   */
+  dirLeases?: boolean;
 }
 
 /** Owner given to inodes a call creates. */
@@ -70,6 +77,8 @@ export class MasterClient {
   private readonly admin: MasterAdminStub;
   private readonly deadlineMs: number;
   private readonly session: MasterSession;
+  /** The directories this client holds leases on (null without options.dirLeases). */
+  readonly leasedDirs: LeasedDirs | null;
 
   constructor(
     readonly address: string,
@@ -89,7 +98,8 @@ export class MasterClient {
       channelOverride: this.master.getChannel(),
     });
     const sessionPort = async (): Promise<number> => (await this.call<SessionPortResponse__Output>((o, cb) => this.master.sessionPort({}, o, cb))).port;
-    this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.resendIdempotent ?? false);
+    this.leasedDirs = options.dirLeases ? new LeasedDirs() : null;
+    this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.resendIdempotent ?? false, this.leasedDirs);
   }
 
   // ------------------------------------------------------------------ reads
@@ -137,7 +147,8 @@ export class MasterClient {
   // ------------------------------------------------------------------ mutations
 
   async mkdir(path: string, mode: number, caller?: Caller): Promise<Made> {
-    return madeOf(await this.session.call('mkdir', { path, mode: checkMode(mode), caller: checkCaller(caller) }));
+    const lease = this.leasedDirs !== null;
+    return madeOf(await this.session.call('mkdir', { path, mode: checkMode(mode), caller: checkCaller(caller), lease }));
   }
 
   /**

@@ -2,6 +2,7 @@ import type { Call } from '../generated/chunkfs/master/Call';
 import type { Reply__Output } from '../generated/chunkfs/master/Reply';
 import { FsError, isErrnoName } from '../server/common/fs-error';
 import type { OpName, OpRequest, OpResponseOut } from '../server/common/master-calls';
+import type { LeasedDirs } from './leased-dirs';
 import { SessionLink } from './session-link';
 
 interface Pending {
@@ -12,6 +13,8 @@ interface Pending {
   reject: (err: FsError) => void;
   /** ms since the epoch */
   deadline: number;
+  /** performance.now() when it was made: a lease in its reply counts from then */
+  sentAt: number;
   /** The connection the call went out on (null while queued). */
   link: SessionLink | null;
   /** Why the connection it was last sent on broke, if it did (said when the deadline passes). */
@@ -34,6 +37,13 @@ const RESEND_PAUSE_MS = 250;
 const IDEMPOTENT: ReadonlySet<OpName> = new Set<OpName>([
   'getAttr', 'readDir', 'readLink', 'statFs', 'chunkLocations',
   'setAttr', 'setReplication', 'allocateChunk', 'releaseLease', 'chunkWritten',
+]);
+
+/** Calls that change a directory's entries. */
+const NAMESPACE_CHANGES: ReadonlySet<OpName> = new Set<OpName>(['mkdir', 'create', 'symlink', 'link', 'unlink', 'rmdir', 'rename', 'mknod']);
+/** Errors with which the master answers a change it did not make (anything else: it may have). */
+const REFUSALS: ReadonlySet<string> = new Set([
+  'ENOENT', 'EEXIST', 'ENOTEMPTY', 'ENOTDIR', 'EISDIR', 'EINVAL', 'ENAMETOOLONG', 'EACCES', 'EPERM', 'EXDEV', 'ELOOP', 'EMLINK',
 ]);
 
 /**
@@ -59,6 +69,8 @@ export class MasterSession {
     private readonly deadlineMs: number,
     /** Send reads caught by a broken connection again (a mount riding out a master restart). */
     private readonly resendIdempotent: boolean,
+    /** Where the directory leases replies carry go (null: this client asks for none). */
+    private readonly leases: LeasedDirs | null = null,
   ) {}
 
   call<K extends OpName>(op: K, request: OpRequest<K>): Promise<OpResponseOut<K>> {
@@ -67,7 +79,7 @@ export class MasterSession {
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
       const resolveReply = resolve as (reply: never) => void;
       const call: Call = { id, [op]: request };
-      this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, link: null, lastError: null });
+      this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, sentAt: performance.now(), link: null, lastError: null });
       this.queue.push(call);
       this.schedule();
       if (!this.sweeper) {
@@ -122,8 +134,10 @@ export class MasterSession {
     const p = this.pending.get(reply.id);
     if (!p) return; // answered after its deadline
     this.pending.delete(reply.id);
+    if (reply.dirLeases.length > 0) this.leases?.apply(reply.dirLeases, p.sentAt);
     if (reply.result === 'error' || !reply.result) {
       const errno = reply.error?.errno ?? '';
+      if (NAMESPACE_CHANGES.has(p.op) && !REFUSALS.has(errno)) this.leases?.clear();
       p.reject(new FsError(isErrnoName(errno) ? errno : 'EIO', reply.error?.message ?? 'reply without a result'));
     } else if (reply.result !== p.op) {
       p.reject(new FsError('EIO', `master answered ${reply.result} to a ${p.op} call`));
@@ -134,6 +148,8 @@ export class MasterSession {
 
   private broken(link: SessionLink, err: FsError): void {
     if (this.link === link) this.link = null;
+    // Changes caught by the break may or may not be made, and the leases were this connection's.
+    this.leases?.clear();
     let resend = false;
     for (const [id, p] of this.pending) {
       if (p.link !== link) continue;
@@ -161,6 +177,7 @@ export class MasterSession {
     for (const [id, p] of this.pending) {
       if (p.deadline > now) continue;
       this.pending.delete(id);
+      if (NAMESPACE_CHANGES.has(p.op)) this.leases?.clear(); // its outcome is unknown
       p.reject(p.lastError ?? new FsError('ETIMEDOUT', `master ${this.address} did not answer ${p.op} within ${this.deadlineMs} ms`));
     }
     if (this.pending.size === 0 && this.sweeper) {

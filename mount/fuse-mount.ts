@@ -60,7 +60,7 @@ export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
   await cleanStaleMount(mountpoint);
   // Reads ride out a master restart (recovery of a large namespace takes seconds) within the
   // deadline; a mutation whose session breaks fails at once with EIO.
-  const master = new MasterClient(options.master, { resendIdempotent: true, deadlineMs: MASTER_DEADLINE_MS });
+  const master = new MasterClient(options.master, { resendIdempotent: true, deadlineMs: MASTER_DEADLINE_MS, dirLeases: true });
   const peers = new ChunkClientPool({ localReads: options.localReads });
   const fs = new PosixFs(master, peers, options);
   let session: FuseSession | null = null;

@@ -20,6 +20,7 @@ const O_ACCMODE = 0o3;
 const O_RDONLY = 0o0;
 
 const TIMED_OUT = new FsError('ETIMEDOUT', '').errno;
+const NO_ENTRY = new FsError('ENOENT', '').errno;
 
 export interface CacheTimes {
   /** seconds the kernel trusts a name lookup */
@@ -63,7 +64,10 @@ export class FuseOps implements LowLevelHandlers {
   // ------------------------------------------------------------------ names
 
   lookup(req: Request, parent: number, name: string): void {
-    this.entry(req, 'lookup', parent, name, () => Promise.resolve());
+    // The kernel looks up every name before creating it: in a directory this mount holds a lease
+    // on, an absent name is answered here.
+    if (Buffer.byteLength(name) <= NAME_MAX && this.fs.knownAbsent(parent, name)) this.session?.replyErr(req, NO_ENTRY);
+    else this.entry(req, 'lookup', parent, name, () => Promise.resolve());
   }
 
   forget(ino: number, nlookup: number): void {

@@ -245,4 +245,63 @@ describe('master RPC', function () {
     await rejectsWith('EIO', pending);
     patient.close();
   });
+
+  describe('directory leases', function () {
+    let leaser: MasterClient;
+    beforeEach(() => {
+      // (A master's first second waits out any lease of the one before it: deadlines above that.)
+      leaser = new MasterClient(rpc.address, { deadlineMs: 2000, dirLeases: true });
+    });
+    afterEach(() => leaser.close());
+
+    const absent = (dir: Attr, name: string): boolean => leaser.leasedDirs!.absent(dir.ino, name);
+
+    it('the maker of a directory knows which names are absent from it, through its own changes', async function () {
+      const { attr: d } = await leaser.mkdir('/d', 0o755);
+      assert.ok(absent(d, 'x'), 'a new directory is empty');
+      await leaser.create('/d/x', 0o644, true);
+      assert.ok(!absent(d, 'x'), 'created');
+      await leaser.rename('/d/x', '/d/y');
+      assert.ok(absent(d, 'x') && !absent(d, 'y'), 'renamed');
+      await leaser.link('/d/y', '/d/hard');
+      await leaser.symlink('y', '/d/soft');
+      await leaser.mknod('/d/fifo', 0o10644, 0);
+      assert.ok(!absent(d, 'hard') && !absent(d, 'soft') && !absent(d, 'fifo'), 'linked, symlinked, made');
+      await leaser.unlink('/d/y');
+      assert.ok(absent(d, 'y') && !absent(d, 'hard'), 'unlinked');
+      const { attr: sub } = await leaser.mkdir('/d/sub', 0o755);
+      assert.ok(!absent(d, 'sub') && absent(sub, 'anything'), 'a subdirectory: a name here, and a lease of its own');
+      await leaser.rename('/d/hard', '/d/sub/moved');
+      assert.ok(absent(d, 'hard') && !absent(sub, 'moved'), 'moved between two leased directories');
+      await leaser.rmdir('/d/sub').catch(() => undefined); // ENOTEMPTY: a refusal changes nothing
+      assert.ok(!absent(d, 'sub') && !absent(sub, 'moved'));
+      assert.equal((await client.mkdir('/plain', 0o755)).attr.ino > 0, true);
+      assert.equal(client.leasedDirs, null, 'a client that asks for none holds none');
+    });
+
+    it("another session's change waits until the lease runs out, and the holder then knows nothing", async function () {
+      const { attr: d } = await leaser.mkdir('/d', 0o755);
+      await leaser.create('/d/own', 0o644, true);
+      assert.ok(absent(d, 'theirs'));
+      await client.create('/d/theirs', 0o644, true);
+      // The create was answered only once the lease had run out, here too.
+      assert.ok(!absent(d, 'theirs'), 'the name another session made is not answered as absent');
+      assert.ok(!absent(d, 'never-made'), 'the lease is gone');
+      // The holder's next change there does not renew it: the master recalled it.
+      await leaser.create('/d/after', 0o644, true);
+      assert.ok(!absent(d, 'never-made'), 'not renewed');
+      assert.equal(leaser.leasedDirs!.size, 0);
+      // Changes of that other session elsewhere never waited on it, nor do its next ones here.
+      await client.rename('/d/theirs', '/d/renamed');
+      assert.ok((await client.getattr('/d/renamed')).ino > 0);
+    });
+
+    it('a change whose outcome is unknown (no answer) forgets every lease', async function () {
+      const { attr: d } = await leaser.mkdir('/d', 0o755);
+      assert.ok(absent(d, 'x'));
+      await rejectsWith('ETIMEDOUT', leaser.mkdir('/never-durable', 0o755));
+      assert.ok(!absent(d, 'x'), 'forgotten');
+      assert.equal(leaser.leasedDirs!.size, 0);
+    });
+  });
 });

@@ -187,6 +187,29 @@ describe('mount: two mounts and failures', function () {
     }
   });
 
+  it("a directory one mount made answers its lookups of absent names itself: the other mount's changes there show at once", async () => {
+    // a makes each directory and keeps changing it, so it holds the directory's lease; b changes
+    // it right after, and a looks the new name up as soon as b's change returns.
+    const changes: Record<string, (dir: string) => Promise<unknown>> = {
+      create: (dir) => fsp.writeFile(b.at(`${dir}/new`), 'b'),
+      mkdir: (dir) => fsp.mkdir(b.at(`${dir}/new`)),
+      symlink: (dir) => fsp.symlink('own', b.at(`${dir}/new`)),
+      link: (dir) => fsp.link(b.at('shared.bin'), b.at(`${dir}/new`)),
+      'rename in': (dir) => fsp.writeFile(b.at(`${dir}.tmp`), 'b').then(() => fsp.rename(b.at(`${dir}.tmp`), b.at(`${dir}/new`))),
+    };
+    for (const [op, change] of Object.entries(changes)) {
+      const dir = `leased-${op.replace(' ', '-')}`;
+      await fsp.mkdir(a.at(dir));
+      await fsp.writeFile(a.at(`${dir}/own`), 'a');
+      await assert.rejects(fsp.lstat(a.at(`${dir}/new`)), { code: 'ENOENT' });
+      await change(dir);
+      assert.ok(await fsp.lstat(a.at(`${dir}/new`)), `${op}: a sees b's new name`);
+      // a's own changes there go on, and b sees them.
+      await fsp.writeFile(a.at(`${dir}/after`), 'a');
+      assert.equal(await fsp.readFile(b.at(`${dir}/after`), 'utf8'), 'a');
+    }
+  });
+
   it('renameat2 RENAME_NOREPLACE races between two mounts: exactly one rename to each new name wins, the other fails with EEXIST', async () => {
     const count = 20;
     await fsp.mkdir(a.at('noreplace'));

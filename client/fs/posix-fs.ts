@@ -81,6 +81,14 @@ export class PosixFs {
 
   // ------------------------------------------------------------------ attributes
 
+  /**
+   * True when `name` is known to be absent from directory `dir` (an inode number) without
+   * asking: the mount holds a lease on the directory (client/leased-dirs.ts).
+   */
+  knownAbsent(dir: number, name: string): boolean {
+    return this.master.leasedDirs?.absent(dir, name) ?? false;
+  }
+
   /** The master's attributes, with this mount's unflushed writes laid over (size, mtime). */
   async getattr(path: string): Promise<Attr> {
     return this.overlay(path, this.attrs.get(path) ?? (await this.lookup(path)));

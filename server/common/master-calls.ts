@@ -1,4 +1,5 @@
 import type { Call, Call__Output } from '../../generated/chunkfs/master/Call';
+import type { DirLease } from '../../generated/chunkfs/master/DirLease';
 import type { Reply, Reply__Output } from '../../generated/chunkfs/master/Reply';
 
 /**
@@ -16,7 +17,15 @@ export type OpResponse<K extends OpName> = NonNullable<Reply[K]>;
 /** What the client receives. */
 export type OpResponseOut<K extends OpName> = NonNullable<Reply__Output[K]>;
 
+/** The session a call came on, and what its reply carries besides the result. */
+export interface CallContext {
+  /** the session's number, unique in this master's life */
+  session: number;
+  /** directory leases for the reply (proto/master.proto, DirLease) */
+  dirLeases?: DirLease[];
+}
+
 /** One handler per operation: translate the request, call the domain, answer or throw FsError. */
 export type NamespaceOps = {
-  [K in OpName]: (request: OpRequestIn<K>) => OpResponse<K> | Promise<OpResponse<K>>;
+  [K in OpName]: (request: OpRequestIn<K>, context: CallContext) => OpResponse<K> | Promise<OpResponse<K>>;
 };

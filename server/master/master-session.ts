@@ -3,7 +3,7 @@ import type { Call__Output } from '../../generated/chunkfs/master/Call';
 import type { Reply } from '../../generated/chunkfs/master/Reply';
 import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
-import type { NamespaceOps } from '../common/master-calls';
+import type { CallContext, NamespaceOps } from '../common/master-calls';
 import { decodeCalls, encodeReplies, FrameReader } from '../common/session-frames';
 
 const log = logger('session');
@@ -22,10 +22,11 @@ const STOP_GRACE_MS = 2000;
 export async function serveSessions(host: string, ops: NamespaceOps): Promise<SessionServer> {
   const drains = new Set<() => void>();
   const sockets = new Set<net.Socket>();
+  let sessions = 0;
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
-    serveSession(socket, ops, drains);
+    serveSession(socket, ++sessions, ops, drains);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -50,7 +51,7 @@ export async function serveSessions(host: string, ops: NamespaceOps): Promise<Se
  * the connection (or the master stops), the connection is ended once every call in flight has
  * been answered.
  */
-function serveSession(socket: net.Socket, ops: NamespaceOps, drains: Set<() => void>): void {
+function serveSession(socket: net.Socket, session: number, ops: NamespaceOps, drains: Set<() => void>): void {
   const frames = new FrameReader();
   let outgoing: Reply[] = [];
   let scheduled = false;
@@ -94,7 +95,7 @@ function serveSession(socket: net.Socket, ops: NamespaceOps, drains: Set<() => v
     }
     for (const call of calls) {
       inFlight++;
-      void run(ops, call).then(answer);
+      void run(ops, call, session).then(answer);
     }
   });
   drains.add(drain);
@@ -107,16 +108,17 @@ function serveSession(socket: net.Socket, ops: NamespaceOps, drains: Set<() => v
 }
 
 /** One call -> its reply; never rejects (failures become an in-band CallError). */
-async function run(ops: NamespaceOps, call: Call__Output): Promise<Reply> {
+async function run(ops: NamespaceOps, call: Call__Output, session: number): Promise<Reply> {
   const op = call.op;
+  const context: CallContext = { session };
   const started = log.debugEnabled ? performance.now() : 0;
   try {
     if (!op) throw new FsError('EINVAL', 'call without an operation');
     // The op name selects both the handler and the request field (see master-calls.ts).
-    const handler = ops[op] as (request: unknown) => unknown;
-    const result = await handler(call[op]);
+    const handler = ops[op] as (request: unknown, context: CallContext) => unknown;
+    const result = await handler(call[op], context);
     if (started) log.debug(`${op} ${JSON.stringify(call[op])} ok ${(performance.now() - started).toFixed(2)}ms`);
-    return { id: call.id, [op]: result } as Reply;
+    return { id: call.id, [op]: result, dirLeases: context.dirLeases } as Reply;
   } catch (err) {
     const e = toFsError(err);
     if (!(err instanceof FsError)) log.error(`${op ?? 'call'} failed unexpectedly: ${(err as Error)?.stack ?? String(err)}`);

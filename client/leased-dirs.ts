@@ -1,0 +1,72 @@
+import type { DirLease__Output } from '../generated/chunkfs/master/DirLease';
+
+/** Names a lease keeps at most: a directory growing past them is asked about like any other. */
+const MAX_NAMES = 100_000;
+/** New leases between sweeps of those that ran out (unless looked into, they would stay). */
+const SWEEP_EVERY = 1024;
+
+interface Known {
+  /** every name in the directory */
+  names: Set<string>;
+  /** performance.now() when the lease runs out here (before it does at the master) */
+  expiresAt: number;
+}
+
+/**
+ * A session's side of directory leases (proto/master.proto, DirLease): every name in each
+ * directory it holds a lease on, so that a lookup of a name it knows is absent needs no round
+ * trip. A lease starts empty with a directory this session made, follows the changes this
+ * session's replies report, and is dropped when a reply ends it, when it runs out (counted from
+ * when the call went out, so it runs out here first), and when anything makes what it knows
+ * doubtful (a change whose outcome is unknown, a broken connection).
+ */
+export class LeasedDirs {
+  private readonly dirs = new Map<number, Known>();
+  private granted = 0;
+
+  /** True when `name` is known to be absent from directory `dir` (inode number). */
+  absent(dir: number, name: string): boolean {
+    const known = this.dirs.get(dir);
+    if (!known) return false;
+    if (performance.now() < known.expiresAt) return !known.names.has(name);
+    this.dirs.delete(dir);
+    return false;
+  }
+
+  /** The leases a reply carried; its call went out at `sentAt` (performance.now()). */
+  apply(leases: DirLease__Output[], sentAt: number): void {
+    for (const lease of leases) {
+      const dir = Number(lease.dir);
+      let known = this.dirs.get(dir);
+      if (lease.fresh) {
+        if (++this.granted % SWEEP_EVERY === 0) this.sweep();
+        known = { names: new Set(), expiresAt: 0 };
+        this.dirs.set(dir, known);
+      }
+      // A renewal finds what is known complete only if the lease never lapsed here meanwhile.
+      if (lease.ms === 0 || !known || (!lease.fresh && known.expiresAt <= performance.now())) {
+        this.dirs.delete(dir);
+        continue;
+      }
+      for (const name of lease.removed) known.names.delete(name);
+      for (const name of lease.added) known.names.add(name);
+      if (known.names.size > MAX_NAMES) this.dirs.delete(dir);
+      known.expiresAt = Math.max(known.expiresAt, sentAt + lease.ms);
+    }
+  }
+
+  /** Forgets every lease. */
+  clear(): void {
+    this.dirs.clear();
+  }
+
+  private sweep(): void {
+    const now = performance.now();
+    for (const [dir, known] of this.dirs) if (known.expiresAt <= now) this.dirs.delete(dir);
+  }
+
+  /** Directories held now (tests). */
+  get size(): number {
+    return this.dirs.size;
+  }
+}
