@@ -2,8 +2,8 @@ import type { DirLease__Output } from '../generated/chunkfs/master/DirLease';
 
 /** Names a lease keeps at most: a directory growing past them is asked about like any other. */
 const MAX_NAMES = 100_000;
-/** New leases between sweeps of those that ran out (unless looked into, they would stay). */
-const SWEEP_EVERY = 1024;
+/** Time between sweeps of leases that ran out (unless looked into again, they would stay), ms. */
+const SWEEP_MS = 2000;
 
 interface Known {
   /** every name in the directory */
@@ -22,7 +22,7 @@ interface Known {
  */
 export class LeasedDirs {
   private readonly dirs = new Map<number, Known>();
-  private granted = 0;
+  private sweptAt = 0;
 
   /** True when `name` is known to be absent from directory `dir` (inode number). */
   absent(dir: number, name: string): boolean {
@@ -35,16 +35,17 @@ export class LeasedDirs {
 
   /** The leases a reply carried; its call went out at `sentAt` (performance.now()). */
   apply(leases: DirLease__Output[], sentAt: number): void {
+    const now = performance.now();
+    if (now - this.sweptAt > SWEEP_MS) this.sweep(now);
     for (const lease of leases) {
       const dir = Number(lease.dir);
       let known = this.dirs.get(dir);
       if (lease.fresh) {
-        if (++this.granted % SWEEP_EVERY === 0) this.sweep();
         known = { names: new Set(), expiresAt: 0 };
         this.dirs.set(dir, known);
       }
       // A renewal finds what is known complete only if the lease never lapsed here meanwhile.
-      if (lease.ms === 0 || !known || (!lease.fresh && known.expiresAt <= performance.now())) {
+      if (lease.ms === 0 || !known || (!lease.fresh && known.expiresAt <= now)) {
         this.dirs.delete(dir);
         continue;
       }
@@ -60,8 +61,8 @@ export class LeasedDirs {
     this.dirs.clear();
   }
 
-  private sweep(): void {
-    const now = performance.now();
+  private sweep(now: number): void {
+    this.sweptAt = now;
     for (const [dir, known] of this.dirs) if (known.expiresAt <= now) this.dirs.delete(dir);
   }
 

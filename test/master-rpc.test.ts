@@ -29,6 +29,7 @@ describe('master RPC', function () {
         if (m.op === 'mkdir' && m.path === '/never-durable') return new Promise(() => undefined);
         const attr = ns.apply(m);
         committed.push(m);
+        if (m.op === 'mkdir' && m.path === '/slow-log') await new Promise((resolve) => setTimeout(resolve, 300));
         return attr;
       },
       durable: async () => undefined,
@@ -294,6 +295,24 @@ describe('master RPC', function () {
       // Changes of that other session elsewhere never waited on it, nor do its next ones here.
       await client.rename('/d/theirs', '/d/renamed');
       assert.ok((await client.getattr('/d/renamed')).ino > 0);
+    });
+
+    it('a new directory is leased from the turn it appears in, not once its log record is durable', async function () {
+      const making = leaser.mkdir('/slow-log', 0o755);
+      // While its record is being written, the directory is there for everyone.
+      while (!(await client.getattr('/slow-log').then(() => true, () => false)));
+      await client.create('/slow-log/theirs', 0o644, true);
+      const { attr: d } = await making;
+      assert.ok(!absent(d, 'theirs'), 'the name another session made meanwhile is not answered as absent');
+    });
+
+    it('a rename between two links of one file changes nothing, and the lease says so', async function () {
+      const { attr: d } = await leaser.mkdir('/d', 0o755);
+      await leaser.create('/d/a', 0o644, true);
+      await leaser.link('/d/a', '/d/b');
+      await leaser.rename('/d/a', '/d/b');
+      assert.ok((await client.getattr('/d/a')).ino > 0, 'both names stay');
+      assert.ok(!absent(d, 'a') && !absent(d, 'b'));
     });
 
     it('a change whose outcome is unknown (no answer) forgets every lease', async function () {

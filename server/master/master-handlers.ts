@@ -21,7 +21,6 @@ import { checkMode, checkReplication, checkSize, checkTimeMs, ownerOf } from './
 export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegistry, chunks: ChunkManager): NamespaceOps {
   const { chunkSize } = chunks.options;
   const leasing = dirLeasing(state);
-  const { cleared, tell } = leasing;
   return {
     getAttr: (req) => ({ attr: state.ns.getattr(req.path) }),
     readDir: (req) => {
@@ -31,61 +30,54 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
     readLink: (req) => ({ target: state.ns.readlink(req.path) }),
     statFs: () => ({ ...chunkservers.capacity(), files: state.ns.inodeCount }),
 
-    mkdir: async (req, context) => {
-      const [dir] = await cleared([req.path], context);
-      const attr = await commitForAttr(state, {
-        op: 'mkdir', path: req.path, mode: checkMode(req.mode), ...ownerOf(req.caller),
-        ino: state.nextIno(), time: Date.now(),
+    mkdir: (req, context) => leasing.change([req.path], context, ([dir]) => {
+      const ino = state.nextIno();
+      const making = commitForAttr(state, {
+        op: 'mkdir', path: req.path, mode: checkMode(req.mode), ...ownerOf(req.caller), ino, time: Date.now(),
       });
-      tell(context, [{ dir, added: posix.basename(req.path) }], req.lease ? attr.ino : undefined);
-      return { attr, parent: parentAttr(state, req.path) };
-    },
+      return {
+        done: making.then((attr) => ({ attr, parent: parentAttr(state, req.path) })),
+        changes: [{ dir, added: posix.basename(req.path) }],
+        made: req.lease && state.ns.lookupOrNull(req.path)?.ino === ino ? ino : undefined,
+      };
+    }),
     create: async (req, context) => ({ ...(await create(state, chunks, req, leasing, context)), parent: parentAttr(state, req.path) }),
-    symlink: async (req, context) => {
-      const [dir] = await cleared([req.path], context);
-      const attr = await commitForAttr(state, {
-        op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller),
-        ino: state.nextIno(), time: Date.now(),
-      });
-      tell(context, [{ dir, added: posix.basename(req.path) }]);
-      return { attr, parent: parentAttr(state, req.path) };
-    },
-    mknod: async (req, context) => {
-      const [dir] = await cleared([req.path], context);
-      const attr = await commitForAttr(state, {
-        op: 'mknod', path: req.path, mode: req.mode, rdev: req.rdev, ...ownerOf(req.caller),
-        ino: state.nextIno(), time: Date.now(),
-      });
-      tell(context, [{ dir, added: posix.basename(req.path) }]);
-      return { attr, parent: parentAttr(state, req.path) };
-    },
-    link: async (req, context) => {
-      const [dir] = await cleared([req.path], context);
-      const attr = await commitForAttr(state, { op: 'link', existing: req.existing, path: req.path, time: Date.now() });
-      tell(context, [{ dir, added: posix.basename(req.path) }]);
-      return { attr };
-    },
-    unlink: async (req, context) => {
-      const [dir] = await cleared([req.path], context);
-      await state.commit({ op: 'unlink', path: req.path, time: Date.now() });
-      tell(context, [{ dir, removed: posix.basename(req.path) }]);
-      return { parent: parentAttr(state, req.path) };
-    },
-    rmdir: async (req, context) => {
-      const [dir] = await cleared([req.path], context);
-      await state.commit({ op: 'rmdir', path: req.path, time: Date.now() });
-      tell(context, [{ dir, removed: posix.basename(req.path) }]);
-      return { parent: parentAttr(state, req.path) };
-    },
-    rename: async (req, context) => {
-      const [fromDir, toDir] = await cleared([req.from, req.to], context);
+    symlink: (req, context) => leasing.change([req.path], context, ([dir]) => ({
+      done: commitForAttr(state, {
+        op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
+      }).then((attr) => ({ attr, parent: parentAttr(state, req.path) })),
+      changes: [{ dir, added: posix.basename(req.path) }],
+    })),
+    mknod: (req, context) => leasing.change([req.path], context, ([dir]) => ({
+      done: commitForAttr(state, {
+        op: 'mknod', path: req.path, mode: req.mode, rdev: req.rdev, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
+      }).then((attr) => ({ attr, parent: parentAttr(state, req.path) })),
+      changes: [{ dir, added: posix.basename(req.path) }],
+    })),
+    link: (req, context) => leasing.change([req.path], context, ([dir]) => ({
+      done: commitForAttr(state, { op: 'link', existing: req.existing, path: req.path, time: Date.now() }).then((attr) => ({ attr })),
+      changes: [{ dir, added: posix.basename(req.path) }],
+    })),
+    unlink: (req, context) => leasing.change([req.path], context, ([dir]) => ({
+      done: state.commit({ op: 'unlink', path: req.path, time: Date.now() }).then(() => ({ parent: parentAttr(state, req.path) })),
+      changes: [{ dir, removed: posix.basename(req.path) }],
+    })),
+    rmdir: (req, context) => leasing.change([req.path], context, ([dir]) => ({
+      done: state.commit({ op: 'rmdir', path: req.path, time: Date.now() }).then(() => ({ parent: parentAttr(state, req.path) })),
+      changes: [{ dir, removed: posix.basename(req.path) }],
+    })),
+    rename: (req, context) => leasing.change([req.from, req.to], context, ([fromDir, toDir]) => {
       // Checked in the turn the rename applies in (a commit applies at once): nothing can come
       // between. Not logged: replayed, the rename meets the same namespace, without `to`.
-      if (req.noReplace && state.ns.lookupOrNull(req.to)) throw new FsError('EEXIST', `${req.to} exists (RENAME_NOREPLACE)`);
-      await state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now() });
-      tell(context, [{ dir: fromDir, removed: posix.basename(req.from) }, { dir: toDir, added: posix.basename(req.to) }]);
-      return {};
-    },
+      const target = state.ns.lookupOrNull(req.to);
+      if (req.noReplace && target) throw new FsError('EEXIST', `${req.to} exists (RENAME_NOREPLACE)`);
+      // Between two links of one file, a rename does nothing (POSIX): both names stay.
+      const noop = target !== null && target === state.ns.lookupOrNull(req.from);
+      return {
+        done: state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now() }).then(() => ({})),
+        changes: noop ? [] : [{ dir: fromDir, removed: posix.basename(req.from) }, { dir: toDir, added: posix.basename(req.to) }],
+      };
+    }),
     setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req, chunkSize)) }),
     setReplication: async (req) => ({
       attr: await commitForAttr(state, {
@@ -116,51 +108,65 @@ async function create(
 ): Promise<CreateResponse> {
   const mode = checkMode(req.mode);
   const replication = req.replication === undefined ? state.ns.defaultReplication : checkReplication(req.replication);
-  const [dir] = await leasing.cleared([req.path], context);
   if (!req.exclusive) {
     const existing = openExisting(state, req.path);
-    if (existing) return existing;
+    if (existing) return existing; // nothing changes: no lease to wait for
   }
-  // The look-up above and the commit run in one turn: nothing can come between (a commit applies
-  // at once and waits only for the log).
-  const ino = state.nextIno();
-  const creating = commitForAttr(state, {
-    op: 'create', path: req.path, mode, ...ownerOf(req.caller), ino, time: Date.now(), replication,
+  return leasing.change([req.path], context, ([dir]) => {
+    // Looked at again in the turn the create applies in: another session's create may have
+    // come while this one waited for a lease.
+    const existing = req.exclusive ? null : openExisting(state, req.path);
+    if (existing) return { done: Promise.resolve(existing), changes: [] };
+    const ino = state.nextIno();
+    const creating = commitForAttr(state, {
+      op: 'create', path: req.path, mode, ...ownerOf(req.caller), ino, time: Date.now(), replication,
+    });
+    // A commit applies at once and waits only for the log: if the file is there now, its first
+    // chunk's record joins the same log write. Without a chunk (no room, say) the writer
+    // allocates later and hears why then.
+    const first = req.allocateFirstChunk && state.ns.lookupOrNull(req.path)?.ino === ino
+      ? chunks.allocate(req.path, 0).then((a) => ({ ...a, chunkSize: chunks.options.chunkSize }), () => undefined)
+      : undefined;
+    const done = (async (): Promise<CreateResponse> => ({ attr: await creating, created: true, firstChunk: await first }))();
+    return { done, changes: [{ dir, added: posix.basename(req.path) }] };
   });
-  // If the file is there now, its first chunk's record joins the same log write. Without a chunk
-  // (no room, say) the writer allocates later and hears why then.
-  const first = req.allocateFirstChunk && state.ns.lookupOrNull(req.path)?.ino === ino
-    ? chunks.allocate(req.path, 0).then((a) => ({ ...a, chunkSize: chunks.options.chunkSize }), () => undefined)
-    : undefined;
-  const attr = await creating;
-  leasing.tell(context, [{ dir, added: posix.basename(req.path) }]);
-  return { attr, created: true, firstChunk: await first };
+}
+
+/** A change's outcome, and what it did to directories' entries (for their leases). */
+interface Change<T> {
+  /** resolves once the change is durable */
+  done: Promise<T>;
+  changes: DirChange[];
+  /** a directory it made, to grant the calling session a lease on */
+  made?: number;
 }
 
 /** Directory leases around namespace changes (dir-leases.ts). */
 interface DirLeasing {
   /**
-   * Waits until no other session holds a lease on the directories holding `paths`, and answers
-   * their inodes (0 for one missing: the change fails), found in the turn the change applies in.
+   * Makes a change to the entries of the directories holding `paths`: waits until no other
+   * session holds a lease on any of them, then, in one turn, finds their inodes (0 for one
+   * missing: the change fails), runs `commit` (a commit applies at once), and records the
+   * leases the change renews, ends or grants, which go with the reply.
    */
-  cleared(paths: string[], context: CallContext): Promise<number[]>;
-  /** After a change: the leases it renews or ends go with the reply. */
-  tell(context: CallContext, changes: DirChange[], made?: number): void;
+  change<T>(paths: string[], context: CallContext, commit: (dirs: number[]) => Change<T>): Promise<T>;
 }
 
 function dirLeasing(state: MasterState): DirLeasing {
   const leases = new DirLeases();
   return {
-    cleared: async (paths, context) => {
+    change: async (paths, context, commit) => {
       for (;;) {
         const dirs = paths.map((p) => state.ns.lookupOrNull(posix.dirname(p))?.ino ?? 0);
         const wait = leases.beforeChange(dirs, context.session);
-        if (!wait) return dirs;
-        await wait; // the path may name another directory by now: look again
+        if (wait) {
+          await wait; // the paths may name other directories by then: look again
+          continue;
+        }
+        const { done, changes, made } = commit(dirs);
+        context.dirLeases = leases.changed(context.session, changes, made);
+        return done;
       }
-    },
-    tell: (context, changes, made) => {
-      context.dirLeases = leases.changed(context.session, changes, made);
     },
   };
 }
