@@ -16,9 +16,9 @@ interface Known {
  * A session's side of directory leases (proto/master.proto, DirLease): every name in each
  * directory it holds a lease on, so that a lookup of a name it knows is absent needs no round
  * trip. A lease starts empty with a directory this session made, follows the changes this
- * session's replies report, and is dropped when a reply ends it, when it runs out (counted from
- * when the call went out, so it runs out here first), and when anything makes what it knows
- * doubtful (a change whose outcome is unknown, a broken connection).
+ * session's replies report, and is dropped when a reply ends it, when the master recalls it,
+ * when it runs out (counted from when the call went out, so it runs out here first), and when
+ * anything makes what it knows doubtful (a change whose outcome is unknown, a broken connection).
  */
 export class LeasedDirs {
   private readonly dirs = new Map<number, Known>();
@@ -54,6 +54,11 @@ export class LeasedDirs {
       if (known.names.size > MAX_NAMES) this.dirs.delete(dir);
       known.expiresAt = Math.max(known.expiresAt, sentAt + lease.ms);
     }
+  }
+
+  /** Forgets the leases on `dirs` the master recalls: answers those that were held. */
+  recall(dirs: number[]): number[] {
+    return dirs.filter((dir) => this.dirs.delete(dir));
   }
 
   /** Forgets every lease. */

@@ -123,7 +123,10 @@ export class MasterSession {
     if (this.link) return this.link;
     const host = this.address.slice(0, this.address.lastIndexOf(':'));
     const link: SessionLink = new SessionLink(host, this.sessionPort(), `master ${this.address}`, {
-      replies: (batch) => batch.replies.forEach((r) => this.settle(r)),
+      replies: (batch) => {
+        batch.replies.forEach((r) => this.settle(r));
+        if (batch.recalledDirs.length > 0) this.recalled(batch.recalledDirs.map(Number));
+      },
       broken: (err) => this.broken(link, err),
     });
     this.link = link;
@@ -144,6 +147,12 @@ export class MasterSession {
     } else {
       p.resolve(reply[p.op] as never);
     }
+  }
+
+  /** The master recalls leases: forgotten here, then it hears so (else it waits them out). */
+  private recalled(dirs: number[]): void {
+    const ended = this.leases?.recall(dirs) ?? [];
+    if (ended.length > 0) this.call('endDirLeases', { dirs: ended }).catch(() => undefined);
   }
 
   private broken(link: SessionLink, err: FsError): void {

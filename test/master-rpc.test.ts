@@ -5,7 +5,7 @@ import { ChunkClientPool } from '../client/chunk-client';
 import { ChunkManager } from '../server/master/chunk-manager';
 import { ChunkserverRegistry } from '../server/master/chunkserver-registry';
 import { Decommissioner } from '../server/master/decommission';
-import { MasterRpc, startMasterRpc } from '../server/master/master-rpc';
+import { MasterRpc, type MasterServices, startMasterRpc } from '../server/master/master-rpc';
 import type { MasterState } from '../server/master/master-state';
 import type { Attr } from '../server/master/inode';
 import type { Mutation } from '../server/master/mutation';
@@ -18,6 +18,7 @@ describe('master RPC', function () {
   let client: MasterClient;
   let chunkservers: ChunkserverRegistry;
   let peers: ChunkClientPool;
+  let services: MasterServices;
 
   beforeEach(async function () {
     committed = [];
@@ -40,7 +41,8 @@ describe('master RPC', function () {
     peers = new ChunkClientPool();
     const chunks = new ChunkManager(state, chunkservers, peers, { chunkSize: 1 << 20 });
     const decommissioner = new Decommissioner(state, chunkservers);
-    rpc = await startMasterRpc({ state, chunkservers, chunks, decommissioner }, '127.0.0.1:0');
+    services = { state, chunkservers, chunks, decommissioner };
+    rpc = await startMasterRpc(services, '127.0.0.1:0');
     client = new MasterClient(rpc.address, { deadlineMs: 5000 });
   });
 
@@ -280,21 +282,39 @@ describe('master RPC', function () {
       assert.equal(client.leasedDirs, null, 'a client that asks for none holds none');
     });
 
-    it("another session's change waits until the lease runs out, and the holder then knows nothing", async function () {
+    it("another session's change recalls the lease: the holder forgets the directory, says so, and the change goes on", async function () {
+      // Leases of a minute: only the recall can let the other session's change through in time.
+      const longRpc = await startMasterRpc(services, '127.0.0.1:0', { dirLeaseMs: 60_000, firstMaster: true });
+      const holder = new MasterClient(longRpc.address, { deadlineMs: 5000, dirLeases: true });
+      const other = new MasterClient(longRpc.address, { deadlineMs: 5000 });
+      try {
+        const { attr: d } = await holder.mkdir('/d', 0o755);
+        await holder.create('/d/own', 0o644, true);
+        assert.ok(holder.leasedDirs!.absent(d.ino, 'theirs'));
+        await other.create('/d/theirs', 0o644, true);
+        assert.ok(!holder.leasedDirs!.absent(d.ino, 'theirs'), 'the name another session made is not answered as absent');
+        assert.equal(holder.leasedDirs!.size, 0, 'the lease is gone');
+        // The holder's next change there brings no lease back.
+        await holder.create('/d/after', 0o644, true);
+        assert.equal(holder.leasedDirs!.size, 0, 'not renewed');
+        // Nor does the other session's next change wait: the holder gave the lease up.
+        await other.rename('/d/theirs', '/d/renamed');
+        assert.ok((await other.getattr('/d/renamed')).ino > 0);
+      } finally {
+        holder.close();
+        other.close();
+        await longRpc.stop();
+      }
+    });
+
+    it('a holder that does not give its lease up holds a change back only until the lease runs out', async function () {
       const { attr: d } = await leaser.mkdir('/d', 0o755);
-      await leaser.create('/d/own', 0o644, true);
-      assert.ok(absent(d, 'theirs'));
+      // The recall reaches a session whose client does not know the lease (dropped here, as a
+      // holder that never answers): the change waits the lease out.
+      leaser.leasedDirs!.clear();
       await client.create('/d/theirs', 0o644, true);
-      // The create was answered only once the lease had run out, here too.
-      assert.ok(!absent(d, 'theirs'), 'the name another session made is not answered as absent');
-      assert.ok(!absent(d, 'never-made'), 'the lease is gone');
-      // The holder's next change there does not renew it: the master recalled it.
-      await leaser.create('/d/after', 0o644, true);
-      assert.ok(!absent(d, 'never-made'), 'not renewed');
-      assert.equal(leaser.leasedDirs!.size, 0);
-      // Changes of that other session elsewhere never waited on it, nor do its next ones here.
-      await client.rename('/d/theirs', '/d/renamed');
-      assert.ok((await client.getattr('/d/renamed')).ino > 0);
+      assert.ok((await client.getattr('/d/theirs')).ino > 0);
+      assert.ok(!leaser.leasedDirs!.absent(d.ino, 'theirs'));
     });
 
     it('a new directory is leased from the turn it appears in, not once its log record is durable', async function () {

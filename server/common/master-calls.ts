@@ -23,6 +23,8 @@ export interface CallContext {
   session: number;
   /** directory leases for the reply (proto/master.proto, DirLease) */
   dirLeases?: DirLease[];
+  /** asks session `holder` to give up its lease on directory `dir` (ReplyBatch.recalled_dirs) */
+  recall(holder: number, dir: number): void;
 }
 
 /** One handler per operation: translate the request, call the domain, answer or throw FsError. */

@@ -9,9 +9,12 @@ interface Held {
   session: number;
   /** performance.now() when it runs out */
   expiresAt: number;
-  /** another session waits for it to run out: no more renewals */
-  recalled: boolean;
+  /** set once another session waits for it (no more renewals); resolves when the holder ends it */
+  recalled: { ended: Promise<void>; end: () => void } | null;
 }
+
+/** Asks session `holder` to give up its lease on `dir` (ReplyBatch.recalled_dirs). */
+export type Recall = (holder: number, dir: number) => void;
 
 /** What one change did to one directory's entries. */
 export interface DirChange {
@@ -23,10 +26,11 @@ export interface DirChange {
 /**
  * The master's side of directory leases (proto/master.proto, DirLease): which session may answer
  * lookups of absent names in which directory from what it knows, and until when. A session
- * gets one with a directory it makes and keeps it while it goes on changing that directory;
- * another session's change to it waits until the lease runs out, which bounds the wait by
- * DIR_LEASE_MS without the master asking the holder anything. A master that just started knows
- * no leases, so its first changes wait until any lease of the master before has run out.
+ * gets one with a directory it makes and keeps it while it goes on changing that directory.
+ * Another session's change to it recalls it and waits until the holder gives it up (end) or
+ * it runs out: a holder that does not answer costs at most DIR_LEASE_MS. A master that just
+ * started knows no leases, so its first changes wait until any lease of the master before has
+ * run out.
  */
 export class DirLeases {
   private readonly held = new Map<number, Held>();
@@ -34,29 +38,56 @@ export class DirLeases {
   /** performance.now() before which a lease granted by a previous master may still run. */
   private readonly quietUntil: number;
 
-  constructor(readonly leaseMs = DIR_LEASE_MS) {
+  /** `afterAnother`: a master may have run before this one (its leases are waited out). */
+  constructor(readonly leaseMs = DIR_LEASE_MS, afterAnother = true) {
     // performance.now() counts from this process's start, and a previous master ended before it.
-    this.quietUntil = leaseMs;
+    this.quietUntil = afterAnother ? leaseMs : 0;
   }
 
   /**
-   * Before `session` changes the entries of `dirs`: resolves once no other session holds a
-   * lease on any of them (undefined when none does: the change goes on in this turn).
+   * Before `session` changes the entries of `dirs`: recalls other sessions' leases on them and
+   * resolves once none is left (undefined when none is held: the change goes on in this turn).
    */
-  beforeChange(dirs: number[], session: number): Promise<void> | undefined {
+  beforeChange(dirs: number[], session: number, recall: Recall): Promise<void> | undefined {
     const now = performance.now();
-    let until = now < this.quietUntil ? this.quietUntil : 0;
+    const quiet = now < this.quietUntil;
+    let until = quiet ? this.quietUntil : 0;
+    const ended: Promise<void>[] = [];
     for (const dir of dirs) {
       const h = this.held.get(dir);
       if (!h || h.session === session) continue;
-      if (h.expiresAt <= now) this.held.delete(dir);
-      else {
-        h.recalled = true;
-        until = Math.max(until, h.expiresAt);
+      if (h.expiresAt <= now) {
+        this.held.delete(dir);
+        continue;
       }
+      if (!h.recalled) {
+        let end = (): void => undefined;
+        h.recalled = { ended: new Promise((resolve) => (end = resolve)), end };
+        recall(h.session, dir);
+      }
+      ended.push(h.recalled.ended);
+      until = Math.max(until, h.expiresAt);
     }
     if (until <= now) return undefined;
-    return new Promise((resolve) => setTimeout(resolve, Math.ceil(until - now)));
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, Math.ceil(until - now));
+      if (!quiet) {
+        void Promise.all(ended).then(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      }
+    });
+  }
+
+  /** `session` gave up its leases on `dirs` (after a recall). */
+  end(dirs: number[], session: number): void {
+    for (const dir of dirs) {
+      const h = this.held.get(dir);
+      if (h?.session !== session) continue;
+      this.held.delete(dir);
+      h.recalled?.end();
+    }
   }
 
   /**
@@ -71,7 +102,7 @@ export class DirLeases {
       let lease = told.get(dir);
       if (!lease) {
         const h = this.held.get(dir);
-        const renewed = h !== undefined && h.session === session && !h.recalled && h.expiresAt > now;
+        const renewed = h !== undefined && h.session === session && h.recalled === null && h.expiresAt > now;
         if (renewed) h.expiresAt = now + this.leaseMs;
         lease = { dir, ms: renewed ? this.leaseMs : 0, added: [], removed: [] };
         told.set(dir, lease);
@@ -80,7 +111,7 @@ export class DirLeases {
       if (removed !== undefined) lease.removed!.push(removed);
     }
     if (made !== undefined) {
-      this.held.set(made, { session, expiresAt: now + this.leaseMs, recalled: false });
+      this.held.set(made, { session, expiresAt: now + this.leaseMs, recalled: null });
       told.set(made, { dir: made, ms: this.leaseMs, fresh: true });
       if (++this.grants % SWEEP_EVERY === 0) this.sweep(now);
     }

@@ -18,9 +18,16 @@ import { checkMode, checkReplication, checkSize, checkTimeMs, ownerOf } from './
  * reads go to the namespace, mutations become one record for state.commit(), which
  * validates, applies and makes it durable.
  */
-export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegistry, chunks: ChunkManager): NamespaceOps {
+export interface NamespaceOptions {
+  /** How long a directory lease lasts (default DIR_LEASE_MS). */
+  dirLeaseMs?: number;
+  /** No master served this namespace before (tests): no leases of one to wait out at the start. */
+  firstMaster?: boolean;
+}
+
+export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegistry, chunks: ChunkManager, options: NamespaceOptions = {}): NamespaceOps {
   const { chunkSize } = chunks.options;
-  const leasing = dirLeasing(state);
+  const leasing = dirLeasing(state, new DirLeases(options.dirLeaseMs, !options.firstMaster));
   return {
     getAttr: (req) => ({ attr: state.ns.getattr(req.path) }),
     readDir: (req) => {
@@ -78,6 +85,10 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
         changes: noop ? [] : [{ dir: fromDir, removed: posix.basename(req.from) }, { dir: toDir, added: posix.basename(req.to) }],
       };
     }),
+    endDirLeases: (req, context) => {
+      leasing.end(req.dirs.map(Number), context);
+      return {};
+    },
     setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req, chunkSize)) }),
     setReplication: async (req) => ({
       attr: await commitForAttr(state, {
@@ -150,15 +161,16 @@ interface DirLeasing {
    * leases the change renews, ends or grants, which go with the reply.
    */
   change<T>(paths: string[], context: CallContext, commit: (dirs: number[]) => Change<T>): Promise<T>;
+  /** The session gave up its leases on `dirs` (after a recall). */
+  end(dirs: number[], context: CallContext): void;
 }
 
-function dirLeasing(state: MasterState): DirLeasing {
-  const leases = new DirLeases();
+function dirLeasing(state: MasterState, leases: DirLeases): DirLeasing {
   return {
     change: async (paths, context, commit) => {
       for (;;) {
         const dirs = paths.map((p) => state.ns.lookupOrNull(posix.dirname(p))?.ino ?? 0);
-        const wait = leases.beforeChange(dirs, context.session);
+        const wait = leases.beforeChange(dirs, context.session, context.recall);
         if (wait) {
           await wait; // the paths may name other directories by then: look again
           continue;
@@ -168,6 +180,7 @@ function dirLeasing(state: MasterState): DirLeasing {
         return done;
       }
     },
+    end: (dirs, context) => leases.end(dirs, context.session),
   };
 }
 

@@ -6,7 +6,7 @@ import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { Decommissioner } from './decommission';
 import { heartbeatHandlers } from './heartbeat-handlers';
-import { namespaceOps } from './master-handlers';
+import { namespaceOps, type NamespaceOptions } from './master-handlers';
 import { serveSessions } from './master-session';
 import type { MasterState } from './master-state';
 
@@ -25,9 +25,9 @@ export interface MasterServices {
  * allowed), and sessions on a free port of the same host (Master.SessionPort says which).
  * Stopping ends each client's session once its calls in flight are answered.
  */
-export async function startMasterRpc(services: MasterServices, listen: string): Promise<MasterRpc> {
+export async function startMasterRpc(services: MasterServices, listen: string, options: NamespaceOptions = {}): Promise<MasterRpc> {
   const host = listen.slice(0, listen.lastIndexOf(':'));
-  const sessions = await serveSessions(host, namespaceOps(services.state, services.chunkservers, services.chunks));
+  const sessions = await serveSessions(host, namespaceOps(services.state, services.chunkservers, services.chunks, options));
   const running = await serveGrpc(listen, (server) => {
     server.addService(protos.chunkfs.master.Master.service, { SessionPort: unary(() => ({ port: sessions.port })) });
     server.addService(protos.chunkfs.master.MasterAdmin.service, adminHandlers(services));

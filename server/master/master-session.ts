@@ -23,10 +23,17 @@ export async function serveSessions(host: string, ops: NamespaceOps): Promise<Se
   const drains = new Set<() => void>();
   const sockets = new Set<net.Socket>();
   let sessions = 0;
+  /** Per live session: asks it to give up a directory lease. */
+  const recalls = new Map<number, (dir: number) => void>();
+  const recall = (holder: number, dir: number): void => recalls.get(holder)?.(dir);
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => {
+    const session = ++sessions;
     sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    serveSession(socket, ++sessions, ops, drains);
+    recalls.set(session, serveSession(socket, session, ops, drains, recall));
+    socket.on('close', () => {
+      sockets.delete(socket);
+      recalls.delete(session);
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -49,11 +56,15 @@ export async function serveSessions(host: string, ops: NamespaceOps): Promise<Se
  * the replies that complete in one event-loop turn as one ReplyBatch (a group commit releases
  * many mutations at once, so their replies travel together). When the client ends its half of
  * the connection (or the master stops), the connection is ended once every call in flight has
- * been answered.
+ * been answered. Answers the function that recalls one of this session's directory leases: the
+ * recall goes out after the replies queued before it.
  */
-function serveSession(socket: net.Socket, session: number, ops: NamespaceOps, drains: Set<() => void>): void {
+function serveSession(
+  socket: net.Socket, session: number, ops: NamespaceOps, drains: Set<() => void>, recall: CallContext['recall'],
+): (dir: number) => void {
   const frames = new FrameReader();
   let outgoing: Reply[] = [];
+  let recalled: number[] = [];
   let scheduled = false;
   let inFlight = 0;
   let clientDone = false;
@@ -63,20 +74,25 @@ function serveSession(socket: net.Socket, session: number, ops: NamespaceOps, dr
     scheduled = false;
     if (closed) return;
     const replies = outgoing;
+    const recalledDirs = recalled;
     outgoing = [];
-    if (replies.length > 0) socket.write(encodeReplies({ replies }));
+    recalled = [];
+    if (replies.length > 0 || recalledDirs.length > 0) socket.write(encodeReplies({ replies, recalledDirs }));
     if (clientDone && inFlight === 0) {
       closed = true;
       socket.end();
     }
   };
-  const answer = (reply: Reply): void => {
-    inFlight--;
-    outgoing.push(reply);
+  const schedule = (): void => {
     if (!scheduled) {
       scheduled = true;
       setImmediate(flush);
     }
+  };
+  const answer = (reply: Reply): void => {
+    inFlight--;
+    outgoing.push(reply);
+    schedule();
   };
   const drain = (): void => {
     clientDone = true;
@@ -95,7 +111,7 @@ function serveSession(socket: net.Socket, session: number, ops: NamespaceOps, dr
     }
     for (const call of calls) {
       inFlight++;
-      void run(ops, call, session).then(answer);
+      void run(ops, call, { session, recall }).then(answer);
     }
   });
   drains.add(drain);
@@ -105,12 +121,15 @@ function serveSession(socket: net.Socket, session: number, ops: NamespaceOps, dr
     drains.delete(drain);
   });
   socket.on('error', (err) => log.debug(`session connection error: ${err.message}`));
+  return (dir) => {
+    recalled.push(dir);
+    schedule();
+  };
 }
 
 /** One call -> its reply; never rejects (failures become an in-band CallError). */
-async function run(ops: NamespaceOps, call: Call__Output, session: number): Promise<Reply> {
+async function run(ops: NamespaceOps, call: Call__Output, context: CallContext): Promise<Reply> {
   const op = call.op;
-  const context: CallContext = { session };
   const started = log.debugEnabled ? performance.now() : 0;
   try {
     if (!op) throw new FsError('EINVAL', 'call without an operation');
