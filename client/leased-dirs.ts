@@ -22,7 +22,18 @@ interface Known {
  */
 export class LeasedDirs {
   private readonly dirs = new Map<number, Known>();
+  /**
+   * Directories recalled, and when (performance.now()): a grant in the reply to a call sent
+   * before then is stale (that reply can come after the recall: a new directory's is sent once
+   * its log record is durable), and the master may already have gone on.
+   */
+  private readonly recalledAt = new Map<number, number>();
   private sweptAt = 0;
+
+  constructor(
+    /** How long a call can go unanswered (its deadline): recalls are remembered that long. */
+    private readonly callDeadlineMs: number,
+  ) {}
 
   /** True when `name` is known to be absent from directory `dir` (inode number). */
   absent(dir: number, name: string): boolean {
@@ -39,6 +50,11 @@ export class LeasedDirs {
     if (now - this.sweptAt > SWEEP_MS) this.sweep(now);
     for (const lease of leases) {
       const dir = Number(lease.dir);
+      const recalled = this.recalledAt.get(dir);
+      if (recalled !== undefined && sentAt <= recalled) {
+        this.dirs.delete(dir);
+        continue;
+      }
       let known = this.dirs.get(dir);
       if (lease.fresh) {
         known = { names: new Set(), expiresAt: 0 };
@@ -56,9 +72,16 @@ export class LeasedDirs {
     }
   }
 
-  /** Forgets the leases on `dirs` the master recalls: answers those that were held. */
-  recall(dirs: number[]): number[] {
-    return dirs.filter((dir) => this.dirs.delete(dir));
+  /**
+   * Forgets the leases on `dirs` the master recalls, also grants for them still on their way;
+   * the master may then be told they are given up.
+   */
+  recall(dirs: number[]): void {
+    const now = performance.now();
+    for (const dir of dirs) {
+      this.dirs.delete(dir);
+      this.recalledAt.set(dir, now);
+    }
   }
 
   /** Forgets every lease. */
@@ -69,6 +92,7 @@ export class LeasedDirs {
   private sweep(now: number): void {
     this.sweptAt = now;
     for (const [dir, known] of this.dirs) if (known.expiresAt <= now) this.dirs.delete(dir);
+    for (const [dir, at] of this.recalledAt) if (now - at > this.callDeadlineMs) this.recalledAt.delete(dir);
   }
 
   /** Directories held now (tests). */

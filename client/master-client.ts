@@ -98,7 +98,7 @@ export class MasterClient {
       channelOverride: this.master.getChannel(),
     });
     const sessionPort = async (): Promise<number> => (await this.call<SessionPortResponse__Output>((o, cb) => this.master.sessionPort({}, o, cb))).port;
-    this.leasedDirs = options.dirLeases ? new LeasedDirs() : null;
+    this.leasedDirs = options.dirLeases ? new LeasedDirs(this.deadlineMs) : null;
     this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.resendIdempotent ?? false, this.leasedDirs);
   }
 

@@ -149,10 +149,14 @@ export class MasterSession {
     }
   }
 
-  /** The master recalls leases: forgotten here, then it hears so (else it waits them out). */
+  /**
+   * The master recalls leases: forgotten here (also those whose grant is still on its way), then
+   * it hears so, else it would wait them out.
+   */
   private recalled(dirs: number[]): void {
-    const ended = this.leases?.recall(dirs) ?? [];
-    if (ended.length > 0) this.call('endDirLeases', { dirs: ended }).catch(() => undefined);
+    if (!this.leases) return;
+    this.leases.recall(dirs);
+    this.call('endDirLeases', { dirs }).catch(() => undefined);
   }
 
   private broken(link: SessionLink, err: FsError): void {
