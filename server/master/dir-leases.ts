@@ -118,11 +118,6 @@ export class DirLeases {
     return [...told.values()];
   }
 
-  /** Leases held now (tests, status). */
-  get size(): number {
-    return this.held.size;
-  }
-
   private sweep(now: number): void {
     for (const [dir, h] of this.held) if (h.expiresAt <= now) this.held.delete(dir);
   }
