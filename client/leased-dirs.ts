@@ -51,24 +51,18 @@ export class LeasedDirs {
     for (const lease of leases) {
       const dir = Number(lease.dir);
       const recalled = this.recalledAt.get(dir);
-      if (recalled !== undefined && sentAt <= recalled) {
-        this.dirs.delete(dir);
-        continue;
-      }
-      let known = this.dirs.get(dir);
-      if (lease.fresh) {
-        known = { names: new Set(), expiresAt: 0 };
-        this.dirs.set(dir, known);
-      }
-      // A renewal finds what is known complete only if the lease never lapsed here meanwhile.
-      if (lease.ms === 0 || !known || (!lease.fresh && known.expiresAt <= now)) {
+      const known = lease.fresh ? { names: new Set<string>(), expiresAt: 0 } : this.dirs.get(dir);
+      // Not taken: an ended lease, a grant older than a recall of it, and a renewal of a lease
+      // that lapsed here meanwhile (what it knew may be incomplete).
+      const stale = lease.ms === 0 || (recalled !== undefined && sentAt <= recalled) || !known || (!lease.fresh && known.expiresAt <= now);
+      if (stale || known.names.size + lease.added.length > MAX_NAMES) {
         this.dirs.delete(dir);
         continue;
       }
       for (const name of lease.removed) known.names.delete(name);
       for (const name of lease.added) known.names.add(name);
-      if (known.names.size > MAX_NAMES) this.dirs.delete(dir);
       known.expiresAt = Math.max(known.expiresAt, sentAt + lease.ms);
+      this.dirs.set(dir, known);
     }
   }
 

@@ -92,17 +92,20 @@ export class DirLeases {
 
   /**
    * After `session` changed directories (`changes`), and made `made` if it asked for a lease
-   * on it: the leases to tell it of. A lease it holds is renewed; a directory it holds none on
-   * is told ended, so the session forgets what it knew of it.
+   * on it: the leases to tell it of. A lease it holds is renewed, or told ended once recalled or
+   * run out. Of a directory it holds no lease on, nothing is said: what it may still know of one
+   * it gave up or that ran out is gone already (a recall is answered once forgotten, and a lease
+   * runs out at the client first).
    */
   changed(session: number, changes: DirChange[], made?: number): DirLease[] {
     const now = performance.now();
     const told = new Map<number, DirLease>();
     for (const { dir, added, removed } of changes) {
+      const h = this.held.get(dir);
+      if (h?.session !== session) continue;
       let lease = told.get(dir);
       if (!lease) {
-        const h = this.held.get(dir);
-        const renewed = h !== undefined && h.session === session && h.recalled === null && h.expiresAt > now;
+        const renewed = h.recalled === null && h.expiresAt > now;
         if (renewed) h.expiresAt = now + this.leaseMs;
         lease = { dir, ms: renewed ? this.leaseMs : 0, added: [], removed: [] };
         told.set(dir, lease);

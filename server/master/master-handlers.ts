@@ -39,40 +39,24 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
 
     mkdir: (req, context) => leasing.change([req.path], context, ([dir]) => {
       const ino = state.nextIno();
-      const making = commitForAttr(state, {
+      const change = adding(state, dir, req.path, {
         op: 'mkdir', path: req.path, mode: checkMode(req.mode), ...ownerOf(req.caller), ino, time: Date.now(),
       });
-      return {
-        done: making.then((attr) => ({ attr, parent: parentAttr(state, req.path) })),
-        changes: [{ dir, added: posix.basename(req.path) }],
-        made: req.lease && state.ns.lookupOrNull(req.path)?.ino === ino ? ino : undefined,
-      };
+      return { ...change, made: req.lease && state.ns.lookupOrNull(req.path)?.ino === ino ? ino : undefined };
     }),
     create: async (req, context) => ({ ...(await create(state, chunks, req, leasing, context)), parent: parentAttr(state, req.path) }),
-    symlink: (req, context) => leasing.change([req.path], context, ([dir]) => ({
-      done: commitForAttr(state, {
-        op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
-      }).then((attr) => ({ attr, parent: parentAttr(state, req.path) })),
-      changes: [{ dir, added: posix.basename(req.path) }],
+    symlink: (req, context) => leasing.change([req.path], context, ([dir]) => adding(state, dir, req.path, {
+      op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
     })),
-    mknod: (req, context) => leasing.change([req.path], context, ([dir]) => ({
-      done: commitForAttr(state, {
-        op: 'mknod', path: req.path, mode: req.mode, rdev: req.rdev, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
-      }).then((attr) => ({ attr, parent: parentAttr(state, req.path) })),
-      changes: [{ dir, added: posix.basename(req.path) }],
+    mknod: (req, context) => leasing.change([req.path], context, ([dir]) => adding(state, dir, req.path, {
+      op: 'mknod', path: req.path, mode: req.mode, rdev: req.rdev, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
     })),
     link: (req, context) => leasing.change([req.path], context, ([dir]) => ({
       done: commitForAttr(state, { op: 'link', existing: req.existing, path: req.path, time: Date.now() }).then((attr) => ({ attr })),
       changes: [{ dir, added: posix.basename(req.path) }],
     })),
-    unlink: (req, context) => leasing.change([req.path], context, ([dir]) => ({
-      done: state.commit({ op: 'unlink', path: req.path, time: Date.now() }).then(() => ({ parent: parentAttr(state, req.path) })),
-      changes: [{ dir, removed: posix.basename(req.path) }],
-    })),
-    rmdir: (req, context) => leasing.change([req.path], context, ([dir]) => ({
-      done: state.commit({ op: 'rmdir', path: req.path, time: Date.now() }).then(() => ({ parent: parentAttr(state, req.path) })),
-      changes: [{ dir, removed: posix.basename(req.path) }],
-    })),
+    unlink: (req, context) => leasing.change([req.path], context, ([dir]) => removing(state, dir, req.path, { op: 'unlink', path: req.path, time: Date.now() })),
+    rmdir: (req, context) => leasing.change([req.path], context, ([dir]) => removing(state, dir, req.path, { op: 'rmdir', path: req.path, time: Date.now() })),
     rename: (req, context) => leasing.change([req.from, req.to], context, ([fromDir, toDir]) => {
       // Checked in the turn the rename applies in (a commit applies at once): nothing can come
       // between. Not logged: replayed, the rename meets the same namespace, without `to`.
@@ -150,6 +134,22 @@ interface Change<T> {
   changes: DirChange[];
   /** a directory it made, to grant the calling session a lease on */
   made?: number;
+}
+
+/** Commits `m`, which makes a new inode at `path` in directory `dir`: it and the parent afterwards. */
+function adding(state: MasterState, dir: number, path: string, m: Mutation): Change<{ attr: Attr; parent?: Attr }> {
+  return {
+    done: commitForAttr(state, m).then((attr) => ({ attr, parent: parentAttr(state, path) })),
+    changes: [{ dir, added: posix.basename(path) }],
+  };
+}
+
+/** Commits `m`, which removes the name `path` from directory `dir`: the parent afterwards. */
+function removing(state: MasterState, dir: number, path: string, m: Mutation): Change<{ parent?: Attr }> {
+  return {
+    done: state.commit(m).then(() => ({ parent: parentAttr(state, path) })),
+    changes: [{ dir, removed: posix.basename(path) }],
+  };
 }
 
 /** Directory leases around namespace changes (dir-leases.ts). */
