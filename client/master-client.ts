@@ -33,7 +33,8 @@ export interface MasterClientOptions {
   /**
    * Take a lease on each directory this client makes (proto/master.proto, DirLease), so that
    * lookups of names absent from it need no round trip while it lasts (see leasedDirs): what a
-   * mount wants. Another client's change to such a directory waits up to a second for it.
+   * mount wants. Another client's change to such a directory recalls the lease and waits for it
+   * to be given up (a round trip; at most a second when the holder does not answer).
    */
   dirLeases?: boolean;
 }

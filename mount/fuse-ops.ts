@@ -66,7 +66,7 @@ export class FuseOps implements LowLevelHandlers {
   lookup(req: Request, parent: number, name: string): void {
     // The kernel looks up every name before creating it: in a directory this mount holds a lease
     // on, an absent name is answered here.
-    if (Buffer.byteLength(name) <= NAME_MAX && this.fs.knownAbsent(parent, name)) this.session?.replyErr(req, NO_ENTRY);
+    if (this.fs.knownAbsent(parent, name) && Buffer.byteLength(name) <= NAME_MAX) this.session?.replyErr(req, NO_ENTRY);
     else this.entry(req, 'lookup', parent, name, () => Promise.resolve());
   }
 
