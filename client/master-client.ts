@@ -207,6 +207,25 @@ export class MasterClient {
     return attrOf(await this.session.call('setAttr', { path, ...checkAttrChanges(changes) }));
   }
 
+  // ------------------------------------------------------------------ extended attributes
+
+  /** `flags`: XATTR_CREATE, XATTR_REPLACE or 0 (server/master/xattrs.ts). */
+  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<Attr> {
+    return attrOf(await this.session.call('setXattr', { path, name, value, flags }));
+  }
+
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    return (await this.session.call('getXattr', { path, name })).value;
+  }
+
+  async listxattrs(path: string): Promise<string[]> {
+    return (await this.session.call('listXattrs', { path })).names;
+  }
+
+  async removexattr(path: string, name: string): Promise<Attr> {
+    return attrOf(await this.session.call('removeXattr', { path, name }));
+  }
+
   // ------------------------------------------------------------------ chunks
 
   /**

@@ -35,7 +35,7 @@ const RESEND_PAUSE_MS = 250;
  * the same (a second mkdir or exclusive create would answer EEXIST, a second unlink ENOENT).
  */
 const IDEMPOTENT: ReadonlySet<OpName> = new Set<OpName>([
-  'getAttr', 'readDir', 'readLink', 'statFs', 'chunkLocations',
+  'getAttr', 'readDir', 'readLink', 'statFs', 'chunkLocations', 'getXattr', 'listXattrs',
   'setAttr', 'setReplication', 'allocateChunk', 'releaseLease', 'chunkWritten',
 ]);
 

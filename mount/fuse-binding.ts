@@ -12,7 +12,7 @@ export type MountHandle = { readonly __mount: unique symbol };
 export const enum Op {
   LOOKUP, FORGET, GETATTR, SETATTR, READLINK, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME,
   LINK, OPEN, READ, WRITE, FLUSH, RELEASE, FSYNC, OPENDIR, READDIR, RELEASEDIR, STATFS, CREATE,
-  UNMOUNTED,
+  UNMOUNTED, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR,
 }
 
 /** setattr's to_set bits (fuse_lowlevel.h). */
@@ -80,6 +80,12 @@ export interface LowLevelHandlers {
   releasedir(req: Request, ino: number, fh: number): void;
   statfs(req: Request, ino: number): void;
   create(req: Request, parent: number, name: string, mode: number, flags: number, uid: number, gid: number): void;
+  /** flags: XATTR_CREATE, XATTR_REPLACE or 0. */
+  setxattr(req: Request, ino: number, name: string, value: Buffer, flags: number): void;
+  /** size 0: only the value's length is asked for. */
+  getxattr(req: Request, ino: number, name: string, size: number): void;
+  listxattr(req: Request, ino: number, size: number): void;
+  removexattr(req: Request, ino: number, name: string): void;
   /** The mount went away (fusermount -u, or the device failed). */
   unmounted(): void;
 }
@@ -95,7 +101,9 @@ interface Native {
   replyWrite(req: Request, count: number): void;
   replyBuf(req: Request, data: Buffer, length: number): void;
   replyReadlink(req: Request, target: string): void;
+  replyXattrSize(req: Request, size: number): void;
   replyStatfs(req: Request, ...fields: number[]): void;
+  markXattrs(handle: MountHandle, ino: number, has: boolean): void;
   notifyInvalInode(handle: MountHandle, ino: number, offset: number, length: number): void;
   notifyInvalEntry(handle: MountHandle, parent: number, name: string): void;
 }
@@ -166,8 +174,21 @@ export class FuseSession {
     if (this.handle) native.replyReadlink(req, target);
   }
 
+  /** The length of an attribute's value or list of names, to a request that asked only for that. */
+  replyXattrSize(req: Request, size: number): void {
+    if (this.handle) native.replyXattrSize(req, size);
+  }
+
   replyStatfs(req: Request, s: Statvfs): void {
     if (this.handle) native.replyStatfs(req, s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.namemax);
+  }
+
+  /**
+   * Whether inode `ino` may have extended attributes. The kernel asks for security.capability
+   * before every write(2); for an inode not marked, the binding answers that there is none.
+   */
+  markXattrs(ino: number, has: boolean): void {
+    if (this.handle) native.markXattrs(this.handle, ino, has);
   }
 
   /** The kernel's cached attributes of `ino` are stale (its pages stay). */
@@ -212,6 +233,10 @@ function dispatcherOf(h: LowLevelHandlers): (op: Op, ...a: unknown[]) => void {
       case Op.STATFS: return h.statfs(r(a[0]), n(a[1]));
       case Op.CREATE: return h.create(r(a[0]), n(a[1]), s(a[2]), n(a[3]), n(a[4]), n(a[5]), n(a[6]));
       case Op.UNMOUNTED: return h.unmounted();
+      case Op.SETXATTR: return h.setxattr(r(a[0]), n(a[1]), s(a[2]), a[3] as Buffer, n(a[4]));
+      case Op.GETXATTR: return h.getxattr(r(a[0]), n(a[1]), s(a[2]), n(a[3]));
+      case Op.LISTXATTR: return h.listxattr(r(a[0]), n(a[1]), n(a[2]));
+      case Op.REMOVEXATTR: return h.removexattr(r(a[0]), n(a[1]), s(a[2]));
     }
   };
 }

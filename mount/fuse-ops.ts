@@ -72,7 +72,10 @@ export class FuseOps implements LowLevelHandlers {
 
   forget(ino: number, nlookup: number): void {
     this.names.forget(ino, nlookup);
-    if (!this.openHandles.has(ino) && !this.names.knows(ino)) this.told.delete(ino);
+    if (!this.openHandles.has(ino) && !this.names.knows(ino)) {
+      this.told.delete(ino);
+      this.session?.markXattrs(ino, false);
+    }
   }
 
   mknod(req: Request, parent: number, name: string, mode: number, rdev: number, uid: number, gid: number): void {
@@ -149,6 +152,31 @@ export class FuseOps implements LowLevelHandlers {
     });
   }
 
+  // ------------------------------------------------------------------ extended attributes
+
+  setxattr(req: Request, ino: number, name: string, value: Buffer, flags: number): void {
+    this.answer(req, 'setxattr', ino, async () => {
+      await this.fs.setxattr(this.pathOf(ino, -1), name, value, flags);
+      this.session?.markXattrs(ino, true);
+      return ok(req);
+    }, name);
+  }
+
+  getxattr(req: Request, ino: number, name: string, size: number): void {
+    this.answer(req, 'getxattr', ino, async () => xattrReply(req, await this.fs.getxattr(this.pathOf(ino, -1), name), size), name);
+  }
+
+  listxattr(req: Request, ino: number, size: number): void {
+    this.answer(req, 'listxattr', ino, async () => {
+      const names = await this.fs.listxattrs(this.pathOf(ino, -1));
+      return xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')), size);
+    });
+  }
+
+  removexattr(req: Request, ino: number, name: string): void {
+    this.answer(req, 'removexattr', ino, async () => ok(req, await this.fs.removexattr(this.pathOf(ino, -1), name)), name);
+  }
+
   // ------------------------------------------------------------------ files
 
   create(req: Request, parent: number, name: string, mode: number, flags: number, uid: number, gid: number): void {
@@ -170,6 +198,7 @@ export class FuseOps implements LowLevelHandlers {
       // Close-to-open: attributes another mount changed are dropped from the kernel's cache,
       // and the file's cached pages with the open (keepCache false).
       const attr = await this.fs.getattr(path);
+      this.session?.markXattrs(ino, attr.hasXattrs); // what the writes through this handle go by
       const known = this.told.get(ino);
       if (known && (known.size !== attr.size || known.mtimeMs !== attr.mtimeMs)) {
         this.told.delete(ino);
@@ -301,6 +330,7 @@ export class FuseOps implements LowLevelHandlers {
   /** The kernel's form of `attr`, remembered as what the kernel knows. */
   private tell(attr: Attr): KernelStat {
     this.told.set(attr.ino, { size: attr.size, mtimeMs: attr.mtimeMs });
+    this.session?.markXattrs(attr.ino, attr.hasXattrs);
     return { ...attr, blksize: IO_SIZE };
   }
 
@@ -348,6 +378,13 @@ type Reply = (session: FuseSession) => void;
 /** The answer of an operation that succeeds without data. */
 function ok(req: Request, _done?: unknown): Reply {
   return (s) => s.replyErr(req, 0);
+}
+
+/** A value or list of names to a caller with room for `size` bytes (0: it asks for the length). */
+function xattrReply(req: Request, data: Buffer, size: number): Reply {
+  if (size === 0) return (s) => s.replyXattrSize(req, data.length);
+  if (data.length > size) throw new FsError('ERANGE', `${data.length} bytes do not fit in ${size}`);
+  return (s) => s.replyBuf(req, data);
 }
 
 function statfsOf(s: FsStats): Statvfs {

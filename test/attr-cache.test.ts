@@ -5,7 +5,7 @@ import type { Attr } from '../server/master/inode';
 
 /** The mount's attribute cache (client/fs/attr-cache.ts): what get() answers and what lastKnown() keeps. */
 describe('attribute cache', () => {
-  const attr = (ino: number, nlink = 1): Attr => ({ ino, mode: 0o100644, uid: 0, gid: 0, nlink, size: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, replication: 3, rdev: 0 });
+  const attr = (ino: number, nlink = 1): Attr => ({ ino, mode: 0o100644, uid: 0, gid: 0, nlink, size: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, replication: 3, rdev: 0, hasXattrs: false });
 
   it('answers fresh entries; a forgotten one is no answer but its link count stays known until cleared', () => {
     const cache = new AttrCache(60_000);

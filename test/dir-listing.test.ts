@@ -8,13 +8,13 @@ const pairs = (entries: DirEntry[]) => entries.map((e) => [e.name, e.attr] as co
 /** The packed listing a readdir page travels in (ReadDirResponse.entries). */
 describe('directory listing codec', function () {
   const entries: DirEntry[] = [
-    { name: 'a', attr: { ino: 2, mode: 0o40755, uid: 0, gid: 0, nlink: 2, size: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, replication: 0, rdev: 0 } },
+    { name: 'a', attr: { ino: 2, mode: 0o40755, uid: 0, gid: 0, nlink: 2, size: 0, atimeMs: 0, mtimeMs: 0, ctimeMs: 0, replication: 0, rdev: 0, hasXattrs: false } },
     {
       name: 'ünïcödé 名前',
-      attr: { ino: 2 ** 53 - 1, mode: 0o100644, uid: 0xfffffffe, gid: 65534, nlink: 0xffffffff, size: 2 ** 53 - 2, atimeMs: 1.7e12 + 0.123, mtimeMs: -1.5, ctimeMs: 2 ** 45, replication: 10, rdev: 0 },
+      attr: { ino: 2 ** 53 - 1, mode: 0o100644, uid: 0xfffffffe, gid: 65534, nlink: 0xffffffff, size: 2 ** 53 - 2, atimeMs: 1.7e12 + 0.123, mtimeMs: -1.5, ctimeMs: 2 ** 45, replication: 10, rdev: 0, hasXattrs: true },
     },
-    { name: 'x'.repeat(255), attr: { ino: 7, mode: 0o120777, uid: 1000, gid: 1000, nlink: 1, size: 5, atimeMs: 1, mtimeMs: 2, ctimeMs: 3, replication: 0, rdev: 0 } },
-    { name: 'tty', attr: { ino: 8, mode: 0o20620, uid: 0, gid: 5, nlink: 1, size: 0, atimeMs: 1, mtimeMs: 2, ctimeMs: 3, replication: 0, rdev: 0xfff_ff_fff } },
+    { name: 'x'.repeat(255), attr: { ino: 7, mode: 0o120777, uid: 1000, gid: 1000, nlink: 1, size: 5, atimeMs: 1, mtimeMs: 2, ctimeMs: 3, replication: 0, rdev: 0, hasXattrs: false } },
+    { name: 'tty', attr: { ino: 8, mode: 0o20620, uid: 0, gid: 5, nlink: 1, size: 0, atimeMs: 1, mtimeMs: 2, ctimeMs: 3, replication: 0, rdev: 0xfff_ff_fff, hasXattrs: false } },
   ];
 
   it('round-trips names (UTF-8, 255 bytes) and every attribute exactly', () => {
@@ -43,7 +43,7 @@ describe('directory listing codec', function () {
   it('round-trips a large page', () => {
     const many: DirEntry[] = Array.from({ length: 3000 }, (_, i) => ({
       name: `f${i}`,
-      attr: { ino: 100 + i, mode: 0o100644, uid: i, gid: 2 * i, nlink: 1, size: i * 4096, atimeMs: 1.7e12 + i / 1000, mtimeMs: 1.7e12 + i, ctimeMs: 1.7e12 - i, replication: 3, rdev: 0 },
+      attr: { ino: 100 + i, mode: 0o100644, uid: i, gid: 2 * i, nlink: 1, size: i * 4096, atimeMs: 1.7e12 + i / 1000, mtimeMs: 1.7e12 + i, ctimeMs: 1.7e12 - i, replication: 3, rdev: 0, hasXattrs: i % 7 === 0 },
     }));
     assert.deepStrictEqual(decodeListing(encodeListing(pairs(many))).entries(), many);
   });

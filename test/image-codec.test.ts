@@ -31,7 +31,7 @@ describe('checkpoint image codec', function () {
   }
 
   it('round-trips every kind of entry, over several frames', () => {
-    const ns = richNamespace(20_000);
+    const ns = addXattrs(richNamespace(20_000));
     const loaded = roundTrip(ns);
     assertSameSnapshot(snapshot(loaded), snapshot(ns));
     assertSameTree(loaded, ns);
@@ -104,8 +104,8 @@ describe('checkpoint image codec', function () {
     assert.deepStrictEqual(factors(loaded), [1, 32, 2, 5, 0, 0]);
   });
 
-  it("one current-format image holds both files' replication factors and chunkserver admin states", () => {
-    const ns = richNamespace(10);
+  it("one current-format image holds files' replication factors, extended attributes and chunkserver admin states", () => {
+    const ns = addXattrs(richNamespace(10));
     ns.apply({ op: 'create', path: '/r4', mode: 0o644, uid: 0, gid: 0, ino: ns.lastIno + 1, time: 1, replication: 4 });
     ns.apply({ op: 'setChunkserverState', id: 'cs-a', state: 'decommissioning' });
     // Special files, one hard-linked from another directory.
@@ -204,6 +204,27 @@ function richNamespace(manyFiles: number): Namespace {
 }
 
 /**
+ * Extended attributes on `ns` from richNamespace: binary, empty and largest values, on every kind
+ * of inode; one removed again; on a hard-linked file (written once); a frame's worth in /many.
+ */
+function addXattrs(ns: Namespace): Namespace {
+  const time = 1_700_000_000_016.5;
+  const xattr = (path: string, name: string, value: Buffer) => ns.apply({ op: 'setXattr', path, name, value: value.toString('base64'), flags: 0, time });
+  xattr('/a/chunky', 'user.bin', Buffer.from([0, 255, 10, 0, 13]));
+  xattr('/a/chunky', 'user.empty', Buffer.alloc(0));
+  xattr('/a/chunky', `user.${'€'.repeat(83)}`, Buffer.alloc(65536, 7));
+  xattr('/b', 'trusted.dir', Buffer.from('on a directory'));
+  xattr('/b/long', 'security.link', Buffer.from('on a symlink'));
+  xattr('/', 'user.root', Buffer.from('on the root'));
+  xattr('/b/stays', 'user.gone', Buffer.from('removed again'));
+  ns.apply({ op: 'removeXattr', path: '/b/stays', name: 'user.gone', time });
+  for (const [name, node] of ns.lookupOrNull('/many')?.children ?? []) {
+    if (node.ino % 3 === 0) xattr(`/many/${name}`, 'user.n', Buffer.alloc(3000, node.ino));
+  }
+  return ns;
+}
+
+/**
  * Walks both trees in lockstep without recursion, comparing names in order, attributes, symlink
  * targets and whole chunk lists, and that hard links share one inode in `actual` as in `expected`.
  */
@@ -223,6 +244,7 @@ function assertSameTree(actual: Namespace, expected: Namespace): void {
     assert.deepStrictEqual(attrOf(a), attrOf(e), where);
     assert.equal(a.target, e.target, where);
     assert.deepStrictEqual(a.chunks, e.chunks, where);
+    assert.deepStrictEqual(a.xattrs, e.xattrs, where);
     assert.deepStrictEqual(a.children && [...a.children.keys()], e.children && [...e.children.keys()], where);
     if (a.children) for (const [name, child] of a.children) stack.push([child, e.children!.get(name)!, name]);
   }

@@ -884,17 +884,17 @@ describe('Namespace', () => {
       const d = ns.apply(mkdir('/d', { mode: 0o750, uid: 3, gid: 4, ino: 500 }));
       assert.deepStrictEqual(d, {
         ino: 500, mode: S_IFDIR | 0o750, uid: 3, gid: 4, nlink: 2, size: DIR_SIZE,
-        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0, rdev: 0,
+        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0, rdev: 0, hasXattrs: false,
       });
       const f = ns.apply(create('/d/f', { mode: 0o604, uid: 5, gid: 6, ino: 501 }));
       assert.deepStrictEqual(f, {
         ino: 501, mode: S_IFREG | 0o604, uid: 5, gid: 6, nlink: 1, size: 0,
-        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 3, rdev: 0,
+        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 3, rdev: 0, hasXattrs: false,
       });
       const s = ns.apply(symlink('/d/s', '/d/f', { uid: 7, gid: 8, ino: 502 }));
       assert.deepStrictEqual(s, {
         ino: 502, mode: S_IFLNK | 0o777, uid: 7, gid: 8, nlink: 1, size: 4,
-        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0, rdev: 0,
+        atimeMs: T0, mtimeMs: T0, ctimeMs: T0, replication: 0, rdev: 0, hasXattrs: false,
       });
       assert.deepStrictEqual(ns.getattr('/d/s'), s);
       assert.deepStrictEqual(ns.getattr('/d/f'), f);
@@ -1397,6 +1397,89 @@ describe('Namespace', () => {
   });
 
   // -------------------------------------------------------------------- determinism
+  describe('extended attributes', () => {
+    const set = (path: string, name: string, value: string | Buffer, flags = 0, time = T0 + 5): Mutation =>
+      ({ op: 'setXattr', path, name, value: Buffer.from(value).toString('base64'), flags, time });
+    const remove = (path: string, name: string, time = T0 + 6): Mutation => ({ op: 'removeXattr', path, name, time });
+
+    it('sets, replaces, lists and removes them on every kind of inode; each change sets ctime only', () => {
+      const ns = build(FIXTURE);
+      for (const path of ['/f', '/d', '/s', '/']) {
+        const before = ns.getattr(path);
+        assert.equal(before.hasXattrs, false);
+        const after = ns.apply(set(path, 'user.a', 'one', 0, T0 + 5))!;
+        assert.deepStrictEqual(after, { ...before, ctimeMs: T0 + 5, hasXattrs: true }, path);
+        ns.apply(set(path, 'trusted.b', Buffer.from([0, 1, 255]), 1));
+        ns.apply(set(path, 'user.a', 'two', 2));
+        assert.deepStrictEqual(ns.listxattrs(path), ['user.a', 'trusted.b']);
+        assert.equal(ns.getxattr(path, 'user.a').toString(), 'two');
+        assert.deepStrictEqual([...ns.getxattr(path, 'trusted.b')], [0, 1, 255]);
+        assert.equal(ns.apply(remove(path, 'user.a', T0 + 9))!.ctimeMs, T0 + 9);
+        ns.apply(remove(path, 'trusted.b'));
+        assert.deepStrictEqual(ns.listxattrs(path), []);
+        assert.equal(ns.getattr(path).hasXattrs, false);
+      }
+    });
+
+    it('an empty value is a value; a hard link shares them; rename keeps them', () => {
+      const ns = build(FIXTURE);
+      ns.apply(set('/h', 'user.empty', ''));
+      assert.equal(ns.getxattr('/f', 'user.empty').length, 0);
+      assert.equal(codeOf(() => ns.apply(set('/f', 'user.empty', 'x', 1))), 'EEXIST');
+      ns.apply(rename('/f', '/e/moved'));
+      assert.deepStrictEqual(ns.listxattrs('/e/moved'), ['user.empty']);
+    });
+
+    it('reaches the limits exactly: 255-byte names, 64 KiB values, 256 KiB per inode, 64 KiB of names', () => {
+      const ns = build(FIXTURE);
+      ns.apply(set('/f', `user.${'n'.repeat(250)}`, Buffer.alloc(65536)));
+      expectRejected(ns, set('/f', `user.${'n'.repeat(251)}`, 'x'), 'ERANGE');
+      expectRejected(ns, set('/f', 'user.big', Buffer.alloc(65537)), 'E2BIG');
+      ns.apply(set('/f', 'user.2', Buffer.alloc(65536)));
+      ns.apply(set('/f', 'user.3', Buffer.alloc(65536)));
+      expectRejected(ns, set('/f', 'user.4', Buffer.alloc(65536)), 'ENOSPC'); // names and values past 256 KiB
+      ns.apply(set('/f', 'user.3', Buffer.alloc(60000))); // a replacement counts what it frees
+      ns.apply(set('/f', 'user.4', Buffer.alloc(5000)));
+      const long = (i: number) => `user.${String(i).padStart(3, '0')}${'x'.repeat(247)}`; // 256 bytes listed
+      for (let i = 0; i < 256; i++) ns.apply(set('/f2', long(i), ''));
+      expectRejected(ns, set('/f2', 'user.y', ''), 'ENOSPC'); // the list would pass 64 KiB
+      ns.apply(set('/f2', long(7), 'a replacement lists no more'));
+    });
+
+    const rejected: Array<[string, Mutation, ErrnoName]> = [
+      ['a name without a namespace', set('/f', 'color', 'x'), 'EOPNOTSUPP'],
+      ['an unknown namespace', set('/f', 'other.color', 'x'), 'EOPNOTSUPP'],
+      ['POSIX ACLs (system.)', set('/f', 'system.posix_acl_access', 'x'), 'EOPNOTSUPP'],
+      ['a bare namespace', set('/f', 'user.', 'x'), 'EINVAL'],
+      ['an empty name', set('/f', '', 'x'), 'ERANGE'],
+      ['a NUL in the name', set('/f', 'user.a\0b', 'x'), 'EINVAL'],
+      ['both flags', set('/f', 'user.a', 'x', 3), 'EINVAL'],
+      ['an unknown flag', set('/f', 'user.a', 'x', 4), 'EINVAL'],
+      ['XATTR_REPLACE of a missing name', set('/f', 'user.missing', 'x', 2), 'ENODATA'],
+      ['XATTR_CREATE of an existing name', set('/f', 'user.there', 'x', 1), 'EEXIST'],
+      ['a missing file', set('/nope', 'user.a', 'x'), 'ENOENT'],
+      ['below a file', set('/f/x', 'user.a', 'x'), 'ENOTDIR'],
+      ['removing a missing name', remove('/f', 'user.missing'), 'ENODATA'],
+      ['removing from a missing file', remove('/nope', 'user.there'), 'ENOENT'],
+      ['removing a bad name', remove('/f', 'nonsense'), 'EOPNOTSUPP'],
+    ];
+    for (const [label, m, code] of rejected) {
+      it(`${code}: ${label} (nothing changes)`, () => {
+        const ns = build(FIXTURE);
+        ns.apply(set('/f', 'user.there', 'v'));
+        expectRejected(ns, m, code);
+      });
+    }
+
+    it('reads answer ENODATA for a missing name and the errors of their path', () => {
+      const ns = build(FIXTURE);
+      assert.equal(codeOf(() => ns.getxattr('/f', 'user.none')), 'ENODATA');
+      assert.equal(codeOf(() => ns.getxattr('/f', 'bad')), 'EOPNOTSUPP');
+      assert.equal(codeOf(() => ns.getxattr('/nope', 'user.a')), 'ENOENT');
+      assert.equal(codeOf(() => ns.listxattrs('/f/x')), 'ENOTDIR');
+    });
+  });
+
   describe('determinism and all-or-nothing under random mutation sequences', () => {
     const NAMES = ['a', 'b', 'c', 'dd', 'e'];
 
@@ -1463,6 +1546,12 @@ describe('Namespace', () => {
           m = { op: 'rename', from, to: rand() < 0.6 ? fresh() : live(rand() < 0.5), time };
         } else if (r < 0.9) {
           m = { op: 'setReplication', path: live(rand() < 0.2), replication: pick([1, 2, 16, 0, 33, -1, 1.5]), time };
+        } else if (r < 0.93) {
+          const path = live(rand() < 0.3);
+          const name = pick(['user.a', 'user.b', 'trusted.c', 'system.posix_acl_access', 'user.', 'x']);
+          m = rand() < 0.7
+            ? { op: 'setXattr', path, name, value: Buffer.alloc(pick([0, 3, 65537])).toString('base64'), flags: pick([0, 0, 1, 2, 3]), time }
+            : { op: 'removeXattr', path, name, time };
         } else {
           const sm: SetattrMutation = { op: 'setattr', path: live(rand() < 0.3), time };
           if (rand() < 0.4) sm.mode = pick([0o644, 0o6755, 0o2775, 0o4711]);

@@ -29,6 +29,7 @@ const O_EXCL = 0o200;
 const O_APPEND = 0o2000;
 const O_TRUNC = 0o1000;
 
+
 /** A utimens time: ms since the epoch, or UTIME_NOW / UTIME_OMIT. */
 export type TimeChange = number | 'now' | 'omit';
 
@@ -198,6 +199,37 @@ export class PosixFs {
   ftruncate(handle: number, size: number): Promise<void> {
     const open = this.handle(handle);
     return this.changing(this.inodeOf(open.path), () => open.truncate(size));
+  }
+
+  // ------------------------------------------------------------------ extended attributes
+
+  /**
+   * The value of extended attribute `name` of `path`: ENODATA without asking when the file's
+   * fresh attributes say it has none (ls -l asks for security.selinux of every file it lists).
+   */
+  async getxattr(path: string, name: string): Promise<Buffer> {
+    if (this.withoutXattrs(path)) throw new FsError('ENODATA', `no attribute ${name}`);
+    return this.master.getxattr(path, name);
+  }
+
+  /** The names of `path`'s extended attributes (none without asking, as for getxattr). */
+  async listxattrs(path: string): Promise<string[]> {
+    return this.withoutXattrs(path) ? [] : this.master.listxattrs(path);
+  }
+
+  /** `flags`: XATTR_CREATE, XATTR_REPLACE or 0. */
+  async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<void> {
+    this.attrs.set(path, await this.changing(this.inodeOf(path), () => this.master.setxattr(path, name, value, flags)));
+  }
+
+  async removexattr(path: string, name: string): Promise<void> {
+    this.attrs.set(path, await this.changing(this.inodeOf(path), () => this.master.removexattr(path, name)));
+  }
+
+  /** The fresh cached attributes of `path` say it has no extended attributes. */
+  private withoutXattrs(path: string): boolean {
+    const attr = this.attrs.get(path);
+    return attr !== null && !attr.hasXattrs;
   }
 
   // ------------------------------------------------------------------ namespace

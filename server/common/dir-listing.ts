@@ -12,15 +12,17 @@ import { FsError } from './fs-error';
  *   u32 MAGIC, u32 n,
  *   f64[n] ino, f64[n] size, f64[n] atime_ms, f64[n] mtime_ms, f64[n] ctime_ms,
  *   u32[n] mode, u32[n] uid, u32[n] gid, u32[n] nlink, u32[n] replication, u32[n] rdev,
+ *   u32[n] flags (bit 0: has extended attributes),
  *   the names in UTF-8, each followed by a NUL (which no name contains).
  *
  * Little-endian throughout. Inode numbers and sizes are safe integers (below 2^53), which a
  * double holds exactly.
  */
-const MAGIC = 0x314c4643; // 'CFL1'
+const MAGIC = 0x324c4643; // 'CFL2'
 const HEADER = 8;
 const F64_COLUMNS = 5;
-const U32_COLUMNS = 6;
+const U32_COLUMNS = 7;
+const HAS_XATTRS = 1;
 const FIXED = 8 * F64_COLUMNS + 4 * U32_COLUMNS;
 
 // Typed arrays use the host's byte order; the columns are copied in and out of them as is.
@@ -49,6 +51,7 @@ export function encodeListing(entries: ReadonlyArray<readonly [string, Attr]>, d
     u[3 * n + i] = a.nlink;
     u[4 * n + i] = (a.mode & S_IFMT) === S_IFREG ? a.replication || defaultReplication : 0;
     u[5 * n + i] = a.rdev;
+    u[6 * n + i] = a.hasXattrs ? HAS_XATTRS : 0;
   }
   const namesAt = HEADER + FIXED * n;
   const out = Buffer.allocUnsafe(namesAt + Buffer.byteLength(names));
@@ -70,7 +73,7 @@ export class ListingPage {
     readonly names: readonly string[],
     /** ino, size, atime, mtime, ctime columns of names.length each */
     private readonly f: Float64Array,
-    /** mode, uid, gid, nlink, replication, rdev columns */
+    /** mode, uid, gid, nlink, replication, rdev, flags columns */
     private readonly u: Uint32Array,
   ) {}
 
@@ -120,6 +123,7 @@ export class ListingPage {
       ctimeMs: f[4 * n + i],
       replication: u[4 * n + i],
       rdev: u[5 * n + i],
+      hasXattrs: (u[6 * n + i] & HAS_XATTRS) !== 0,
     };
   }
 

@@ -13,6 +13,9 @@ import { MAX_PAYLOAD_BYTES } from './oplog/frame';
  *     SYMLINK  attrs | u32 target length | target (UTF-8)
  *     LINK     nothing: one more hard link to an inode given in full earlier
  *     SPECIAL  attrs | u32 rdev (a FIFO, socket or device node; format 4 on)
+ *     XATTRS   u32 count | count x (u16 name length | name | u32 value length | value): the
+ *              extended attributes of the inode of the full entry just before (format 5 on;
+ *              its parentIno is 0 and its name empty)
  *   attrs:   u32 mode | u32 uid | u32 gid | u32 nlink | f64 size | f64 atimeMs | f64 mtimeMs | f64 ctimeMs
  *
  * Fixed-width fields keep decoding a straight run of DataView reads into Inode objects. Numbers
@@ -27,6 +30,7 @@ const FILE = 2;
 const SYMLINK = 3;
 const LINK = 4;
 const SPECIAL = 5;
+const XATTRS = 6;
 /** st_mode type bits each full-entry kind but SPECIAL must carry. */
 const KIND_TYPE = [0, S_IFDIR, S_IFREG, S_IFLNK];
 /** Whether st_mode type bits `type` fit a full entry of `kind`. */
@@ -74,6 +78,23 @@ export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
     off += nameBytes;
     if (kind === LINK) {
       loader.addLink(ino, parentIno, name);
+      continue;
+    }
+    if (kind === XATTRS && loader.format >= 5) {
+      const xattrs = new Map<string, Buffer>();
+      const n = v.getUint32(off, true);
+      off += 4;
+      for (let x = 0; x < n; x++) {
+        const nameLength = v.getUint16(off, true);
+        const xattrName = utf8(payload, off + 2, nameLength);
+        off += 2 + nameLength;
+        const valueLength = v.getUint32(off, true);
+        off += 4;
+        if (off + valueLength > payload.length) throw new Error(`image entry overruns its frame at byte ${off}`);
+        xattrs.set(xattrName, Buffer.from(payload.subarray(off, off + valueLength)));
+        off += valueLength;
+      }
+      loader.addXattrs(ino, xattrs);
       continue;
     }
     const mode = v.getUint32(off, true);
@@ -173,7 +194,27 @@ class EntryWriter {
       }
     }
     this.count++;
+    if (kind !== LINK && node.xattrs) this.xattrs(node.ino, node.xattrs);
     if (this.off >= FRAME_TARGET_BYTES) this.flush();
+  }
+
+  /** The XATTRS entry of inode `ino`, in the frame of its full entry. */
+  private xattrs(ino: number, xattrs: Map<string, Buffer>): void {
+    this.reserve(HEAD_BYTES + 2 + 4);
+    this.view.setUint8(this.off, XATTRS);
+    this.view.setFloat64(this.off + 1, ino, true);
+    this.view.setFloat64(this.off + 9, 0, true);
+    this.view.setUint16(this.off + HEAD_BYTES, 0, true);
+    this.view.setUint32(this.off + HEAD_BYTES + 2, xattrs.size, true);
+    this.off += HEAD_BYTES + 2 + 4;
+    for (const [name, value] of xattrs) {
+      this.string(name, 2);
+      this.reserve(4 + value.length);
+      this.view.setUint32(this.off, value.length, true);
+      this.buf.set(value, this.off + 4);
+      this.off += 4 + value.length;
+    }
+    this.count++;
   }
 
   flush(): void {

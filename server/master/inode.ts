@@ -57,6 +57,9 @@ export class Inode {
     public rdev = 0,
   ) {}
 
+  /** Extended attributes, name -> value (xattrs.ts); null while there are none. */
+  xattrs: Map<string, Buffer> | null = null;
+
   get isDir(): boolean {
     return (this.mode & S_IFMT) === S_IFDIR;
   }
@@ -65,6 +68,10 @@ export class Inode {
   }
   get isSymlink(): boolean {
     return (this.mode & S_IFMT) === S_IFLNK;
+  }
+  /** An Inode serves as its own Attr where only the fields are read (a listing's encoding). */
+  get hasXattrs(): boolean {
+    return this.xattrs !== null;
   }
   /** A FIFO, socket or device node (see SPECIAL_TYPES). */
   get isSpecial(): boolean {
@@ -89,6 +96,8 @@ export interface Attr {
   replication: number;
   /** Character and block devices: the device number; 0 for other types. */
   rdev: number;
+  /** Whether it has extended attributes (a mount answers lookups of names from this). */
+  hasXattrs: boolean;
 }
 
 /** The attributes of `n`; a file's unrecorded factor (0) reads as `defaultReplication`. */
@@ -105,5 +114,6 @@ export function attrOf(n: Inode, defaultReplication = 0): Attr {
     ctimeMs: n.ctimeMs,
     replication: n.isFile ? n.replication || defaultReplication : 0,
     rdev: n.rdev,
+    hasXattrs: n.xattrs !== null,
   };
 }

@@ -74,6 +74,16 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       return {};
     },
     setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req, chunkSize)) }),
+    getXattr: (req) => ({ value: state.ns.getxattr(req.path, req.name) }),
+    listXattrs: (req) => ({ names: state.ns.listxattrs(req.path) }),
+    setXattr: async (req) => ({
+      attr: await commitForAttr(state, {
+        op: 'setXattr', path: req.path, name: req.name, value: req.value.toString('base64'), flags: req.flags, time: Date.now(),
+      }),
+    }),
+    removeXattr: async (req) => ({
+      attr: await commitForAttr(state, { op: 'removeXattr', path: req.path, name: req.name, time: Date.now() }),
+    }),
     setReplication: async (req) => ({
       attr: await commitForAttr(state, {
         op: 'setReplication', path: req.path, replication: checkReplication(req.replication), time: Date.now(),

@@ -96,6 +96,28 @@ export interface SetReplicationMutation {
   time: number;
 }
 
+/** setxattr(2) on the inode at `path`. */
+export interface SetXattrMutation {
+  op: 'setXattr';
+  path: string;
+  name: string;
+  /** the value, base64 */
+  value: string;
+  /** XATTR_CREATE, XATTR_REPLACE or 0 (xattrs.ts) */
+  flags: number;
+  /** ms since the epoch (the inode's new ctime) */
+  time: number;
+}
+
+/** removexattr(2) on the inode at `path`. */
+export interface RemoveXattrMutation {
+  op: 'removeXattr';
+  path: string;
+  name: string;
+  /** ms since the epoch (the inode's new ctime) */
+  time: number;
+}
+
 /**
  * A new chunk at position `index` of a file (holes before it stay holes), or a new handle for an
  * unwritten one there (namespace.ts UNWRITTEN).
@@ -148,6 +170,8 @@ export type Mutation =
   | UnlinkMutation
   | RmdirMutation
   | RenameMutation
+  | SetXattrMutation
+  | RemoveXattrMutation
   | SetattrMutation
   | SetReplicationMutation
   | AddChunkMutation

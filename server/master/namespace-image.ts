@@ -7,9 +7,12 @@ import { Namespace, ROOT_INO } from './namespace';
  * root first, parents before children (pre-order), each directory's entries in readdir order.
  * An inode appears once in full; further hard links to it are short link entries.
  */
-export const IMAGE_FORMAT = 4;
-/** Formats this code reads: 2 lacks files' replication factors, 2 and 3 special files (see image-codec.ts). */
-const READABLE_FORMATS: readonly number[] = [2, 3, IMAGE_FORMAT];
+export const IMAGE_FORMAT = 5;
+/**
+ * Formats this code reads: 2 lacks files' replication factors, 2 and 3 special files, 2 to 4
+ * extended attributes (see image-codec.ts).
+ */
+const READABLE_FORMATS: readonly number[] = [2, 3, 4, IMAGE_FORMAT];
 
 export interface ImageHeader {
   format: number;
@@ -74,6 +77,8 @@ export class ImageLoader {
   /** Directories and multiply-linked inodes: the only ones a later entry can refer to. */
   private readonly byIno = new Map<number, Inode>();
   private inodes = 0;
+  /** The inode of the last full entry: extended attributes come right after it. */
+  private last: Inode | null = null;
 
   constructor(private readonly header: ImageHeader) {
     checkImageHeader(header);
@@ -93,7 +98,14 @@ export class ImageLoader {
       this.parent(parentIno).children!.set(name, node);
     }
     this.inodes++;
+    this.last = node;
     if (node.isDir || node.nlink > 1) this.byIno.set(node.ino, node);
+  }
+
+  /** The extended attributes of the inode added just before. */
+  addXattrs(ino: number, xattrs: Map<string, Buffer>): void {
+    if (this.last?.ino !== ino || this.last.xattrs) throw new Error(`extended attributes of inode ${ino} out of place`);
+    this.last.xattrs = xattrs.size > 0 ? xattrs : null;
   }
 
   /** A further hard link to an inode added before. */

@@ -25,8 +25,10 @@ import type {
   MknodMutation,
   Mutation,
   RenameMutation,
+  RemoveXattrMutation,
   RmdirMutation,
   SetattrMutation,
+  SetXattrMutation,
   SetReplicationMutation,
   SymlinkMutation,
   UnlinkMutation,
@@ -35,6 +37,7 @@ import { ChunkserverStates } from './chunkserver-states';
 import { isSameOrBelow, MAX_TARGET_BYTES, splitPath } from './paths';
 import { ReaddirCursors } from './readdir-cursors';
 import { checkOwnerId, checkReplication, DEFAULT_REPLICATION } from './request-checks';
+import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs';
 
 export const ROOT_INO = 1;
 /** Chunk handle of a hole in a file's chunk list (never a real chunk). */
@@ -102,6 +105,15 @@ export class Namespace {
     const n = this.resolve(splitPath(path));
     if (!n.isSymlink) throw new FsError('EINVAL', `not a symbolic link: ${path}`);
     return n.target!;
+  }
+
+  /** The value of extended attribute `name` of the inode at `path` (ENODATA: it has none). */
+  getxattr(path: string, name: string): Buffer {
+    return getXattr(this.resolve(splitPath(path)), name);
+  }
+
+  listxattrs(path: string): string[] {
+    return listXattrs(this.resolve(splitPath(path)));
   }
 
   readdir(path: string, cookie: string, limit: number): ReaddirPage {
@@ -183,6 +195,10 @@ export class Namespace {
         return this.setattr(m);
       case 'setReplication':
         return this.setReplication(m);
+      case 'setXattr':
+        return this.setXattr(m);
+      case 'removeXattr':
+        return this.removeXattr(m);
       case 'addChunk':
         return this.addChunk(m);
       case 'setChunkVersion':
@@ -368,6 +384,20 @@ export class Namespace {
     if (node.isDir) throw new FsError('EISDIR', `is a directory: ${m.path}`);
     if (!node.isFile) throw new FsError('EINVAL', `not a regular file: ${m.path}`);
     node.replication = checkReplication(m.replication);
+    node.ctimeMs = m.time;
+    return this.attr(node);
+  }
+
+  private setXattr(m: SetXattrMutation): Attr {
+    const node = this.resolve(splitPath(m.path));
+    setXattr(node, m.name, Buffer.from(m.value, 'base64'), m.flags);
+    node.ctimeMs = m.time;
+    return this.attr(node);
+  }
+
+  private removeXattr(m: RemoveXattrMutation): Attr {
+    const node = this.resolve(splitPath(m.path));
+    removeXattr(node, m.name);
     node.ctimeMs = m.time;
     return this.attr(node);
   }

@@ -8,6 +8,8 @@ export interface SnapEntry {
   target: string | null;
   /** The chunk list as 'handle:version,...' (files only). */
   chunks: string | null;
+  /** Extended attributes as 'name=base64 value,...', in their order. */
+  xattrs: string | null;
 }
 
 /** Everything observable about a namespace: every path (in readdir order) with its attrs. */
@@ -28,7 +30,11 @@ export function snapshot(ns: Namespace): Snapshot {
   const stack: Array<[string, Inode]> = [['/', ns.root]];
   while (stack.length > 0) {
     const [path, node] = stack.pop()!;
-    entries.push({ path, attr: attrOf(node), target: node.target, chunks: node.chunks ? node.chunks.map((c) => `${c.handle}:${c.version}`).join(',') : null });
+    entries.push({
+      path, attr: attrOf(node), target: node.target,
+      chunks: node.chunks ? node.chunks.map((c) => `${c.handle}:${c.version}`).join(',') : null,
+      xattrs: node.xattrs ? [...node.xattrs].map(([name, value]) => `${name}=${value.toString('base64')}`).join(',') : null,
+    });
     if (node.children) {
       const kids = [...node.children];
       for (let i = kids.length - 1; i >= 0; i--) stack.push([join(path, kids[i][0]), kids[i][1]]);
@@ -37,7 +43,7 @@ export function snapshot(ns: Namespace): Snapshot {
   return { inodeCount: ns.inodeCount, lastIno: ns.lastIno, lastHandle: ns.lastHandle, entries };
 }
 
-const ATTR_KEYS: ReadonlyArray<keyof Attr> = ['ino', 'mode', 'uid', 'gid', 'nlink', 'size', 'atimeMs', 'mtimeMs', 'ctimeMs', 'replication'];
+const ATTR_KEYS: ReadonlyArray<keyof Attr> = ['ino', 'mode', 'uid', 'gid', 'nlink', 'size', 'atimeMs', 'mtimeMs', 'ctimeMs', 'replication', 'hasXattrs'];
 
 /** deepStrictEqual on snapshots, with a fast path (deepStrictEqual is slow on big trees). */
 export function assertSameSnapshot(actual: Snapshot, expected: Snapshot, message?: string): void {
@@ -46,7 +52,7 @@ export function assertSameSnapshot(actual: Snapshot, expected: Snapshot, message
   for (let i = 0; same && i < actual.entries.length; i++) {
     const a = actual.entries[i];
     const e = expected.entries[i];
-    same = a.path === e.path && a.target === e.target && a.chunks === e.chunks &&
+    same = a.path === e.path && a.target === e.target && a.chunks === e.chunks && a.xattrs === e.xattrs &&
       ATTR_KEYS.every((k) => Object.is(a.attr[k], e.attr[k]));
   }
   if (!same) assert.deepStrictEqual(actual, expected, message);
