@@ -84,7 +84,8 @@ export interface LowLevelHandlers {
   setxattr(req: Request, ino: number, name: string, value: Buffer, flags: number): void;
   /** size 0: only the value's length is asked for. */
   getxattr(req: Request, ino: number, name: string, size: number): void;
-  listxattr(req: Request, ino: number, size: number): void;
+  /** uid: the caller's. */
+  listxattr(req: Request, ino: number, size: number, uid: number): void;
   removexattr(req: Request, ino: number, name: string): void;
   /** The mount went away (fusermount -u, or the device failed). */
   unmounted(): void;
@@ -103,7 +104,7 @@ interface Native {
   replyReadlink(req: Request, target: string): void;
   replyXattrSize(req: Request, size: number): void;
   replyStatfs(req: Request, ...fields: number[]): void;
-  markXattrs(handle: MountHandle, ino: number, has: boolean): void;
+  markNoCapability(handle: MountHandle, ino: number, ms: number): void;
   notifyInvalInode(handle: MountHandle, ino: number, offset: number, length: number): void;
   notifyInvalEntry(handle: MountHandle, parent: number, name: string): void;
 }
@@ -184,11 +185,11 @@ export class FuseSession {
   }
 
   /**
-   * Whether inode `ino` may have extended attributes. The kernel asks for security.capability
-   * before every write(2); for an inode not marked, the binding answers that there is none.
+   * Inode `ino` has no security.capability for the next `ms` (0: not known). The kernel asks for
+   * it before every write(2); while this holds, the binding answers that there is none.
    */
-  markXattrs(ino: number, has: boolean): void {
-    if (this.handle) native.markXattrs(this.handle, ino, has);
+  markNoCapability(ino: number, ms: number): void {
+    if (this.handle) native.markNoCapability(this.handle, ino, ms);
   }
 
   /** The kernel's cached attributes of `ino` are stale (its pages stay). */
@@ -235,7 +236,7 @@ function dispatcherOf(h: LowLevelHandlers): (op: Op, ...a: unknown[]) => void {
       case Op.UNMOUNTED: return h.unmounted();
       case Op.SETXATTR: return h.setxattr(r(a[0]), n(a[1]), s(a[2]), a[3] as Buffer, n(a[4]));
       case Op.GETXATTR: return h.getxattr(r(a[0]), n(a[1]), s(a[2]), n(a[3]));
-      case Op.LISTXATTR: return h.listxattr(r(a[0]), n(a[1]), n(a[2]));
+      case Op.LISTXATTR: return h.listxattr(r(a[0]), n(a[1]), n(a[2]), n(a[3]));
       case Op.REMOVEXATTR: return h.removexattr(r(a[0]), n(a[1]), s(a[2]));
     }
   };

@@ -18,6 +18,8 @@ const NAME_MAX = 255;
 const RENAME_NOREPLACE = 1;
 const O_ACCMODE = 0o3;
 const O_RDONLY = 0o0;
+/** The attribute the kernel asks for before each write(2), to drop it (file capabilities). */
+const SECURITY_CAPABILITY = 'security.capability';
 
 const TIMED_OUT = new FsError('ETIMEDOUT', '').errno;
 const NO_ENTRY = new FsError('ENOENT', '').errno;
@@ -50,6 +52,8 @@ export class FuseOps implements LowLevelHandlers {
   private readonly listings = new Map<number, { entries: Promise<Dirents>; used: boolean }>();
   private nextDirHandle = 1;
   private session: FuseSession | null = null;
+  /** Changes of extended attributes through this mount so far (see getxattr). */
+  private xattrChanges = 0;
 
   constructor(
     private readonly fs: PosixFs,
@@ -72,10 +76,7 @@ export class FuseOps implements LowLevelHandlers {
 
   forget(ino: number, nlookup: number): void {
     this.names.forget(ino, nlookup);
-    if (!this.openHandles.has(ino) && !this.names.knows(ino)) {
-      this.told.delete(ino);
-      this.session?.markXattrs(ino, false);
-    }
+    if (!this.openHandles.has(ino) && !this.names.knows(ino)) this.told.delete(ino);
   }
 
   mknod(req: Request, parent: number, name: string, mode: number, rdev: number, uid: number, gid: number): void {
@@ -155,26 +156,48 @@ export class FuseOps implements LowLevelHandlers {
   // ------------------------------------------------------------------ extended attributes
 
   setxattr(req: Request, ino: number, name: string, value: Buffer, flags: number): void {
-    this.answer(req, 'setxattr', ino, async () => {
-      await this.fs.setxattr(this.pathOf(ino, -1), name, value, flags);
-      this.session?.markXattrs(ino, true);
-      return ok(req);
+    this.changingXattrs(ino);
+    this.answer(req, 'setxattr', ino, async () => ok(req, await this.fs.setxattr(this.pathOf(ino, -1), name, value, flags)), name);
+  }
+
+  /**
+   * The kernel asks for security.capability before every write(2): an answer that there is
+   * none is also given to the binding, which gives it again itself, without waking JavaScript,
+   * for as long as the kernel trusts attributes (each open renews it, see open).
+   */
+  getxattr(req: Request, ino: number, name: string, size: number): void {
+    const changes = this.xattrChanges;
+    this.answer(req, 'getxattr', ino, async () => {
+      try {
+        return xattrReply(req, await this.fs.getxattr(this.pathOf(ino, -1), name), size);
+      } catch (err) {
+        if (name === SECURITY_CAPABILITY && toFsError(err).code === 'ENODATA' && changes === this.xattrChanges) this.noCapability(ino);
+        throw err;
+      }
     }, name);
   }
 
-  getxattr(req: Request, ino: number, name: string, size: number): void {
-    this.answer(req, 'getxattr', ino, async () => xattrReply(req, await this.fs.getxattr(this.pathOf(ino, -1), name), size), name);
-  }
-
-  listxattr(req: Request, ino: number, size: number): void {
+  /** trusted.* names are listed to privileged callers only, as Linux does (the kernel leaves it to the file system). */
+  listxattr(req: Request, ino: number, size: number, uid: number): void {
     this.answer(req, 'listxattr', ino, async () => {
-      const names = await this.fs.listxattrs(this.pathOf(ino, -1));
+      const names = (await this.fs.listxattrs(this.pathOf(ino, -1))).filter((n) => uid === 0 || !n.startsWith('trusted.'));
       return xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')), size);
     });
   }
 
   removexattr(req: Request, ino: number, name: string): void {
+    this.changingXattrs(ino);
     this.answer(req, 'removexattr', ino, async () => ok(req, await this.fs.removexattr(this.pathOf(ino, -1), name)), name);
+  }
+
+  /** Before a change of `ino`'s attributes: what the binding knows of it goes, and answers already under way do not bring it back. */
+  private changingXattrs(ino: number): void {
+    this.xattrChanges++;
+    this.session?.markNoCapability(ino, 0);
+  }
+
+  private noCapability(ino: number): void {
+    this.session?.markNoCapability(ino, this.times.attrTimeoutSec * 1000);
   }
 
   // ------------------------------------------------------------------ files
@@ -186,11 +209,13 @@ export class FuseOps implements LowLevelHandlers {
       const attr = await this.fs.getattr(path);
       this.opened(attr.ino, fh);
       this.names.learned(attr.ino, parent, name);
+      if (!attr.hasXattrs) this.noCapability(attr.ino); // a file just made, or opened afresh
       return (s) => s.replyCreate(req, this.tell(attr), this.times.attrTimeoutSec, this.times.entryTimeoutSec, fh);
     }, name);
   }
 
   open(req: Request, ino: number, flags: number): void {
+    const changes = this.xattrChanges;
     this.answer(req, 'open', ino, async () => {
       const path = this.names.path(ino);
       const fh = await this.fs.openExisting(path, flags);
@@ -198,7 +223,7 @@ export class FuseOps implements LowLevelHandlers {
       // Close-to-open: attributes another mount changed are dropped from the kernel's cache,
       // and the file's cached pages with the open (keepCache false).
       const attr = await this.fs.getattr(path);
-      this.session?.markXattrs(ino, attr.hasXattrs); // what the writes through this handle go by
+      if (!attr.hasXattrs && changes === this.xattrChanges) this.noCapability(ino); // what the writes through this handle go by
       const known = this.told.get(ino);
       if (known && (known.size !== attr.size || known.mtimeMs !== attr.mtimeMs)) {
         this.told.delete(ino);
@@ -235,7 +260,10 @@ export class FuseOps implements LowLevelHandlers {
   release(req: Request, ino: number, fh: number): void {
     const handles = this.openHandles.get(ino);
     handles?.delete(fh);
-    if (handles?.size === 0) this.openHandles.delete(ino);
+    if (handles?.size === 0) {
+      this.openHandles.delete(ino);
+      this.session?.markNoCapability(ino, 0); // only files open for writing need it
+    }
     this.answer(req, 'release', ino, async () => ok(req, await this.fs.release(fh)));
   }
 
@@ -330,7 +358,6 @@ export class FuseOps implements LowLevelHandlers {
   /** The kernel's form of `attr`, remembered as what the kernel knows. */
   private tell(attr: Attr): KernelStat {
     this.told.set(attr.ino, { size: attr.size, mtimeMs: attr.mtimeMs });
-    this.session?.markXattrs(attr.ino, attr.hasXattrs);
     return { ...attr, blksize: IO_SIZE };
   }
 

@@ -9,7 +9,8 @@ import { readCheckpoint, verifyCheckpoint, writeCheckpoint } from '../server/mas
 import { decodeFrame, encodeFrame, Frame } from '../server/master/oplog/frame';
 import { checkpointPath, FILE_HEADER_BYTES } from '../server/master/oplog/meta-dir';
 import { PACKAGE_ROOT } from '../server/common/package-root';
-import { IMAGE_FORMAT } from '../server/master/namespace-image';
+import { IMAGE_FORMAT, ImageLoader, imageHeader } from '../server/master/namespace-image';
+import { decodeImageFrame, encodeImage } from '../server/master/image-codec';
 import { assertSameSnapshot, snapshot } from './helpers/ns-snapshot';
 
 /** The binary image codec, through real checkpoint files. */
@@ -136,6 +137,25 @@ describe('checkpoint image codec', function () {
     // Written again, it is the current format, and reads back the same.
     assertSameTree(roundTrip(old.ns), expected);
     assert.equal(JSON.parse(frames(checkpointPath(dir, 42))[0].payload.toString()).format, IMAGE_FORMAT);
+  });
+
+  it('refuses extended attributes in an image of a format before them, out of place, or cut short', () => {
+    const ns = addXattrs(richNamespace(0));
+    const payloads: Buffer[] = [];
+    encodeImage(ns, (p) => payloads.push(Buffer.from(p)));
+    assert.equal(payloads.length, 1);
+    const [payload] = payloads;
+    const load = (format: number, bytes: Buffer) => decodeImageFrame(bytes, new ImageLoader({ ...imageHeader(ns), format }));
+    load(IMAGE_FORMAT, payload);
+    assert.throws(() => load(4, payload), /has kind 6/);
+    // The root's entry comes first and the root has attributes: its XATTRS entry follows it.
+    const rootEntry = 1 + 8 + 8 + 2 + 4 * 4 + 4 * 8;
+    const xattrsEntry = 1 + 8 + 8 + 2 + 4 + (2 + 'user.root'.length) + (4 + 'on the root'.length);
+    const misplaced = Buffer.concat([payload.subarray(0, 4), payload.subarray(4 + rootEntry, 4 + rootEntry + xattrsEntry), payload.subarray(4, 4 + rootEntry), payload.subarray(4 + rootEntry + xattrsEntry)]);
+    assert.throws(() => load(IMAGE_FORMAT, misplaced), /out of place/);
+    for (let cut = 4 + rootEntry + 1; cut < 4 + rootEntry + xattrsEntry; cut++) {
+      assert.throws(() => load(IMAGE_FORMAT, payload.subarray(0, cut)), /overruns|out of bounds|Offset/i, `cut at ${cut}`);
+    }
   });
 
   it('rejects an unknown image format or file magic cleanly, naming the file', () => {

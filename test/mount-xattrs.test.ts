@@ -150,6 +150,32 @@ os.close(fd)
     assert.equal(await a.ok('cat t5'), 'x\nmore\n');
   });
 
+  it("a write drops another mount's security.capability within the attribute timeout, also through a hard link made there", async () => {
+    const caps = '0x0100000200200000000000000000000000000000';
+    await a.ok('mkdir -p t9/d t9/e && echo x > t9/d/f');
+    const script = `
+import os, subprocess, time
+fd = os.open('t9/d/f', os.O_WRONLY | os.O_APPEND)
+os.write(fd, b'1')
+subprocess.run(['ln', '${b.at('t9/d/f')}', '${b.at('t9/e/g')}'], check=True)
+os.listdir('t9/e')
+subprocess.run(['setfattr', '-n', 'security.capability', '-v', '${caps}', '${b.at('t9/d/f')}'], check=True)
+os.stat('t9/e/g')
+time.sleep(2.5)
+os.write(fd, b'2')
+os.close(fd)
+`;
+    await python(a, script);
+    assert.equal((await b.sh('cat t9/d/f > /dev/null; getfattr -n security.capability t9/e/g')).code, 1, 'dropped by the write through mount a');
+    assert.equal(await b.ok('cat t9/e/g'), 'x\n12');
+  });
+
+  it('lists trusted.* names to privileged callers only', async () => {
+    await a.ok('echo x > t10 && chmod 644 t10 && setfattr -n trusted.secret -v s t10 && setfattr -n user.open -v o t10');
+    assert.equal(await a.ok('getfattr -d -m - t10 | grep -v "^#" | grep -v "^$"'), 'trusted.secret="s"\nuser.open="o"\n');
+    assert.equal(await a.ok(`setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c "import os; print(os.listxattr('t10'))"`), "['user.open']\n");
+  });
+
   it('another mount sees them once it opens the file (close-to-open, like the data)', async () => {
     await a.ok('echo x > t6');
     assert.equal((await b.sh('getfattr -n user.k t6')).code, 1);

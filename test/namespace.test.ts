@@ -1405,16 +1405,17 @@ describe('Namespace', () => {
     it('sets, replaces, lists and removes them on every kind of inode; each change sets ctime only', () => {
       const ns = build(FIXTURE);
       for (const path of ['/f', '/d', '/s', '/']) {
+        const a = path === '/s' ? 'security.a' : 'user.a'; // user.* only on files and directories, as Linux
         const before = ns.getattr(path);
         assert.equal(before.hasXattrs, false);
-        const after = ns.apply(set(path, 'user.a', 'one', 0, T0 + 5))!;
+        const after = ns.apply(set(path, a, 'one', 0, T0 + 5))!;
         assert.deepStrictEqual(after, { ...before, ctimeMs: T0 + 5, hasXattrs: true }, path);
         ns.apply(set(path, 'trusted.b', Buffer.from([0, 1, 255]), 1));
-        ns.apply(set(path, 'user.a', 'two', 2));
-        assert.deepStrictEqual(ns.listxattrs(path), ['user.a', 'trusted.b']);
-        assert.equal(ns.getxattr(path, 'user.a').toString(), 'two');
+        ns.apply(set(path, a, 'two', 2));
+        assert.deepStrictEqual(ns.listxattrs(path), [a, 'trusted.b']);
+        assert.equal(ns.getxattr(path, a).toString(), 'two');
         assert.deepStrictEqual([...ns.getxattr(path, 'trusted.b')], [0, 1, 255]);
-        assert.equal(ns.apply(remove(path, 'user.a', T0 + 9))!.ctimeMs, T0 + 9);
+        assert.equal(ns.apply(remove(path, a, T0 + 9))!.ctimeMs, T0 + 9);
         ns.apply(remove(path, 'trusted.b'));
         assert.deepStrictEqual(ns.listxattrs(path), []);
         assert.equal(ns.getattr(path).hasXattrs, false);
@@ -1438,8 +1439,11 @@ describe('Namespace', () => {
       ns.apply(set('/f', 'user.2', Buffer.alloc(65536)));
       ns.apply(set('/f', 'user.3', Buffer.alloc(65536)));
       expectRejected(ns, set('/f', 'user.4', Buffer.alloc(65536)), 'ENOSPC'); // names and values past 256 KiB
-      ns.apply(set('/f', 'user.3', Buffer.alloc(60000))); // a replacement counts what it frees
-      ns.apply(set('/f', 'user.4', Buffer.alloc(5000)));
+      ns.apply(set('/f', 'user.3', Buffer.alloc(65530))); // a replacement counts what it frees
+      // Names (with their NULs) and values: room for exactly this much more.
+      const room = 256 * 1024 - (256 + 65536 + 7 + 65536 + 7 + 65530);
+      expectRejected(ns, set('/f', 'user.4', Buffer.alloc(room - 7 + 1)), 'ENOSPC');
+      ns.apply(set('/f', 'user.4', Buffer.alloc(room - 7)));
       const long = (i: number) => `user.${String(i).padStart(3, '0')}${'x'.repeat(247)}`; // 256 bytes listed
       for (let i = 0; i < 256; i++) ns.apply(set('/f2', long(i), ''));
       expectRejected(ns, set('/f2', 'user.y', ''), 'ENOSPC'); // the list would pass 64 KiB
@@ -1459,6 +1463,7 @@ describe('Namespace', () => {
       ['XATTR_CREATE of an existing name', set('/f', 'user.there', 'x', 1), 'EEXIST'],
       ['a missing file', set('/nope', 'user.a', 'x'), 'ENOENT'],
       ['below a file', set('/f/x', 'user.a', 'x'), 'ENOTDIR'],
+      ['user.* on a symlink', set('/s', 'user.a', 'x'), 'EPERM'],
       ['removing a missing name', remove('/f', 'user.missing'), 'ENODATA'],
       ['removing from a missing file', remove('/nope', 'user.there'), 'ENOENT'],
       ['removing a bad name', remove('/f', 'nonsense'), 'EOPNOTSUPP'],

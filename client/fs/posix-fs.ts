@@ -4,6 +4,7 @@ import { BufferPool } from '../../server/common/buffer-pool';
 import { FsError } from '../../server/common/fs-error';
 import { PERMISSION_BITS, S_IFDIR, S_IFMT, S_IFREG, type Attr } from '../../server/master/inode';
 import type { AttrChanges } from '../../server/master/mutation';
+import { checkXattrName } from '../../server/master/xattrs';
 import type { ChunkClientPool } from '../chunk-client';
 import { FileWriter } from '../file-writer';
 import type { Caller, FsStats, MasterClient } from '../master-client';
@@ -208,7 +209,10 @@ export class PosixFs {
    * fresh attributes say it has none (ls -l asks for security.selinux of every file it lists).
    */
   async getxattr(path: string, name: string): Promise<Buffer> {
-    if (this.withoutXattrs(path)) throw new FsError('ENODATA', `no attribute ${name}`);
+    if (this.withoutXattrs(path)) {
+      checkXattrName(name); // a bad name is an error whatever the file has
+      throw new FsError('ENODATA', `no attribute ${name}`);
+    }
     return this.master.getxattr(path, name);
   }
 

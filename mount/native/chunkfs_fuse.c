@@ -33,15 +33,21 @@ enum Op {
 #define MAX_ARGS 10
 
 /*
- * Inodes that may have extended attributes, as JavaScript last said (markXattrs): an open-
- * addressing hash set (0 is no inode: an empty slot; TOMBSTONE a removed one).
+ * Inodes known to have no security.capability, each until a time (uv_now, ms), as JavaScript
+ * last said (markNoCapability): an open-addressing hash map. Ino 0 marks an empty slot,
+ * TOMBSTONE a removed one. An inode not in it, or past its time, is asked about in JavaScript.
  */
 #define TOMBSTONE UINT64_MAX
 typedef struct {
-  uint64_t *slots;
-  size_t cap;  /* a power of two, or 0 */
-  size_t used; /* inodes and tombstones */
-} InoSet;
+  uint64_t ino;
+  uint64_t until;
+} InoTime;
+typedef struct {
+  InoTime *slots;
+  size_t cap; /* a power of two, or 0 */
+  size_t live;
+  size_t tombstones;
+} InoTimes;
 
 typedef struct {
   napi_env env;
@@ -53,55 +59,56 @@ typedef struct {
   struct fuse_buf buf;
   int polling;
   int mounted;
-  InoSet xattrs;
+  uv_loop_t *loop;
+  InoTimes no_capability;
 } Mount;
 
-/* ------------------------------------------------------------------ inode sets */
+/* ------------------------------------------------------------------ inode times */
 
-static size_t ino_slot(const InoSet *s, uint64_t ino) {
-  return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (s->cap - 1);
+static size_t ino_slot(const InoTimes *t, uint64_t ino) {
+  return (size_t)((ino * 0x9E3779B97F4A7C15ull) >> 20) & (t->cap - 1);
 }
 
-static int ino_set_has(const InoSet *s, uint64_t ino) {
-  if (s->cap == 0) return 0;
-  for (size_t i = ino_slot(s, ino);; i = (i + 1) & (s->cap - 1)) {
-    if (s->slots[i] == ino) return 1;
-    if (s->slots[i] == 0) return 0;
+static InoTime *ino_find(const InoTimes *t, uint64_t ino) {
+  if (t->cap == 0) return NULL;
+  for (size_t i = ino_slot(t, ino);; i = (i + 1) & (t->cap - 1)) {
+    if (t->slots[i].ino == ino) return &t->slots[i];
+    if (t->slots[i].ino == 0) return NULL; /* at least half the slots are empty: the probe ends */
   }
 }
 
-static void ino_set_insert(InoSet *s, uint64_t ino) {
-  size_t i = ino_slot(s, ino);
-  while (s->slots[i] != 0 && s->slots[i] != TOMBSTONE) i = (i + 1) & (s->cap - 1);
-  if (s->slots[i] == 0) s->used++;
-  s->slots[i] = ino;
-}
-
-static void ino_set_add(InoSet *s, uint64_t ino) {
-  if (ino_set_has(s, ino)) return;
-  if ((s->used + 1) * 2 > s->cap) { /* rebuilt without tombstones, at most half full */
-    InoSet bigger = {NULL, s->cap ? s->cap : 64, 0};
-    while ((s->used + 1) * 2 > bigger.cap) bigger.cap *= 2;
+/* Sets `ino`'s time. Without memory for a bigger table the inode is left out (asked about in JavaScript). */
+static void ino_put(InoTimes *t, uint64_t ino, uint64_t until) {
+  InoTime *found = ino_find(t, ino);
+  if (found) {
+    found->until = until;
+    return;
+  }
+  if ((t->live + t->tombstones + 1) * 2 > t->cap) { /* rebuilt from the live entries, at most a quarter full */
+    InoTimes bigger = {NULL, 64, 0, 0};
+    while ((t->live + 1) * 4 > bigger.cap) bigger.cap *= 2;
     bigger.slots = calloc(bigger.cap, sizeof *bigger.slots);
-    if (!bigger.slots) return; /* out of memory: the inode goes on being asked about in JavaScript */
-    for (size_t i = 0; i < s->cap; i++) {
-      if (s->slots[i] != 0 && s->slots[i] != TOMBSTONE) ino_set_insert(&bigger, s->slots[i]);
+    if (!bigger.slots) return;
+    for (size_t i = 0; i < t->cap; i++) {
+      if (t->slots[i].ino != 0 && t->slots[i].ino != TOMBSTONE) ino_put(&bigger, t->slots[i].ino, t->slots[i].until);
     }
-    free(s->slots);
-    *s = bigger;
+    free(t->slots);
+    *t = bigger;
   }
-  ino_set_insert(s, ino);
+  size_t i = ino_slot(t, ino);
+  while (t->slots[i].ino != 0 && t->slots[i].ino != TOMBSTONE) i = (i + 1) & (t->cap - 1);
+  if (t->slots[i].ino == TOMBSTONE) t->tombstones--;
+  t->slots[i].ino = ino;
+  t->slots[i].until = until;
+  t->live++;
 }
 
-static void ino_set_remove(InoSet *s, uint64_t ino) {
-  if (s->cap == 0) return;
-  for (size_t i = ino_slot(s, ino);; i = (i + 1) & (s->cap - 1)) {
-    if (s->slots[i] == 0) return;
-    if (s->slots[i] == ino) {
-      s->slots[i] = TOMBSTONE;
-      return;
-    }
-  }
+static void ino_remove(InoTimes *t, uint64_t ino) {
+  InoTime *found = ino_find(t, ino);
+  if (!found) return;
+  found->ino = TOMBSTONE;
+  t->live--;
+  t->tombstones++;
 }
 
 /* ------------------------------------------------------------------ calling JavaScript */
@@ -361,24 +368,27 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 /*
  * (req, ino, name, size): size 0 asks only for the value's length. The kernel asks for
- * security.capability before every write(2), to drop it: for an inode without extended
- * attributes that is answered here, with no trip to JavaScript, which halved the throughput of
- * 4 KiB writes.
+ * security.capability before every write(2), to drop it: for an inode known to have none, that
+ * is answered here, with no trip to JavaScript, which halved the throughput of 4 KiB writes.
  */
 static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   Mount *m = mount_of(req);
-  if (!ino_set_has(&m->xattrs, ino) && strcmp(name, "security.capability") == 0) {
-    fuse_reply_err(req, ENODATA);
-    return;
+  if (strcmp(name, "security.capability") == 0) {
+    InoTime *known = ino_find(&m->no_capability, ino);
+    if (known && known->until > uv_now(m->loop)) {
+      fuse_reply_err(req, ENODATA);
+      return;
+    }
   }
   napi_value a[] = {reqv(m->env, req), num(m->env, ino), str(m->env, name), num(m->env, (double)size)};
   dispatch(m, req, OP_GETXATTR, 4, a);
 }
 
+/* (req, ino, size, uid) */
 static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   Mount *m = mount_of(req);
-  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, (double)size)};
-  dispatch(m, req, OP_LISTXATTR, 3, a);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, (double)size), num(m->env, fuse_req_ctx(req)->uid)};
+  dispatch(m, req, OP_LISTXATTR, 4, a);
 }
 
 static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) {
@@ -569,9 +579,8 @@ static napi_value js_mount(napi_env env, napi_callback_info info) {
   napi_create_object(env, &resource);
   napi_create_reference(env, resource, 1, &m->resource);
   napi_async_init(env, resource, str(env, "chunkfs:fuse"), &m->context);
-  uv_loop_t *loop;
-  napi_get_uv_event_loop(env, &loop);
-  uv_poll_init(loop, &m->poll, fd);
+  napi_get_uv_event_loop(env, &m->loop);
+  uv_poll_init(m->loop, &m->poll, fd);
   m->poll.data = m;
   uv_poll_start(&m->poll, UV_READABLE, on_readable);
   m->polling = 1;
@@ -596,8 +605,8 @@ static napi_value js_unmount(napi_env env, napi_callback_info info) {
   fuse_session_destroy(m->se);
   free(m->buf.mem);
   m->buf.mem = NULL;
-  free(m->xattrs.slots);
-  memset(&m->xattrs, 0, sizeof m->xattrs);
+  free(m->no_capability.slots);
+  memset(&m->no_capability, 0, sizeof m->no_capability);
   napi_async_destroy(env, m->context);
   napi_delete_reference(env, m->dispatch);
   napi_delete_reference(env, m->resource);
@@ -708,17 +717,16 @@ static napi_value js_reply_statfs(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* markXattrs(handle, ino, has): whether inode `ino` may have extended attributes (see ll_getxattr). */
-static napi_value js_mark_xattrs(napi_env env, napi_callback_info info) {
+/* markNoCapability(handle, ino, ms): inode `ino` has no security.capability for the next ms (0: forget). */
+static napi_value js_mark_no_capability(napi_env env, napi_callback_info info) {
   ARGS(3);
   Mount *m = handle_of(env, argv[0]);
   if (!m || !m->mounted) return NULL;
-  bool has = false;
-  napi_get_value_bool(env, argv[2], &has);
   uint64_t ino = (uint64_t)dbl(env, argv[1]);
+  double ms = dbl(env, argv[2]);
   if (ino == 0 || ino == TOMBSTONE) return NULL;
-  if (has) ino_set_add(&m->xattrs, ino);
-  else ino_set_remove(&m->xattrs, ino);
+  if (ms > 0) ino_put(&m->no_capability, ino, uv_now(m->loop) + (uint64_t)ms);
+  else ino_remove(&m->no_capability, ino);
   return NULL;
 }
 
@@ -756,7 +764,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"replyReadlink", NULL, js_reply_readlink, NULL, NULL, NULL, napi_default, NULL},
       {"replyXattrSize", NULL, js_reply_xattr_size, NULL, NULL, NULL, napi_default, NULL},
       {"replyStatfs", NULL, js_reply_statfs, NULL, NULL, NULL, napi_default, NULL},
-      {"markXattrs", NULL, js_mark_xattrs, NULL, NULL, NULL, napi_default, NULL},
+      {"markNoCapability", NULL, js_mark_no_capability, NULL, NULL, NULL, napi_default, NULL},
       {"notifyInvalInode", NULL, js_notify_inval_inode, NULL, NULL, NULL, napi_default, NULL},
       {"notifyInvalEntry", NULL, js_notify_inval_entry, NULL, NULL, NULL, napi_default, NULL},
   };

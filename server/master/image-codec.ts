@@ -2,6 +2,7 @@ import { ChunkRef, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SPECIAL_TYPES } fro
 import type { Namespace } from './namespace';
 import { ImageLoader, walkImage } from './namespace-image';
 import { MAX_PAYLOAD_BYTES } from './oplog/frame';
+import { xattrEntries } from './xattrs';
 
 /**
  * Binary encoding of namespace-image entries, many per checkpoint frame (little-endian):
@@ -81,7 +82,7 @@ export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
       continue;
     }
     if (kind === XATTRS && loader.format >= 5) {
-      const xattrs = new Map<string, Buffer>();
+      const xattrs: Array<[string, Buffer]> = [];
       const n = v.getUint32(off, true);
       off += 4;
       for (let x = 0; x < n; x++) {
@@ -91,7 +92,7 @@ export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
         const valueLength = v.getUint32(off, true);
         off += 4;
         if (off + valueLength > payload.length) throw new Error(`image entry overruns its frame at byte ${off}`);
-        xattrs.set(xattrName, Buffer.from(payload.subarray(off, off + valueLength)));
+        xattrs.push([xattrName, payload.subarray(off, off + valueLength)]);
         off += valueLength;
       }
       loader.addXattrs(ino, xattrs);
@@ -194,18 +195,18 @@ class EntryWriter {
       }
     }
     this.count++;
-    if (kind !== LINK && node.xattrs) this.xattrs(node.ino, node.xattrs);
+    if (kind !== LINK && node.xattrs) this.xattrs(node.ino, xattrEntries(node));
     if (this.off >= FRAME_TARGET_BYTES) this.flush();
   }
 
   /** The XATTRS entry of inode `ino`, in the frame of its full entry. */
-  private xattrs(ino: number, xattrs: Map<string, Buffer>): void {
+  private xattrs(ino: number, xattrs: Array<[string, Buffer]>): void {
     this.reserve(HEAD_BYTES + 2 + 4);
     this.view.setUint8(this.off, XATTRS);
     this.view.setFloat64(this.off + 1, ino, true);
     this.view.setFloat64(this.off + 9, 0, true);
     this.view.setUint16(this.off + HEAD_BYTES, 0, true);
-    this.view.setUint32(this.off + HEAD_BYTES + 2, xattrs.size, true);
+    this.view.setUint32(this.off + HEAD_BYTES + 2, xattrs.length, true);
     this.off += HEAD_BYTES + 2 + 4;
     for (const [name, value] of xattrs) {
       this.string(name, 2);

@@ -57,8 +57,8 @@ export class Inode {
     public rdev = 0,
   ) {}
 
-  /** Extended attributes, name -> value (xattrs.ts); null while there are none. */
-  xattrs: Map<string, Buffer> | null = null;
+  /** Extended attributes, name then value (xattrs.ts); null while there are none. */
+  xattrs: string[] | null = null;
 
   get isDir(): boolean {
     return (this.mode & S_IFMT) === S_IFDIR;

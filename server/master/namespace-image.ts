@@ -1,6 +1,7 @@
 import type { ChunkserverState } from './chunkserver-states';
 import { Inode } from './inode';
 import { Namespace, ROOT_INO } from './namespace';
+import { loadXattrs } from './xattrs';
 
 /**
  * The namespace as a flat list of entries for checkpoints (encoded by image-codec.ts): the
@@ -103,9 +104,9 @@ export class ImageLoader {
   }
 
   /** The extended attributes of the inode added just before. */
-  addXattrs(ino: number, xattrs: Map<string, Buffer>): void {
+  addXattrs(ino: number, xattrs: ReadonlyArray<readonly [string, Buffer]>): void {
     if (this.last?.ino !== ino || this.last.xattrs) throw new Error(`extended attributes of inode ${ino} out of place`);
-    this.last.xattrs = xattrs.size > 0 ? xattrs : null;
+    loadXattrs(this.last, xattrs);
   }
 
   /** A further hard link to an inode added before. */

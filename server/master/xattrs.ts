@@ -4,8 +4,14 @@ import type { Inode } from './inode';
 /**
  * Extended attributes of an inode: names and values kept with it in the master's memory, logged
  * and checkpointed like every other attribute. The checks are Linux's (fs/xattr.c), so that a
- * client other than the kernel (which checks first) meets the same errors.
+ * client other than the kernel (which checks first) meets the same errors. Privileges (who may
+ * touch trusted.* or security.*) are the kernel's to check: the master does not know the caller.
+ *
+ * An inode keeps them as one flat array, name then value, each value a string of its bytes
+ * (latin1, one byte per character): a Map with a Buffer per value cost ~280 heap bytes for one
+ * small attribute, and a Buffer cut from Node's shared pool kept its whole 8 KiB slab alive.
  */
+export type XattrList = string[];
 
 /** Linux's limits (linux/limits.h): a longer name is ERANGE, a bigger value E2BIG. */
 export const XATTR_NAME_MAX = 255;
@@ -39,49 +45,76 @@ export function checkXattrName(name: string): void {
 /** The value of attribute `name` of `node`; ENODATA when it has none by that name. */
 export function getXattr(node: Inode, name: string): Buffer {
   checkXattrName(name);
-  const value = node.xattrs?.get(name);
-  if (!value) throw new FsError('ENODATA', `no attribute ${name}`);
-  return value;
+  const at = indexOf(node, name);
+  if (at < 0) throw new FsError('ENODATA', `no attribute ${name}`);
+  return Buffer.from(node.xattrs![at + 1], 'latin1');
 }
 
 /** The names of `node`'s attributes, in the order they were first set. */
 export function listXattrs(node: Inode): string[] {
-  return node.xattrs ? [...node.xattrs.keys()] : [];
+  return xattrEntries(node).map(([name]) => name);
+}
+
+/** `node`'s attributes as [name, value] pairs, in the order they were first set. */
+export function xattrEntries(node: Inode): Array<[string, Buffer]> {
+  const list = node.xattrs ?? [];
+  const out: Array<[string, Buffer]> = [];
+  for (let i = 0; i < list.length; i += 2) out.push([list[i], Buffer.from(list[i + 1], 'latin1')]);
+  return out;
+}
+
+/** Gives `node` the attributes `entries` (a checkpoint's), replacing any it had. */
+export function loadXattrs(node: Inode, entries: ReadonlyArray<readonly [string, Buffer]>): void {
+  node.xattrs = entries.length > 0 ? entries.flatMap(([name, value]) => [name, value.toString('latin1')]) : null;
 }
 
 /** setxattr(2): checks everything, then sets (nothing changes on an error). */
 export function setXattr(node: Inode, name: string, value: Buffer, flags: number): void {
   checkXattrName(name);
+  // Linux keeps user.* to regular files and directories (their permission bits decide who may).
+  if (name.startsWith('user.') && !node.isFile && !node.isDir) throw new FsError('EPERM', `${name}: user. attributes only on files and directories`);
   if ((flags & ~(XATTR_CREATE | XATTR_REPLACE)) !== 0 || flags === (XATTR_CREATE | XATTR_REPLACE)) {
     throw new FsError('EINVAL', `bad setxattr flags ${flags}`);
   }
   if (value.length > XATTR_SIZE_MAX) throw new FsError('E2BIG', `attribute value of ${value.length} bytes (at most ${XATTR_SIZE_MAX})`);
-  const old = node.xattrs?.get(name);
-  if (old && flags & XATTR_CREATE) throw new FsError('EEXIST', `attribute ${name} exists (XATTR_CREATE)`);
-  if (!old && flags & XATTR_REPLACE) throw new FsError('ENODATA', `no attribute ${name} to replace (XATTR_REPLACE)`);
+  const at = indexOf(node, name);
+  const old = at < 0 ? undefined : node.xattrs![at + 1];
+  if (old !== undefined && flags & XATTR_CREATE) throw new FsError('EEXIST', `attribute ${name} exists (XATTR_CREATE)`);
+  if (old === undefined && flags & XATTR_REPLACE) throw new FsError('ENODATA', `no attribute ${name} to replace (XATTR_REPLACE)`);
   const listed = Buffer.byteLength(name) + 1;
   const { names, values } = xattrBytes(node);
-  const total = names + values - (old ? listed + old.length : 0) + listed + value.length;
+  const total = names + values - (old !== undefined ? listed + old.length : 0) + listed + value.length;
   if (total > XATTRS_PER_INODE_MAX) throw new FsError('ENOSPC', `attributes of ${total} bytes (at most ${XATTRS_PER_INODE_MAX} per inode)`);
-  if (!old && names + listed > XATTR_LIST_MAX) throw new FsError('ENOSPC', `names of over ${XATTR_LIST_MAX} bytes`);
-  node.xattrs ??= new Map();
-  node.xattrs.set(name, value);
+  if (old === undefined && names + listed > XATTR_LIST_MAX) throw new FsError('ENOSPC', `names of over ${XATTR_LIST_MAX} bytes`);
+  const bytes = value.toString('latin1');
+  if (at >= 0) node.xattrs![at + 1] = bytes;
+  else (node.xattrs ??= []).push(name, bytes);
 }
 
 /** removexattr(2); ENODATA when there is no such attribute. */
 export function removeXattr(node: Inode, name: string): void {
   checkXattrName(name);
-  if (!node.xattrs?.delete(name)) throw new FsError('ENODATA', `no attribute ${name}`);
-  if (node.xattrs.size === 0) node.xattrs = null;
+  const at = indexOf(node, name);
+  if (at < 0) throw new FsError('ENODATA', `no attribute ${name}`);
+  node.xattrs!.splice(at, 2);
+  if (node.xattrs!.length === 0) node.xattrs = null;
+}
+
+/** Where `name` is in `node`'s list, or -1. */
+function indexOf(node: Inode, name: string): number {
+  const list = node.xattrs;
+  if (list) for (let i = 0; i < list.length; i += 2) if (list[i] === name) return i;
+  return -1;
 }
 
 /** Bytes of `node`'s attribute names as listxattr(2) lists them (NUL-ended), and of their values. */
 function xattrBytes(node: Inode): { names: number; values: number } {
   let names = 0;
   let values = 0;
-  for (const [name, value] of node.xattrs ?? []) {
-    names += Buffer.byteLength(name) + 1;
-    values += value.length;
+  const list = node.xattrs ?? [];
+  for (let i = 0; i < list.length; i += 2) {
+    names += Buffer.byteLength(list[i]) + 1;
+    values += list[i + 1].length;
   }
   return { names, values };
 }

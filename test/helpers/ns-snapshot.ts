@@ -1,6 +1,7 @@
 import { strict as assert } from 'assert';
 import { Attr, attrOf, Inode } from '../../server/master/inode';
 import type { Namespace } from '../../server/master/namespace';
+import { xattrEntries } from '../../server/master/xattrs';
 
 export interface SnapEntry {
   path: string;
@@ -33,7 +34,7 @@ export function snapshot(ns: Namespace): Snapshot {
     entries.push({
       path, attr: attrOf(node), target: node.target,
       chunks: node.chunks ? node.chunks.map((c) => `${c.handle}:${c.version}`).join(',') : null,
-      xattrs: node.xattrs ? [...node.xattrs].map(([name, value]) => `${name}=${value.toString('base64')}`).join(',') : null,
+      xattrs: node.xattrs ? xattrEntries(node).map(([name, value]) => `${name}=${value.toString('base64')}`).join(',') : null,
     });
     if (node.children) {
       const kids = [...node.children];
