@@ -65,7 +65,7 @@ export function xattrEntries(node: Inode): Array<[string, Buffer]> {
 
 /** Gives `node` the attributes `entries` (a checkpoint's), replacing any it had. */
 export function loadXattrs(node: Inode, entries: ReadonlyArray<readonly [string, Buffer]>): void {
-  node.xattrs = entries.length > 0 ? entries.flatMap(([name, value]) => [name, value.toString('latin1')]) : null;
+  node.xattrs = entries.length > 0 ? entries.flatMap(([name, value]) => [interned(name), value.toString('latin1')]) : null;
 }
 
 /** setxattr(2): checks everything, then sets (nothing changes on an error). */
@@ -88,7 +88,22 @@ export function setXattr(node: Inode, name: string, value: Buffer, flags: number
   if (old === undefined && names + listed > XATTR_LIST_MAX) throw new FsError('ENOSPC', `names of over ${XATTR_LIST_MAX} bytes`);
   const bytes = value.toString('latin1');
   if (at >= 0) node.xattrs![at + 1] = bytes;
-  else (node.xattrs ??= []).push(name, bytes);
+  else if (node.xattrs) node.xattrs.push(interned(name), bytes);
+  else node.xattrs = [interned(name), bytes]; // a literal is sized exactly; a push onto [] reserves 17 slots
+}
+
+/**
+ * Names in use, one string each: most inodes of a tree copied from elsewhere carry the same few
+ * names (security.selinux, user.*), and each logged change brings its own copy of the name.
+ */
+const NAMES = new Map<string, string>();
+const MAX_INTERNED = 10_000;
+
+function interned(name: string): string {
+  const known = NAMES.get(name);
+  if (known !== undefined) return known;
+  if (NAMES.size < MAX_INTERNED) NAMES.set(name, name);
+  return name;
 }
 
 /** removexattr(2); ENODATA when there is no such attribute. */
