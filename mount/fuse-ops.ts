@@ -203,13 +203,14 @@ export class FuseOps implements LowLevelHandlers {
   // ------------------------------------------------------------------ files
 
   create(req: Request, parent: number, name: string, mode: number, flags: number, uid: number, gid: number): void {
+    const changes = this.xattrChanges;
     this.answer(req, 'create', parent, async () => {
       const path = this.names.child(parent, name);
       const fh = await this.fs.create(path, mode, flags, { uid, gid });
       const attr = await this.fs.getattr(path);
       this.opened(attr.ino, fh);
       this.names.learned(attr.ino, parent, name);
-      if (!attr.hasXattrs) this.noCapability(attr.ino); // a file just made, or opened afresh
+      if (!attr.hasXattrs && changes === this.xattrChanges) this.noCapability(attr.ino); // a file just made, or opened afresh
       return (s) => s.replyCreate(req, this.tell(attr), this.times.attrTimeoutSec, this.times.entryTimeoutSec, fh);
     }, name);
   }
