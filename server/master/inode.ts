@@ -114,6 +114,6 @@ export function attrOf(n: Inode, defaultReplication = 0): Attr {
     ctimeMs: n.ctimeMs,
     replication: n.isFile ? n.replication || defaultReplication : 0,
     rdev: n.rdev,
-    hasXattrs: n.xattrs !== null,
+    hasXattrs: n.hasXattrs,
   };
 }
