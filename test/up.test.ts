@@ -1,6 +1,8 @@
 import { strict as assert } from 'assert';
 import { ChildProcess, execFileSync, spawn } from 'child_process';
+import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
+import * as net from 'net';
 import * as os from 'os';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../server/common/package-root';
@@ -27,21 +29,45 @@ describe('chunkfs up', function () {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  function startUp(): Promise<{ address: string; exited: Promise<number | null> }> {
+  interface Up {
+    address: string;
+    exited: Promise<number | null>;
+    /** What up and its servers have written to stderr so far. */
+    stderr(): string;
+  }
+
+  function startUp(mount = path.join(dir, 'mnt')): Promise<Up> {
     const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist/bin/chunkfs.js'), 'up', '--dir', dir, '--listen', '127.0.0.1:0',
-      '--mount', path.join(dir, 'mnt')],
+      '--mount', mount],
       { stdio: ['ignore', 'pipe', 'pipe'] });
     up = child;
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    let err = '';
+    child.stderr!.setEncoding('utf8').on('data', (s: string) => (err += s)); // read, or a full pipe stalls the servers
     return new Promise((resolve, reject) => {
       let out = '';
       child.stdout!.setEncoding('utf8').on('data', (s: string) => {
         out += s;
         const m = /master listening (\S+)/.exec(out);
-        if (m && out.includes('cluster up')) resolve({ address: m[1], exited });
+        if (m && out.includes('cluster up')) resolve({ address: m[1], exited, stderr: () => err });
       });
       void exited.then((code) => reject(new Error(`up exited with ${code} before the master listened: ${out}`)));
     });
+  }
+
+  /** The pid of the one process whose command line has `what` (a pattern with this test's directory). */
+  const pidOf = (what: string): number => {
+    const pids = execFileSync('pgrep', ['-f', what], { encoding: 'utf8' }).trim().split('\n');
+    assert.equal(pids.length, 1, `one ${what}: ${pids.join(' ')}`);
+    return Number(pids[0]);
+  };
+
+  async function waitFor(what: string, cond: () => boolean, ms = 30_000): Promise<void> {
+    const until = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
   }
 
   const mounted = () => {
@@ -83,5 +109,68 @@ describe('chunkfs up', function () {
     assert.equal(cat.stdout, 'data through the local cluster\n');
     up!.kill('SIGTERM');
     assert.equal(await second.exited, 0);
+  });
+
+  it('starts a server that dies again: the master on its address (the mount rides out its restart), a chunkserver, the mount', async () => {
+    const cluster = await startUp();
+    const mnt = path.join(dir, 'mnt');
+    const data = randomBytes(3 * 1024 * 1024 + 17);
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    fs.writeFileSync(path.join(mnt, 'before'), data);
+
+    const master = pidOf(`chunkfs.js master --meta-dir ${dir}`);
+    process.kill(master, 'SIGKILL');
+    // Changes made while no master runs wait for the new one (the mount's calls ride it out).
+    fs.mkdirSync(path.join(mnt, 'during'));
+    fs.writeFileSync(path.join(mnt, 'during/file'), 'written while the master restarted\n');
+    await waitFor('up to say the master died', () => /master \(pid \d+\) ended with SIGKILL; starting it again/.test(cluster.stderr()));
+    await waitFor('the master running again', () => cluster.stderr().includes('master running again'));
+    assert.notEqual(pidOf(`chunkfs.js master --meta-dir ${dir}`), master);
+    const ls = await runCli(['ls', '/', '--master', cluster.address]);
+    assert.equal(ls.code, 0, `the new master answers on the first one's address: ${ls.stderr}`);
+    assert.deepEqual(ls.stdout.trim().split('\n').sort(), ['before', 'during']);
+
+    const cs = pidOf(`chunkfs.js chunkserver --data-dir ${dir}/cs1`);
+    process.kill(cs, 'SIGKILL');
+    await waitFor('chunkserver 1 running again', () => cluster.stderr().includes('chunkserver 1 running again'));
+    await waitFor('three live chunkservers', () =>
+      / 3 alive/.test(execFileSync(process.execPath, [path.join(PACKAGE_ROOT, 'dist/bin/chunkfs.js'), 'admin', 'report', '--master', cluster.address], { encoding: 'utf8' })));
+
+    const mount = pidOf(`chunkfs.js mount ${dir}`);
+    process.kill(mount, 'SIGKILL');
+    await waitFor('the mount running again', () => cluster.stderr().includes('mount running again'));
+    assert.ok(mounted());
+    assert.equal(sha(fs.readFileSync(path.join(mnt, 'before'))), sha(data));
+    assert.equal(fs.readFileSync(path.join(mnt, 'during/file'), 'utf8'), 'written while the master restarted\n');
+
+    up!.kill('SIGINT');
+    assert.equal(await cluster.exited, 0, cluster.stderr());
+    assert.throws(() => execFileSync('pgrep', ['-f', dir]), 'no process of this cluster is left');
+    assert.ok(!mounted());
+  });
+
+  it('gives up a server that fails to start again three times and stops the cluster with status 1', async () => {
+    const cluster = await startUp('');
+    process.kill(pidOf(`chunkfs.js master --meta-dir ${dir}`), 'SIGKILL');
+    // Its address taken meanwhile: each start fails (EADDRINUSE) until up gives up.
+    const port = Number(cluster.address.split(':')[1]);
+    // Free once the killed master has gone; up starts it again a second after that.
+    let squatter: net.Server | null = null;
+    for (let i = 0; !squatter && i < 150; i++) {
+      const server = net.createServer();
+      const listening = await new Promise<boolean>((resolve) => server.once('error', () => resolve(false)).listen(port, '127.0.0.1', () => resolve(true)));
+      if (listening) squatter = server;
+      else await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.ok(squatter, 'the master\'s port was taken');
+    try {
+      assert.equal(await cluster.exited, 1);
+    } finally {
+      squatter.close();
+    }
+    const err = cluster.stderr();
+    assert.equal(err.match(/chunkfs master exited with status \d+ before it was ready; trying again/g)?.length, 2, err);
+    assert.match(err, /gave up after 3 starts in a row; stopping the cluster/);
+    assert.throws(() => execFileSync('pgrep', ['-f', dir]), 'the chunkservers were stopped too');
   });
 });
