@@ -173,4 +173,22 @@ describe('chunkfs up', function () {
     assert.match(err, /gave up after 3 starts in a row; stopping the cluster/);
     assert.throws(() => execFileSync('pgrep', ['-f', dir]), 'the chunkservers were stopped too');
   });
+
+  it('its servers stop when up itself is killed: the mount unmounts, and nothing is left running', async () => {
+    const cluster = await startUp();
+    fs.writeFileSync(path.join(dir, 'mnt/kept'), 'kept\n');
+    up!.kill('SIGKILL');
+    await cluster.exited;
+    await waitFor('every server of the cluster to end', () => {
+      try {
+        execFileSync('pgrep', ['-f', dir]);
+        return false;
+      } catch {
+        return true;
+      }
+    });
+    assert.ok(!mounted(), 'the mount unmounted itself');
+    await startUp();
+    assert.equal(fs.readFileSync(path.join(dir, 'mnt/kept'), 'utf8'), 'kept\n', 'the next up starts (no lock or port left held)');
+  });
 });

@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'child_process';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../../server/common/package-root';
+import { STOP_WITH_PARENT_ENV } from '../../server/common/shutdown';
 
 const CLI_JS = path.join(PACKAGE_ROOT, 'dist', 'bin', 'chunkfs.js');
 /** How long a server may take to stop on SIGTERM before it is killed. */
@@ -83,7 +84,11 @@ export class SupervisedServer {
   }
 
   private spawnOnce(): Promise<string> {
-    const child = spawn(process.execPath, [CLI_JS, ...this.args()], { stdio: ['ignore', 'pipe', 'inherit'] });
+    // stdin: a pipe up never writes to, whose end tells the server that up is gone.
+    const child = spawn(process.execPath, [CLI_JS, ...this.args()], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, [STOP_WITH_PARENT_ENV]: '1' },
+    });
     this.child = child;
     return new Promise((resolve, reject) => {
       let out = '';

@@ -3,15 +3,22 @@ import { logger } from './log';
 const log = logger('shutdown');
 
 /**
- * On the first SIGTERM or SIGINT, runs `stop` (the process's start-up steps in reverse) once,
- * then exits 0. Every server's composition root ends with this.
+ * Set to 1 by `chunkfs up` for its servers: each stops when up ends, however it ends (a kill -9
+ * too), since that closes the pipe up holds on the server's stdin.
+ */
+export const STOP_WITH_PARENT_ENV = 'CHUNKFS_STOP_WITH_PARENT';
+
+/**
+ * On the first SIGTERM or SIGINT (or, under `chunkfs up`, the end of its stdin), runs `stop`
+ * (the process's start-up steps in reverse) once, then exits 0. Every server's composition
+ * root ends with this.
  */
 export function exitOnSignals(stop: () => Promise<void>): void {
   let stopping = false;
-  const onSignal = (signal: NodeJS.Signals): void => {
+  const shutDown = (why: string): void => {
     if (stopping) return;
     stopping = true;
-    log.info(`${signal}: shutting down`);
+    log.info(`${why}: shutting down`);
     void stop().then(
       () => process.exit(0),
       (err: Error) => {
@@ -20,6 +27,11 @@ export function exitOnSignals(stop: () => Promise<void>): void {
       },
     );
   };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', shutDown);
+  process.once('SIGINT', shutDown);
+  if (process.env[STOP_WITH_PARENT_ENV] === '1') {
+    process.stdin.once('end', () => shutDown('chunkfs up ended'));
+    process.stdin.once('error', () => shutDown('chunkfs up ended'));
+    process.stdin.resume();
+  }
 }
