@@ -8,8 +8,12 @@ const CLI_JS = path.join(PACKAGE_ROOT, 'dist', 'bin', 'chunkfs.js');
 const STOP_GRACE_MS = 15_000;
 /** Pause before the first start again after a death; doubled after each start that fails. */
 const RESTART_DELAY_MS = 1000;
-/** Starts in a row that end before the server is ready, after which it is given up. */
+/** Starts in a row that fail, after which the server is given up. */
 const MAX_FAILED_STARTS = 3;
+/** A start fails when the server ends before it is ready, is not ready within this time (ms)... */
+const START_TIMEOUT_MS = 120_000;
+/** ...or dies within this time of being ready (a crash loop backs off and ends too). */
+const STABLE_MS = 10_000;
 
 export interface SupervisorEvents {
   /** A line for the operator (stderr). */
@@ -23,9 +27,13 @@ export interface SupervisorEvents {
  * while the cluster runs, as GFS's monitoring infrastructure restarts a failed master: a master
  * recovers from its log on the same address, and the others find it there again; a chunkserver
  * re-registers with its chunks; a mount cleans its stale mount point and mounts again. A start
- * that ends before the server is ready is retried after a growing pause; after
+ * again that fails (see START_TIMEOUT_MS, STABLE_MS) is retried after a growing pause; after
  * MAX_FAILED_STARTS in a row the server is given up (`gaveUp`). The first start is not retried:
  * bad options or a busy port are the operator's to fix.
+ *
+ * The server runs in a process group of its own (a terminal's Ctrl-C reaches up alone, which
+ * stops the servers in order) with a pipe on its stdin that up never writes to: its end tells
+ * the server that up is gone, however up ended (shutdown.ts).
  */
 export class SupervisedServer {
   private child: ChildProcess | null = null;
@@ -50,14 +58,16 @@ export class SupervisedServer {
     this.ready = await this.spawnOnce();
   }
 
-  get pid(): number | undefined {
-    return this.child?.pid;
+  /** From now on the server is not started again (also not by a restart already pending). */
+  noMoreRestarts(): void {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.restartTimer = null;
   }
 
   /** Stops it (SIGTERM, then SIGKILL after a grace time) and restarts it no more. */
   async stop(): Promise<void> {
-    this.stopping = true;
-    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.noMoreRestarts();
     const c = this.child;
     if (!c || c.exitCode !== null || c.signalCode !== null) return;
     const gone = new Promise((r) => c.once('exit', r));
@@ -83,32 +93,43 @@ export class SupervisedServer {
     return new Promise((r) => c.once('exit', () => r()));
   }
 
+  /** Spawns the server; resolves with what its ready line matched, rejects if the start fails. */
   private spawnOnce(): Promise<string> {
-    // stdin: a pipe up never writes to, whose end tells the server that up is gone.
     const child = spawn(process.execPath, [CLI_JS, ...this.args()], {
       stdio: ['pipe', 'pipe', 'inherit'],
+      detached: true,
       env: { ...process.env, [STOP_WITH_PARENT_ENV]: '1' },
     });
     this.child = child;
     return new Promise((resolve, reject) => {
       let out = '';
-      let isReady = false;
+      let readyAt = 0;
+      const tooSlow = setTimeout(() => child.kill('SIGKILL'), START_TIMEOUT_MS);
       child.stdout!.setEncoding('utf8').on('data', (s: string) => {
-        if (isReady) return;
+        if (readyAt) return;
         out += s;
         const m = this.readyLine.exec(out);
         if (m) {
-          isReady = true;
+          readyAt = Date.now();
+          clearTimeout(tooSlow);
           resolve(m[1] ?? '');
         }
       });
+      child.once('error', (err) => {
+        clearTimeout(tooSlow);
+        if (!readyAt) reject(new Error(`chunkfs ${this.name} could not be started: ${err.message}`));
+      });
       child.once('exit', (code, signal) => {
+        clearTimeout(tooSlow);
         const how = signal ?? `status ${code}`;
-        if (!isReady) reject(new Error(`chunkfs ${this.name} exited with ${how} before it was ready`));
-        else if (!this.stopping) {
-          this.events.say(`chunkfs up: ${this.name} (pid ${child.pid}) ended with ${how}; starting it again`);
-          this.restartLater();
+        if (!readyAt) {
+          reject(new Error(`chunkfs ${this.name} exited with ${how} before it was ready`));
+          return;
         }
+        if (this.stopping) return;
+        this.events.say(`chunkfs up: ${this.name} (pid ${child.pid}) ended with ${how}; starting it again`);
+        if (Date.now() - readyAt < STABLE_MS) this.failedStart(`${this.name} ended ${Date.now() - readyAt} ms after it was ready`);
+        else this.restartLater();
       });
     });
   }
@@ -119,21 +140,30 @@ export class SupervisedServer {
       this.restartTimer = null;
       if (this.stopping) return;
       this.spawnOnce().then(
-        () => {
-          this.failedStarts = 0;
-          this.events.say(`chunkfs up: ${this.name} running again (pid ${this.child?.pid})`);
+        (ready) => {
+          if (this.stopping) return;
+          this.events.say(`chunkfs up: ${this.name} running again (pid ${this.child?.pid}): ${ready}`);
+          // Counted good once it has run STABLE_MS (its exit handler counts an early death).
+          const started = this.child;
+          setTimeout(() => {
+            if (this.child === started && started?.exitCode === null && started.signalCode === null) this.failedStarts = 0;
+          }, STABLE_MS).unref();
         },
         (err: Error) => {
-          if (this.stopping) return;
-          this.failedStarts++;
-          if (this.failedStarts >= MAX_FAILED_STARTS) {
-            this.events.gaveUp(`${err.message}; gave up after ${this.failedStarts} starts in a row`);
-          } else {
-            this.events.say(`chunkfs up: ${err.message}; trying again`);
-            this.restartLater();
-          }
+          if (!this.stopping) this.failedStart(err.message);
         },
       );
     }, delay);
+  }
+
+  private failedStart(why: string): void {
+    this.failedStarts++;
+    if (this.failedStarts >= MAX_FAILED_STARTS) {
+      this.noMoreRestarts();
+      this.events.gaveUp(`${why}; gave up after ${this.failedStarts} failed starts in a row`);
+    } else {
+      this.events.say(`chunkfs up: ${why}; trying again`);
+      this.restartLater();
+    }
   }
 }

@@ -40,9 +40,11 @@ export const upCommand: CommandModule<object, UpArgs> = {
     let stopped: () => void = () => undefined;
     const allStopped = new Promise<void>((r) => (stopped = r));
     // One at a time, newest first: the mount flushes open files while the servers still run.
+    // None is started again meanwhile, nor started at all (start() refuses once stopping).
     const stop = (): void => {
       if (stopping) return;
       stopping = true;
+      servers.forEach((s) => s.noMoreRestarts());
       void (async () => {
         for (const s of [...servers].reverse()) await s.stop();
         stopped();
@@ -59,6 +61,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
       },
     };
     const start = async (name: string, cmd: () => string[], ready?: RegExp): Promise<SupervisedServer> => {
+      if (stopping) throw new Error('stopping');
       const server = new SupervisedServer(name, cmd, ready ?? /^listening (\S+)$/m, events);
       servers.push(server);
       await server.start();

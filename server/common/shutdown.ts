@@ -33,5 +33,7 @@ export function exitOnSignals(stop: () => Promise<void>): void {
     process.stdin.once('end', () => shutDown('chunkfs up ended'));
     process.stdin.once('error', () => shutDown('chunkfs up ended'));
     process.stdin.resume();
+    // Watching it keeps no process alive (a mount unmounted from outside still exits).
+    (process.stdin as { unref?: () => void }).unref?.();
   }
 }
