@@ -25,11 +25,11 @@ export interface MasterClientOptions {
   /** Deadline of every call, in milliseconds (default 10 s). */
   deadlineMs?: number;
   /**
-   * Idempotent calls (reads, absolute attribute changes, a chunk's allocation, lease and
-   * confirmation) caught by a broken session (a master restarting) are sent again until their
-   * deadline instead of failing at once: what a mount wants; a CLI command fails fast.
+   * Calls caught by a broken session (a master restarting) are sent again until their deadline
+   * instead of failing at once, changes with a retry key so that none is made twice
+   * (master-session.ts): what a mount wants; a CLI command fails fast.
    */
-  resendIdempotent?: boolean;
+  rideOutBreaks?: boolean;
   /**
    * Take a lease on each directory this client makes (proto/master.proto, DirLease), so that
    * lookups of names absent from it need no round trip while it lasts (see leasedDirs): what a
@@ -100,7 +100,7 @@ export class MasterClient {
     });
     const sessionPort = async (): Promise<number> => (await this.call<SessionPortResponse__Output>((o, cb) => this.master.sessionPort({}, o, cb))).port;
     this.leasedDirs = options.dirLeases ? new LeasedDirs(this.deadlineMs) : null;
-    this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.resendIdempotent ?? false, this.leasedDirs);
+    this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.rideOutBreaks ?? false, this.leasedDirs);
   }
 
   // ------------------------------------------------------------------ reads
@@ -149,7 +149,7 @@ export class MasterClient {
 
   async mkdir(path: string, mode: number, caller?: Caller): Promise<Made> {
     const lease = this.leasedDirs !== null;
-    return madeOf(await this.session.call('mkdir', { path, mode: checkMode(mode), caller: checkCaller(caller), lease }));
+    return this.once(async () => madeOf(await this.session.call('mkdir', { path, mode: checkMode(mode), caller: checkCaller(caller), lease })), () => this.madeAt(path));
   }
 
   /**
@@ -160,13 +160,15 @@ export class MasterClient {
   async create(
     path: string, mode: number, exclusive: boolean, opts: CreateOptions = {},
   ): Promise<Made & { created: boolean; firstChunk?: ChunkAllocation }> {
-    const reply = await this.session.call('create', {
-      path, mode: checkMode(mode), exclusive, caller: checkCaller(opts.caller),
-      replication: opts.replication === undefined ? undefined : checkReplication(opts.replication),
-      allocateFirstChunk: opts.allocateFirstChunk ?? false,
-    });
-    const first = reply.created && reply.firstChunk ? allocationOf(reply.firstChunk) : undefined;
-    return { ...madeOf(reply), created: reply.created, ...(first && { firstChunk: first }) };
+    return this.once(async () => {
+      const reply = await this.session.call('create', {
+        path, mode: checkMode(mode), exclusive, caller: checkCaller(opts.caller),
+        replication: opts.replication === undefined ? undefined : checkReplication(opts.replication),
+        allocateFirstChunk: opts.allocateFirstChunk ?? false,
+      });
+      const first = reply.created && reply.firstChunk ? allocationOf(reply.firstChunk) : undefined;
+      return { ...madeOf(reply), created: reply.created, ...(first && { firstChunk: first }) };
+    }, async () => ({ ...(await this.madeAt(path)), created: true })); // its first chunk is allocated at the first write
   }
 
   /** A regular file's replication factor; the master adds or trims replicas in the background. */
@@ -176,31 +178,31 @@ export class MasterClient {
 
   /** symlink(2) argument order: `path` becomes a link pointing at `target`. */
   async symlink(target: string, path: string, caller?: Caller): Promise<Made> {
-    return madeOf(await this.session.call('symlink', { path, target, caller: checkCaller(caller) }));
+    return this.once(async () => madeOf(await this.session.call('symlink', { path, target, caller: checkCaller(caller) })), () => this.madeAt(path));
   }
 
   /** A FIFO, socket or device node (`mode`: type bits | permission bits; `rdev`: a device's number). */
   async mknod(path: string, mode: number, rdev: number, caller?: Caller): Promise<Made> {
-    return madeOf(await this.session.call('mknod', { path, mode, rdev, caller: checkCaller(caller) }));
+    return this.once(async () => madeOf(await this.session.call('mknod', { path, mode, rdev, caller: checkCaller(caller) })), () => this.madeAt(path));
   }
 
   async link(existing: string, path: string): Promise<Attr> {
-    return attrOf(await this.session.call('link', { existing, path }));
+    return this.once(async () => attrOf(await this.session.call('link', { existing, path })), () => this.getattr(path));
   }
 
   /** Resolves to the parent directory's attributes afterwards, when the master had them. */
   async unlink(path: string): Promise<Attr | null> {
-    return (await this.session.call('unlink', { path })).parent ?? null;
+    return this.once(async () => (await this.session.call('unlink', { path })).parent ?? null, async () => null);
   }
 
   /** Resolves to the parent directory's attributes afterwards, when the master had them. */
   async rmdir(path: string): Promise<Attr | null> {
-    return (await this.session.call('rmdir', { path })).parent ?? null;
+    return this.once(async () => (await this.session.call('rmdir', { path })).parent ?? null, async () => null);
   }
 
   /** `noReplace`: renameat2's RENAME_NOREPLACE (EEXIST rather than replace `to`). */
   async rename(from: string, to: string, noReplace = false): Promise<void> {
-    await this.session.call('rename', { from, to, noReplace });
+    await this.once(async () => void (await this.session.call('rename', { from, to, noReplace })), async () => undefined);
   }
 
   async setattr(path: string, changes: AttrChanges): Promise<Attr> {
@@ -211,7 +213,7 @@ export class MasterClient {
 
   /** `flags`: XATTR_CREATE, XATTR_REPLACE or 0 (server/master/xattrs.ts). */
   async setxattr(path: string, name: string, value: Buffer, flags: number): Promise<Attr> {
-    return attrOf(await this.session.call('setXattr', { path, name, value, flags }));
+    return this.once(async () => attrOf(await this.session.call('setXattr', { path, name, value, flags })), () => this.getattr(path));
   }
 
   async getxattr(path: string, name: string): Promise<Buffer> {
@@ -223,7 +225,7 @@ export class MasterClient {
   }
 
   async removexattr(path: string, name: string): Promise<Attr> {
-    return attrOf(await this.session.call('removeXattr', { path, name }));
+    return this.once(async () => attrOf(await this.session.call('removeXattr', { path, name })), () => this.getattr(path));
   }
 
   // ------------------------------------------------------------------ chunks
@@ -289,6 +291,25 @@ export class MasterClient {
   close(): void {
     this.session.close();
     this.master.close();
+  }
+
+  /**
+   * A change sent with a retry key (master-session.ts, RETRIABLE): when the master answers a
+   * repeat of it (its connection broke) with EALREADY, the change was made, and `made` gives
+   * its result from what the master has now.
+   */
+  private async once<T>(change: () => Promise<T>, made: () => Promise<T>): Promise<T> {
+    try {
+      return await change();
+    } catch (err) {
+      if (err instanceof FsError && err.code === 'EALREADY') return made();
+      throw err;
+    }
+  }
+
+  /** What a change that made `path` answers, from its attributes now. */
+  private async madeAt(path: string): Promise<Made> {
+    return { attr: await this.getattr(path), parent: null };
   }
 
   /** Starts one unary call with this client's deadline and settles with its reply or FsError. */

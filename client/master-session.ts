@@ -1,3 +1,4 @@
+import { randomBytes } from 'crypto';
 import type { Call } from '../generated/chunkfs/master/Call';
 import type { Reply__Output } from '../generated/chunkfs/master/Reply';
 import { FsError, isErrnoName } from '../server/common/fs-error';
@@ -7,7 +8,7 @@ import { SessionLink } from './session-link';
 
 interface Pending {
   op: OpName;
-  /** the call as sent, kept to send again on a new connection if it only reads */
+  /** the call as sent, kept to send again on a new connection (see IDEMPOTENT, RETRIABLE) */
   call: Call;
   resolve: (reply: never) => void;
   reject: (err: FsError) => void;
@@ -31,13 +32,20 @@ const RESEND_PAUSE_MS = 250;
  * absolute attributes (a size, a mode, times, a replication factor); and a chunk's allocation
  * (with its lease), release and confirmation (a repeated allocation answers the lease the first
  * one got while it lasts, or places or leases the chunk anew; a repeated confirmation is a no-op). Any other
- * mutation caught by a break fails with EIO: it may have been applied, and doing it twice is not
- * the same (a second mkdir or exclusive create would answer EEXIST, a second unlink ENOENT).
+ * mutation is RETRIABLE.
  */
 const IDEMPOTENT: ReadonlySet<OpName> = new Set<OpName>([
   'getAttr', 'readDir', 'readLink', 'statFs', 'chunkLocations', 'getXattr', 'listXattrs',
   'setAttr', 'setReplication', 'allocateChunk', 'releaseLease', 'chunkWritten',
 ]);
+
+/**
+ * Changes that doing twice is not the same as doing once (a second mkdir or exclusive create
+ * would answer EEXIST, a second unlink ENOENT): sent with a retry key (proto/master.proto,
+ * Call.retry_key), they may be sent again too, and the master answers a repeat of one it made
+ * with EALREADY, which MasterClient turns into the change's result.
+ */
+const RETRIABLE: ReadonlySet<OpName> = new Set<OpName>(['mkdir', 'create', 'symlink', 'link', 'unlink', 'rmdir', 'rename', 'mknod', 'setXattr', 'removeXattr']);
 
 /** Calls that change a directory's entries. */
 const NAMESPACE_CHANGES: ReadonlySet<OpName> = new Set<OpName>(['mkdir', 'create', 'symlink', 'link', 'unlink', 'rmdir', 'rename', 'mknod']);
@@ -50,8 +58,9 @@ const REFUSALS: ReadonlySet<string> = new Set([
  * The client end of a master session (proto/master.proto, Master.SessionPort): calls issued in
  * one event-loop turn go out as one CallBatch on a long-lived connection, and replies are
  * matched to calls by id. Each call has its own deadline (ETIMEDOUT). When the connection
- * breaks, the calls sent on it fail (EIO: a mutation's outcome is unknown); with `resendIdempotent`,
- * the idempotent ones are instead sent again on a new connection until their deadline.
+ * breaks, the calls sent on it fail (EIO: a mutation's outcome is unknown); with `rideOutBreaks`
+ * (a mount riding out a master restart), they are instead sent again on a new connection until
+ * their deadline: the retriable changes with the retry key they first went with.
  */
 export class MasterSession {
   private link: SessionLink | null = null;
@@ -59,6 +68,9 @@ export class MasterSession {
   private queue: Call[] = [];
   private scheduled = false;
   private nextId = 1;
+  /** Retry keys: a random prefix per session (unique among all clients) and a counter. */
+  private readonly keyPrefix = randomBytes(9).toString('base64url');
+  private nextKey = 0;
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
 
@@ -67,8 +79,8 @@ export class MasterSession {
     private readonly sessionPort: () => Promise<number>,
     private readonly address: string,
     private readonly deadlineMs: number,
-    /** Send reads caught by a broken connection again (a mount riding out a master restart). */
-    private readonly resendIdempotent: boolean,
+    /** Send calls caught by a broken connection again (a mount riding out a master restart). */
+    private readonly rideOutBreaks: boolean,
     /** Where the directory leases replies carry go (null: this client asks for none). */
     private readonly leases: LeasedDirs | null = null,
   ) {}
@@ -79,6 +91,7 @@ export class MasterSession {
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
       const resolveReply = resolve as (reply: never) => void;
       const call: Call = { id, [op]: request };
+      if (this.rideOutBreaks && RETRIABLE.has(op)) call.retryKey = `${this.keyPrefix}.${(this.nextKey++).toString(36)}`;
       this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, sentAt: performance.now(), link: null, lastError: null });
       this.queue.push(call);
       this.schedule();
@@ -166,7 +179,7 @@ export class MasterSession {
     let resend = false;
     for (const [id, p] of this.pending) {
       if (p.link !== link) continue;
-      if (this.resendIdempotent && IDEMPOTENT.has(p.op) && p.deadline > Date.now() + RESEND_PAUSE_MS) {
+      if (this.rideOutBreaks && (IDEMPOTENT.has(p.op) || p.call.retryKey) && p.deadline > Date.now() + RESEND_PAUSE_MS) {
         p.link = null;
         p.lastError = err;
         this.queue.push(p.call);

@@ -58,9 +58,9 @@ function mountOptions(master: string): string[] {
 export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
   const mountpoint = path.resolve(options.mountpoint);
   await cleanStaleMount(mountpoint);
-  // Reads ride out a master restart (recovery of a large namespace takes seconds) within the
-  // deadline; a mutation whose session breaks fails at once with EIO.
-  const master = new MasterClient(options.master, { resendIdempotent: true, deadlineMs: MASTER_DEADLINE_MS, dirLeases: true });
+  // Calls ride out a master restart (recovery of a large namespace takes seconds) within the
+  // deadline: a change caught by the break is sent again, and made once.
+  const master = new MasterClient(options.master, { rideOutBreaks: true, deadlineMs: MASTER_DEADLINE_MS, dirLeases: true });
   const peers = new ChunkClientPool({ localReads: options.localReads });
   const fs = new PosixFs(master, peers, options);
   let session: FuseSession | null = null;

@@ -1,5 +1,6 @@
 import * as assert from 'assert';
-import { MasterClient } from '../client/master-client';
+import { execFileSync } from 'child_process';
+import { MasterClient, type Made } from '../client/master-client';
 import { FsError } from '../server/common/fs-error';
 import { ChunkClientPool } from '../client/chunk-client';
 import { ChunkManager } from '../server/master/chunk-manager';
@@ -10,6 +11,7 @@ import type { MasterState } from '../server/master/master-state';
 import type { Attr } from '../server/master/inode';
 import type { Mutation } from '../server/master/mutation';
 import { Namespace } from '../server/master/namespace';
+import { XATTR_CREATE } from '../server/master/xattrs';
 
 /** The RPC translation layer over an in-memory MasterState: what goes into commit(), and errnos. */
 describe('master RPC', function () {
@@ -19,9 +21,12 @@ describe('master RPC', function () {
   let chunkservers: ChunkserverRegistry;
   let peers: ChunkClientPool;
   let services: MasterServices;
+  /** Every commit waits 300 ms after it is applied (its log write, say). */
+  let slowCommits: boolean;
 
   beforeEach(async function () {
     committed = [];
+    slowCommits = false;
     const ns = new Namespace(0);
     const state: MasterState = {
       ns,
@@ -30,7 +35,7 @@ describe('master RPC', function () {
         if (m.op === 'mkdir' && m.path === '/never-durable') return new Promise(() => undefined);
         const attr = ns.apply(m);
         committed.push(m);
-        if (m.op === 'mkdir' && m.path === '/slow-log') await new Promise((resolve) => setTimeout(resolve, 300));
+        if ((m.op === 'mkdir' && m.path === '/slow-log') || slowCommits) await new Promise((resolve) => setTimeout(resolve, 300));
         return attr;
       },
       durable: async () => undefined,
@@ -247,6 +252,42 @@ describe('master RPC', function () {
     await rpc.stop();
     await rejectsWith('EIO', pending);
     patient.close();
+  });
+
+  it('a change caught by a cut connection is sent again with its retry key and made once, whatever the change', async function () {
+    this.timeout(30_000);
+    const riding = new MasterClient(rpc.address, { deadlineMs: 10_000, rideOutBreaks: true });
+    try {
+      await client.mkdir('/d', 0o755);
+      for (const f of ['/d/f', '/d/gone', '/d/from']) await client.create(f, 0o644, true);
+      await client.mkdir('/d/empty', 0o755);
+      await client.setxattr('/d/from', 'user.k', Buffer.from('v'), 0);
+      const ino = async (p: string) => (await client.getattr(p)).ino;
+      const absent = async (p: string) => rejectsWith('ENOENT', client.getattr(p));
+      const cases: Array<[string, () => Promise<unknown>, (result: unknown) => Promise<void>]> = [
+        ['mkdir', () => riding.mkdir('/d/m', 0o755), async (r) => assert.equal((r as Made).attr.ino, await ino('/d/m'))],
+        ['create', () => riding.create('/d/c', 0o644, true), async (r) => assert.equal((r as Made).attr.ino, await ino('/d/c'))],
+        ['symlink', () => riding.symlink('f', '/d/s'), async () => assert.equal(await client.readlink('/d/s'), 'f')],
+        ['link', () => riding.link('/d/f', '/d/l'), async (r) => assert.equal((r as Attr).nlink, 2)],
+        ['unlink', () => riding.unlink('/d/gone'), () => absent('/d/gone')],
+        ['rmdir', () => riding.rmdir('/d/empty'), () => absent('/d/empty')],
+        ['rename', () => riding.rename('/d/from', '/d/to', true), () => absent('/d/from')],
+        ['setxattr', () => riding.setxattr('/d/f', 'user.a', Buffer.from('1'), XATTR_CREATE), async () => assert.equal((await client.getxattr('/d/f', 'user.a')).toString(), '1')],
+        ['removexattr', () => riding.removexattr('/d/to', 'user.k'), () => rejectsWith('ENODATA', client.getxattr('/d/to', 'user.k'))],
+      ];
+      slowCommits = true;
+      for (const [name, change, check] of cases) {
+        const before = committed.length;
+        const outcome = change();
+        while (committed.length === before) await new Promise((r) => setTimeout(r, 5)); // applied, not yet answered
+        // Cut every session connection (as a restarting master or a network fault would).
+        execFileSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', String(rpc.sessionPort)], { stdio: 'ignore' });
+        await check(await outcome);
+        assert.equal(committed.length, before + 1, `${name} made once`);
+      }
+    } finally {
+      riding.close();
+    }
   });
 
   describe('directory leases', function () {

@@ -4,7 +4,7 @@ import * as os from 'os';
 import * as path from 'path';
 import { DurableMasterState } from '../server/master/durable-master-state';
 import { openMetaStore, MetaStore } from '../server/master/meta-store';
-import type { Mutation } from '../server/master/mutation';
+import type { MkdirMutation } from '../server/master/mutation';
 import { decodeFrame, encodeFrame } from '../server/master/oplog/frame';
 import { FILE_HEADER_BYTES, listMetaDir } from '../server/master/oplog/meta-dir';
 import { RecoveryError } from '../server/master/oplog/recovery';
@@ -200,6 +200,21 @@ describe('operation log, checkpoints and recovery', function () {
     assertSameSnapshot(snapshot(start().ns), before);
   });
 
+  it('a change carrying a retry key is made once: a repeat is EALREADY, also after a restart replays it', async () => {
+    const st = start();
+    const made = { ...mkdir(st, '/once'), retryKey: 'client-a.1' };
+    await st.commit(made);
+    const txid = st.status().txid;
+    await assert.rejects(st.commit({ ...mkdir(st, '/twice'), retryKey: 'client-a.1' }), /EALREADY/);
+    assert.equal(st.status().txid, txid, 'the repeat is not logged');
+    await stop();
+    const again = start();
+    await assert.rejects(again.commit({ ...made, ino: again.nextIno() }), /EALREADY/, 'the key came back with the log');
+    assert.equal(again.ns.lookupOrNull('/twice'), null);
+    await again.commit({ ...mkdir(again, '/other'), retryKey: 'client-a.2' }); // another key is another change
+    await assert.rejects(again.commit({ ...mkdir(again, '/once') }), /EEXIST/, 'without a key, the namespace answers');
+  });
+
   it('rejects an invalid mutation without logging it', async () => {
     const st = start();
     await st.commit(mkdir(st, '/x'));
@@ -211,7 +226,7 @@ describe('operation log, checkpoints and recovery', function () {
 
 // ------------------------------------------------------------------ helpers
 
-function mkdir(st: DurableMasterState, p: string): Mutation {
+function mkdir(st: DurableMasterState, p: string): MkdirMutation {
   return { op: 'mkdir', path: p, mode: 0o755, uid: 1, gid: 2, ino: st.nextIno(), time: Date.now() };
 }
 

@@ -32,6 +32,7 @@ export const ERRNO = {
   ENODATA: 61,
   EOPNOTSUPP: 95,
   ETIMEDOUT: 110,
+  EALREADY: 114,
   ESTALE: 116,
 } as const;
 

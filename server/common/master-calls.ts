@@ -23,6 +23,8 @@ export interface CallContext {
   session: number;
   /** directory leases for the reply (proto/master.proto, DirLease) */
   dirLeases?: DirLease[];
+  /** the call's retry key (proto/master.proto, Call.retry_key), if it has one */
+  retryKey?: string;
   /** asks session `holder` to give up its lease on directory `dir` (ReplyBatch.recalled_dirs) */
   recall(holder: number, dir: number): void;
 }

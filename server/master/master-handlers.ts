@@ -40,23 +40,23 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
     mkdir: (req, context) => leasing.change([req.path], context, ([dir]) => {
       const ino = state.nextIno();
       const change = adding(state, dir, req.path, {
-        op: 'mkdir', path: req.path, mode: checkMode(req.mode), ...ownerOf(req.caller), ino, time: Date.now(),
+        op: 'mkdir', path: req.path, mode: checkMode(req.mode), ...ownerOf(req.caller), ino, time: Date.now(), ...retried(context),
       });
       return { ...change, made: req.lease && state.ns.lookupOrNull(req.path)?.ino === ino ? ino : undefined };
     }),
     create: async (req, context) => ({ ...(await create(state, chunks, req, leasing, context)), parent: parentAttr(state, req.path) }),
     symlink: (req, context) => leasing.change([req.path], context, ([dir]) => adding(state, dir, req.path, {
-      op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
+      op: 'symlink', path: req.path, target: req.target, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(), ...retried(context),
     })),
     mknod: (req, context) => leasing.change([req.path], context, ([dir]) => adding(state, dir, req.path, {
-      op: 'mknod', path: req.path, mode: req.mode, rdev: req.rdev, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(),
+      op: 'mknod', path: req.path, mode: req.mode, rdev: req.rdev, ...ownerOf(req.caller), ino: state.nextIno(), time: Date.now(), ...retried(context),
     })),
     link: (req, context) => leasing.change([req.path], context, ([dir]) => ({
-      done: commitForAttr(state, { op: 'link', existing: req.existing, path: req.path, time: Date.now() }).then((attr) => ({ attr })),
+      done: commitForAttr(state, { op: 'link', existing: req.existing, path: req.path, time: Date.now(), ...retried(context) }).then((attr) => ({ attr })),
       changes: [{ dir, added: posix.basename(req.path) }],
     })),
-    unlink: (req, context) => leasing.change([req.path], context, ([dir]) => removing(state, dir, req.path, { op: 'unlink', path: req.path, time: Date.now() })),
-    rmdir: (req, context) => leasing.change([req.path], context, ([dir]) => removing(state, dir, req.path, { op: 'rmdir', path: req.path, time: Date.now() })),
+    unlink: (req, context) => leasing.change([req.path], context, ([dir]) => removing(state, dir, req.path, { op: 'unlink', path: req.path, time: Date.now(), ...retried(context) })),
+    rmdir: (req, context) => leasing.change([req.path], context, ([dir]) => removing(state, dir, req.path, { op: 'rmdir', path: req.path, time: Date.now(), ...retried(context) })),
     rename: (req, context) => leasing.change([req.from, req.to], context, ([fromDir, toDir]) => {
       // Checked in the turn the rename applies in (a commit applies at once): nothing can come
       // between. Not logged: replayed, the rename meets the same namespace, without `to`.
@@ -65,7 +65,7 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       // Between two links of one file, a rename does nothing (POSIX): both names stay.
       const noop = target !== null && target === state.ns.lookupOrNull(req.from);
       return {
-        done: state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now() }).then(() => ({})),
+        done: state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now(), ...retried(context) }).then(() => ({})),
         changes: noop ? [] : [{ dir: fromDir, removed: posix.basename(req.from) }, { dir: toDir, added: posix.basename(req.to) }],
       };
     }),
@@ -76,13 +76,13 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
     setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req, chunkSize)) }),
     getXattr: (req) => ({ value: state.ns.getxattr(req.path, req.name) }),
     listXattrs: (req) => ({ names: state.ns.listxattrs(req.path) }),
-    setXattr: async (req) => ({
+    setXattr: async (req, context) => ({
       attr: await commitForAttr(state, {
-        op: 'setXattr', path: req.path, name: req.name, value: req.value.toString('base64'), flags: req.flags, time: Date.now(),
+        op: 'setXattr', path: req.path, name: req.name, value: req.value.toString('base64'), flags: req.flags, time: Date.now(), ...retried(context),
       }),
     }),
-    removeXattr: async (req) => ({
-      attr: await commitForAttr(state, { op: 'removeXattr', path: req.path, name: req.name, time: Date.now() }),
+    removeXattr: async (req, context) => ({
+      attr: await commitForAttr(state, { op: 'removeXattr', path: req.path, name: req.name, time: Date.now(), ...retried(context) }),
     }),
     setReplication: async (req) => ({
       attr: await commitForAttr(state, {
@@ -124,7 +124,7 @@ async function create(
     if (existing) return { done: Promise.resolve(existing), changes: [] };
     const ino = state.nextIno();
     const creating = commitForAttr(state, {
-      op: 'create', path: req.path, mode, ...ownerOf(req.caller), ino, time: Date.now(), replication,
+      op: 'create', path: req.path, mode, ...ownerOf(req.caller), ino, time: Date.now(), replication, ...retried(context),
     });
     // A commit applies at once and waits only for the log: if the file is there now, its first
     // chunk's record joins the same log write. Without a chunk (no room, say) the writer
@@ -185,6 +185,12 @@ function dirLeasing(state: MasterState, leases: DirLeases): DirLeasing {
           await wait; // the paths may name other directories by then: look again
           continue;
         }
+        // A repeat of a change made already is answered before the checks it would now fail
+        // (EEXIST, ENOENT), once that change is durable.
+        if (state.ns.retryKeys.has(context.retryKey)) {
+          await state.durable();
+          state.ns.retryKeys.check(context.retryKey);
+        }
         const { done, changes, made } = commit(dirs);
         context.dirLeases = leases.changed(context.session, changes, made);
         return done;
@@ -224,6 +230,11 @@ function setattrMutation(req: SetAttrRequest__Output, chunkSize: number): Setatt
   if (req.atimeMs !== undefined) m.atimeMs = checkTimeMs(req.atimeMs);
   if (req.mtimeMs !== undefined) m.mtimeMs = checkTimeMs(req.mtimeMs);
   return m;
+}
+
+/** The call's retry key, for its record (absent, not undefined, when it has none). */
+function retried(context: CallContext): { retryKey?: string } {
+  return context.retryKey === undefined ? {} : { retryKey: context.retryKey };
 }
 
 /** Commits a mutation that yields the attributes of the inode it made or changed. */

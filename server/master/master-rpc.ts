@@ -10,7 +10,10 @@ import { namespaceOps, type NamespaceOptions } from './master-handlers';
 import { serveSessions } from './master-session';
 import type { MasterState } from './master-state';
 
-export type MasterRpc = RunningServer;
+export interface MasterRpc extends RunningServer {
+  /** Where sessions are taken (what Master.SessionPort answers). */
+  sessionPort: number;
+}
 
 /** What the master's services work on. */
 export interface MasterServices {
@@ -38,6 +41,7 @@ export async function startMasterRpc(services: MasterServices, listen: string, o
   });
   return {
     address: running.address,
+    sessionPort: sessions.port,
     stop: async () => {
       await Promise.all([sessions.stop(), running.stop()]);
     },

@@ -111,7 +111,7 @@ function serveSession(
     }
     for (const call of calls) {
       inFlight++;
-      void run(ops, call, { session, recall }).then(answer);
+      void run(ops, call, { session, recall, retryKey: call.retryKey || undefined }).then(answer);
     }
   });
   drains.add(drain);

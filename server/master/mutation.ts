@@ -7,8 +7,16 @@ import type { ChunkserverState } from './chunkserver-states';
  * inode number, the clock), so applying the same records in the same order always yields the
  * same namespace: live, on recovery, and on backup/shadow masters.
  */
+/**
+ * A change a client may send again after its connection broke: the call's retry key, logged
+ * with it, tells a repeat apart (retry-keys.ts). Absent from records of other clients and of
+ * logs written before it existed.
+ */
+interface Retriable {
+  retryKey?: string;
+}
 /** What every mutation that makes a new inode carries. */
-interface NewInodeMutation {
+interface NewInodeMutation extends Retriable {
   path: string;
   uid: number;
   gid: number;
@@ -43,23 +51,23 @@ export interface MknodMutation extends NewInodeMutation {
   /** character and block devices: the device number; 0 otherwise */
   rdev: number;
 }
-export interface LinkMutation {
+export interface LinkMutation extends Retriable {
   op: 'link';
   existing: string;
   path: string;
   time: number;
 }
-export interface UnlinkMutation {
+export interface UnlinkMutation extends Retriable {
   op: 'unlink';
   path: string;
   time: number;
 }
-export interface RmdirMutation {
+export interface RmdirMutation extends Retriable {
   op: 'rmdir';
   path: string;
   time: number;
 }
-export interface RenameMutation {
+export interface RenameMutation extends Retriable {
   op: 'rename';
   from: string;
   to: string;
@@ -97,7 +105,7 @@ export interface SetReplicationMutation {
 }
 
 /** setxattr(2) on the inode at `path`. */
-export interface SetXattrMutation {
+export interface SetXattrMutation extends Retriable {
   op: 'setXattr';
   path: string;
   name: string;
@@ -110,7 +118,7 @@ export interface SetXattrMutation {
 }
 
 /** removexattr(2) on the inode at `path`. */
-export interface RemoveXattrMutation {
+export interface RemoveXattrMutation extends Retriable {
   op: 'removeXattr';
   path: string;
   name: string;

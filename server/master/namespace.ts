@@ -36,6 +36,7 @@ import type {
 import { ChunkserverStates } from './chunkserver-states';
 import { isSameOrBelow, MAX_TARGET_BYTES, splitPath } from './paths';
 import { ReaddirCursors } from './readdir-cursors';
+import { RetryKeys } from './retry-keys';
 import { checkOwnerId, checkReplication, DEFAULT_REPLICATION } from './request-checks';
 import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs';
 
@@ -81,6 +82,8 @@ export class Namespace {
   defaultReplication = DEFAULT_REPLICATION;
   /** Operators' decommissioning decisions: logged and checkpointed with the tree. */
   readonly chunkserverStates = new ChunkserverStates();
+  /** Retry keys of the latest changes (not checkpointed: a repeat comes within seconds). */
+  readonly retryKeys = new RetryKeys();
   private readonly cursors = new ReaddirCursors();
 
   constructor(rootTime = 0) {
@@ -172,8 +175,19 @@ export class Namespace {
 
   // ------------------------------------------------------------------ mutations
 
-  /** Validates and applies one mutation; returns the affected inode's attributes, if any. */
+  /**
+   * Validates and applies one mutation; returns the affected inode's attributes, if any. A
+   * change whose retry key an applied one carried is refused with EALREADY (retry-keys.ts).
+   */
   apply(m: Mutation): Attr | null {
+    const key = 'retryKey' in m ? m.retryKey : undefined;
+    this.retryKeys.check(key);
+    const attr = this.applyOne(m);
+    if (key !== undefined) this.retryKeys.add(key);
+    return attr;
+  }
+
+  private applyOne(m: Mutation): Attr | null {
     switch (m.op) {
       case 'mkdir':
         return this.mkdir(m);
