@@ -281,7 +281,8 @@ describe('master RPC', function () {
         const outcome = change();
         while (committed.length === before) await new Promise((r) => setTimeout(r, 5)); // applied, not yet answered
         // Cut every session connection (as a restarting master or a network fault would).
-        execFileSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', String(rpc.sessionPort)], { stdio: 'ignore' });
+        const cut = execFileSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', String(rpc.sessionPort)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+        assert.ok(cut.includes(`:${rpc.sessionPort}`), `ss -K cut no session connection (root and CONFIG_INET_DIAG_DESTROY are needed): ${cut}`);
         await check(await outcome);
         assert.equal(committed.length, before + 1, `${name} made once`);
       }

@@ -2,6 +2,7 @@ import { strict as assert } from 'assert';
 import { createHash, randomBytes } from 'crypto';
 import { promises as fsp, constants as C } from 'fs';
 import * as path from 'path';
+import { PACKAGE_ROOT } from '../server/common/package-root';
 import { runCli } from './helpers/server-process';
 import { kill, TestCluster } from './helpers/test-cluster';
 import { sh, TestMount } from './helpers/test-mount';
@@ -268,7 +269,7 @@ describe('mount: two mounts and failures', function () {
     // each checked; the master dies under it (changes in flight: made or not, they are sent again).
     await fsp.mkdir(a.at('churn'));
     const stopFile = path.join(cluster.root, 'churn.stop');
-    const loop = a.sh(`python3 ${path.join(__dirname, '../../test/fixtures/namespace-churn.py')} churn ${stopFile}`);
+    const loop = a.sh(`python3 ${path.join(PACKAGE_ROOT, 'test/fixtures/namespace-churn.py')} churn ${stopFile}`);
     const settle = () => new Promise<void>((r) => setTimeout(r, 700));
     await settle();
     await cluster.restartMaster(settle);

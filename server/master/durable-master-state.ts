@@ -1,4 +1,3 @@
-import { FsError } from '../common/fs-error';
 import type { Attr } from './inode';
 import type { CheckpointResult, MasterState, MasterStatus } from './master-state';
 import type { MetaStore } from './meta-store';
@@ -22,14 +21,7 @@ export class DurableMasterState implements MasterState {
   }
 
   async commit(m: Mutation): Promise<Attr | null> {
-    let attr: Attr | null;
-    try {
-      attr = this.ns.apply(m);
-    } catch (err) {
-      // A repeat of a change made already: answered once that change is durable.
-      if (err instanceof FsError && err.code === 'EALREADY') await this.durable();
-      throw err;
-    }
+    const attr = this.ns.apply(m);
     const txid = this.store.writer.append(Buffer.from(JSON.stringify(m)));
     await this.store.writer.waitDurable(txid);
     this.store.checkpointer.maybeRun();

@@ -76,14 +76,12 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
     setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req, chunkSize)) }),
     getXattr: (req) => ({ value: state.ns.getxattr(req.path, req.name) }),
     listXattrs: (req) => ({ names: state.ns.listxattrs(req.path) }),
-    setXattr: async (req, context) => ({
-      attr: await commitForAttr(state, {
-        op: 'setXattr', path: req.path, name: req.name, value: req.value.toString('base64'), flags: req.flags, time: Date.now(), ...retried(context),
-      }),
-    }),
-    removeXattr: async (req, context) => ({
-      attr: await commitForAttr(state, { op: 'removeXattr', path: req.path, name: req.name, time: Date.now(), ...retried(context) }),
-    }),
+    setXattr: (req, context) => repeated(state, context) ?? commitForAttr(state, {
+      op: 'setXattr', path: req.path, name: req.name, value: req.value.toString('base64'), flags: req.flags, time: Date.now(), ...retried(context),
+    }).then((attr) => ({ attr })),
+    removeXattr: (req, context) => repeated(state, context) ?? commitForAttr(state, {
+      op: 'removeXattr', path: req.path, name: req.name, time: Date.now(), ...retried(context),
+    }).then((attr) => ({ attr })),
     setReplication: async (req) => ({
       attr: await commitForAttr(state, {
         op: 'setReplication', path: req.path, replication: checkReplication(req.replication), time: Date.now(),
@@ -113,7 +111,7 @@ async function create(
 ): Promise<CreateResponse> {
   const mode = checkMode(req.mode);
   const replication = req.replication === undefined ? state.ns.defaultReplication : checkReplication(req.replication);
-  if (!req.exclusive) {
+  if (!req.exclusive && !state.ns.retryKeys.has(context.retryKey)) {
     const existing = openExisting(state, req.path);
     if (existing) return existing; // nothing changes: no lease to wait for
   }
@@ -179,17 +177,14 @@ function dirLeasing(state: MasterState, leases: DirLeases): DirLeasing {
   return {
     change: async (paths, context, commit) => {
       for (;;) {
+        // Looked at in the turn the change would be made in (again after any wait below).
+        const again = repeated(state, context);
+        if (again) return again;
         const dirs = paths.map((p) => state.ns.lookupOrNull(posix.dirname(p))?.ino ?? 0);
         const wait = leases.beforeChange(dirs, context.session, context.recall);
         if (wait) {
           await wait; // the paths may name other directories by then: look again
           continue;
-        }
-        // A repeat of a change made already is answered before the checks it would now fail
-        // (EEXIST, ENOENT), once that change is durable.
-        if (state.ns.retryKeys.has(context.retryKey)) {
-          await state.durable();
-          state.ns.retryKeys.check(context.retryKey);
         }
         const { done, changes, made } = commit(dirs);
         context.dirLeases = leases.changed(context.session, changes, made);
@@ -230,6 +225,19 @@ function setattrMutation(req: SetAttrRequest__Output, chunkSize: number): Setatt
   if (req.atimeMs !== undefined) m.atimeMs = checkTimeMs(req.atimeMs);
   if (req.mtimeMs !== undefined) m.mtimeMs = checkTimeMs(req.mtimeMs);
   return m;
+}
+
+/**
+ * A repeat of a change made already (its retry key seen: its connection broke before the
+ * answer): EALREADY once that change is durable, before the checks it would now fail (EEXIST,
+ * ENOENT) and without making it again. Undefined for any other call.
+ */
+function repeated(state: MasterState, context: CallContext): Promise<never> | undefined {
+  const key = context.retryKey;
+  if (!state.ns.retryKeys.has(key)) return undefined;
+  return state.durable().then(() => {
+    throw new FsError('EALREADY', `the change with retry key ${key} was made already`);
+  });
 }
 
 /** The call's retry key, for its record (absent, not undefined, when it has none). */

@@ -176,14 +176,13 @@ export class Namespace {
   // ------------------------------------------------------------------ mutations
 
   /**
-   * Validates and applies one mutation; returns the affected inode's attributes, if any. A
-   * change whose retry key an applied one carried is refused with EALREADY (retry-keys.ts).
+   * Validates and applies one mutation; returns the affected inode's attributes, if any. Its
+   * retry key is remembered (retry-keys.ts); repeats are refused before they get here (a
+   * replay applies whatever was logged).
    */
   apply(m: Mutation): Attr | null {
-    const key = 'retryKey' in m ? m.retryKey : undefined;
-    this.retryKeys.check(key);
     const attr = this.applyOne(m);
-    if (key !== undefined) this.retryKeys.add(key);
+    if ('retryKey' in m && m.retryKey !== undefined) this.retryKeys.add(m.retryKey);
     return attr;
   }
 

@@ -1,31 +1,42 @@
-import { FsError } from '../common/fs-error';
-
-/** Keys remembered at most; the oldest go first. A client sends a call again within its deadline (30 s for a mount). */
-const MAX_KEYS = 100_000;
+/**
+ * Keys remembered at most, the oldest forgotten first: several minutes of changes at a busy
+ * master's pace, while a client sends a call again within its deadline (30 s for a mount).
+ */
+export const MAX_KEYS = 100_000;
 
 /**
  * The retry keys (proto/master.proto, Call.retry_key) of the latest changes applied, live or
  * replayed from the log: a call sent again after its connection broke, whose change was made
- * (before a master crash too, if its record was durable), is recognised and not made twice.
+ * (before a master crash too, if its record was durable), is recognised and not made twice
+ * (master-handlers.ts answers it EALREADY).
  */
 export class RetryKeys {
   private readonly keys = new Set<string>();
+  /** The keys in the order they came, a ring of MAX_KEYS: forgetting the oldest costs O(1). */
+  private readonly order: string[] = [];
+  private next = 0;
 
   has(key: string | undefined): boolean {
     return key !== undefined && this.keys.has(key);
   }
 
-  /** Throws EALREADY when a change with `key` was applied. */
-  check(key: string | undefined): void {
-    if (this.has(key)) throw new FsError('EALREADY', `the change with retry key ${key} was made already`);
-  }
-
   add(key: string): void {
+    if (this.keys.has(key)) return;
+    if (this.order.length < MAX_KEYS) this.order.push(key);
+    else {
+      this.keys.delete(this.order[this.next]);
+      this.order[this.next] = key;
+      this.next = (this.next + 1) % MAX_KEYS;
+    }
     this.keys.add(key);
-    if (this.keys.size > MAX_KEYS) this.keys.delete(this.keys.values().next().value!);
   }
 
   get size(): number {
     return this.keys.size;
   }
+}
+
+/** The retry key in a logged change's JSON, if any (for records a checkpoint already covers). */
+export function retryKeyOf(record: string): string | undefined {
+  return /"retryKey":"([^"\\]*)"/.exec(record)?.[1];
 }

@@ -1,6 +1,7 @@
 import { StartupError } from '../../common/startup-error';
 import { Namespace } from '../namespace';
 import type { Mutation } from '../mutation';
+import { MAX_KEYS, retryKeyOf } from '../retry-keys';
 import { readCheckpoint, verifyCheckpoint } from './checkpoint-file';
 import { DirLog, LogDamage, readDirLog, TornTail } from './log-reader';
 import { listMetaDir } from './meta-dir';
@@ -68,6 +69,7 @@ export function recover(dirs: string[], opts: RecoveryOptions = {}): RecoveryRes
       }
       if (!ns) continue; // try the previous checkpoint with a longer log
     }
+    rememberRetryKeys(ns, logs, ckptTxid);
     const { lastTxid, lastEpoch } = replay(ns, logs, ckptTxid, upTo, epoch);
     if (upTo !== Infinity && lastTxid < upTo) {
       throw new RecoveryError(`the log ends at txid ${lastTxid}, before ${upTo}; ${describeHole(logs, lastTxid)}`);
@@ -92,6 +94,18 @@ export function recover(dirs: string[], opts: RecoveryOptions = {}): RecoveryRes
     };
   }
   throw new RecoveryError(`no consistent metadata state: ${notes.join('; ')}`);
+}
+
+/**
+ * The retry keys of the records up to `ckptTxid` still in the log (those a checkpoint covers,
+ * and which a checkpoint does not keep): a repeat of one of these changes is recognised too.
+ */
+function rememberRetryKeys(ns: Namespace, logs: DirLog[], ckptTxid: number): void {
+  for (let t = Math.max(1, ckptTxid - MAX_KEYS + 1); t <= ckptTxid; t++) {
+    const rec = logs.map((l) => l.records.get(t)).find((r) => r !== undefined);
+    const key = rec && retryKeyOf(rec.payload.toString());
+    if (key !== undefined) ns.retryKeys.add(key);
+  }
 }
 
 function replay(ns: Namespace, logs: DirLog[], fromTxid: number, upTo: number, epoch: number) {
