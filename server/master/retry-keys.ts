@@ -30,10 +30,6 @@ export class RetryKeys {
     }
     this.keys.add(key);
   }
-
-  get size(): number {
-    return this.keys.size;
-  }
 }
 
 /** The retry key in a logged change's JSON, if any (for records a checkpoint already covers). */
