@@ -14,7 +14,7 @@ describe('mount: requests the kernel sends', function () {
   let mount: TestMount;
 
   before(async () => {
-    cluster = await TestCluster.start('mount-requests', 3);
+    cluster = await TestCluster.start('mount-requests', 3, [], [], { CHUNKFS_LOG: 'debug' });
     mount = await TestMount.start(cluster, 'mnt', [], { CHUNKFS_LOG: 'debug' });
   });
   after(async () => {
@@ -50,5 +50,25 @@ describe('mount: requests the kernel sends', function () {
     const appending = await opsOn(ino, () => mount.ok('printf " more" >> f'));
     assert.ok(appending.includes('flush'), `an appending close did not flush: ${appending}`);
     assert.equal(await fsp.readFile(mount.at('f'), 'utf8'), 'some bytes more');
+  });
+
+  it('a new file created for writing, exclusive or not, brings its first chunk with the create: no separate allocation', async () => {
+    await mount.ok('mkdir -p made');
+    const before = cluster.master.stderr().length;
+    await mount.ok([
+      `python3 -c 'open("made/by-python", "w").write("x" * 5000)'`, // O_CREAT|O_TRUNC
+      'echo "shell" > made/by-shell', // likewise
+      `python3 -c 'import os; fd = os.open("made/exclusive", os.O_CREAT | os.O_EXCL | os.O_WRONLY); os.write(fd, b"e"); os.close(fd)'`,
+    ].join(' && '));
+    const log = cluster.master.stderr().slice(before);
+    for (const name of ['by-python', 'by-shell', 'exclusive']) {
+      assert.match(log, new RegExp(`create \\{"path":"/made/${name}"[^\\n]*"allocateFirstChunk":true\\} ok`), `${name}: ${log}`);
+      assert.doesNotMatch(log, new RegExp(`allocateChunk \\{"path":"/made/${name}"`), `${name} needed an allocation of its own`);
+    }
+    // An existing file opened with O_CREAT|O_TRUNC gets no chunk with the open; its rewrite asks.
+    await mount.ok(`python3 -c 'open("made/by-python", "w").write("again")'`);
+    assert.equal(await fsp.readFile(mount.at('made/by-python'), 'utf8'), 'again');
+    assert.equal(await fsp.readFile(mount.at('made/by-shell'), 'utf8'), 'shell\n');
+    assert.equal((await cluster.client.fsck('/')).healthy, true);
   });
 });

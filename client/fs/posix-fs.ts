@@ -326,10 +326,12 @@ export class PosixFs {
 
   /** open(2) with O_CREAT: exclusive with O_EXCL, else an existing file is opened. */
   async create(path: string, mode: number, flags: number, caller: Caller): Promise<number> {
-    // An exclusive create for writing is a new file about to be written (tar, cp, small-file
-    // writers): its first chunk comes with the create, in the same master call and log write.
+    // A create for writing is usually a new file about to be written (tar, cp, a shell's `>`,
+    // open(..., 'w')): if this call makes the file, its first chunk comes with it, in the same
+    // master call and log write (an existing file opened this way gets none; a chunk never
+    // written is dropped).
     const exclusive = (flags & O_EXCL) !== 0;
-    const allocateFirstChunk = exclusive && (flags & O_ACCMODE) !== O_RDONLY;
+    const allocateFirstChunk = (flags & O_ACCMODE) !== O_RDONLY;
     const { attr, created, firstChunk } = await this.inDirectory(path, [path, dirname(path)], () =>
       this.master.create(path, mode & PERMISSION_BITS, exclusive, { caller, allocateFirstChunk }));
     if (firstChunk && this.chunkSize === 0) this.chunkSize = firstChunk.chunkSize;

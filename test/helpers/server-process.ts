@@ -30,8 +30,8 @@ const START_TIMEOUT_MS = 20_000;
 export type MasterProcess = ServerProcess;
 
 /** `chunkfs master` with the given metadata directories, on a free port unless `listen` says. */
-export function startMaster(metaDirs: string[], extraArgs: string[] = [], listen = '127.0.0.1:0'): Promise<ServerProcess> {
-  return startServer(['master', ...metaDirs.flatMap((d) => ['--meta-dir', d]), '--listen', listen, ...extraArgs]);
+export function startMaster(metaDirs: string[], extraArgs: string[] = [], listen = '127.0.0.1:0', env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
+  return startServer(['master', ...metaDirs.flatMap((d) => ['--meta-dir', d]), '--listen', listen, ...extraArgs], undefined, [], env);
 }
 
 /**

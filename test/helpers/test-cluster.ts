@@ -26,11 +26,15 @@ export class TestCluster {
     private readonly chunkserverArgs: string[],
   ) {}
 
-  /** A master (with `masterArgs`) and `chunkservers` chunkservers (with `chunkserverArgs`), all registered. */
-  static async start(name: string, chunkservers: number, masterArgs: string[] = [], chunkserverArgs: string[] = []): Promise<TestCluster> {
+  /**
+   * A master (with `masterArgs`, and `masterEnv` added to its environment: CHUNKFS_LOG=debug
+   * logs every session call) and `chunkservers` chunkservers (with `chunkserverArgs`), all
+   * registered.
+   */
+  static async start(name: string, chunkservers: number, masterArgs: string[] = [], chunkserverArgs: string[] = [], masterEnv: NodeJS.ProcessEnv = {}): Promise<TestCluster> {
     const c = new TestCluster(fs.mkdtempSync(path.join(os.tmpdir(), `chunkfs-${name}-`)), masterArgs, chunkserverArgs);
     try {
-      c.master = await startMaster([c.metaDir], masterArgs);
+      c.master = await startMaster([c.metaDir], masterArgs, undefined, masterEnv);
       c.client = new MasterClient(c.master.address);
       for (let n = 0; n < chunkservers; n++) await c.startChunkserver();
       await c.until((r) => r.chunkservers.filter((x) => x.alive).length === chunkservers, `${chunkservers} chunkservers alive`);
