@@ -19,6 +19,12 @@ const MAX_LOCATIONS = 1000;
 /** How long a write lease lasts (ms), and how close to its end it is no longer handed out. */
 const LEASE_MS = 60_000;
 const LEASE_MARGIN_MS = 5_000;
+/**
+ * New chunks placed with fewer replicas than their factor are reported at most once in this
+ * time (ms), with a count: with a chunkserver down, every new file is one, and a line per file
+ * flooded the log (675 lines in 5 s of `cp -a`).
+ */
+const SHORT_PLACEMENT_REPORT_MS = 10_000;
 
 /** A chunk and the HOST:PORT of its live replicas at its current version (see ChunkLocation). */
 export interface PlacedChunk extends ChunkLocation {
@@ -74,6 +80,9 @@ export class ChunkManager {
   /** Write leases by chunk handle (not logged: they expire; a new master grants new ones). */
   private readonly leases = new Map<number, HeldLease>();
   private readonly pendingLeases = new Map<string, Promise<Lease>>();
+  /** New chunks placed short of their factor since the last report, and when that was. */
+  private shortPlacements = 0;
+  private shortReportedAt = -Infinity;
 
   constructor(
     private readonly state: MasterState,
@@ -258,11 +267,22 @@ export class ChunkManager {
     if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
     const handle = await this.takeHandle();
     await this.state.commit({ op: 'addChunk', path, index, handle, version: UNWRITTEN });
-    if (targets.length < replication) log.warn(`chunk ${handle} of ${path} has ${targets.length} of ${replication} replicas`);
+    if (targets.length < replication) this.reportShort(`chunk ${handle} of ${path} has ${targets.length} of ${replication} replicas`);
     const planned = targets.map((cs) => cs.id);
     const expiresMs = Date.now() + LEASE_MS;
     this.leases.set(handle, { replicas: planned, version: FIRST_VERSION, expiresMs });
     return { chunk: { index, handle, version: FIRST_VERSION, replicas: targets.map((cs) => cs.address) }, leaseExpiresMs: expiresMs, createReplicas: true };
+  }
+
+  /** A new chunk placed short of its factor (`latest` says which): see SHORT_PLACEMENT_REPORT_MS. */
+  private reportShort(latest: string): void {
+    this.shortPlacements++;
+    const now = performance.now();
+    if (now - this.shortReportedAt < SHORT_PLACEMENT_REPORT_MS) return;
+    const more = this.shortPlacements - 1;
+    log.warn(more === 0 ? latest : `${latest}; ${more} more new chunks placed short of their factor since the last report`);
+    this.shortPlacements = 0;
+    this.shortReportedAt = now;
   }
 
   /** The allocation lease of an unwritten chunk, while it lasts and its chunkservers live. */
