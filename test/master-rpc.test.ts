@@ -21,7 +21,7 @@ describe('master RPC', function () {
   let chunkservers: ChunkserverRegistry;
   let peers: ChunkClientPool;
   let services: MasterServices;
-  /** Every commit waits 300 ms after it is applied (its log write, say). */
+  /** Every commit waits 2 s after it is applied (its log write, say). */
   let slowCommits: boolean;
 
   beforeEach(async function () {
@@ -35,7 +35,8 @@ describe('master RPC', function () {
         if (m.op === 'mkdir' && m.path === '/never-durable') return new Promise(() => undefined);
         const attr = ns.apply(m);
         committed.push(m);
-        if ((m.op === 'mkdir' && m.path === '/slow-log') || slowCommits) await new Promise((resolve) => setTimeout(resolve, 300));
+        if (m.op === 'mkdir' && m.path === '/slow-log') await new Promise((resolve) => setTimeout(resolve, 300));
+        if (slowCommits) await new Promise((resolve) => setTimeout(resolve, 2000));
         return attr;
       },
       durable: async () => undefined,
@@ -278,11 +279,13 @@ describe('master RPC', function () {
       slowCommits = true;
       for (const [name, change, check] of cases) {
         const before = committed.length;
-        const outcome = change();
+        let settled = false;
+        const outcome = change().finally(() => (settled = true));
         while (committed.length === before) await new Promise((r) => setTimeout(r, 5)); // applied, not yet answered
         // Cut every session connection (as a restarting master or a network fault would).
         const cut = execFileSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', String(rpc.sessionPort)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
         assert.ok(cut.includes(`:${rpc.sessionPort}`), `ss -K cut no session connection (root and CONFIG_INET_DIAG_DESTROY are needed): ${cut}`);
+        assert.ok(!settled, `${name} was answered before its connection was cut: no resend tested`);
         await check(await outcome);
         assert.equal(committed.length, before + 1, `${name} made once`);
       }

@@ -2,6 +2,7 @@ import { strict as assert } from 'assert';
 import { ChildProcess, execFileSync, spawn } from 'child_process';
 import { createHash, randomBytes } from 'crypto';
 import * as fs from 'fs';
+import { promises as fsp } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../server/common/package-root';
@@ -132,8 +133,9 @@ describe('chunkfs up', function () {
     const master = pidOf(`chunkfs.js master --meta-dir ${dir}`);
     process.kill(master, 'SIGKILL');
     // Changes made while no master runs wait for the new one (the mount's calls ride it out).
-    fs.mkdirSync(path.join(mnt, 'during'));
-    fs.writeFileSync(path.join(mnt, 'during/file'), 'written while the master restarted\n');
+    // (Not sync calls: this process must go on reading the servers' logs from the pipe meanwhile.)
+    await fsp.mkdir(path.join(mnt, 'during'));
+    await fsp.writeFile(path.join(mnt, 'during/file'), 'written while the master restarted\n');
     await waitFor('up to say the master died', () => /master \(pid \d+\) ended with SIGKILL; starting it again/.test(cluster.stderr()));
     await waitFor('the master running again', () => cluster.stderr().includes('master running again'));
     assert.notEqual(pidOf(`chunkfs.js master --meta-dir ${dir}`), master);

@@ -329,7 +329,7 @@ export class PosixFs {
     // A create for writing is usually a new file about to be written (tar, cp, a shell's `>`,
     // open(..., 'w')): if this call makes the file, its first chunk comes with it, in the same
     // master call and log write (an existing file opened this way gets none; a chunk never
-    // written is dropped).
+    // written stays an unwritten entry, nothing on the chunkservers, and reads as a hole).
     const exclusive = (flags & O_EXCL) !== 0;
     const allocateFirstChunk = (flags & O_ACCMODE) !== O_RDONLY;
     const { attr, created, firstChunk } = await this.inDirectory(path, [path, dirname(path)], () =>
