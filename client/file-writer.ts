@@ -11,6 +11,12 @@ const RETRY_PAUSE_MS = 500;
 /** A lease this close to its end (ms) is renewed before use. */
 const LEASE_MARGIN_MS = 10_000;
 
+/** A new chunk's confirmation to the master, under the key its lease has in FileWriter.leases. */
+interface Confirmation {
+  key: string;
+  done: Promise<void>;
+}
+
 interface HeldLease {
   handle: number;
   version: number;
@@ -59,21 +65,30 @@ export class FileWriter {
    */
   async write(path: string, offset: number, data: Buffer, recordEnd?: (end: number) => Promise<unknown> | undefined): Promise<void> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
-    let done = 0;
-    const confirmations: Array<Promise<void>> = [];
-    while (done < data.length) {
-      const at = offset + done;
-      const chunkSize = await this.chunkSizeOf(path);
-      const index = Math.floor(at / chunkSize);
-      const inChunk = at - index * chunkSize;
-      const piece = data.subarray(done, done + Math.min(MAX_CHUNK_IO_BYTES, chunkSize - inChunk, data.length - done));
-      await this.writePiece(path, index, inChunk, piece, confirmations);
-      done += piece.length;
+    for (let attempt = 1; ; attempt++) {
+      const confirmations: Confirmation[] = [];
+      let done = 0;
+      while (done < data.length) {
+        const at = offset + done;
+        const chunkSize = await this.chunkSizeOf(path);
+        const index = Math.floor(at / chunkSize);
+        const inChunk = at - index * chunkSize;
+        const piece = data.subarray(done, done + Math.min(MAX_CHUNK_IO_BYTES, chunkSize - inChunk, data.length - done));
+        await this.writePiece(path, index, inChunk, piece, confirmations);
+        done += piece.length;
+      }
+      const end = offset + data.length;
+      const grow = recordEnd ?? ((e: number) => this.master.setattr(path, { size: e, growOnly: true }));
+      // Issued together, they share a session batch and the master's group commit.
+      const [outcomes] = await Promise.all([Promise.allSettled(confirmations.map((c) => c.done)), grow(end)]);
+      const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ key: confirmations[i].key, reason: o.reason as unknown }] : []));
+      if (failed.length === 0) return;
+      // ESTALE: the new chunk is no longer the file's (another client truncated the file since
+      // it was allocated, or it was placed again), so the bytes went to a chunk no file has.
+      // They are written again, once, under fresh allocations.
+      if (attempt > 1 || !failed.every((f) => f.reason instanceof FsError && f.reason.code === 'ESTALE')) throw failed[0].reason;
+      for (const f of failed) this.leases.delete(f.key);
     }
-    const end = offset + data.length;
-    const grow = recordEnd ?? ((e: number) => this.master.setattr(path, { size: e, growOnly: true }));
-    // Issued together, they share a session batch and the master's group commit.
-    await Promise.all([...confirmations, grow(end)]);
   }
 
   /**
@@ -134,14 +149,14 @@ export class FileWriter {
    * beside it and awaits both. (Not returned: an async function returning a promise would wait
    * for it, and the size would follow the confirmation's round trip instead of sharing it.)
    */
-  private async writePiece(path: string, index: number, offset: number, piece: Buffer, confirmations: Array<Promise<void>>): Promise<void> {
+  private async writePiece(path: string, index: number, offset: number, piece: Buffer, confirmations: Confirmation[]): Promise<void> {
     await this.withLease(path, index, async (lease, primary, chain) => {
       await this.peers.get(primary).write(lease.handle, lease.version, offset, piece, chain, lease.create);
       if (!lease.create) return;
       lease.create = false; // every replica has the chunk now
-      const confirm = this.master.chunkWritten(path, { index, handle: lease.handle, version: lease.version, replicas: lease.replicas });
-      confirm.catch(() => undefined); // awaited by write()
-      confirmations.push(confirm);
+      const done = this.master.chunkWritten(path, { index, handle: lease.handle, version: lease.version, replicas: lease.replicas });
+      done.catch(() => undefined); // awaited by write()
+      confirmations.push({ key: `${index} ${path}`, done });
     });
   }
 

@@ -244,6 +244,28 @@ describe('mount: two mounts and failures', function () {
     assert.equal(other.trim(), '-1 EINVAL', 'RENAME_EXCHANGE is not supported');
   });
 
+  it('a new file truncated by the other mount before its first bytes are flushed keeps them (its first chunk placed again)', async () => {
+    // The create brought chunk 0; the other mount's O_TRUNC of the still-empty file drops it
+    // from the file before this mount's close writes it.
+    const go = path.join(cluster.root, 'trunc.go');
+    const writer = a.sh(`python3 -c 'import os, time
+f = open("raced", "w"); f.write("from a"); f.flush()
+print("written", flush=True)
+while not os.path.exists("${go}"): time.sleep(0.02)
+f.close()'`);
+    for (let i = 0; i < 200; i++) {
+      if (await fsp.stat(b.at('raced')).then(() => true, () => false)) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 200)); // its write reached a's buffer
+    await (await fsp.open(b.at('raced'), C.O_WRONLY | C.O_TRUNC)).close();
+    await fsp.writeFile(go, '');
+    const r = await writer;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await fsp.readFile(b.at('raced'), 'utf8'), 'from a');
+    assert.equal((await cluster.client.fsck('/raced')).healthy, true);
+  });
+
   it('calls wait out a master restart: a listing is sent again, a mkdir made during the outage is made once it is back', async () => {
     await fsp.mkdir(a.at('survivor'));
     await fsp.writeFile(a.at('survivor/f'), 'kept');
