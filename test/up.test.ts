@@ -178,14 +178,34 @@ describe('chunkfs up', function () {
     assert.ok(nothingLeft(), 'the chunkservers were stopped too');
   });
 
-  it('its servers stop when up itself is killed: the mount unmounts, and nothing is left running', async () => {
+  it('its servers stop when up itself is killed: the mount flushes an open file first, unmounts, and nothing is left running', async () => {
     const cluster = await startUp();
     fs.writeFileSync(path.join(dir, 'mnt/kept'), 'kept\n');
-    up!.kill('SIGKILL');
-    await cluster.exited;
-    await waitFor('every server of the cluster to end', nothingLeft);
+    // A file still open, its bytes in the mount's write buffer: the mount flushes them while it
+    // stops, before the master and chunkservers (which wait AFTER_PARENT_MS) go.
+    // (The path in its environment: on its command line, pgrep would count it as the cluster's.)
+    const holder = spawn('python3', ['-c', 'import os, time; f = open(os.environ["OPEN"], "w"); f.write("buffered\\n"); f.flush(); print("written", flush=True); time.sleep(120)'],
+      { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, OPEN: path.join(dir, 'mnt/open') } });
+    try {
+      await new Promise((resolve) => holder.stdout!.once('data', resolve));
+      up!.kill('SIGKILL');
+      await cluster.exited;
+      await waitFor('every server of the cluster to end', nothingLeft);
+    } finally {
+      holder.kill('SIGKILL');
+    }
     assert.ok(!mounted(), 'the mount unmounted itself');
     await startUp();
     assert.equal(fs.readFileSync(path.join(dir, 'mnt/kept'), 'utf8'), 'kept\n', 'the next up starts (no lock or port left held)');
+    assert.equal(fs.readFileSync(path.join(dir, 'mnt/open'), 'utf8'), 'buffered\n', 'the open file was flushed');
+  });
+
+  it('stops in order on SIGHUP (its terminal closed), as on Ctrl-C', async () => {
+    const cluster = await startUp();
+    fs.writeFileSync(path.join(dir, 'mnt/kept'), 'kept\n');
+    up!.kill('SIGHUP');
+    assert.equal(await cluster.exited, 0, cluster.stderr());
+    assert.ok(nothingLeft(), 'no process of this cluster is left');
+    assert.ok(!mounted(), 'unmounted');
   });
 });

@@ -52,6 +52,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    process.once('SIGHUP', stop); // its terminal closed: the same orderly stop
     const events: SupervisorEvents = {
       say: (line) => console.error(line),
       gaveUp: (why) => {

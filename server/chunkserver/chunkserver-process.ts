@@ -1,5 +1,5 @@
 import { logger } from '../common/log';
-import { exitOnSignals } from '../common/shutdown';
+import { AFTER_PARENT_MS, exitOnSignals } from '../common/shutdown';
 import { startChunkRpc } from './chunk-service';
 import { ChunkStore } from './chunk-store';
 import { loadOrCreateChunkserverId } from './chunkserver-id';
@@ -67,5 +67,5 @@ export async function runChunkserver(o: ChunkserverOptions): Promise<void> {
     heartbeats!.stop();
     await rpc.stop();
     await store.close();
-  });
+  }, AFTER_PARENT_MS);
 }

@@ -9,11 +9,17 @@ const log = logger('shutdown');
 export const STOP_WITH_PARENT_ENV = 'CHUNKFS_STOP_WITH_PARENT';
 
 /**
- * On the first SIGTERM or SIGINT (or, under `chunkfs up`, the end of its stdin), runs `stop`
- * (the process's start-up steps in reverse) once, then exits 0. Every server's composition
- * root ends with this.
+ * How long a master or chunkserver goes on after `chunkfs up` ended without stopping it (ms):
+ * the mount, which learns of it at the same moment, flushes its open files to them first.
  */
-export function exitOnSignals(stop: () => Promise<void>): void {
+export const AFTER_PARENT_MS = 2000;
+
+/**
+ * On the first SIGTERM or SIGINT (or, under `chunkfs up`, the end of its stdin, then after
+ * `afterParentMs`), runs `stop` (the process's start-up steps in reverse) once, then exits 0.
+ * Every server's composition root ends with this.
+ */
+export function exitOnSignals(stop: () => Promise<void>, afterParentMs = 0): void {
   let stopping = false;
   const shutDown = (why: string): void => {
     if (stopping) return;
@@ -30,8 +36,9 @@ export function exitOnSignals(stop: () => Promise<void>): void {
   process.once('SIGTERM', shutDown);
   process.once('SIGINT', shutDown);
   if (process.env[STOP_WITH_PARENT_ENV] === '1') {
-    process.stdin.once('end', () => shutDown('chunkfs up ended'));
-    process.stdin.once('error', () => shutDown('chunkfs up ended'));
+    const parentEnded = (): void => void setTimeout(() => shutDown('chunkfs up ended'), afterParentMs);
+    process.stdin.once('end', parentEnded);
+    process.stdin.once('error', parentEnded);
     process.stdin.resume();
     // Watching it keeps no process alive (a mount unmounted from outside still exits).
     (process.stdin as { unref?: () => void }).unref?.();

@@ -1,4 +1,4 @@
-import { exitOnSignals } from '../common/shutdown';
+import { AFTER_PARENT_MS, exitOnSignals } from '../common/shutdown';
 import { ChunkClientPool } from '../../client/chunk-client';
 import { ChunkManager } from './chunk-manager';
 import { ChunkserverRegistry } from './chunkserver-registry';
@@ -79,5 +79,5 @@ export async function runMaster(options: MasterOptions): Promise<void> {
     peers.closeAll();
     chunkservers.stop();
     await store.close();
-  });
+  }, AFTER_PARENT_MS);
 }
