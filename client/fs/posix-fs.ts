@@ -30,7 +30,6 @@ const O_EXCL = 0o200;
 const O_APPEND = 0o2000;
 const O_TRUNC = 0o1000;
 
-
 /** A utimens time: ms since the epoch, or UTIME_NOW / UTIME_OMIT. */
 export type TimeChange = number | 'now' | 'omit';
 

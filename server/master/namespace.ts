@@ -82,7 +82,7 @@ export class Namespace {
   defaultReplication = DEFAULT_REPLICATION;
   /** Operators' decommissioning decisions: logged and checkpointed with the tree. */
   readonly chunkserverStates = new ChunkserverStates();
-  /** Retry keys of the latest changes (not checkpointed: a repeat comes within seconds). */
+  /** Retry keys of the latest changes (not in checkpoints: recovery reads them from the log). */
   readonly retryKeys = new RetryKeys();
   private readonly cursors = new ReaddirCursors();
 

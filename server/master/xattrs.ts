@@ -7,11 +7,11 @@ import type { Inode } from './inode';
  * client other than the kernel (which checks first) meets the same errors. Privileges (who may
  * touch trusted.* or security.*) are the kernel's to check: the master does not know the caller.
  *
- * An inode keeps them as one flat array, name then value, each value a string of its bytes
- * (latin1, one byte per character): a Map with a Buffer per value cost ~280 heap bytes for one
- * small attribute, and a Buffer cut from Node's shared pool kept its whole 8 KiB slab alive.
+ * An inode keeps them as one flat array (Inode.xattrs), name then value, each value a string of
+ * its bytes (latin1, one byte per character): a Map with a Buffer per value cost ~280 heap bytes
+ * for one small attribute, and a Buffer cut from Node's shared pool kept its whole 8 KiB slab
+ * alive.
  */
-export type XattrList = string[];
 
 /** Linux's limits (linux/limits.h): a longer name is ERANGE, a bigger value E2BIG. */
 export const XATTR_NAME_MAX = 255;
