@@ -20,7 +20,7 @@ export interface CheckpointDirResult {
 }
 
 const job = workerData as CheckpointJob;
-const state = recover(job.dirs, { upToTxid: job.txid });
+const state = recover(job.dirs, { upToTxid: job.txid, retryKeys: false });
 const results: CheckpointDirResult[] = job.dirs.map((dir) => {
   try {
     return { dir, bytes: writeCheckpoint(dir, state.ns, job.txid, state.lastEpoch), error: '' };

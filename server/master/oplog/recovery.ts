@@ -30,6 +30,11 @@ export class RecoveryError extends StartupError {
 export interface RecoveryOptions {
   /** Stop at exactly this txid (checkpointing) instead of at the end of the log. */
   upToTxid?: number;
+  /**
+   * Read back the retry keys of records a checkpoint covers (default true): a master serving
+   * calls needs them, a checkpoint (which keeps none) does not.
+   */
+  retryKeys?: boolean;
 }
 
 /**
@@ -69,7 +74,7 @@ export function recover(dirs: string[], opts: RecoveryOptions = {}): RecoveryRes
       }
       if (!ns) continue; // try the previous checkpoint with a longer log
     }
-    rememberRetryKeys(ns, logs, ckptTxid);
+    if (opts.retryKeys ?? true) rememberRetryKeys(ns, logs, ckptTxid);
     const { lastTxid, lastEpoch } = replay(ns, logs, ckptTxid, upTo, epoch);
     if (upTo !== Infinity && lastTxid < upTo) {
       throw new RecoveryError(`the log ends at txid ${lastTxid}, before ${upTo}; ${describeHole(logs, lastTxid)}`);
