@@ -200,6 +200,23 @@ describe('chunkfs up', function () {
     assert.equal(fs.readFileSync(path.join(dir, 'mnt/open'), 'utf8'), 'buffered\n', 'the open file was flushed');
   });
 
+  it('starts on a mount point left stale by a mount killed with the rest of the cluster', async () => {
+    await startUp();
+    fs.writeFileSync(path.join(dir, 'mnt/kept'), 'kept\n');
+    // As in an OOM kill or `pkill -9 node`, but in an order that leaves the mount point stale
+    // every time: up stopped (it would restart the mount), the mount killed, then the rest.
+    up!.kill('SIGSTOP');
+    const mount = pidOf(`chunkfs.js mount ${dir}`);
+    process.kill(mount, 'SIGKILL');
+    await waitFor('the mount to end (a zombie: up, stopped, does not reap it)', () => / Z /.test(fs.readFileSync(`/proc/${mount}/stat`, 'utf8')));
+    execFileSync('pkill', ['-KILL', '-f', dir]);
+    await waitFor('every process of the cluster to end', nothingLeft);
+    // (a stat might be answered from the kernel's cache)
+    assert.throws(() => fs.readdirSync(path.join(dir, 'mnt')), /ENOTCONN/, 'the mount point is stale');
+    await startUp();
+    assert.equal(fs.readFileSync(path.join(dir, 'mnt/kept'), 'utf8'), 'kept\n');
+  });
+
   it('stops in order on SIGHUP (its terminal closed), as on Ctrl-C', async () => {
     const cluster = await startUp();
     fs.writeFileSync(path.join(dir, 'mnt/kept'), 'kept\n');

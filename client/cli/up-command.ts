@@ -84,7 +84,10 @@ export const upCommand: CommandModule<object, UpArgs> = {
       }
       if (args.mount && !stopping) {
         const mountpoint = path.resolve(args.mount);
-        await fs.mkdir(mountpoint, { recursive: true });
+        // A stale mount there (its process died) fails this with ENOTCONN; the mount cleans it.
+        await fs.mkdir(mountpoint, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOTCONN') throw err;
+        });
         await start('mount', () => ['mount', mountpoint, '--masters', masterAddress], /^mounted (.+)$/m);
         console.log(`mounted on ${mountpoint}`);
       }
