@@ -1,3 +1,4 @@
+import { rawLength, writeRawName } from '../server/common/raw-names';
 import { S_IFDIR, S_IFMT } from '../server/master/inode';
 
 /** A directory listing as readdir hands it to the kernel: a ListingPage is one. */
@@ -50,11 +51,11 @@ export function packDirents(listing: Dirents, offset: number, size: number): Buf
   let at = 0;
   for (let i = offset; i < listing.length; i++) {
     const name = listing.name(i);
-    // The name must fit whole (write() would cut it): UTF-8 takes at most 3 bytes per UTF-16
-    // unit, so only near the end is its exact length needed.
+    // The name must fit whole (write() would cut it): its bytes are at most 3 per UTF-16 unit,
+    // so only near the end is their exact number needed.
     const room = size - at - HEADER;
-    if (3 * name.length > room && Buffer.byteLength(name) > room) break;
-    const nameLen = out.write(name, at + HEADER, 'utf8');
+    if (3 * name.length > room && rawLength(name) > room) break;
+    const nameLen = writeRawName(out, name, at + HEADER);
     const len = (HEADER + nameLen + 7) & ~7;
     if (at + len > size) break; // its padding does not fit: the record is left out
     setU64(view, at, listing.ino(i));

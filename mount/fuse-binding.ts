@@ -1,4 +1,5 @@
 import * as path from 'path';
+import { rawName } from '../server/common/raw-names';
 
 /**
  * The typed face of mount/native/chunkfs_fuse.c: libfuse 3's low-level API served from Node's
@@ -101,12 +102,12 @@ interface Native {
   replyOpen(req: Request, fh: number, keepCache: boolean, noFlush: boolean): void;
   replyWrite(req: Request, count: number): void;
   replyBuf(req: Request, data: Buffer, length: number): void;
-  replyReadlink(req: Request, target: string): void;
+  replyReadlink(req: Request, target: Buffer): void;
   replyXattrSize(req: Request, size: number): void;
   replyStatfs(req: Request, ...fields: number[]): void;
   markNoCapability(handle: MountHandle, ino: number, ms: number): void;
   notifyInvalInode(handle: MountHandle, ino: number, offset: number, length: number): void;
-  notifyInvalEntry(handle: MountHandle, parent: number, name: string): void;
+  notifyInvalEntry(handle: MountHandle, parent: number, name: Buffer): void;
 }
 
 // Built by scripts/build-fuse-addon.sh; this file runs from dist/mount/.
@@ -172,7 +173,7 @@ export class FuseSession {
   }
 
   replyReadlink(req: Request, target: string): void {
-    if (this.handle) native.replyReadlink(req, target);
+    if (this.handle) native.replyReadlink(req, rawName(target));
   }
 
   /** The length of an attribute's value or list of names, to a request that asked only for that. */
@@ -199,7 +200,7 @@ export class FuseSession {
 
   /** The kernel's cached name `name` in directory `parent` is stale. */
   invalidateEntry(parent: number, name: string): void {
-    if (this.handle) native.notifyInvalEntry(this.handle, parent, name);
+    if (this.handle) native.notifyInvalEntry(this.handle, parent, rawName(name));
   }
 }
 

@@ -1,5 +1,6 @@
 import { FsError, toFsError } from '../server/common/fs-error';
 import { logger } from '../server/common/log';
+import { rawLength, rawName } from '../server/common/raw-names';
 import type { Attr } from '../server/master/inode';
 import type { FsStats } from '../client/master-client';
 import type { PosixFs, TimeChange } from '../client/fs/posix-fs';
@@ -20,6 +21,7 @@ const O_ACCMODE = 0o3;
 const O_RDONLY = 0o0;
 /** The attribute the kernel asks for before each write(2), to drop it (file capabilities). */
 const SECURITY_CAPABILITY = 'security.capability';
+const NUL = Buffer.of(0);
 
 const TIMED_OUT = new FsError('ETIMEDOUT', '').errno;
 const NO_ENTRY = new FsError('ENOENT', '').errno;
@@ -70,7 +72,7 @@ export class FuseOps implements LowLevelHandlers {
   lookup(req: Request, parent: number, name: string): void {
     // The kernel looks up every name before creating it: in a directory this mount holds a lease
     // on, an absent name is answered here.
-    if (this.fs.knownAbsent(parent, name) && Buffer.byteLength(name) <= NAME_MAX) this.session?.replyErr(req, NO_ENTRY);
+    if (this.fs.knownAbsent(parent, name) && rawLength(name) <= NAME_MAX) this.session?.replyErr(req, NO_ENTRY);
     else this.entry(req, 'lookup', parent, name, () => Promise.resolve());
   }
 
@@ -181,7 +183,7 @@ export class FuseOps implements LowLevelHandlers {
   listxattr(req: Request, ino: number, size: number, uid: number): void {
     this.answer(req, 'listxattr', ino, async () => {
       const names = (await this.fs.listxattrs(this.pathOf(ino, -1))).filter((n) => uid === 0 || !n.startsWith('trusted.'));
-      return xattrReply(req, Buffer.from(names.map((n) => `${n}\0`).join('')), size);
+      return xattrReply(req, Buffer.concat(names.flatMap((n) => [rawName(n), NUL])), size);
     });
   }
 
@@ -335,7 +337,7 @@ export class FuseOps implements LowLevelHandlers {
   /** Runs `change` on the path of `name` in `parent`, then answers with the entry found there. */
   private entry(req: Request, op: string, parent: number, name: string, change: (path: string) => Promise<unknown>): void {
     this.answer(req, op, parent, async () => {
-      if (Buffer.byteLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', `a name of ${Buffer.byteLength(name)} bytes (at most ${NAME_MAX})`);
+      if (rawLength(name) > NAME_MAX) throw new FsError('ENAMETOOLONG', `a name of ${rawLength(name)} bytes (at most ${NAME_MAX})`);
       const path = this.names.child(parent, name);
       await change(path);
       const attr = await this.fs.getattr(path);

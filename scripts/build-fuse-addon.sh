@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../mount/native"
 STAMP=build/.sources-sha256
-want=$(cat binding.gyp chunkfs_fuse.c | sha256sum | cut -d' ' -f1)
+want=$(cat binding.gyp *.c *.h | sha256sum | cut -d' ' -f1)
 [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ] && [ -f build/Release/chunkfs_fuse.node ] && exit 0
 
 echo "[setup] building the FUSE binding" >&2

@@ -1,8 +1,9 @@
 import { strict as assert } from 'assert';
 import { packDirents, WithDots, type Dirents } from '../mount/dirents';
+import { rawLength, rawName } from '../server/common/raw-names';
 import { S_IFDIR, S_IFLNK, S_IFREG } from '../server/master/inode';
 
-/** Reads fuse_dirent records back: what the kernel sees of a readdir reply. */
+/** Reads fuse_dirent records back: what the kernel sees of a readdir reply (names as latin1: one character per byte). */
 function unpack(buf: Buffer): Array<{ ino: number; next: number; type: number; name: string }> {
   const out = [];
   for (let at = 0; at < buf.length; ) {
@@ -11,7 +12,7 @@ function unpack(buf: Buffer): Array<{ ino: number; next: number; type: number; n
       ino: Number(buf.readBigUInt64LE(at)),
       next: Number(buf.readBigUInt64LE(at + 8)),
       type: buf.readUInt32LE(at + 20),
-      name: buf.toString('utf8', at + 24, at + 24 + nameLen),
+      name: buf.toString('latin1', at + 24, at + 24 + nameLen),
     });
     at += (24 + nameLen + 7) & ~7;
   }
@@ -32,9 +33,12 @@ const dirents = (list: Named[]): Dirents => ({
 describe('readdir replies (fuse_dirent packing)', function () {
   const modes = [S_IFREG | 0o644, S_IFDIR | 0o755, S_IFLNK | 0o777];
   const listing: Named[] = Array.from({ length: 300 }, (_, i) => ({
-    name: ['f', 'ü'.repeat(i % 128), '名'.repeat(i % 86), 'x'.repeat(i % 256)][i % 4] + i,
+    // The last: bytes that are not UTF-8 (server/common/raw-names.ts), one byte each in the
+    // record, three in UTF-8 (a 255-byte name fits in a 288-byte reply).
+    name: ['f', 'ü'.repeat(i % 128), '名'.repeat(i % 86), 'x'.repeat(i % 256), '\uf7e9'.repeat(i % 256)][i % 5] + i,
     attr: { ino: 2 ** 40 + i * 7919, mode: modes[i % 3] },
-  })).filter((e) => Buffer.byteLength(e.name) <= 255);
+  })).filter((e) => rawLength(e.name) <= 255);
+  const bytesOf = (name: string) => rawName(name).toString('latin1');
 
   for (const size of [288, 1000, 4096, 131072]) {
     it(`a listing read in replies of ${size} bytes arrives whole, in order, each record once`, () => {
@@ -46,7 +50,7 @@ describe('readdir replies (fuse_dirent packing)', function () {
         seen.push(...records);
         offset = records[records.length - 1].next;
       }
-      assert.deepStrictEqual(seen.map((r) => r.name), listing.map((e) => e.name));
+      assert.deepStrictEqual(seen.map((r) => r.name), listing.map((e) => bytesOf(e.name)));
       assert.deepStrictEqual(seen.map((r) => r.ino), listing.map((e) => e.attr.ino));
       assert.deepStrictEqual(seen.map((r) => r.type), listing.map((e) => e.attr.mode >>> 12));
       assert.deepStrictEqual(seen.map((r) => r.next), listing.map((_, i) => i + 1));
@@ -64,8 +68,8 @@ describe('readdir replies (fuse_dirent packing)', function () {
     assert.deepStrictEqual(records.map((r) => [r.name, r.ino, r.type, r.next]), [
       ['.', 7, S_IFDIR >>> 12, 1],
       ['..', 3, S_IFDIR >>> 12, 2],
-      [listing[0].name, listing[0].attr.ino, listing[0].attr.mode >>> 12, 3],
-      [listing[1].name, listing[1].attr.ino, listing[1].attr.mode >>> 12, 4],
+      [bytesOf(listing[0].name), listing[0].attr.ino, listing[0].attr.mode >>> 12, 3],
+      [bytesOf(listing[1].name), listing[1].attr.ino, listing[1].attr.mode >>> 12, 4],
     ]);
   });
 });

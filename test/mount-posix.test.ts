@@ -60,6 +60,23 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     await expectCode(fsp.link(p('e/d'), p('e/dlink')), 'EPERM');
   });
 
+  it('keeps names and symlink targets of any bytes, not only UTF-8, as a local directory does, across a checkpoint, a log replay and a remount', async () => {
+    // Every byte but '/' and NUL, Latin-1, cut and overlong sequences, encoded surrogates, the
+    // longest name (255 bytes) and target (4095), in names, targets and attribute names.
+    const script = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'byte-names.py');
+    const local = (dir: string, seed: number) => execFileP('python3', [script, 'make', path.join(cluster.root, dir), String(seed)]);
+    const [want7, want8] = [(await local('names-7', 7)).stdout, (await local('names-8', 8)).stdout];
+    assert.equal(await mnt.ok(`python3 ${script} make names-7 7`), want7);
+    await cluster.client.checkpoint(); // names-7 from the checkpoint, names-8 from the log
+    assert.equal(await mnt.ok(`python3 ${script} make names-8 8`), want8);
+    await cluster.restartMaster();
+    await cluster.until((r) => r.chunkservers.filter((c) => c.alive).length === 3, 'chunkservers back after the restart');
+    await mnt.kill();
+    await mnt.restart();
+    assert.equal(await mnt.ok(`python3 ${script} check names-7 7`), want7);
+    assert.equal(await mnt.ok(`python3 ${script} check names-8 8`), want8);
+  });
+
   it('keeps nlink right for directories and hard links', async () => {
     await fsp.mkdir(p('n'));
     assert.equal((await fsp.stat(p('n'))).nlink, 2);

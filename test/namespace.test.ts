@@ -1,5 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { ErrnoName, FsError } from '../server/common/fs-error';
+import { rawName } from '../server/common/raw-names';
 import { MAX_PATH_BYTES } from '../server/master/paths';
 import {
   Attr,
@@ -381,6 +382,7 @@ describe('Namespace', () => {
       // ENAMETOOLONG
       ['symlink target of 4096 bytes', () => symlink('/newsym', 't'.repeat(4096)), 'ENAMETOOLONG'],
       ['symlink target of 4096 multi-byte bytes', () => symlink('/newsym', 'é'.repeat(2048)), 'ENAMETOOLONG'],
+      ['symlink target of 4096 bytes that are not UTF-8', () => symlink('/newsym', '\uf780'.repeat(4096)), 'ENAMETOOLONG'],
       ['mkdir with a 256-byte name', () => mkdir('/d/' + 'x'.repeat(256)), 'ENAMETOOLONG'],
     ];
     for (const [label, mk, code] of table) {
@@ -968,14 +970,17 @@ describe('Namespace', () => {
       ['of 4095 bytes', 't'.repeat(4095)],
       ['of 4095 multi-byte bytes', 'é'.repeat(2047) + 'x'],
       ['a single byte', 'x'],
+      // Bytes that are not UTF-8, as the mount passes them (server/common/raw-names.ts).
+      ['of 4095 bytes that are not UTF-8', '\uf780'.repeat(4094) + '\uf7ff'],
+      ['of bytes that are not UTF-8 among others', 'caf\uf7e9/\uf7ff\uf7fe😀'],
     ];
     for (const [label, target] of targets) {
       it(`stores a ${label} target; size is its byte length`, () => {
         const ns = new Namespace();
         const a = ns.apply(symlink('/s', target));
-        assert.equal(a?.size, Buffer.byteLength(target));
+        assert.equal(a?.size, rawName(target).length);
         assert.equal(ns.readlink('/s'), target);
-        assert.equal(ns.getattr('/s').size, Buffer.byteLength(target));
+        assert.equal(ns.getattr('/s').size, rawName(target).length);
         assert.equal(typeOf(ns.getattr('/s')), S_IFLNK);
       });
     }

@@ -2,6 +2,7 @@ import { strict as assert } from 'node:assert';
 import type { ErrnoName } from '../server/common/fs-error';
 import { codeOf } from './helpers/errno';
 import { checkName, isSameOrBelow, MAX_NAME_BYTES, MAX_PATH_BYTES, splitPath } from '../server/master/paths';
+import { rawLength } from '../server/common/raw-names';
 
 /** A path of exactly `bytes` bytes made of several components (each <= 255 bytes). */
 function pathOfBytes(bytes: number, unit = 'x'): string {
@@ -113,6 +114,12 @@ describe('paths', () => {
       ['x'.repeat(MAX_NAME_BYTES + 1), 'ENAMETOOLONG'],
       ['é'.repeat(128), 'ENAMETOOLONG'],
       ['é'.repeat(127), null],
+      // A byte that is not UTF-8 comes from the mount as one character of U+F780..U+F7FF
+      // (server/common/raw-names.ts): three bytes of UTF-8, one of the name's.
+      ['\uf780'.repeat(MAX_NAME_BYTES), null],
+      ['\uf780'.repeat(MAX_NAME_BYTES + 1), 'ENAMETOOLONG'],
+      ['\uf7ff'.repeat(253) + 'é', null],
+      ['\uf7ff'.repeat(254) + 'é', 'ENAMETOOLONG'],
       ['', 'EINVAL'],
       ['.', 'EINVAL'],
       ['..', 'EINVAL'],
@@ -122,7 +129,7 @@ describe('paths', () => {
       ['...', null],
     ];
     for (const [name, code] of cases) {
-      it(`${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}…(${Buffer.byteLength(name)} bytes)` : name)} -> ${code ?? 'ok'}`, () => {
+      it(`${JSON.stringify(name.length > 20 ? `${name.slice(0, 8)}…(${rawLength(name)} bytes)` : name)} -> ${code ?? 'ok'}`, () => {
         assert.equal(codeOf(() => checkName(name)), code);
       });
     }

@@ -19,6 +19,7 @@
 #include <fuse_lowlevel.h>
 #include <node_api.h>
 #include <uv.h>
+#include "raw_names.h"
 
 /* The operations JavaScript sees; mount/fuse-binding.ts has the same numbers. */
 enum Op {
@@ -119,10 +120,9 @@ static napi_value num(napi_env env, double v) {
   return out;
 }
 
+/* A name, symlink target or attribute name from the kernel (raw_names.c). */
 static napi_value str(napi_env env, const char *s) {
-  napi_value out;
-  napi_create_string_utf8(env, s, NAPI_AUTO_LENGTH, &out);
-  return out;
+  return raw_name_string(env, s);
 }
 
 /* The request as a number (see the top of the file). */
@@ -507,6 +507,18 @@ static char *string_arg(napi_env env, napi_value v) {
   return s;
 }
 
+/* A Buffer argument as a NUL-ended string, malloc'ed (the caller frees it). */
+static char *bytes_arg(napi_env env, napi_value v) {
+  void *data = NULL;
+  size_t len = 0;
+  if (napi_get_buffer_info(env, v, &data, &len) != napi_ok) return NULL;
+  char *s = malloc(len + 1);
+  if (!s) return NULL;
+  memcpy(s, data, len);
+  s[len] = '\0';
+  return s;
+}
+
 /* Times are kept to the microsecond: rounding there keeps binary fractions of a double out of tv_nsec. */
 static struct timespec ts_of(double ms) {
   long long us = llround(ms * 1000.0);
@@ -690,10 +702,10 @@ static napi_value js_reply_xattr_size(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* replyReadlink(req, target) */
+/* replyReadlink(req, target): the target's bytes (raw-names.ts). */
 static napi_value js_reply_readlink(napi_env env, napi_callback_info info) {
   ARGS(2);
-  char *target = string_arg(env, argv[1]);
+  char *target = bytes_arg(env, argv[1]);
   fuse_reply_readlink(req_of(env, argv[0]), target ? target : "");
   free(target);
   return NULL;
@@ -739,12 +751,12 @@ static napi_value js_notify_inval_inode(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* notifyInvalEntry(handle, parent, name): the kernel forgets a cached name. */
+/* notifyInvalEntry(handle, parent, name): the kernel forgets a cached name (its bytes). */
 static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
   ARGS(3);
   Mount *m = handle_of(env, argv[0]);
   if (!m || !m->mounted) return NULL;
-  char *name = string_arg(env, argv[2]);
+  char *name = bytes_arg(env, argv[2]);
   if (name) fuse_lowlevel_notify_inval_entry(m->se, (fuse_ino_t)dbl(env, argv[1]), name, strlen(name));
   free(name);
   return NULL;

@@ -1,4 +1,5 @@
 import { FsError } from '../common/fs-error';
+import { rawLength } from '../common/raw-names';
 import {
   Attr,
   attrOf,
@@ -252,7 +253,7 @@ export class Namespace {
 
   private symlink(m: SymlinkMutation): Attr {
     if (m.target.length === 0) throw new FsError('ENOENT', 'empty symlink target');
-    const bytes = Buffer.byteLength(m.target);
+    const bytes = rawLength(m.target); // also its size, as lstat(2) shows it
     if (bytes >= MAX_TARGET_BYTES) throw new FsError('ENAMETOOLONG', `symlink target of ${bytes} bytes`);
     if (m.target.includes('\0')) throw new FsError('EINVAL', 'NUL byte in symlink target');
     const { parent, name } = this.freeSlot(m.path);

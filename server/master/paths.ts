@@ -1,4 +1,5 @@
 import { FsError } from '../common/fs-error';
+import { rawLength } from '../common/raw-names';
 
 /** Linux NAME_MAX: bytes in one path component. */
 export const MAX_NAME_BYTES = 255;
@@ -34,8 +35,8 @@ export function checkName(name: string): void {
   if (name.length === 0) throw new FsError('EINVAL', 'empty name in path');
   if (name === '.' || name === '..') throw new FsError('EINVAL', `'${name}' is not allowed as a name`);
   if (name.includes('/') || name.includes('\0')) throw new FsError('EINVAL', 'name contains / or NUL');
-  if (Buffer.byteLength(name) > MAX_NAME_BYTES) {
-    throw new FsError('ENAMETOOLONG', `name of ${Buffer.byteLength(name)} bytes (limit ${MAX_NAME_BYTES})`);
+  if (rawLength(name) > MAX_NAME_BYTES) {
+    throw new FsError('ENAMETOOLONG', `name of ${rawLength(name)} bytes (limit ${MAX_NAME_BYTES})`);
   }
 }
 

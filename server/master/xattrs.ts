@@ -1,4 +1,5 @@
 import { FsError } from '../common/fs-error';
+import { rawLength } from '../common/raw-names';
 import type { Inode } from './inode';
 
 /**
@@ -34,7 +35,7 @@ const NAMESPACES = ['user.', 'trusted.', 'security.'];
 
 /** Throws unless `name` is a name Linux would pass to a file system. */
 export function checkXattrName(name: string): void {
-  const bytes = Buffer.byteLength(name);
+  const bytes = rawLength(name);
   if (bytes === 0 || bytes > XATTR_NAME_MAX) throw new FsError('ERANGE', `attribute name of ${bytes} bytes (1 to ${XATTR_NAME_MAX})`);
   if (name.includes('\0')) throw new FsError('EINVAL', 'NUL byte in attribute name');
   const prefix = NAMESPACES.find((p) => name.startsWith(p));
@@ -81,7 +82,7 @@ export function setXattr(node: Inode, name: string, value: Buffer, flags: number
   const old = at < 0 ? undefined : node.xattrs![at + 1];
   if (old !== undefined && flags & XATTR_CREATE) throw new FsError('EEXIST', `attribute ${name} exists (XATTR_CREATE)`);
   if (old === undefined && flags & XATTR_REPLACE) throw new FsError('ENODATA', `no attribute ${name} to replace (XATTR_REPLACE)`);
-  const listed = Buffer.byteLength(name) + 1;
+  const listed = rawLength(name) + 1;
   const { names, values } = xattrBytes(node);
   const total = names + values - (old !== undefined ? listed + old.length : 0) + listed + value.length;
   if (total > XATTRS_PER_INODE_MAX) throw new FsError('ENOSPC', `attributes of ${total} bytes (at most ${XATTRS_PER_INODE_MAX} per inode)`);
@@ -128,7 +129,7 @@ function xattrBytes(node: Inode): { names: number; values: number } {
   let values = 0;
   const list = node.xattrs ?? [];
   for (let i = 0; i < list.length; i += 2) {
-    names += Buffer.byteLength(list[i]) + 1;
+    names += rawLength(list[i]) + 1;
     values += list[i + 1].length;
   }
   return { names, values };
