@@ -1,6 +1,7 @@
 import { strict as assert } from 'assert';
 import { FileWriter } from '../client/file-writer';
 import { MasterClient } from '../client/master-client';
+import { MAX_CHUNKS_PER_FILE, maxFileSize } from '../server/common/file-size-limit';
 import { expectErrno } from './helpers/errno';
 import { kill, TestCluster } from './helpers/test-cluster';
 
@@ -99,6 +100,18 @@ describe('chunk allocation', function () {
     await expectErrno(cluster.client.allocateChunk('/missing', 0), 'ENOENT');
     await expectErrno(cluster.client.allocateChunk('/f', -1), 'EINVAL');
     await expectErrno(cluster.client.chunkLocations('/f', 0.5, 1), 'EINVAL');
+  });
+
+  it('refuses a chunk or a size past the largest file with EFBIG, logging nothing', async () => {
+    await cluster.client.create('/largest', 0o644, true);
+    const txid = (await cluster.client.status()).txid;
+    await expectErrno(cluster.client.allocateChunk('/largest', MAX_CHUNKS_PER_FILE), 'EFBIG');
+    await expectErrno(cluster.client.allocateChunk('/largest', 2 ** 52), 'EFBIG');
+    await expectErrno(cluster.client.setattr('/largest', { size: maxFileSize(1 << 20) + 1 }), 'EFBIG');
+    await expectErrno(cluster.client.setattr('/largest', { size: 2 ** 53 - 1, growOnly: true }), 'EFBIG');
+    assert.equal((await cluster.client.status()).txid, txid, 'nothing logged');
+    await cluster.client.allocateChunk('/largest', MAX_CHUNKS_PER_FILE - 1);
+    assert.equal((await cluster.client.setattr('/largest', { size: maxFileSize(1 << 20) })).size, maxFileSize(1 << 20));
   });
 
   it('keeps chunk lists across a master crash, and never reuses a handle', async () => {

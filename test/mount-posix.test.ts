@@ -3,6 +3,7 @@ import { execFile } from 'child_process';
 import { promises as fsp, constants as C } from 'fs';
 import * as path from 'path';
 import { promisify } from 'util';
+import { maxFileSize } from '../server/common/file-size-limit';
 import { PACKAGE_ROOT } from '../server/common/package-root';
 import { prng } from './helpers/prng';
 import { TestCluster } from './helpers/test-cluster';
@@ -75,6 +76,42 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     await mnt.restart();
     assert.equal(await mnt.ok(`python3 ${script} check names-7 7`), want7);
     assert.equal(await mnt.ok(`python3 ${script} check names-8 8`), want8);
+  });
+
+  it('refuses writes and truncates past the largest file with EFBIG, writes up to it, and the master keeps such a file across a restart', async () => {
+    // The largest file with this cluster's 1 MiB chunks: 256 GiB. A byte written at 2^62 once
+    // ran the master out of memory (a chunk-list slot for every hole before it).
+    const max = maxFileSize(1 << 20);
+    const out = await mnt.ok(`python3 -c '
+import errno, os, sys
+MAX = ${max}
+def efbig(call, *args):
+    try:
+        call(*args)
+    except OSError as e:
+        assert e.errno == errno.EFBIG, e
+        return
+    raise AssertionError(f"{call.__name__}{args[1:]} did not fail")
+fd = os.open("largest", os.O_CREAT | os.O_RDWR, 0o644)
+efbig(os.pwrite, fd, b"x", 2 ** 62)
+efbig(os.pwrite, fd, b"x", MAX)
+assert os.pwrite(fd, b"abcd", MAX - 2) == 2  # the part that fits
+efbig(os.ftruncate, fd, MAX + 1)
+efbig(os.truncate, "largest", 2 ** 62)
+assert os.fstat(fd).st_size == MAX
+os.close(fd)
+with open("largest", "rb") as f:
+    f.seek(MAX - 3)
+    print(f.read())
+'`);
+    assert.equal(out.trim(), "b'\\x00ab'");
+    await cluster.client.checkpoint(); // its chunk list from the checkpoint, then a write from the log
+    await mnt.ok(`python3 -c 'import os; fd = os.open("largest", os.O_WRONLY); os.pwrite(fd, b"z", ${max - 4}); os.close(fd)'`);
+    await cluster.restartMaster();
+    await cluster.until((r) => r.chunkservers.filter((c) => c.alive).length === 3, 'chunkservers back after the restart');
+    assert.equal((await cluster.client.getattr('/largest')).size, max);
+    const tail = `python3 -c 'f = open("largest", "rb"); f.seek(${max - 4}); print(f.read())'`;
+    assert.equal((await mnt.ok(tail)).trim(), "b'z\\x00ab'");
   });
 
   it('keeps nlink right for directories and hard links', async () => {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'crypto';
 import { posix } from 'path';
 import { BufferPool } from '../../server/common/buffer-pool';
+import { checkFileSize, maxFileSize } from '../../server/common/file-size-limit';
 import { FsError } from '../../server/common/fs-error';
 import { PERMISSION_BITS, S_IFDIR, S_IFMT, S_IFREG, type Attr } from '../../server/master/inode';
 import type { AttrChanges } from '../../server/master/mutation';
@@ -183,7 +184,9 @@ export class PosixFs {
     else await this.setattr(path, changes);
   }
 
-  truncate(path: string, size: number): Promise<void> {
+  async truncate(path: string, size: number): Promise<void> {
+    await this.learnChunkSize(path);
+    this.checkFileSize(size);
     return this.changing(this.inodeOf(path), async () => {
       const open = this.files.get(path);
       if (open) return open.truncate(size);
@@ -198,6 +201,7 @@ export class PosixFs {
 
   ftruncate(handle: number, size: number): Promise<void> {
     const open = this.handle(handle);
+    this.checkFileSize(size);
     return this.changing(this.inodeOf(open.path), () => open.truncate(size));
   }
 
@@ -394,8 +398,11 @@ export class PosixFs {
   async write(handle: number, offset: number, data: Buffer): Promise<number> {
     const open = this.handle(handle);
     const at = this.appending.has(handle) ? Math.max(offset, open.size) : offset;
-    await open.write(at, data); // flushes landing clear the cache (OpenFile.changed)
-    return data.length;
+    // Up to the largest file, as write(2) does at a file-size limit; past it, EFBIG.
+    const fits = Math.min(data.length, this.largestFile - at);
+    if (fits <= 0) this.checkFileSize(at + 1);
+    await open.write(at, fits < data.length ? data.subarray(0, fits) : data); // flushes landing clear the cache (OpenFile.changed)
+    return fits;
   }
 
   /**
@@ -474,6 +481,15 @@ export class PosixFs {
    * The cluster's chunk size, asked once per mount through a regular file (the master answers
    * it with chunk locations).
    */
+  /** The largest file's size (the chunk size is known once a file was opened; the master checks too). */
+  private get largestFile(): number {
+    return this.chunkSize === 0 ? Infinity : maxFileSize(this.chunkSize);
+  }
+
+  private checkFileSize(size: number): void {
+    if (this.chunkSize !== 0) checkFileSize(size, this.chunkSize);
+  }
+
   private async learnChunkSize(path: string): Promise<void> {
     if (this.chunkSize !== 0) return;
     this.chunkSize = (await this.master.chunkLocations(path, 0, 1)).chunkSize;

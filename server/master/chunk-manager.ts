@@ -1,6 +1,7 @@
 import type { ChunkLocation } from '../../generated/chunkfs/master/ChunkLocation';
 import { ChunkClientPool } from '../../client/chunk-client';
 import { FsError } from '../common/fs-error';
+import { MAX_CHUNKS_PER_FILE } from '../common/file-size-limit';
 import { logger } from '../common/log';
 import type { ChunkserverRegistry } from './chunkserver-registry';
 import type { ChunkRef, Inode } from './inode';
@@ -108,6 +109,7 @@ export class ChunkManager {
   allocate(path: string, index: number, avoid: readonly string[] = []): Promise<Allocation> {
     const file = this.file(path);
     checkChunkIndex(index);
+    if (index >= MAX_CHUNKS_PER_FILE) throw new FsError('EFBIG', `chunk ${index} of ${path} is past the largest file (${MAX_CHUNKS_PER_FILE} chunks)`);
     const existing = file.chunks![index];
     if (existing && existing.handle !== HOLE && existing.version !== UNWRITTEN) {
       return this.lease(path, index, existing, avoid).then(({ chunk, expiresMs }) => ({ chunk, leaseExpiresMs: expiresMs, createReplicas: false }));

@@ -1,5 +1,5 @@
 import { ChunkRef, Inode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, SPECIAL_TYPES } from './inode';
-import type { Namespace } from './namespace';
+import { HOLE, HOLE_REF, type Namespace } from './namespace';
 import { ImageLoader, walkImage } from './namespace-image';
 import { MAX_PAYLOAD_BYTES } from './oplog/frame';
 import { xattrEntries } from './xattrs';
@@ -123,7 +123,8 @@ export function decodeImageFrame(payload: Buffer, loader: ImageLoader): void {
       off += 4;
       chunks = [];
       for (let c = 0; c < n; c++, off += 16) {
-        chunks.push({ handle: v.getFloat64(off, true), version: v.getFloat64(off + 8, true) });
+        const handle = v.getFloat64(off, true);
+        chunks.push(handle === HOLE ? HOLE_REF : { handle, version: v.getFloat64(off + 8, true) });
       }
     } else if (kind === SYMLINK) {
       const bytes = v.getUint32(off, true);

@@ -3,6 +3,7 @@ import type { CreateRequest__Output } from '../../generated/chunkfs/master/Creat
 import type { CreateResponse } from '../../generated/chunkfs/master/CreateResponse';
 import type { SetAttrRequest__Output } from '../../generated/chunkfs/master/SetAttrRequest';
 import { encodeListing } from '../common/dir-listing';
+import { checkFileSize } from '../common/file-size-limit';
 import { FsError } from '../common/fs-error';
 import type { CallContext, NamespaceOps } from '../common/master-calls';
 import { DirLeases, type DirChange } from './dir-leases';
@@ -219,6 +220,7 @@ function setattrMutation(req: SetAttrRequest__Output, chunkSize: number): Setatt
   if (req.gid !== undefined) m.gid = req.gid;
   if (req.size !== undefined) {
     m.size = checkSize(req.size);
+    checkFileSize(m.size, chunkSize);
     if (req.growOnly) m.growOnly = true;
     else m.chunkSize = chunkSize;
   }

@@ -3,6 +3,7 @@ import { rawLength } from '../common/raw-names';
 import {
   Attr,
   attrOf,
+  type ChunkRef,
   DIR_SIZE,
   Inode,
   PERMISSION_BITS,
@@ -44,6 +45,8 @@ import { getXattr, listXattrs, removeXattr, setXattr } from './xattrs';
 export const ROOT_INO = 1;
 /** Chunk handle of a hole in a file's chunk list (never a real chunk). */
 export const HOLE = 0;
+/** The one slot every hole in every chunk list shares (a file may have 2^18 of them). */
+export const HOLE_REF: ChunkRef = Object.freeze({ handle: HOLE, version: 0 });
 /**
  * The version of a chunk placed but not written yet: its replicas are created by its first
  * write, confirmed in the log (version 1) before that write is acknowledged. So a chunk at this
@@ -428,7 +431,7 @@ export class Namespace {
     // An unwritten chunk may be placed again (under a new handle): nothing of it was acknowledged.
     const old = chunks[m.index];
     if (old && old.handle !== HOLE && old.version !== UNWRITTEN) throw new FsError('EEXIST', `${m.path} already has chunk ${m.index}`);
-    while (chunks.length < m.index) chunks.push({ handle: HOLE, version: 0 });
+    while (chunks.length < m.index) chunks.push(HOLE_REF);
     chunks[m.index] = { handle: m.handle, version: m.version };
     if (m.handle > this.lastHandle) this.lastHandle = m.handle;
     return this.attr(node);
