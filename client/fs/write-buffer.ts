@@ -13,17 +13,14 @@ interface Extent {
   slab: boolean;
 }
 
-/** What take() hands over: the runs in write order, and how to give their memory back. */
+/** What take() hands over: the runs in offset order, and how to give their memory back. */
 export interface TakenExtents {
   extents: { offset: number; data: Buffer }[];
   /** Call once every extent is written (or given up): their slabs go back to the pool. */
   release(): void;
 }
 
-/**
- * The bytes written to one open file and not yet sent to the chunkservers, in write order
- * (a later extent overlapping an earlier one wins when they are written in this order).
- */
+/** The bytes written to one open file and not yet sent to the chunkservers. */
 export class WriteBuffer {
   private extents: Extent[] = [];
   /** bytes held */
@@ -55,16 +52,48 @@ export class WriteBuffer {
     this.extents.push({ offset, data: Buffer.from(data), length: data.length, slab: false });
   }
 
-  /** Every extent, in write order; the buffer is empty afterwards. */
+  /** Runs held: each costs a write to the chunkservers of its own (see take). */
+  get runs(): number {
+    return this.extents.length;
+  }
+
+  /**
+   * Everything held, as runs that neither touch nor overlap, in offset order; the buffer is
+   * empty afterwards. Extents that touch or overlap become one run, with the later write's
+   * bytes where they overlap: a file written backwards, or rewritten in place, goes out in
+   * one write rather than one per write(2).
+   */
   take(): TakenExtents {
     const taken = this.extents;
     this.extents = [];
     this.bytes = 0;
     return {
-      extents: taken.map((e) => ({ offset: e.offset, data: e.data.subarray(0, e.length) })),
+      extents: coalesce(taken),
       release: () => {
         for (const e of taken) if (e.slab) this.slabs.release(e.data);
       },
     };
   }
+}
+
+/** `extents` (in write order) as disjoint, non-touching runs in offset order (see take). */
+function coalesce(extents: Extent[]): { offset: number; data: Buffer }[] {
+  const byOffset = extents.map((e, order) => ({ e, order })).sort((a, b) => a.e.offset - b.e.offset || a.order - b.order);
+  const runs: { offset: number; data: Buffer }[] = [];
+  for (let i = 0; i < byOffset.length; ) {
+    const start = byOffset[i].e.offset;
+    let end = start + byOffset[i].e.length;
+    let j = i + 1;
+    for (; j < byOffset.length && byOffset[j].e.offset <= end; j++) end = Math.max(end, byOffset[j].e.offset + byOffset[j].e.length);
+    if (j === i + 1) {
+      runs.push({ offset: start, data: byOffset[i].e.data.subarray(0, byOffset[i].e.length) });
+    } else {
+      // The run covers [start, end) without a gap; copied in write order, later bytes win.
+      const data = Buffer.allocUnsafe(end - start);
+      for (const { e } of byOffset.slice(i, j).sort((a, b) => a.order - b.order)) e.data.copy(data, e.offset - start, 0, e.length);
+      runs.push({ offset: start, data });
+    }
+    i = j;
+  }
+  return runs;
 }
