@@ -93,6 +93,7 @@ export interface LowLevelHandlers {
 }
 
 interface Native {
+  decodeName(bytes: Buffer): string;
   mount(mountpoint: string, options: string, dispatch: (op: Op, ...args: unknown[]) => void): MountHandle;
   unmount(handle: MountHandle): void;
   replyErr(req: Request, errno: number): void;
@@ -113,6 +114,11 @@ interface Native {
 // Built by scripts/build-fuse-addon.sh; this file runs from dist/mount/.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const native: Native = require(path.join(__dirname, '../../mount/native/build/Release/chunkfs_fuse.node'));
+
+/** The string the binding makes of a name's bytes from the kernel (raw_names.c; the tests compare it with raw-names.ts). */
+export function decodeKernelName(bytes: Buffer): string {
+  return native.decodeName(bytes);
+}
 
 function statArgs(s: KernelStat): number[] {
   return [s.ino, s.mode, s.nlink, s.uid, s.gid, s.size, s.blksize, s.atimeMs, s.mtimeMs, s.ctimeMs, s.rdev];

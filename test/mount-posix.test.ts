@@ -76,6 +76,14 @@ describe('mount: POSIX semantics through a real FUSE mount', function () {
     await mnt.restart();
     assert.equal(await mnt.ok(`python3 ${script} check names-7 7`), want7);
     assert.equal(await mnt.ok(`python3 ${script} check names-8 8`), want8);
+    // The CLI prints a listing as the bytes the names stand for, and `get` writes a local file under them.
+    const cli = (...args: string[]) =>
+      execFileP(process.execPath, [path.join(PACKAGE_ROOT, 'dist/bin/chunkfs.js'), ...args, '--master', cluster.master.address], { encoding: 'buffer' });
+    const listed = (await cli('ls', '/names-8/dir\uf7ff')).stdout.toString('latin1').trim().split('\n').sort();
+    const localNames = await fsp.readdir(Buffer.from(`${cluster.root}/names-8/dir\xff`, 'latin1'), { encoding: 'buffer' });
+    assert.deepEqual(listed, localNames.map((n) => n.toString('latin1')).sort());
+    await cli('get', '/names-8/caf\uf7e9', cluster.root);
+    assert.equal(await fsp.readFile(Buffer.from(`${cluster.root}/caf\xe9`, 'latin1'), 'latin1'), 'caf\xe9');
   });
 
   it('refuses writes and truncates past the largest file with EFBIG, writes up to it, and the master keeps such a file across a restart', async () => {

@@ -383,6 +383,7 @@ describe('Namespace', () => {
       ['symlink target of 4096 bytes', () => symlink('/newsym', 't'.repeat(4096)), 'ENAMETOOLONG'],
       ['symlink target of 4096 multi-byte bytes', () => symlink('/newsym', 'é'.repeat(2048)), 'ENAMETOOLONG'],
       ['symlink target of 4096 bytes that are not UTF-8', () => symlink('/newsym', '\uf780'.repeat(4096)), 'ENAMETOOLONG'],
+      ['symlink target standing for the bytes of another', () => symlink('/newsym', 'caf\uf7c3\uf7a9'), 'EINVAL'],
       ['mkdir with a 256-byte name', () => mkdir('/d/' + 'x'.repeat(256)), 'ENAMETOOLONG'],
     ];
     for (const [label, mk, code] of table) {

@@ -120,6 +120,8 @@ describe('paths', () => {
       ['\uf780'.repeat(MAX_NAME_BYTES + 1), 'ENAMETOOLONG'],
       ['\uf7ff'.repeat(253) + 'é', null],
       ['\uf7ff'.repeat(254) + 'é', 'ENAMETOOLONG'],
+      ['\uf7c3\uf7a9', 'EINVAL'], // the bytes of 'é': no name the mount makes
+      ['a\ud800', 'EINVAL'], // a lone surrogate
       ['', 'EINVAL'],
       ['.', 'EINVAL'],
       ['..', 'EINVAL'],

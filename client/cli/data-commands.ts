@@ -2,6 +2,7 @@ import * as fs from 'fs';
 import { posix } from 'path';
 import type { Argv, CommandModule } from 'yargs';
 import { FsError } from '../../server/common/fs-error';
+import { rawName } from '../../server/common/raw-names';
 import { MAX_CHUNK_IO_BYTES } from '../../server/common/proto';
 import { checkReplication, MAX_REPLICATION } from '../../server/master/request-checks';
 import { ChunkClientPool } from '../chunk-client';
@@ -68,10 +69,12 @@ const getCommand: CommandModule<object, MasterArg & { remote: string; local: str
     const remote = masterPath(args.remote);
     const attr = await client.getattr(remote);
     if (fileType(attr.mode) === 'directory') throw new FsError('EISDIR', `${remote} is a directory`);
-    let local = args.local;
-    if (fs.existsSync(local) && fs.statSync(local).isDirectory()) local = posix.join(local, posix.basename(remote));
+    let localName = args.local;
+    if (fs.existsSync(localName) && fs.statSync(localName).isDirectory()) localName = posix.join(localName, posix.basename(remote));
+    // The bytes the remote name stands for, which need not be UTF-8 (common/raw-names.ts).
+    const local = rawName(localName);
     // Into a temporary name first: a failed copy never leaves a truncated file under LOCAL.
-    const tmp = `${local}.chunkfs-${process.pid}.tmp`;
+    const tmp = Buffer.concat([local, Buffer.from(`.chunkfs-${process.pid}.tmp`)]);
     const bar = progress(`get ${remote}`, attr.size);
     const fd = fs.openSync(tmp, 'w', attr.mode & 0o777);
     try {

@@ -1,6 +1,7 @@
 import { posix } from 'path';
 import type { Argv, CommandModule } from 'yargs';
 import { FsError } from '../../server/common/fs-error';
+import { rawName } from '../../server/common/raw-names';
 import { fileType } from '../file-type';
 import type { MasterClient } from '../master-client';
 import { childPath, masterPath } from '../paths';
@@ -46,7 +47,8 @@ const statCommand: CommandModule<object, Paths & { json: boolean }> = {
     for (const path of args.paths.map(masterPath)) {
       const entry: ListedEntry = { name: path, attr: await client.getattr(path) };
       await addSymlinkTargets(client, [entry], () => path);
-      print([args.json ? statJson(entry) : statText(entry)]);
+      if (args.json) process.stdout.write(`${statJson(entry)}\n`); // JSON stays UTF-8
+      else print([statText(entry)]);
     }
   }),
 };
@@ -186,6 +188,7 @@ async function addSymlinkTargets(
     .map(async (e) => { e.target = await client.readlink(pathOf(e)); }));
 }
 
+/** Names as the bytes they stand for, as ls(1) prints them (common/raw-names.ts). */
 function print(lines: string[]): void {
-  if (lines.length > 0) process.stdout.write(lines.join('\n') + '\n');
+  if (lines.length > 0) process.stdout.write(rawName(lines.join('\n') + '\n'));
 }

@@ -762,9 +762,19 @@ static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* decodeName(bytes): the string a name's bytes become (raw_names.c), for the tests. */
+static napi_value js_decode_name(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  char *bytes = bytes_arg(env, argv[0]);
+  napi_value out = bytes ? raw_name_string(env, bytes) : NULL;
+  free(bytes);
+  return out;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
+      {"decodeName", NULL, js_decode_name, NULL, NULL, NULL, napi_default, NULL},
       {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_default, NULL},
       {"replyErr", NULL, js_reply_err, NULL, NULL, NULL, napi_default, NULL},
       {"replyEntry", NULL, js_reply_entry, NULL, NULL, NULL, napi_default, NULL},

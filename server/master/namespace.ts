@@ -1,5 +1,5 @@
 import { FsError } from '../common/fs-error';
-import { rawLength } from '../common/raw-names';
+import { isRawName, rawLength } from '../common/raw-names';
 import {
   Attr,
   attrOf,
@@ -259,6 +259,7 @@ export class Namespace {
     const bytes = rawLength(m.target); // also its size, as lstat(2) shows it
     if (bytes >= MAX_TARGET_BYTES) throw new FsError('ENAMETOOLONG', `symlink target of ${bytes} bytes`);
     if (m.target.includes('\0')) throw new FsError('EINVAL', 'NUL byte in symlink target');
+    if (!isRawName(m.target)) throw new FsError('EINVAL', 'symlink target stands for the bytes of another (common/raw-names.ts)');
     const { parent, name } = this.freeSlot(m.path);
     const gid = parent.mode & S_ISGID ? parent.gid : m.gid;
     const link = new Inode(m.ino, S_IFLNK | 0o777, m.uid, gid,

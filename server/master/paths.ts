@@ -1,5 +1,5 @@
 import { FsError } from '../common/fs-error';
-import { rawLength } from '../common/raw-names';
+import { isRawName, rawLength } from '../common/raw-names';
 
 /** Linux NAME_MAX: bytes in one path component. */
 export const MAX_NAME_BYTES = 255;
@@ -19,8 +19,8 @@ export const MAX_PATH_BYTES = 1 << 20;
  */
 export function splitPath(path: string): string[] {
   if (typeof path !== 'string' || path.length === 0) throw new FsError('EINVAL', 'empty path');
-  if (Buffer.byteLength(path) >= MAX_PATH_BYTES) {
-    throw new FsError('ENAMETOOLONG', `path of ${Buffer.byteLength(path)} bytes (limit ${MAX_PATH_BYTES - 1})`);
+  if (rawLength(path) >= MAX_PATH_BYTES) {
+    throw new FsError('ENAMETOOLONG', `path of ${rawLength(path)} bytes (limit ${MAX_PATH_BYTES - 1})`);
   }
   if (path[0] !== '/') throw new FsError('EINVAL', `path must be absolute: ${JSON.stringify(path)}`);
   if (path.includes('\0')) throw new FsError('EINVAL', 'NUL byte in path');
@@ -30,7 +30,7 @@ export function splitPath(path: string): string[] {
   return parts;
 }
 
-/** One directory-entry name: not empty, not `.`/`..`, no `/` or NUL, at most 255 bytes. */
+/** One directory-entry name: not empty, not `.`/`..`, no `/` or NUL, at most 255 bytes, as the mount makes names. */
 export function checkName(name: string): void {
   if (name.length === 0) throw new FsError('EINVAL', 'empty name in path');
   if (name === '.' || name === '..') throw new FsError('EINVAL', `'${name}' is not allowed as a name`);
@@ -38,6 +38,7 @@ export function checkName(name: string): void {
   if (rawLength(name) > MAX_NAME_BYTES) {
     throw new FsError('ENAMETOOLONG', `name of ${rawLength(name)} bytes (limit ${MAX_NAME_BYTES})`);
   }
+  if (!isRawName(name)) throw new FsError('EINVAL', `name ${JSON.stringify(name)} stands for the bytes of another (common/raw-names.ts)`);
 }
 
 /** True when `inner` equals `outer` or lies below it (both as component lists). */

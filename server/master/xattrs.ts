@@ -1,5 +1,5 @@
 import { FsError } from '../common/fs-error';
-import { rawLength } from '../common/raw-names';
+import { isRawName, rawLength } from '../common/raw-names';
 import type { Inode } from './inode';
 
 /**
@@ -38,6 +38,7 @@ export function checkXattrName(name: string): void {
   const bytes = rawLength(name);
   if (bytes === 0 || bytes > XATTR_NAME_MAX) throw new FsError('ERANGE', `attribute name of ${bytes} bytes (1 to ${XATTR_NAME_MAX})`);
   if (name.includes('\0')) throw new FsError('EINVAL', 'NUL byte in attribute name');
+  if (!isRawName(name)) throw new FsError('EINVAL', `attribute name ${JSON.stringify(name)} stands for the bytes of another (common/raw-names.ts)`);
   const prefix = NAMESPACES.find((p) => name.startsWith(p));
   if (!prefix) throw new FsError('EOPNOTSUPP', `attribute ${name}: only the user., trusted. and security. namespaces are supported`);
   if (name.length === prefix.length) throw new FsError('EINVAL', `attribute name ${name} has nothing after its namespace`);
