@@ -315,6 +315,26 @@ with open("largest", "rb") as f:
     await h.close();
     assert.ok(!(await fsp.readdir(p('.'))).some((n) => n.startsWith('.chunkfs-hidden')), 'the hidden name is gone after close');
 
+    // Its directory may go while it is open, as on a local file system (rm -rf beside a process
+    // holding a file there), and another mount's listing shows nothing of it either.
+    await fsp.mkdir(p('gone'));
+    await fsp.writeFile(p('gone/held'), 'held');
+    const g = await fsp.open(p('gone/held'), 'r+');
+    await fsp.unlink(p('gone/held'));
+    await fsp.rmdir(p('gone'));
+    await g.write(Buffer.from('HELD'), 0, 4, 0);
+    const { bytesRead, buffer } = await g.read(Buffer.alloc(8), 0, 8, 0);
+    assert.equal(buffer.subarray(0, bytesRead).toString(), 'HELD');
+    const other = await TestMount.start(cluster, 'mnt-other');
+    try {
+      assert.ok(!(await fsp.readdir(other.dir)).some((n) => n.startsWith('.chunkfs')), 'nothing hidden listed in the root');
+      assert.ok(!(await fsp.readdir(mnt.dir)).some((n) => n.startsWith('.chunkfs')), 'nor here');
+    } finally {
+      await other.stop();
+    }
+    await g.close();
+    assert.deepEqual(await cluster.client.readdirAll('/.chunkfs-orphans'), [], 'removed at its last close');
+
     await fsp.writeFile(p('target'), 'first');
     await fsp.writeFile(p('replacement'), 'second');
     const t = await fsp.open(p('target'), 'r');

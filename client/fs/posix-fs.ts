@@ -2,7 +2,7 @@ import { randomBytes } from 'crypto';
 import { posix } from 'path';
 import { BufferPool } from '../../server/common/buffer-pool';
 import { checkFileSize, maxFileSize } from '../../server/common/file-size-limit';
-import { FsError } from '../../server/common/fs-error';
+import { FsError, toFsError } from '../../server/common/fs-error';
 import { PERMISSION_BITS, S_IFDIR, S_IFMT, S_IFREG, type Attr } from '../../server/master/inode';
 import type { AttrChanges } from '../../server/master/mutation';
 import { checkXattrName } from '../../server/master/xattrs';
@@ -23,6 +23,12 @@ const PREFETCH_ENTRIES = 10_000;
 /** Changes remembered for listings in flight (see keepListing): more meanwhile drop the listing. */
 const FORGOTTEN_KEPT = 64;
 const { dirname } = posix;
+/**
+ * Where files unlinked while open here wait for their last close (see hide): one directory for
+ * the whole cluster, left out of the root's listing.
+ */
+const ORPHANS_NAME = '.chunkfs-orphans';
+const ORPHANS = `/${ORPHANS_NAME}`;
 
 /** open(2) flags the file system acts on (Linux values). */
 const O_ACCMODE = 0o3;
@@ -61,6 +67,8 @@ export class PosixFs {
   private readonly closing = new Set<OpenFile>();
   /** Open files unlinked here, under a hidden name until their last release (see hide). */
   private readonly orphans = new Set<OpenFile>();
+  /** ORPHANS made (or found) by this mount, once it is. */
+  private orphansDir: Promise<void> | null = null;
   /** Hidden names of orphans being removed. */
   private readonly unlinking = new Set<string>();
   /** Handles opened with O_APPEND. */
@@ -246,10 +254,11 @@ export class PosixFs {
     const generation = this.generation;
     const listing = await this.master.listing(path);
     this.keepListing(path, listing, generation);
-    if (this.unlinking.size === 0 && this.orphans.size === 0) return listing;
-    // Hidden names of files unlinked while open, and of those being removed, are not listed.
+    // Hidden names of files unlinked while open here (beside them, see hide), and of those being
+    // removed, are not listed.
+    if (path !== '/' && this.unlinking.size === 0 && this.orphans.size === 0) return listing;
     const hidden = new Set([...this.unlinking, ...[...this.orphans].map((o) => o.path)]);
-    return listing.without((name) => hidden.has(childPath(path, name)));
+    return listing.without((name) => (path === '/' && name === ORPHANS_NAME) || hidden.has(childPath(path, name)));
   }
 
   readlink(path: string): Promise<string> {
@@ -299,13 +308,30 @@ export class PosixFs {
   }
 
   /**
-   * Unlinks a file still open here by renaming it to a hidden name beside it: its open handles
-   * keep reading and writing it, and its last release removes it (see release).
+   * Unlinks a file still open here by moving it to a hidden name in ORPHANS: its open handles
+   * keep reading and writing it, its last release removes it (see release), and its directory
+   * may be removed meanwhile, as on a local file system. Beside the file (as NFS does) when
+   * there is no such directory to move it to (a file of that name).
    */
   private async hide(path: string): Promise<void> {
-    const hidden = posix.join(dirname(path), `.chunkfs-hidden-${randomBytes(8).toString('hex')}`);
-    await this.rename(path, hidden);
+    const name = `.chunkfs-hidden-${randomBytes(8).toString('hex')}`;
+    let hidden = posix.join(ORPHANS, name);
+    try {
+      await (this.orphansDir ??= this.mkdir(ORPHANS, 0o700, { uid: 0, gid: 0 }).catch((err: unknown) => {
+        if (toFsError(err).code !== 'EEXIST') throw err;
+      }));
+      await this.rename(path, hidden);
+    } catch (err) {
+      this.orphansDir = null; // made again next time, if it went
+      if (!['ENOTDIR', 'EEXIST', 'ENOENT'].includes(toFsError(err).code) || !(await this.exists(path))) throw err;
+      hidden = posix.join(dirname(path), name);
+      await this.rename(path, hidden);
+    }
     this.orphans.add(this.files.get(hidden)!);
+  }
+
+  private async exists(path: string): Promise<boolean> {
+    return this.master.getattr(path).then(() => true, () => false);
   }
 
   statfs(): Promise<FsStats> {
