@@ -157,7 +157,8 @@ describe('master RPC', function () {
     await client.mkdir('/d', 0o750);
     const names = ['plain', 'ünïcödé-名前', 'x'.repeat(255), 'sp ace', 'é'.repeat(127)];
     for (const n of names) await client.create(`/d/${n}`, 0o640, true);
-    await client.setattr('/d/plain', { size: 2 ** 40 + 7, atimeMs: 1.5, mtimeMs: 2 ** 41 + 0.25 });
+    // A size past 32 bits, within the largest file (with 1 MiB chunks here).
+    await client.setattr('/d/plain', { size: 2 ** 37 + 7, atimeMs: 1.5, mtimeMs: 2 ** 41 + 0.25 });
     await client.setReplication('/d/plain', 2);
     await client.symlink('plain', '/d/link');
     await client.mkdir('/d/sub', 0o700);

@@ -11,7 +11,7 @@ function applied(size: number, writes: { offset: number; data: Buffer }[]): Buff
 }
 
 describe('write buffer (the bytes an open file holds for the chunkservers)', () => {
-  it('hands over runs that neither touch nor overlap, in offset order, holding what the writes in their order leave', () => {
+  it('hands over disjoint runs in offset order, holding what the writes in their order leave', () => {
     const random = prng(7);
     for (let round = 0; round < 200; round++) {
       const buffer = new WriteBuffer(new BufferPool(64));
@@ -24,7 +24,7 @@ describe('write buffer (the bytes an open file holds for the chunkservers)', () 
       }
       const { extents: runs, release } = buffer.take();
       for (let i = 1; i < runs.length; i++) {
-        assert.ok(runs[i - 1].offset + runs[i - 1].data.length < runs[i].offset, `runs ${i - 1} and ${i} touch or are out of order`);
+        assert.ok(runs[i - 1].offset + runs[i - 1].data.length <= runs[i].offset, `runs ${i - 1} and ${i} overlap or are out of order`);
       }
       assert.ok(applied(300, runs).equals(applied(300, writes)), `round ${round}`);
       assert.ok(buffer.empty);
@@ -42,5 +42,13 @@ describe('write buffer (the bytes an open file holds for the chunkservers)', () 
       assert.deepEqual(extents.map((e) => [e.offset, e.data.length]), [[0, 100 * 1024]]);
       assert.equal(extents[0].data[step < 0 ? 100 * 1024 - 1 : 0], 0);
     }
+  });
+
+  it('writes forwards that do not fit one slab stay as they are, not copied into one run', () => {
+    const buffer = new WriteBuffer(new BufferPool(1000));
+    const writes = [1, 2, 3].map((fill) => Buffer.alloc(600, fill));
+    writes.forEach((data, i) => buffer.add(i * 600, data));
+    const { extents } = buffer.take();
+    assert.deepEqual(extents.map((e) => [e.offset, e.data.length, e.data[0]]), [[0, 600, 1], [600, 600, 2], [1200, 600, 3]]);
   });
 });

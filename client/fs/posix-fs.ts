@@ -296,6 +296,10 @@ export class PosixFs {
   async rename(from: string, to: string, noReplace = false): Promise<void> {
     if (to !== from && this.files.has(to)) {
       if (noReplace) throw new FsError('EEXIST', `${to} exists (RENAME_NOREPLACE)`);
+      // Checked before `to` is moved away, which a failed rename must not have done.
+      const [source, target] = await Promise.all([this.master.getattr(from), this.master.getattr(to)]);
+      if (source.ino === target.ino) return; // two links of one file: rename(2) does nothing
+      if ((source.mode & S_IFMT) === S_IFDIR) throw new FsError('ENOTDIR', `${to} is not a directory`);
       await this.hide(to);
     }
     await this.changing('all', () => this.master.rename(from, to, noReplace));
@@ -317,17 +321,28 @@ export class PosixFs {
     const name = `.chunkfs-hidden-${randomBytes(8).toString('hex')}`;
     let hidden = posix.join(ORPHANS, name);
     try {
-      await (this.orphansDir ??= this.mkdir(ORPHANS, 0o700, { uid: 0, gid: 0 }).catch((err: unknown) => {
-        if (toFsError(err).code !== 'EEXIST') throw err;
-      }));
+      await (this.orphansDir ??= this.makeOrphansDir());
       await this.rename(path, hidden);
     } catch (err) {
-      this.orphansDir = null; // made again next time, if it went
+      this.orphansDir = null; // looked for again next time
       if (!['ENOTDIR', 'EEXIST', 'ENOENT'].includes(toFsError(err).code) || !(await this.exists(path))) throw err;
       hidden = posix.join(dirname(path), name);
       await this.rename(path, hidden);
     }
-    this.orphans.add(this.files.get(hidden)!);
+    const open = this.files.get(hidden);
+    if (open) this.orphans.add(open);
+    else await this.master.unlink(hidden); // its last handle was released meanwhile
+  }
+
+  /** ORPHANS, made by the first mount that needs it; one that is not root's own (0700) is not trusted. */
+  private async makeOrphansDir(): Promise<void> {
+    try {
+      await this.mkdir(ORPHANS, 0o700, { uid: 0, gid: 0 });
+    } catch (err) {
+      if (toFsError(err).code !== 'EEXIST') throw err;
+      const attr = await this.master.getattr(ORPHANS);
+      if (attr.mode !== (S_IFDIR | 0o700) || attr.uid !== 0) throw new FsError('EEXIST', `${ORPHANS} is not root's own directory`);
+    }
   }
 
   private async exists(path: string): Promise<boolean> {
@@ -423,6 +438,7 @@ export class PosixFs {
    */
   async write(handle: number, offset: number, data: Buffer): Promise<number> {
     const open = this.handle(handle);
+    if (data.length === 0) return 0;
     const at = this.appending.has(handle) ? Math.max(offset, open.size) : offset;
     // Up to the largest file, as write(2) does at a file-size limit; past it, EFBIG.
     const fits = Math.min(data.length, this.largestFile - at);

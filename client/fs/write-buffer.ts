@@ -58,10 +58,10 @@ export class WriteBuffer {
   }
 
   /**
-   * Everything held, as runs that neither touch nor overlap, in offset order; the buffer is
-   * empty afterwards. Extents that touch or overlap become one run, with the later write's
-   * bytes where they overlap: a file written backwards, or rewritten in place, goes out in
-   * one write rather than one per write(2).
+   * Everything held, as disjoint runs in offset order; the buffer is empty afterwards. Extents
+   * that touch or overlap become one run, with the later write's bytes where they overlap: a
+   * file written backwards, or rewritten in place, goes out in one write rather than one per
+   * write(2). Extents written forwards one after the other stay as they are (no copy).
    */
   take(): TakenExtents {
     const taken = this.extents;
@@ -76,7 +76,16 @@ export class WriteBuffer {
   }
 }
 
-/** `extents` (in write order) as disjoint, non-touching runs in offset order (see take). */
+/** Extents (in offset order) that follow each other in write order too, each starting where the last ended. */
+function inSequence(group: { e: Extent; order: number }[]): boolean {
+  for (let k = 1; k < group.length; k++) {
+    const [prev, next] = [group[k - 1], group[k]];
+    if (next.order < prev.order || next.e.offset !== prev.e.offset + prev.e.length) return false;
+  }
+  return true;
+}
+
+/** `extents` (in write order) as disjoint runs in offset order (see take). */
 function coalesce(extents: Extent[]): { offset: number; data: Buffer }[] {
   const byOffset = extents.map((e, order) => ({ e, order })).sort((a, b) => a.e.offset - b.e.offset || a.order - b.order);
   const runs: { offset: number; data: Buffer }[] = [];
@@ -85,12 +94,15 @@ function coalesce(extents: Extent[]): { offset: number; data: Buffer }[] {
     let end = start + byOffset[i].e.length;
     let j = i + 1;
     for (; j < byOffset.length && byOffset[j].e.offset <= end; j++) end = Math.max(end, byOffset[j].e.offset + byOffset[j].e.length);
-    if (j === i + 1) {
-      runs.push({ offset: start, data: byOffset[i].e.data.subarray(0, byOffset[i].e.length) });
+    const group = byOffset.slice(i, j);
+    if (inSequence(group)) {
+      // Written forwards, each where the last ended (a slab, then the write that did not fit):
+      // as they are, without copying a slab's worth.
+      for (const { e } of group) runs.push({ offset: e.offset, data: e.data.subarray(0, e.length) });
     } else {
       // The run covers [start, end) without a gap; copied in write order, later bytes win.
       const data = Buffer.allocUnsafe(end - start);
-      for (const { e } of byOffset.slice(i, j).sort((a, b) => a.order - b.order)) e.data.copy(data, e.offset - start, 0, e.length);
+      for (const { e } of group.sort((a, b) => a.order - b.order)) e.data.copy(data, e.offset - start, 0, e.length);
       runs.push({ offset: start, data });
     }
     i = j;

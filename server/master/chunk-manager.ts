@@ -133,6 +133,7 @@ export class ChunkManager {
    */
   async written(path: string, index: number, handle: number, version: number, replicas: string[]): Promise<void> {
     const ref = this.file(path).chunks![checkChunkIndex(index)];
+    if (handle === HOLE) throw new FsError('EINVAL', `chunk handle ${HOLE} is a hole's`);
     if (!ref || ref.handle !== handle) throw new FsError('ESTALE', `${path} has no chunk ${handle} at index ${index}: it was placed again`);
     // Confirmed already (a call sent again): answered once that confirmation is durable.
     if (ref.version === version) return this.state.durable();
