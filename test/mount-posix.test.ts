@@ -348,6 +348,14 @@ with open("largest", "rb") as f:
     await t.close();
     assert.deepEqual((await fsp.readdir(p('.'))).filter((n) => n.startsWith('.chunkfs-hidden')), [], 'the replaced file is gone after its close');
 
+    // A rename that fails leaves an open target where it was.
+    const kept = await fsp.open(p('target'), 'r');
+    await expectCode(fsp.rename(p('no-such-source'), p('target')), 'ENOENT');
+    await fsp.mkdir(p('a-dir'));
+    await expectCode(fsp.rename(p('a-dir'), p('target')), 'ENOTDIR');
+    await kept.close();
+    assert.equal(await fsp.readFile(p('target'), 'utf8'), 'second');
+
     await fsp.writeFile(p('twice'), 'linked');
     await fsp.link(p('twice'), p('twice-2'));
     const l = await fsp.open(p('twice'), 'r');
