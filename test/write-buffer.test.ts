@@ -37,7 +37,7 @@ describe('write buffer (the bytes an open file holds for the chunkservers)', () 
       const buffer = new WriteBuffer(new BufferPool(1 << 20));
       const start = step < 0 ? 99 * 1024 : 0;
       for (let i = 0; i < 100; i++) buffer.add(start + i * step, Buffer.alloc(1024, i));
-      assert.equal(buffer.runs, step < 0 ? 100 : 1);
+      assert.equal(buffer.extentCount, step < 0 ? 100 : 1);
       const { extents } = buffer.take();
       assert.deepEqual(extents.map((e) => [e.offset, e.data.length]), [[0, 100 * 1024]]);
       assert.equal(extents[0].data[step < 0 ? 100 * 1024 - 1 : 0], 0);

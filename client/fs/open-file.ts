@@ -28,11 +28,11 @@ export interface OpenFileTuning {
 /** Flushes of write buffers in progress at once: the next buffer fills while two are sent. */
 const MAX_FLIGHTS = 2;
 /**
- * Separate runs a buffer holds before it is sent: each is a durable write on every replica
- * (a few ms), so scattered small writes must not pile up into a flush that holds the next
- * write(2) back for seconds (stress-ng --revio's writes timed out).
+ * Extents a buffer holds before it is sent: each that stays a run of its own is a durable
+ * write on every replica (a few ms), so scattered small writes must not pile up into a flush
+ * that holds the next write(2) back for seconds (stress-ng --revio's writes timed out).
  */
-const MAX_BUFFERED_RUNS = 128;
+const MAX_BUFFERED_EXTENTS = 128;
 
 /** A flush in progress: the file ranges it writes, and its completion. */
 interface Flight {
@@ -120,7 +120,7 @@ export class OpenFile {
     this.size = Math.max(this.size, offset + data.length);
     this.lastWriteMs = Date.now();
     this.mtimePending = true;
-    if (this.dirty.bytes >= this.tuning.writeBufferBytes || this.dirty.runs >= MAX_BUFFERED_RUNS) await this.startFlush();
+    if (this.dirty.bytes >= this.tuning.writeBufferBytes || this.dirty.extentCount >= MAX_BUFFERED_EXTENTS) await this.startFlush();
   }
 
   /**

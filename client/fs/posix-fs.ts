@@ -296,10 +296,10 @@ export class PosixFs {
   async rename(from: string, to: string, noReplace = false): Promise<void> {
     if (to !== from && this.files.has(to)) {
       if (noReplace) throw new FsError('EEXIST', `${to} exists (RENAME_NOREPLACE)`);
-      // Checked before `to` is moved away, which a failed rename must not have done.
-      const [source, target] = await Promise.all([this.master.getattr(from), this.master.getattr(to)]);
-      if (source.ino === target.ino) return; // two links of one file: rename(2) does nothing
-      if ((source.mode & S_IFMT) === S_IFDIR) throw new FsError('ENOTDIR', `${to} is not a directory`);
+      // A rename that fails must not have moved `to` away: its source is asked for first (the
+      // kernel has looked it up, but another mount may have removed it since; the kernel
+      // itself refuses a directory onto a file, and a rename between two links of one file).
+      await this.master.getattr(from);
       await this.hide(to);
     }
     await this.changing('all', () => this.master.rename(from, to, noReplace));
@@ -519,19 +519,20 @@ export class PosixFs {
     return handle;
   }
 
-  /**
-   * The cluster's chunk size, asked once per mount through a regular file (the master answers
-   * it with chunk locations).
-   */
   /** The largest file's size (the chunk size is known once a file was opened; the master checks too). */
   private get largestFile(): number {
     return this.chunkSize === 0 ? Infinity : maxFileSize(this.chunkSize);
   }
 
+  /** EFBIG for a size past the largest file. */
   private checkFileSize(size: number): void {
-    if (this.chunkSize !== 0) checkFileSize(size, this.chunkSize);
+    if (size > this.largestFile) checkFileSize(size, this.chunkSize);
   }
 
+  /**
+   * The cluster's chunk size, asked once per mount through a regular file (the master answers
+   * it with chunk locations).
+   */
   private async learnChunkSize(path: string): Promise<void> {
     if (this.chunkSize !== 0) return;
     this.chunkSize = (await this.master.chunkLocations(path, 0, 1)).chunkSize;

@@ -52,8 +52,8 @@ export class WriteBuffer {
     this.extents.push({ offset, data: Buffer.from(data), length: data.length, slab: false });
   }
 
-  /** Runs held: each costs a write to the chunkservers of its own (see take). */
-  get runs(): number {
+  /** Extents held: at most this many writes to the chunkservers once taken (see take). */
+  get extentCount(): number {
     return this.extents.length;
   }
 
