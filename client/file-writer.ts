@@ -188,7 +188,9 @@ export class FileWriter {
         if (failed !== null && lease.replicas.includes(failed) && !avoid.includes(failed)) this.avoid.set(key, [...avoid, failed]);
       }
     }
-    throw new FsError('EIO', `changing chunk ${index} of ${path} failed ${ATTEMPTS} times: ${last?.message}`);
+    // Every replica full is the cluster full: the writer's program is told so, not "I/O error".
+    const code = last instanceof FsError && last.code === 'ENOSPC' ? 'ENOSPC' : 'EIO';
+    throw new FsError(code, `changing chunk ${index} of ${path} failed ${ATTEMPTS} times: ${last?.message}`);
   }
 
   /**

@@ -29,7 +29,8 @@ export interface ReplicationOptions {
    * A replica no file refers to any more is deleted once it has been so for this long (ms):
    * reclamation is lazy, as in GFS. Deleting a removed tree's chunks at once (two file
    * removals per replica, journalled by the chunkservers' file system) slowed the removals
-   * themselves and whatever ran next on the same disks by half.
+   * themselves and whatever ran next on the same disks by half. A server short of space has
+   * its orphans deleted at once (see ReplicationMonitor.underPressure).
    */
   gcDelayMs: number;
 }
@@ -71,6 +72,8 @@ export class ReplicationMonitor {
   private readonly startAt = Date.now();
   /** When each chunk that no file refers to was first seen so (see gcDelayMs). */
   private readonly orphanedAt = new Map<number, number>();
+  /** chunkserver id -> until when its orphans are deleted at once (see underPressure) */
+  private readonly pressedUntil = new Map<string, number>();
 
   constructor(
     private readonly ns: Namespace,
@@ -133,7 +136,22 @@ export class ReplicationMonitor {
   }
 
   /**
-   * Stale, orphan and surplus replicas go; a chunk being copied or leased is left alone. Replicas
+   * The servers whose orphans go at once: those short of space (less than two chunks or a tenth
+   * of their capacity free) and, for one gc delay after, those that were. The delay is for
+   * speed, not safety (no file refers to an orphan), and on a full cluster `rm` must make room
+   * for the next writes; staying pressed while files are removed one by one frees them all, not
+   * just the first few that lift the server over the mark.
+   */
+  private underPressure(now: number): Set<string> {
+    for (const cs of this.chunkservers.list()) {
+      if (cs.freeBytes < Math.max(2 * this.opts.chunkSize, cs.capacityBytes / 10)) this.pressedUntil.set(cs.id, now + this.opts.gcDelayMs);
+    }
+    for (const [id, until] of this.pressedUntil) if (until <= now) this.pressedUntil.delete(id);
+    return new Set(this.pressedUntil.keys());
+  }
+
+  /**
+   * Stale, orphan and surplus replicas go; a chunk being copied, or leased and in a file, is left alone. Replicas
    * of an unwritten chunk are kept like current ones: a first write may be about to be confirmed
    * (after a master restart, under a lease this master never granted).
    */
@@ -143,16 +161,22 @@ export class ReplicationMonitor {
     const doomed: Array<[string, number, string]> = [];
     const now = Date.now();
     const orphans = new Set<number>();
+    const pressed = this.underPressure(now);
     for (const [id, handle, version, isCorrupt] of this.chunkservers.liveReplicas()) {
-      // A lease being granted moves versions: which replica is stale is known once it is done.
-      if (this.copying.has(handle) || this.chunks.isLeased(handle)) continue;
+      if (this.copying.has(handle)) continue;
       const wanted = referenced.get(handle);
+      // An orphan goes even under a lease: no file has it, so nothing its writer does can land
+      // (a writer that failed keeps its lease on a removed file's chunk until the lease ends).
       if (wanted === undefined) {
         orphans.add(handle);
         const since = this.orphanedAt.get(handle) ?? now;
         this.orphanedAt.set(handle, since);
-        if (now - since >= this.opts.gcDelayMs) doomed.push([id, handle, 'orphan']);
-      } else if (version < wanted.version) doomed.push([id, handle, `stale (version ${version} < ${wanted.version})`]);
+        if (now - since >= this.opts.gcDelayMs || pressed.has(id)) doomed.push([id, handle, 'orphan']);
+        continue;
+      }
+      // A lease being granted moves versions: which replica is stale is known once it is done.
+      if (this.chunks.isLeased(handle)) continue;
+      if (version < wanted.version) doomed.push([id, handle, `stale (version ${version} < ${wanted.version})`]);
       else if (isCorrupt) corrupt.push([id, handle]);
       // Only replicas that count can be surplus: a decommissioning server's copy is what is
       // being drained, and a decommissioned server's copy is a spare nobody reads.

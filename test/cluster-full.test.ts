@@ -1,0 +1,97 @@
+import { strict as assert } from 'assert';
+import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { TestCluster } from './helpers/test-cluster';
+import { TestMount } from './helpers/test-mount';
+
+const MiB = 1 << 20;
+
+/**
+ * A cluster that runs out of space, through a real mount: three chunkservers, each on a real
+ * 24 MiB tmpfs, 4 MiB chunks, deleted files' chunks kept for ten minutes (`--gc-delay 600`)
+ * unless their server is short of space, a file written before it fills.
+ * Needs root to mount tmpfs (CI runs as root); without it this fails loudly rather than skip.
+ */
+describe('a full cluster', function () {
+  this.timeout(120_000);
+  let disks: string;
+  const tmpfs: string[] = [];
+  let cluster: TestCluster;
+  let mount: TestMount;
+
+  before(async () => {
+    assert.equal(process.getuid?.(), 0, 'this test mounts tmpfs and must run as root');
+    disks = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-full-disks-'));
+    cluster = await TestCluster.start('full', 0, ['--chunk-size', String(4 * MiB), '--gc-delay', '600']);
+    for (let i = 0; i < 3; i++) {
+      const dir = path.join(disks, `cs${i}`);
+      fs.mkdirSync(dir);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', dir]);
+      tmpfs.push(dir);
+      await cluster.startChunkserver([dir]);
+    }
+    await cluster.until((r) => r.chunkservers.filter((cs) => cs.alive).length === 3, '3 chunkservers alive');
+    // Flushing every MiB, a chunk takes four writes: the servers fill under writes to chunks
+    // they already have, not only at placement.
+    mount = await TestMount.start(cluster, 'mnt', ['--write-buffer', '1']);
+    await mount.ok('head -c 2M /dev/urandom > kept.bin && sha256sum kept.bin > ../kept.sha');
+  });
+  after(async () => {
+    await mount?.stop();
+    await cluster?.stop();
+    for (const dir of tmpfs) execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
+    if (disks) fs.rmSync(disks, { recursive: true, force: true });
+  });
+
+  it('writers filling the chunkservers mid-chunk: each fails with ENOSPC or lands whole', async () => {
+    // Six files of 8 MiB at once: each gets its first chunk while the servers still have room,
+    // then the servers fill under the writes (3 x 48 MiB wanted, 3 x 24 MiB there).
+    const names = Array.from({ length: 6 }, (_, i) => `w${i}`);
+    await mount.ok(names.map((n) => `head -c 8M /dev/urandom > ../${n}.src`).join(' && '));
+    const copies = await Promise.all(names.map((n) => mount.sh(`cp ../${n}.src ${n}`)));
+    const failed = copies.filter((c) => c.code !== 0);
+    assert.ok(failed.length > 0, 'every writer succeeded: the cluster was not filled');
+    for (const c of failed) {
+      assert.match(c.stderr, /No space left on device/);
+      assert.doesNotMatch(c.stderr, /Input\/output error/);
+    }
+    for (const [i, n] of names.entries()) if (copies[i].code === 0) await mount.ok(`cmp ../${n}.src ${n}`);
+    await mount.ok('sha256sum -c ../kept.sha');
+
+    // Removing the files makes room well before --gc-delay: their chunks sit on full servers.
+    await mount.ok(`rm -f ${names.join(' ')}`);
+    await roomFor(3 * 8);
+    await mount.ok('cp ../w0.src w0 && cmp ../w0.src w0 && rm w0');
+  });
+
+  it('a write past the free space fails with ENOSPC and changes nothing else; removing it makes room', async () => {
+    // 40 MiB at three replicas does not fit in 3 x 24 MiB.
+    const big = await mount.sh('dd if=/dev/urandom of=big.bin bs=1M count=40 conv=fsync');
+    assert.notEqual(big.code, 0, 'dd of more than the cluster holds succeeded');
+    assert.match(big.stderr, /No space left on device/);
+    assert.doesNotMatch(big.stderr, /Input\/output error/);
+
+    // What was there is intact, the namespace still takes changes, every chunkserver still serves.
+    await mount.ok('sha256sum -c ../kept.sha && mkdir d && mv kept.bin d/ && touch d/empty && ls d');
+    const report = await cluster.client.report();
+    assert.equal(report.chunkservers.filter((cs) => cs.alive).length, 3, JSON.stringify(report.chunkservers));
+
+    await mount.ok('rm big.bin');
+    await roomFor(3 * 12);
+    await mount.ok('head -c 12M /dev/urandom > ../again.src && cp ../again.src again.bin && cmp ../again.src again.bin');
+    await mount.ok('cd d && sha256sum -c ../../kept.sha');
+  });
+
+  /** Waits until df on the mount shows `mib` MiB free (the removed files' space back). */
+  async function roomFor(mib: number): Promise<void> {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const availMiB = Number((await mount.ok('df --output=avail -B1M . | tail -1')).trim());
+      if (availMiB >= mib + 3) return; // some slack for chunk headers
+      assert.ok(Date.now() < deadline, `df shows ${availMiB} MiB free 30 s after rm, under ${mib} MiB`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+});
