@@ -39,6 +39,8 @@ export interface MountOptions {
   readAheadBytes: number;
   /** read chunk files of chunkservers on this host directly (client/local-chunk-reads.ts) */
   localReads: boolean;
+  /** seconds before what a mount gone without unmounting left unlinked while open is removed */
+  orphanGraceSec: number;
 }
 
 /** A live mount: unmount() flushes open files, detaches the mount and closes connections. */

@@ -11,6 +11,7 @@ interface MountArgs {
   'write-buffer': number;
   'read-ahead': number;
   'local-reads': boolean;
+  'orphan-grace': number;
 }
 
 const MiB = 1024 * 1024;
@@ -39,12 +40,13 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('op-timeout', { type: 'number', default: 60, describe: 'seconds after which an unanswered operation fails (ETIMEDOUT)' })
       .option('write-buffer', { type: 'number', default: 8, describe: 'MiB buffered per open file before a background flush' })
       .option('read-ahead', { type: 'number', default: 16, describe: 'MiB read ahead of sequential reads (fetched in four pieces at once)' })
+      .option('orphan-grace', { type: 'number', default: 900, describe: 'seconds before files another mount unlinked while open are removed once that mount is gone without unmounting (killed, its machine lost)' })
       .option('local-reads', { type: 'boolean', default: true, describe: 'read the chunk files of chunkservers on this host directly (--no-local-reads: always through them)' })
       .check((a) => {
         for (const flag of ['entry-timeout', 'attr-timeout', 'attr-cache'] as const) {
           if (!(a[flag] >= 0)) return `--${flag} must be a number of seconds >= 0`;
         }
-        for (const flag of ['op-timeout', 'write-buffer', 'read-ahead'] as const) {
+        for (const flag of ['op-timeout', 'write-buffer', 'read-ahead', 'orphan-grace'] as const) {
           if (!(a[flag] > 0)) return `--${flag} must be a positive number`;
         }
         if (a['read-ahead'] > 64) return '--read-ahead is at most 64 MiB';
@@ -62,6 +64,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       writeBufferBytes: Math.round(args['write-buffer'] * MiB),
       readAheadBytes: Math.round(args['read-ahead'] * MiB),
       localReads: args['local-reads'],
+      orphanGraceSec: args['orphan-grace'],
     });
     console.log(`mounted ${args.mountpoint}`);
     exitOnSignals(() => mounted.unmount());

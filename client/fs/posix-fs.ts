@@ -1,4 +1,3 @@
-import { randomBytes } from 'crypto';
 import { posix } from 'path';
 import { BufferPool } from '../../server/common/buffer-pool';
 import { checkFileSize, maxFileSize } from '../../server/common/file-size-limit';
@@ -15,6 +14,7 @@ import { AttrCache } from './attr-cache';
 import { LOCATION_WINDOW } from './chunk-locations';
 import { DirPrefetch } from './dir-prefetch';
 import { OpenFile, type OpenFileTuning } from './open-file';
+import { ORPHANS_NAME, OrphanDir } from './orphan-dir';
 import { childPath } from '../paths';
 
 const log = logger('mount');
@@ -23,12 +23,6 @@ const PREFETCH_ENTRIES = 10_000;
 /** Changes remembered for listings in flight (see keepListing): more meanwhile drop the listing. */
 const FORGOTTEN_KEPT = 64;
 const { dirname } = posix;
-/**
- * Where files unlinked while open here wait for their last close (see hide): one directory for
- * the whole cluster, left out of the root's listing.
- */
-const ORPHANS_NAME = '.chunkfs-orphans';
-const ORPHANS = `/${ORPHANS_NAME}`;
 
 /** open(2) flags the file system acts on (Linux values). */
 const O_ACCMODE = 0o3;
@@ -43,6 +37,8 @@ export type TimeChange = number | 'now' | 'omit';
 export interface PosixFsOptions extends OpenFileTuning {
   /** Seconds the mount serves attributes from its cache (see AttrCache); 0: always ask. */
   attrCacheSec: number;
+  /** Seconds before what a mount gone without unmounting left in ORPHANS is removed (see OrphanDir). */
+  orphanGraceSec: number;
 }
 
 /**
@@ -67,8 +63,7 @@ export class PosixFs {
   private readonly closing = new Set<OpenFile>();
   /** Open files unlinked here, under a hidden name until their last release (see hide). */
   private readonly orphans = new Set<OpenFile>();
-  /** ORPHANS made (or found) by this mount, once it is. */
-  private orphansDir: Promise<void> | null = null;
+  private readonly orphanDir: OrphanDir;
   /** Hidden names of orphans being removed. */
   private readonly unlinking = new Set<string>();
   /** Handles opened with O_APPEND. */
@@ -87,6 +82,7 @@ export class PosixFs {
     this.attrs = new AttrCache(tuning.attrCacheSec * 1000);
     this.prefetch = tuning.attrCacheSec > 0 ? new DirPrefetch(tuning.attrCacheSec * 1000, (dir) => this.cacheListing(dir)) : null;
     this.slabs = new BufferPool(tuning.writeBufferBytes);
+    this.orphanDir = new OrphanDir(master, tuning.orphanGraceSec * 1000, (dir) => this.mkdir(dir, 0o700, { uid: 0, gid: 0 }));
   }
 
   // ------------------------------------------------------------------ attributes
@@ -318,31 +314,18 @@ export class PosixFs {
    * there is no such directory to move it to (a file of that name).
    */
   private async hide(path: string): Promise<void> {
-    const name = `.chunkfs-hidden-${randomBytes(8).toString('hex')}`;
-    let hidden = posix.join(ORPHANS, name);
+    let hidden: string;
     try {
-      await (this.orphansDir ??= this.makeOrphansDir());
+      hidden = await this.orphanDir.hiddenName();
       await this.rename(path, hidden);
     } catch (err) {
-      this.orphansDir = null; // looked for again next time
       if (!['ENOTDIR', 'EEXIST', 'ENOENT'].includes(toFsError(err).code) || !(await this.exists(path))) throw err;
-      hidden = posix.join(dirname(path), name);
+      hidden = this.orphanDir.besideName(path);
       await this.rename(path, hidden);
     }
     const open = this.files.get(hidden);
     if (open) this.orphans.add(open);
     else await this.master.unlink(hidden); // its last handle was released meanwhile
-  }
-
-  /** ORPHANS, made by the first mount that needs it; one that is not root's own (0700) is not trusted. */
-  private async makeOrphansDir(): Promise<void> {
-    try {
-      await this.mkdir(ORPHANS, 0o700, { uid: 0, gid: 0 });
-    } catch (err) {
-      if (toFsError(err).code !== 'EEXIST') throw err;
-      const attr = await this.master.getattr(ORPHANS);
-      if (attr.mode !== (S_IFDIR | 0o700) || attr.uid !== 0) throw new FsError('EEXIST', `${ORPHANS} is not root's own directory`);
-    }
   }
 
   private async exists(path: string): Promise<boolean> {
@@ -499,6 +482,7 @@ export class PosixFs {
     this.orphans.clear();
     await Promise.allSettled(open.map((f) => f.close()));
     await Promise.allSettled(orphans.map((f) => this.master.unlink(f.path)));
+    await this.orphanDir.close();
   }
 
   /** A handle on the open file of `path`, opened with the master's `attr` if not open yet. */
