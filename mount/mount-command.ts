@@ -46,10 +46,13 @@ export const mountCommand: CommandModule<object, MountArgs> = {
         for (const flag of ['entry-timeout', 'attr-timeout', 'attr-cache'] as const) {
           if (!(a[flag] >= 0)) return `--${flag} must be a number of seconds >= 0`;
         }
-        for (const flag of ['op-timeout', 'write-buffer', 'read-ahead', 'orphan-grace'] as const) {
+        for (const flag of ['op-timeout', 'write-buffer', 'read-ahead'] as const) {
           if (!(a[flag] > 0)) return `--${flag} must be a positive number`;
         }
         if (a['read-ahead'] > 64) return '--read-ahead is at most 64 MiB';
+        // Its timers run at fractions of it: under a second they could not keep a marker fresh,
+        // and setInterval takes at most 2^31 ms.
+        if (!(a['orphan-grace'] >= 1 && a['orphan-grace'] <= 1_000_000)) return '--orphan-grace must be 1..1000000 seconds';
         return true;
       }),
   handler: async (args) => {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'crypto';
 import { posix } from 'path';
+import { performance } from 'perf_hooks';
 import { FsError, toFsError } from '../../server/common/fs-error';
 import { logger } from '../../server/common/log';
 import { S_IFDIR } from '../../server/master/inode';
@@ -16,23 +17,41 @@ export const ORPHANS_NAME = '.chunkfs-orphans';
 export const ORPHANS = `/${ORPHANS_NAME}`;
 const HIDDEN_PREFIX = '.chunkfs-hidden-';
 const MARKER_PREFIX = '.chunkfs-mount-';
+/** A mount's tag; a hidden name's tail is its mount's tag and a random part. */
+const TAG = /^[0-9a-f]{12}$/;
+const TAGGED = /^([0-9a-f]{12})-[0-9a-f]{12}$/;
+/** Renewals of its own marker a mount must have made while another's stood still. */
+const RENEWALS_WITNESSED = 3;
+
+/** What a sweep saw of another mount's marker: its ctime (null: none), since when (ms, monotonic). */
+interface Watched {
+  ctimeMs: number | null;
+  sinceMs: number;
+  renewalsThen: number;
+}
 
 /**
  * ORPHANS, and the removal of what a mount that ended without unmounting (killed, its machine
  * lost) left there: its files unlinked while open would otherwise keep their chunks forever.
- * Each mount names its hidden files after a tag of its own and keeps a marker file,
- * `.chunkfs-mount-<tag>`, whose ctime it renews while it has one (every quarter of the grace).
- * A sweep, at start and once per grace, removes every hidden file whose mount's marker is
- * older than the grace or gone, and which has not changed for the grace itself, then the stale
- * markers. Ages are measured in the master's ctimes against the sweeper's own marker, just
- * renewed: the mounts' clocks play no part.
+ * Each mount names its hidden files after a tag of its own and keeps a marker file there,
+ * `.chunkfs-mount-<tag>`, whose ctime it renews every quarter of the grace. Every mount sweeps
+ * twice per grace and removes the hidden files (and marker) of a tag whose marker it saw stand
+ * still, or absent, for a whole grace by its own monotonic clock while it renewed its own marker
+ * at least RENEWALS_WITNESSED times: so the master was up for the others to renew theirs too (a
+ * master outage, or a clock jump, kills nobody). A mount cut off from the master for longer than
+ * the grace while others reach it loses its hidden files, as a lease holder would.
  */
 export class OrphanDir {
   private readonly tag = randomBytes(6).toString('hex');
   private made: Promise<void> | null = null;
-  /** Renews the marker once the mount has one (see hiddenName). */
   private renewing: NodeJS.Timeout | null = null;
+  /** The renewal in flight. */
+  private renewed: Promise<void> | null = null;
+  private renewals = 0;
+  private readonly watched = new Map<string, Watched>();
   private readonly sweeping: NodeJS.Timeout;
+  private swept: Promise<void> | null = null;
+  private closed = false;
 
   constructor(
     private readonly master: MasterClient,
@@ -40,9 +59,13 @@ export class OrphanDir {
     /** Makes ORPHANS as the mount makes any directory (its caches follow). */
     private readonly makeDir: (path: string) => Promise<void>,
   ) {
-    const sweep = () => void this.sweep().catch((err: Error) => log.debug(`sweeping ${ORPHANS}: ${err.message}`));
+    const sweep = () => {
+      this.swept ??= this.sweep()
+        .catch((err: Error) => log.warn(`sweeping ${ORPHANS}: ${err.message}`))
+        .finally(() => (this.swept = null));
+    };
     sweep();
-    this.sweeping = setInterval(sweep, graceMs);
+    this.sweeping = setInterval(sweep, graceMs / 2);
     this.sweeping.unref();
   }
 
@@ -51,31 +74,45 @@ export class OrphanDir {
     try {
       await (this.made ??= this.make());
     } catch (err) {
-      this.made = null; // looked for again next time
+      this.made = null;
       throw err;
     }
-    return posix.join(ORPHANS, `${HIDDEN_PREFIX}${this.tag}-${randomBytes(6).toString('hex')}`);
+    return posix.join(ORPHANS, this.newName());
+  }
+
+  /** ORPHANS is looked for again next time (a rename into it failed). */
+  forget(): void {
+    this.made = null;
   }
 
   /** A hidden name beside `path`, for when ORPHANS cannot be used (a file of that name). */
   besideName(path: string): string {
-    return posix.join(posix.dirname(path), `${HIDDEN_PREFIX}${this.tag}-${randomBytes(6).toString('hex')}`);
+    return posix.join(posix.dirname(path), this.newName());
   }
 
-  /** Stops renewing and removes the marker (a clean unmount, after the hidden files went). */
+  /** Stops sweeping and renewing and removes the marker (a clean unmount, after the hidden files went). */
   async close(): Promise<void> {
+    this.closed = true;
     clearInterval(this.sweeping);
-    if (!this.renewing) return;
-    clearInterval(this.renewing);
+    if (this.renewing) clearInterval(this.renewing);
+    await this.swept;
+    await this.renewed;
+    if (this.renewing) await this.master.unlink(this.marker).catch(() => undefined);
     this.renewing = null;
-    await this.master.unlink(this.marker).catch(() => undefined);
+  }
+
+  private newName(): string {
+    return `${HIDDEN_PREFIX}${this.tag}-${randomBytes(6).toString('hex')}`;
   }
 
   private get marker(): string {
     return posix.join(ORPHANS, `${MARKER_PREFIX}${this.tag}`);
   }
 
-  /** ORPHANS (one that is not root's own, 0700, is not trusted) and this mount's marker in it. */
+  /**
+   * ORPHANS (one that is not root's own, 0700, is not trusted) and this mount's marker in it;
+   * a failed marker is tried again at the next renewal, not failed to the unlink.
+   */
   private async make(): Promise<void> {
     try {
       await this.makeDir(ORPHANS);
@@ -87,33 +124,65 @@ export class OrphanDir {
     await this.renew();
   }
 
-  /** Creates or renews the marker; its ctime, the master's now. */
-  private async renew(): Promise<number> {
-    await this.master.create(this.marker, 0o600, false);
-    const { ctimeMs } = await this.master.setattr(this.marker, { mtimeMs: Date.now() });
+  /** Creates or renews the marker (its ctime moves), and keeps renewing it from then on. */
+  private renew(): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (!this.renewing) {
-      const renew = () => void this.renew().catch((err: Error) => log.warn(`renewing ${this.marker}: ${err.message}`));
-      this.renewing = setInterval(renew, this.graceMs / 4);
+      this.renewing = setInterval(() => void this.renew(), this.graceMs / 4);
       this.renewing.unref();
     }
-    return ctimeMs;
+    return (this.renewed ??= (async () => {
+      try {
+        await this.master.create(this.marker, 0o600, false);
+        await this.master.setattr(this.marker, { mtimeMs: Date.now() });
+        this.renewals++;
+      } catch (err) {
+        log.warn(`renewing ${this.marker}: ${(err as Error).message}`);
+      } finally {
+        this.renewed = null;
+      }
+    })());
   }
 
   /** Removes what mounts gone for the grace left in ORPHANS (nothing to do when there is none). */
-  async sweep(): Promise<void> {
+  private async sweep(): Promise<void> {
     const entries = await this.master.readdirAll(ORPHANS).catch((err: unknown) => {
       if (toFsError(err).code === 'ENOENT') return [];
       throw err;
     });
-    if (entries.length === 0) return;
-    const now = await this.renew();
-    const old = (e: DirEntry) => now - e.attr.ctimeMs >= this.graceMs;
-    const markers = entries.filter((e) => e.name.startsWith(MARKER_PREFIX));
-    const live = new Set(markers.filter((e) => !old(e)).map((e) => e.name.slice(MARKER_PREFIX.length)));
-    const doomed = entries.filter((e) => e.name.startsWith(HIDDEN_PREFIX) && old(e) && !live.has(e.name.slice(HIDDEN_PREFIX.length).split('-')[0]));
-    for (const { name } of [...doomed, ...markers.filter(old)]) {
-      await this.master.unlink(posix.join(ORPHANS, name)).catch((err: Error) => log.debug(`removing ${name}: ${err.message}`));
+    const others = new Map<string, DirEntry[]>(); // tag -> its hidden files
+    const markers = new Map<string, DirEntry>();
+    for (const e of entries) {
+      const tag = tagOf(e.name);
+      if (tag === null || tag === this.tag) continue;
+      if (e.name.startsWith(MARKER_PREFIX)) markers.set(tag, e);
+      else others.set(tag, [...(others.get(tag) ?? []), e]);
     }
-    if (doomed.length > 0) log.info(`removed ${doomed.length} files left unlinked while open by mounts gone for over ${this.graceMs / 1000} s`);
+    if (others.size > 0 && !this.renewing) await this.renew(); // this mount's witness
+    const now = performance.now();
+    const dead: string[] = [];
+    for (const tag of new Set([...others.keys(), ...markers.keys()])) {
+      const ctimeMs = markers.get(tag)?.attr.ctimeMs ?? null;
+      const seen = this.watched.get(tag);
+      if (!seen || seen.ctimeMs !== ctimeMs) this.watched.set(tag, { ctimeMs, sinceMs: now, renewalsThen: this.renewals });
+      else if (now - seen.sinceMs >= this.graceMs && this.renewals - seen.renewalsThen >= RENEWALS_WITNESSED) dead.push(tag);
+    }
+    for (const tag of this.watched.keys()) if (!others.has(tag) && !markers.has(tag)) this.watched.delete(tag);
+    if (this.closed) return;
+    for (const tag of dead) {
+      const files = others.get(tag) ?? [];
+      for (const { name } of [...files, ...(markers.has(tag) ? [markers.get(tag)!] : [])]) {
+        await this.master.unlink(posix.join(ORPHANS, name)).catch((err: Error) => log.warn(`removing ${name}: ${err.message}`));
+      }
+      this.watched.delete(tag);
+      if (files.length > 0) log.info(`removed ${files.length} files that mount ${tag}, gone for over ${this.graceMs / 1000} s, left unlinked while open`);
+    }
   }
+}
+
+/** The mount tag in a hidden name or marker of ORPHANS; null for anything else. */
+function tagOf(name: string): string | null {
+  if (name.startsWith(MARKER_PREFIX)) return TAG.test(name.slice(MARKER_PREFIX.length)) ? name.slice(MARKER_PREFIX.length) : null;
+  if (!name.startsWith(HIDDEN_PREFIX)) return null;
+  return TAGGED.exec(name.slice(HIDDEN_PREFIX.length))?.[1] ?? null;
 }

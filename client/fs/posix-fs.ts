@@ -319,6 +319,7 @@ export class PosixFs {
       hidden = await this.orphanDir.hiddenName();
       await this.rename(path, hidden);
     } catch (err) {
+      this.orphanDir.forget(); // looked for again next time
       if (!['ENOTDIR', 'EEXIST', 'ENOENT'].includes(toFsError(err).code) || !(await this.exists(path))) throw err;
       hidden = this.orphanDir.besideName(path);
       await this.rename(path, hidden);

@@ -62,7 +62,7 @@ export async function runMaster(options: MasterOptions): Promise<void> {
     chunkSize: options.chunkSize ?? 64 * 1024 * 1024,
   });
   const decommissioner = new Decommissioner(state, chunkservers);
-  const monitor = new ReplicationMonitor(state.ns, chunkservers, chunks, peers, {
+  const monitor = new ReplicationMonitor(state, chunkservers, chunks, peers, {
     chunkSize: chunks.options.chunkSize,
     intervalMs: 1000,
     maxCopies: 8,

@@ -4,7 +4,8 @@ import { logger } from '../common/log';
 import type { ChunkManager } from './chunk-manager';
 import type { ChunkserverRegistry, ChunkserverView } from './chunkserver-registry';
 import type { Decommissioner } from './decommission';
-import { HOLE, UNWRITTEN, type Namespace } from './namespace';
+import type { MasterState } from './master-state';
+import { HOLE, UNWRITTEN } from './namespace';
 import { chooseReplicas } from './placement';
 
 const log = logger('replication');
@@ -76,7 +77,7 @@ export class ReplicationMonitor {
   private readonly pressedUntil = new Map<string, number>();
 
   constructor(
-    private readonly ns: Namespace,
+    private readonly state: MasterState,
     private readonly chunkservers: ChunkserverRegistry,
     private readonly chunks: ChunkManager,
     private readonly peers: ChunkClientPool,
@@ -120,8 +121,9 @@ export class ReplicationMonitor {
     const needs: Need[] = [];
     const referenced = new Map<number, Wanted>();
     const short = new Set<number>();
-    for (const { file } of this.ns.regularFiles()) {
-      const replication = this.ns.replicationOf(file);
+    const { ns } = this.state;
+    for (const { file } of ns.regularFiles()) {
+      const replication = ns.replicationOf(file);
       for (const c of file.chunks!) {
         if (c.handle === HOLE) continue;
         const { live, counted, version } = this.chunkservers.replicasOf(c.handle, c.version);
@@ -138,9 +140,10 @@ export class ReplicationMonitor {
   /**
    * The servers whose orphans go at once: those short of space (less than two chunks or a tenth
    * of their capacity free) and, for one gc delay after, those that were. The delay is for
-   * speed, not safety (no file refers to an orphan), and on a full cluster `rm` must make room
-   * for the next writes; staying pressed while files are removed one by one frees them all, not
-   * just the first few that lift the server over the mark.
+   * speed (no file refers to an orphan, and its removal is durable before it goes: see
+   * removeUnwanted), and on a full cluster `rm` must make room for the next writes; staying
+   * pressed while files are removed one by one frees them all, not just the first few that
+   * lift the server over the mark.
    */
   private underPressure(now: number): Set<string> {
     for (const cs of this.chunkservers.list()) {
@@ -198,6 +201,9 @@ export class ReplicationMonitor {
         .sort((a, b) => b.usedBytes / Math.max(b.capacityBytes, 1) - a.usedBytes / Math.max(a.capacityBytes, 1));
       for (const cs of fullestFirst.slice(0, holders.length - replication)) doomed.push([cs.id, handle, 'surplus']);
     }
+    // What made a replica an orphan (an unlink, a truncate, a rename over its file) must be on
+    // disk before the replica goes: a master crash would replay the file back with nothing to read.
+    if (doomed.some(([, , why]) => why === 'orphan')) await this.state.durable();
     const byServer = new Map<string, Array<[number, string]>>();
     for (const [id, handle, why] of doomed) {
       const list = byServer.get(id);
