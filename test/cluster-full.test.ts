@@ -1,8 +1,4 @@
 import { strict as assert } from 'assert';
-import { execFileSync } from 'child_process';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
 import { TestCluster } from './helpers/test-cluster';
 import { TestMount } from './helpers/test-mount';
 
@@ -12,26 +8,16 @@ const MiB = 1 << 20;
  * A cluster that runs out of space, through a real mount: three chunkservers, each on a real
  * 24 MiB tmpfs, 4 MiB chunks, deleted files' chunks kept for ten minutes (`--gc-delay 600`)
  * unless their server is short of space, a file written before it fills.
- * Needs root to mount tmpfs (CI runs as root); without it this fails loudly rather than skip.
+ * Needs root to mount tmpfs (CI runs as root): without it this fails loudly rather than skip.
  */
 describe('a full cluster', function () {
   this.timeout(120_000);
-  let disks: string;
-  const tmpfs: string[] = [];
   let cluster: TestCluster;
   let mount: TestMount;
 
   before(async () => {
-    assert.equal(process.getuid?.(), 0, 'this test mounts tmpfs and must run as root');
-    disks = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-full-disks-'));
     cluster = await TestCluster.start('full', 0, ['--chunk-size', String(4 * MiB), '--gc-delay', '600']);
-    for (let i = 0; i < 3; i++) {
-      const dir = path.join(disks, `cs${i}`);
-      fs.mkdirSync(dir);
-      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=24m', 'tmpfs', dir]);
-      tmpfs.push(dir);
-      await cluster.startChunkserver([dir]);
-    }
+    for (let i = 0; i < 3; i++) await cluster.startChunkserverOnTmpfs('24m');
     await cluster.until((r) => r.chunkservers.filter((cs) => cs.alive).length === 3, '3 chunkservers alive');
     // Flushing every MiB, a chunk takes four writes: the servers fill under writes to chunks
     // they already have, not only at placement.
@@ -41,8 +27,6 @@ describe('a full cluster', function () {
   after(async () => {
     await mount?.stop();
     await cluster?.stop();
-    for (const dir of tmpfs) execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
-    if (disks) fs.rmSync(disks, { recursive: true, force: true });
   });
 
   it('writers filling the chunkservers mid-chunk: each fails with ENOSPC or lands whole', async () => {

@@ -1,4 +1,5 @@
 import { strict as assert } from 'assert';
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -19,6 +20,8 @@ export class TestCluster {
   readonly chunkservers: ServerProcess[] = [];
   readonly peers = new ChunkClientPool();
   private readonly dataDirs = new Map<ServerProcess, string[]>();
+  /** Data directories that are tmpfs mounts (startChunkserverOnTmpfs). */
+  private readonly tmpfs: string[] = [];
 
   private constructor(
     readonly root: string,
@@ -73,6 +76,20 @@ export class TestCluster {
     return cs;
   }
 
+  /**
+   * Another chunkserver whose one data directory is a fresh tmpfs of `size` (as mount(8) takes
+   * it: '24m'), for a known amount of space whatever the host's disk holds. Needs root;
+   * unmounted by stop().
+   */
+  async startChunkserverOnTmpfs(size: string): Promise<ServerProcess> {
+    assert.equal(process.getuid?.(), 0, 'a chunkserver on tmpfs needs root to mount it');
+    const dir = path.join(this.root, `cs${this.chunkservers.length}`);
+    fs.mkdirSync(dir);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir]);
+    this.tmpfs.push(dir);
+    return this.startChunkserver([dir]);
+  }
+
   dataDirsOf(cs: ServerProcess): string[] {
     return this.dataDirs.get(cs) ?? [];
   }
@@ -123,6 +140,7 @@ export class TestCluster {
     this.client?.close();
     this.peers.closeAll();
     for (const p of [this.master, ...this.chunkservers]) if (p) await kill(p);
+    for (const dir of this.tmpfs) execFileSync('umount', ['-l', dir], { stdio: 'ignore' });
     fs.rmSync(this.root, { recursive: true, force: true });
   }
 }
