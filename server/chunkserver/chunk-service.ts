@@ -73,6 +73,7 @@ function chunkServiceHandlers(
   const copyLimit = new TokenBucket(copyRate, copyRate);
   return {
     DataStreamPort: unary(async () => ({ ...writeEndpoint, local: await localChunkDirs(store) })),
+    Ping: unary(async () => ({})),
     TruncateChunk: unary(({ handle, version, size, chain }) =>
       turns.run(handle, async () => {
         checkVersion(store, handle, version);
@@ -154,9 +155,18 @@ async function receiveChainWrite(
 }
 
 /**
+ * A write whose data stops coming this long (ms) is dropped with its connection, so that its
+ * chunk's turn is free again: an upstream replica that hangs (stopped) mid-write cannot end the
+ * write itself, and the master's version change for the writer's next lease waits for the turn.
+ * The data comes from memory at the chain's head, so a live chain leaves no such gap.
+ */
+const UPSTREAM_STALL_MS = 5_000;
+
+/**
  * Reads a write's data into `piece`, a batch at a time straight from the socket, each batch
  * forwarded down the chain as it lands while the next is received; `landed` counts each. A
- * reader failure aborts the forward (the next replica drops the partial write) and throws.
+ * reader failure, or a stall (UPSTREAM_STALL_MS), aborts the forward (the next replica drops
+ * the partial write) and throws.
  */
 async function receivePiece(reader: SocketReader, piece: Buffer, forward: Promise<ChainWrite> | undefined, landed: (bytes: number) => void): Promise<void> {
   const batchAt = (at: number): Buffer => piece.subarray(at, Math.min(at + FORWARD_BYTES, piece.length));
@@ -168,10 +178,11 @@ async function receivePiece(reader: SocketReader, piece: Buffer, forward: Promis
   let at = 0;
   let receiving = piece.length > 0 ? receive(0) : null;
   while (receiving) {
+    const stalled = setTimeout(() => reader.destroy(new Error(`no data for ${UPSTREAM_STALL_MS} ms in the middle of a write`)), UPSTREAM_STALL_MS);
     await receiving.catch((err: unknown) => {
       void forward?.then((f) => f.abort(), () => undefined);
       throw err;
-    });
+    }).finally(() => clearTimeout(stalled));
     const batch = batchAt(at);
     at += batch.length;
     landed(batch.length);
@@ -345,6 +356,7 @@ function counted(handlers: ChunkserverHandlers, load: { calls: number }): Chunks
     CreateChunk: count(handlers.CreateChunk),
     DeleteChunks: count(handlers.DeleteChunks),
     CopyChunk: count(handlers.CopyChunk),
+    Ping: handlers.Ping, // no work, no load
   };
 }
 

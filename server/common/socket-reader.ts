@@ -103,6 +103,12 @@ export class SocketReader {
     return out;
   }
 
+  /** Closes the connection: reads waiting and to come fail with `reason`. */
+  destroy(reason: Error): void {
+    this.finish(reason);
+    this.socket.destroy();
+  }
+
   /** Reads and drops `n` bytes (the rest of a refused request's data). */
   async skip(n: number): Promise<void> {
     for (let left = n; left > 0; ) left -= (await this.readSome(left)).length;
