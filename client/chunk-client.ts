@@ -3,6 +3,7 @@ import type { ChunkserverClient as ChunkserverStub } from '../generated/chunkfs/
 import type { CopyChunkResponse__Output } from '../generated/chunkfs/chunkserver/CopyChunkResponse';
 import type { DeleteChunksResponse__Output } from '../generated/chunkfs/chunkserver/DeleteChunksResponse';
 import type { DataStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/DataStreamPortResponse';
+import { PingWatch } from './ping-watch';
 import { unaryCall } from './unary-call';
 import { DataStreamPool } from './data-stream-client';
 import { LocalChunkReads } from './local-chunk-reads';
@@ -33,24 +34,6 @@ export interface ChunkClientOptions {
 }
 
 /**
- * A write out this long (ms) has its chunkserver pinged, and again this long after each answer.
- * Two pings in a row unanswered in PING_DEADLINE_MS each fail the write: a stopped chunkserver
- * keeps its connections open, so otherwise only the write's whole deadline, 10 s per replica of
- * its chain (30 s for a primary of three), tells. The second ping is there for a pause of this
- * process itself (a stopped chunkserver forwarding the write, say): every deadline expires at
- * once when it resumes, and the peer must not be blamed for it.
- */
-const PING_AFTER_MS = 2_000;
-const PING_DEADLINE_MS = 3_000;
-/**
- * After pings found a chunkserver silent, further calls to it fail at once for this long (ms).
- * Otherwise every call queued for it costs its own whole deadline: a stopped secondary held a
- * chunk's turn on the primary for one write, then for the next write queued behind it, then the
- * master's version change behind both timed out too, and a `cp` stalled for 40 s.
- */
-const UNRESPONSIVE_MS = 10_000;
-
-/**
  * Promise API over the Chunkserver service of one chunkserver (HOST:PORT). Every call carries a
  * deadline; every failure is an FsError whose message names the replica that failed (see
  * failedReplica): this one, or one further down a write's chain.
@@ -68,8 +51,8 @@ export class ChunkClient {
   private localDirsAtMs = 0;
   private localDirsAskedMs = 0;
   private askingLocalDirs: Promise<void> | null = null;
-  /** Until when calls fail at once (ms since the epoch): see UNRESPONSIVE_MS. */
-  private unresponsiveUntil = 0;
+  /** Pings it while requests wait long (see PingWatch). */
+  private readonly liveness: PingWatch;
 
   constructor(
     readonly address: string,
@@ -79,6 +62,7 @@ export class ChunkClient {
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.copyDeadlineMs = options.copyDeadlineMs ?? 120_000;
     this.stub = new protos.chunkfs.chunkserver.Chunkserver(address, grpc.credentials.createInsecure(), MESSAGE_LIMITS);
+    this.liveness = new PingWatch(`replica ${address}`, (ms) => unaryCall(`replica ${address}`, ms, (o, cb) => this.stub.ping({}, o, cb)));
   }
 
   /** Bytes [offset, offset + length) of the replica at `version`, short at the end of its data. */
@@ -112,7 +96,7 @@ export class ChunkClient {
    * to send() in order, then await reply(). Errors name the replica that failed.
    */
   async openWrite(head: Omit<WriteHeader, 'endpoint'>): Promise<ChainWrite> {
-    this.checkResponsive();
+    this.liveness.checkResponsive();
     const deadlineMs = this.chainDeadline(head.chain);
     const startedAt = Date.now();
     let pool = await this.dataStreamPool();
@@ -126,7 +110,7 @@ export class ChunkClient {
       pool = await this.dataStreamPool();
       write = pool.open({ ...head, endpoint: pool.endpoint }, Math.max(1, deadlineMs - (Date.now() - startedAt)));
     }
-    const stopPinging = this.pingWhile(deadlineMs, (silence) => write.abort(silence));
+    const stopPinging = this.liveness.watch(deadlineMs, (silence) => write.abort(silence));
     return {
       send: (part) => write.send(part),
       abort: () => {
@@ -136,40 +120,6 @@ export class ChunkClient {
       reply: () => write.reply().catch((err: FsError) => {
         throw this.failedOn(pool, err);
       }).finally(stopPinging),
-    };
-  }
-
-  /**
-   * Pings this chunkserver, from PING_AFTER_MS on, while a request of at most `deadlineMs` is
-   * out; two pings in a row unanswered call `silent` with an ETIMEDOUT naming this replica, and
-   * calls fail at once for UNRESPONSIVE_MS. Returns the stop.
-   */
-  private pingWhile(deadlineMs: number, silent: (err: FsError) => void): () => void {
-    let stopped = false;
-    let timer: NodeJS.Timeout | undefined;
-    const endsAt = Date.now() + deadlineMs;
-    const later = (): void => {
-      timer = setTimeout(() => ping(false), PING_AFTER_MS);
-      timer.unref();
-    };
-    const ping = (again: boolean): void => {
-      if (stopped || Date.now() >= endsAt) return;
-      unaryCall(`replica ${this.address}`, PING_DEADLINE_MS, (o, cb) => this.stub.ping({}, o, cb)).then(
-        () => !stopped && later(),
-        (err: FsError) => {
-          if (stopped) return;
-          if (err.code !== 'ETIMEDOUT') return later(); // gone, not stopped: the request fails by itself
-          if (!again) return ping(true);
-          stopped = true;
-          this.unresponsiveUntil = Date.now() + UNRESPONSIVE_MS;
-          silent(new FsError('ETIMEDOUT', `replica ${this.address} did not answer two pings of ${PING_DEADLINE_MS} ms`));
-        },
-      );
-    };
-    later();
-    return () => {
-      stopped = true;
-      clearTimeout(timer);
     };
   }
 
@@ -206,7 +156,7 @@ export class ChunkClient {
 
   /** Runs one request on this replica's data stream; its errors name the replica. */
   private async onDataStream<T>(request: (pool: DataStreamPool) => Promise<T>): Promise<T> {
-    this.checkResponsive();
+    this.liveness.checkResponsive();
     const pool = await this.dataStreamPool().catch((err: FsError) => {
       throw onReplica(this.address, err);
     });
@@ -290,11 +240,7 @@ export class ChunkClient {
     return named;
   }
 
-  /** Fails at once while pings found this chunkserver silent lately (see UNRESPONSIVE_MS). */
-  private checkResponsive(): void {
-    const left = this.unresponsiveUntil - Date.now();
-    if (left > 0) throw new FsError('ETIMEDOUT', `replica ${this.address} did not answer pings lately (tried again in ${Math.ceil(left / 1000)} s)`);
-  }
+
 
   /** Unless it was replaced meanwhile, `pool` goes: the next request asks for the data stream port again. */
   private async forgetPool(pool: DataStreamPool): Promise<void> {
@@ -318,7 +264,7 @@ export class ChunkClient {
 
   /** Starts one unary call with the given deadline and settles with its reply or FsError. */
   private async call<Reply>(deadlineMs: number, start: (options: grpc.CallOptions, done: grpc.requestCallback<Reply>) => void): Promise<Reply> {
-    this.checkResponsive();
+    this.liveness.checkResponsive();
     return this.unlessSilent(deadlineMs, unaryCall(`replica ${this.address}`, deadlineMs, start)).catch((err: FsError) => {
       throw onReplica(this.address, err);
     });
@@ -326,11 +272,11 @@ export class ChunkClient {
 
   /**
    * `request` (of at most `deadlineMs`), or ETIMEDOUT as soon as pings find this chunkserver
-   * silent (see pingWhile); the request is then left to its own deadline.
+   * silent (see PingWatch); the request is then left to its own deadline.
    */
   private async unlessSilent<T>(deadlineMs: number, request: Promise<T>): Promise<T> {
     let stop = (): void => undefined;
-    const silent = new Promise<never>((_resolve, reject) => (stop = this.pingWhile(deadlineMs, reject)));
+    const silent = new Promise<never>((_resolve, reject) => (stop = this.liveness.watch(deadlineMs, reject)));
     request.catch(() => undefined); // its failure after silence is nobody's to hear
     try {
       return await Promise.race([request, silent]);

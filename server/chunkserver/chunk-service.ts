@@ -155,12 +155,15 @@ async function receiveChainWrite(
 }
 
 /**
- * A write whose data stops coming this long (ms) is dropped with its connection, so that its
- * chunk's turn is free again: an upstream replica that hangs (stopped) mid-write cannot end the
- * write itself, and the master's version change for the writer's next lease waits for the turn.
- * The data comes from memory at the chain's head, so a live chain leaves no such gap.
+ * A write whose data stops coming for this long (ms) while this replica waits for it is dropped
+ * with its connection, so that its chunk's turn is free again: an upstream replica that hangs
+ * (stopped) mid-write cannot end the write itself, and the master's version change for the
+ * writer's next lease waits for the turn. The data comes from memory at the chain's head, so a
+ * live chain leaves no such gap. Longer than the pings take to find a hung replica (8 s, see
+ * PingWatch), so that a sender which itself hangs is named by its own sender first; a sender
+ * paused this long (a stopped `chunkfs put`) has its write fail.
  */
-const UPSTREAM_STALL_MS = 5_000;
+const UPSTREAM_STALL_MS = 15_000;
 
 /**
  * Reads a write's data into `piece`, a batch at a time straight from the socket, each batch
@@ -178,11 +181,11 @@ async function receivePiece(reader: SocketReader, piece: Buffer, forward: Promis
   let at = 0;
   let receiving = piece.length > 0 ? receive(0) : null;
   while (receiving) {
-    const stalled = setTimeout(() => reader.destroy(new Error(`no data for ${UPSTREAM_STALL_MS} ms in the middle of a write`)), UPSTREAM_STALL_MS);
+    const stop = dropIfStalled(reader);
     await receiving.catch((err: unknown) => {
       void forward?.then((f) => f.abort(), () => undefined);
       throw err;
-    }).finally(() => clearTimeout(stalled));
+    }).finally(stop);
     const batch = batchAt(at);
     at += batch.length;
     landed(batch.length);
@@ -190,6 +193,20 @@ async function receivePiece(reader: SocketReader, piece: Buffer, forward: Promis
     // A failed forward fails its reply, which the caller answers: keep receiving.
     if (forward) await forward.then((f) => f.send(batch)).catch(() => undefined);
   }
+}
+
+/** Until the returned stop, closes `reader`'s connection once no byte came for UPSTREAM_STALL_MS. */
+function dropIfStalled(reader: SocketReader): () => void {
+  let timer: NodeJS.Timeout;
+  const check = (after: number): void => {
+    timer = setTimeout(() => {
+      const idle = reader.idleMs();
+      if (idle < UPSTREAM_STALL_MS) return check(UPSTREAM_STALL_MS - idle);
+      reader.destroy(new Error(`no data for ${Math.round(idle)} ms in the middle of a write`));
+    }, after);
+  };
+  check(UPSTREAM_STALL_MS);
+  return () => clearTimeout(timer);
 }
 
 /** Sends a mutation to the chain's next replica with the rest of the chain; nothing at its end. */

@@ -1,4 +1,5 @@
 import * as net from 'net';
+import { performance } from 'perf_hooks';
 import { FsError } from './fs-error';
 
 /** Bytes buffered before the socket is paused (TCP then holds the sender back). */
@@ -34,6 +35,8 @@ export class SocketReader {
   private failure: Error | null = null;
   private wake: (() => void) | null = null;
   private target: Target | null = null;
+  /** When bytes last arrived (performance.now()). */
+  private lastFedAt = performance.now();
 
   constructor(
     private readonly socket: net.Socket,
@@ -53,6 +56,7 @@ export class SocketReader {
    * when the socket should pause (too much is buffered).
    */
   feed(chunk: Buffer, transient: boolean): boolean {
+    this.lastFedAt = performance.now();
     let rest = chunk;
     const target = this.target;
     if (target && this.buffered === 0) {
@@ -101,6 +105,11 @@ export class SocketReader {
     const out = Buffer.allocUnsafe(n);
     await this.readInto(out);
     return out;
+  }
+
+  /** Milliseconds since bytes last arrived. */
+  idleMs(): number {
+    return performance.now() - this.lastFedAt;
   }
 
   /** Closes the connection: reads waiting and to come fail with `reason`. */
