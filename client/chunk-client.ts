@@ -240,8 +240,6 @@ export class ChunkClient {
     return named;
   }
 
-
-
   /** Unless it was replaced meanwhile, `pool` goes: the next request asks for the data stream port again. */
   private async forgetPool(pool: DataStreamPool): Promise<void> {
     const streams = this.dataStreams;

@@ -7,8 +7,8 @@ import { FsError } from '../server/common/fs-error';
  * chunkserver keeps its connections open, so otherwise only each request's whole deadline,
  * 10 s per replica of a write's chain (30 s for a primary of three), tells.
  */
-export const PING_AFTER_MS = 2_000;
-export const PING_DEADLINE_MS = 3_000;
+const PING_AFTER_MS = 2_000;
+const PING_DEADLINE_MS = 3_000;
 /**
  * After pings found a chunkserver silent, further calls to it fail at once for this long (ms).
  * Otherwise every call queued for it costs its own whole deadline: a stopped secondary held a

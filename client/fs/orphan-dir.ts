@@ -14,7 +14,7 @@ export const ORPHANS_NAME = '.chunkfs-orphans';
  * Where files unlinked while open wait for their last close (see PosixFs.hide): one directory
  * for the whole cluster, left out of the root's listing.
  */
-export const ORPHANS = `/${ORPHANS_NAME}`;
+const ORPHANS = `/${ORPHANS_NAME}`;
 const HIDDEN_PREFIX = '.chunkfs-hidden-';
 const MARKER_PREFIX = '.chunkfs-mount-';
 /** A mount's tag; a hidden name's tail is its mount's tag and a random part. */
@@ -69,18 +69,16 @@ export class OrphanDir {
     this.sweeping.unref();
   }
 
-  /** A new hidden name in ORPHANS, once it exists with this mount's marker in it. */
+  /**
+   * A new hidden name in ORPHANS, once it exists with this mount's marker in it; after a
+   * failure (of this or of the rename into it), forget() has it looked for again.
+   */
   async hiddenName(): Promise<string> {
-    try {
-      await (this.made ??= this.make());
-    } catch (err) {
-      this.made = null;
-      throw err;
-    }
+    await (this.made ??= this.make());
     return posix.join(ORPHANS, this.newName());
   }
 
-  /** ORPHANS is looked for again next time (a rename into it failed). */
+  /** ORPHANS is looked for again next time (making it, or a rename into it, failed). */
   forget(): void {
     this.made = null;
   }
