@@ -8,7 +8,7 @@ import { unaryCall } from './unary-call';
 import { DataStreamPool } from './data-stream-client';
 import { LocalChunkReads } from './local-chunk-reads';
 import { FsError, isErrnoName } from '../server/common/fs-error';
-import { MAX_CHUNK_IO_BYTES, MESSAGE_LIMITS, protos } from '../server/common/proto';
+import { MAX_CHUNK_IO_BYTES, MESSAGE_LIMITS, PROMPT_RECONNECT, protos } from '../server/common/proto';
 import type { WriteHeader } from '../server/common/data-stream-protocol';
 
 /** How long (ms) a chunkserver's word on its data directories is trusted for short-circuit reads. */
@@ -61,7 +61,7 @@ export class ChunkClient {
   ) {
     this.deadlineMs = options.deadlineMs ?? 10_000;
     this.copyDeadlineMs = options.copyDeadlineMs ?? 120_000;
-    this.stub = new protos.chunkfs.chunkserver.Chunkserver(address, grpc.credentials.createInsecure(), MESSAGE_LIMITS);
+    this.stub = new protos.chunkfs.chunkserver.Chunkserver(address, grpc.credentials.createInsecure(), { ...MESSAGE_LIMITS, ...PROMPT_RECONNECT });
     this.liveness = new PingWatch(`replica ${address}`, (ms) => unaryCall(`replica ${address}`, ms, (o, cb) => this.stub.ping({}, o, cb)));
   }
 

@@ -11,7 +11,7 @@ import type { DecommissionResponse__Output } from '../generated/chunkfs/master/D
 import type { ChunkserverStatus__Output } from '../generated/chunkfs/master/ChunkserverStatus';
 import { decodeListing, ListingPage } from '../server/common/dir-listing';
 import { FsError } from '../server/common/fs-error';
-import { MESSAGE_LIMITS, protos } from '../server/common/proto';
+import { MESSAGE_LIMITS, PROMPT_RECONNECT, protos } from '../server/common/proto';
 import { LeasedDirs } from './leased-dirs';
 import { MasterSession } from './master-session';
 import { unaryCall } from './unary-call';
@@ -88,6 +88,7 @@ export class MasterClient {
     this.deadlineMs = options.deadlineMs ?? 10_000;
     const channelOptions: grpc.ChannelOptions = {
       ...MESSAGE_LIMITS,
+      ...PROMPT_RECONNECT, // a mount riding out a master restart reaches it soon after
       // Own connection per client: grpc-js otherwise shares one TCP connection among all
       // channels with equal options, which would make a pool of clients pointless.
       'grpc.use_local_subchannel_pool': 1,

@@ -22,6 +22,8 @@ const TAG = /^[0-9a-f]{12}$/;
 const TAGGED = /^([0-9a-f]{12})-[0-9a-f]{12}$/;
 /** Renewals of its own marker a mount must have made while another's stood still. */
 const RENEWALS_WITNESSED = 3;
+/** A gap between a mount's own renewals longer than this share of the grace breaks its witness. */
+const WITNESS_GAP = 1 / 2;
 
 /** What a sweep saw of another mount's marker: its ctime (null: none), since when (ms, monotonic). */
 interface Watched {
@@ -37,9 +39,10 @@ interface Watched {
  * `.chunkfs-mount-<tag>`, whose ctime it renews every quarter of the grace. Every mount sweeps
  * twice per grace and removes the hidden files (and marker) of a tag whose marker it saw stand
  * still, or absent, for a whole grace by its own monotonic clock while it renewed its own marker
- * at least RENEWALS_WITNESSED times: so the master was up for the others to renew theirs too (a
- * master outage, or a clock jump, kills nobody). A mount cut off from the master for longer than
- * the grace while others reach it loses its hidden files, as a lease holder would.
+ * at least RENEWALS_WITNESSED times, never more than half a grace apart: so the master was up
+ * for the others to renew theirs too. A master outage, or a clock jump, kills nobody: the
+ * grace counts again from the sweeper's first renewal after it. A mount cut off from the master
+ * for longer than the grace while others reach it loses its hidden files, as a lease holder would.
  */
 export class OrphanDir {
   private readonly tag = randomBytes(6).toString('hex');
@@ -48,6 +51,9 @@ export class OrphanDir {
   /** The renewal in flight. */
   private renewed: Promise<void> | null = null;
   private renewals = 0;
+  /** Monotonic ms of the last renewal made, and of the first of the run it ends (gaps up to WITNESS_GAP). */
+  private renewedAtMs = -Infinity;
+  private runSinceMs = Infinity;
   private readonly watched = new Map<string, Watched>();
   private readonly sweeping: NodeJS.Timeout;
   private swept: Promise<void> | null = null;
@@ -133,6 +139,9 @@ export class OrphanDir {
       try {
         await this.master.create(this.marker, 0o600, false);
         await this.master.setattr(this.marker, { mtimeMs: Date.now() });
+        const now = performance.now();
+        if (now - this.renewedAtMs > this.graceMs * WITNESS_GAP) this.runSinceMs = now;
+        this.renewedAtMs = now;
         this.renewals++;
       } catch (err) {
         log.warn(`renewing ${this.marker}: ${(err as Error).message}`);
@@ -158,12 +167,19 @@ export class OrphanDir {
     }
     if (others.size > 0 && !this.renewing) await this.renew(); // this mount's witness
     const now = performance.now();
+    // Since when this mount has renewed its marker without a break (Infinity: not now).
+    const witnessSinceMs = now - this.renewedAtMs > this.graceMs * WITNESS_GAP ? Infinity : this.runSinceMs;
     const dead: string[] = [];
     for (const tag of new Set([...others.keys(), ...markers.keys()])) {
       const ctimeMs = markers.get(tag)?.attr.ctimeMs ?? null;
       const seen = this.watched.get(tag);
       if (!seen || seen.ctimeMs !== ctimeMs) this.watched.set(tag, { ctimeMs, sinceMs: now, renewalsThen: this.renewals });
-      else if (now - seen.sinceMs >= this.graceMs && this.renewals - seen.renewalsThen >= RENEWALS_WITNESSED) dead.push(tag);
+      else if (
+        now - Math.max(seen.sinceMs, witnessSinceMs) >= this.graceMs &&
+        this.renewals - seen.renewalsThen >= RENEWALS_WITNESSED
+      ) {
+        dead.push(tag);
+      }
     }
     for (const tag of this.watched.keys()) if (!others.has(tag) && !markers.has(tag)) this.watched.delete(tag);
     if (this.closed) return;

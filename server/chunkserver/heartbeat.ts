@@ -4,16 +4,9 @@ import type { HeartbeatRequest } from '../../generated/chunkfs/csmaster/Heartbea
 import type { HeartbeatResponse__Output } from '../../generated/chunkfs/csmaster/HeartbeatResponse';
 import { statusToFsError } from '../common/grpc-status';
 import { logger } from '../common/log';
-import { MESSAGE_LIMITS, protos } from '../common/proto';
+import { MESSAGE_LIMITS, PROMPT_RECONNECT, protos } from '../common/proto';
 import type { ChunkStore } from './chunk-store';
 
-/**
- * grpc-js waits longer and longer between attempts to reach a master that is down (up to two
- * minutes), and heartbeats fail at once meanwhile: a master back after a long outage would wait
- * that long for this chunkserver to register. Every second is cheap, and the master waits for
- * its chunkservers for a few seconds only (ChunkserverRegistry.starting).
- */
-const RECONNECT = { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1000 };
 const log = logger('heartbeat');
 
 /** A full chunk report goes out at least this often, even if no master asks (ms). */
@@ -54,9 +47,11 @@ export class HeartbeatSender {
     private readonly self: HeartbeatIdentity,
     private readonly store: ChunkStore,
   ) {
+    // Reconnecting promptly: a master back from an outage waits for its chunkservers a few
+    // seconds only (ChunkserverRegistry.starting).
     this.links = masters.map((address) => ({
       address,
-      stub: new protos.chunkfs.csmaster.ChunkserverMaster(address, grpc.credentials.createInsecure(), { ...MESSAGE_LIMITS, ...RECONNECT }),
+      stub: new protos.chunkfs.csmaster.ChunkserverMaster(address, grpc.credentials.createInsecure(), { ...MESSAGE_LIMITS, ...PROMPT_RECONNECT }),
       needsFullReport: true,
       lastFullReportMs: 0,
       lost: new Set(),

@@ -31,6 +31,13 @@ export const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Largest chunk read or write per request, in bytes (a write's piece, a read's length). */
 export const MAX_CHUNK_IO_BYTES = 8 * 1024 * 1024;
 
+/**
+ * grpc-js waits longer and longer between attempts to reach a server that is down (up to two
+ * minutes), and calls fail at once meanwhile: a peer back after an outage of a minute would be
+ * left alone for as long again. An attempt every second is cheap on a cluster's network.
+ */
+export const PROMPT_RECONNECT = { 'grpc.initial_reconnect_backoff_ms': 200, 'grpc.max_reconnect_backoff_ms': 1000 } as const;
+
 /** The message limits every ChunkFS channel and server uses (both directions). */
 export const MESSAGE_LIMITS = {
   'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
