@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { ChunkserverClient as ChunkserverStub } from '../generated/chunkfs/chunkserver/Chunkserver';
 import type { CopyChunkResponse__Output } from '../generated/chunkfs/chunkserver/CopyChunkResponse';
@@ -48,8 +49,8 @@ export class ChunkClient {
   private dataStreams: Promise<DataStreamPool> | null = null;
   /** Its data directories this client can read itself (with `local`), as it said when asked at `localDirsAtMs`. */
   private localDirs: string[] = [];
-  private localDirsAtMs = 0;
-  private localDirsAskedMs = 0;
+  private localDirsAtMs = -Infinity;
+  private localDirsAskedMs = -Infinity;
   private askingLocalDirs: Promise<void> | null = null;
   /** Pings it while requests wait long (see PingWatch). */
   private readonly liveness: PingWatch;
@@ -98,7 +99,7 @@ export class ChunkClient {
   async openWrite(head: Omit<WriteHeader, 'endpoint'>): Promise<ChainWrite> {
     this.liveness.checkResponsive();
     const deadlineMs = this.chainDeadline(head.chain);
-    const startedAt = Date.now();
+    const startedAt = performance.now();
     let pool = await this.dataStreamPool();
     let write = pool.open({ ...head, endpoint: pool.endpoint }, deadlineMs);
     // As for setVersion: a chunkserver restarted on its address has its data stream on another
@@ -108,7 +109,7 @@ export class ChunkClient {
     if (await write.refused()) {
       await this.forgetPool(pool);
       pool = await this.dataStreamPool();
-      write = pool.open({ ...head, endpoint: pool.endpoint }, Math.max(1, deadlineMs - (Date.now() - startedAt)));
+      write = pool.open({ ...head, endpoint: pool.endpoint }, Math.max(1, deadlineMs - (performance.now() - startedAt)));
     }
     const stopPinging = this.liveness.watch(deadlineMs, (silence) => write.abort(silence));
     return {
@@ -193,16 +194,16 @@ export class ChunkClient {
    */
   private readableDirs(): string[] {
     if (!this.local) return [];
-    const age = Date.now() - this.localDirsAtMs;
+    const age = performance.now() - this.localDirsAtMs;
     if (age >= LOCAL_DIRS_FRESH_MS / 2) this.askLocalDirs();
     return age < LOCAL_DIRS_FRESH_MS ? this.localDirs : [];
   }
 
   private askLocalDirs(): void {
-    const askedAt = Date.now();
+    const askedAt = performance.now();
     // One question at a time, and after a failure none for a while; a chunkserver that said its
     // files are not for this client (another host) is asked again rarely.
-    const pause = this.localDirsAtMs > 0 && this.localDirs.length === 0 ? NOT_LOCAL_RECHECK_MS : LOCAL_DIRS_FRESH_MS / 2;
+    const pause = this.localDirsAtMs > -Infinity && this.localDirs.length === 0 ? NOT_LOCAL_RECHECK_MS : LOCAL_DIRS_FRESH_MS / 2;
     if (this.askingLocalDirs || askedAt - this.localDirsAskedMs < pause) return;
     this.localDirsAskedMs = askedAt;
     this.askingLocalDirs = this.call<DataStreamPortResponse__Output>(this.deadlineMs, (o, cb) => this.stub.dataStreamPort({}, o, cb))

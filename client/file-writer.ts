@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import { FsError } from '../server/common/fs-error';
 import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
 import { failedReplica, type ChunkClientPool } from './chunk-client';
@@ -22,6 +23,7 @@ interface HeldLease {
   version: number;
   /** primary first */
   replicas: string[];
+  /** performance.now() by which it ends */
   expiresMs: number;
   /** The chunk is unwritten: writes create its replicas until one succeeds and is confirmed. */
   create: boolean;
@@ -202,7 +204,7 @@ export class FileWriter {
     const held = this.leases.get(key);
     if (held) {
       const lease = await held.catch(() => null);
-      if (lease && lease.expiresMs - Date.now() > LEASE_MARGIN_MS) return { entry: held, lease };
+      if (lease && lease.expiresMs - performance.now() > LEASE_MARGIN_MS) return { entry: held, lease };
       if (this.leases.get(key) !== held) return this.lease(path, index, key); // renewed meanwhile
     }
     const entry = this.askLease(path, index, this.avoid.get(key) ?? []);
@@ -240,9 +242,9 @@ export class FileWriter {
 }
 
 /** The lease that comes with a chunk's allocation (refused without one: writing needs the primary's order). */
-function leaseOf({ chunk, leaseExpiresMs, createReplicas }: ChunkAllocation): HeldLease {
-  if (!(leaseExpiresMs > 0)) throw new FsError('EIO', `the master answered chunk ${chunk.handle} without a write lease`);
-  return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs: leaseExpiresMs, create: createReplicas };
+function leaseOf({ chunk, leaseEndsAt, createReplicas }: ChunkAllocation): HeldLease {
+  if (!(leaseEndsAt > 0)) throw new FsError('EIO', `the master answered chunk ${chunk.handle} without a write lease`);
+  return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs: leaseEndsAt, create: createReplicas };
 }
 
 function splitKey(key: string): [string, number] {

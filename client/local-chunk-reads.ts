@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import * as fs from 'fs';
 import * as path from 'path';
 import type { LocalChunkDirs__Output } from '../generated/chunkfs/chunkserver/LocalChunkDirs';
@@ -44,7 +45,7 @@ export class LocalChunkReads {
   private readonly kernel = bootId();
   /** Closes idle files while any are held (started by a read, stopped by close). */
   private sweeper: NodeJS.Timeout | null = null;
-  /** When each file held open was last found still linked (Date.now()). */
+  /** When each file held open was last found still linked (performance.now()). */
   private readonly linkedAt = new Map<string, number>();
   /** Reads served from the files, and declined (to be read through the chunkserver). */
   readonly stats = { served: 0, declined: 0 };
@@ -93,8 +94,8 @@ export class LocalChunkReads {
 
   /** Fails (ENOENT) when `fh` has been unlinked, checking once per LINK_CHECK_MS per file. */
   private async checkLinked(fh: fs.promises.FileHandle, file: string): Promise<void> {
-    const now = Date.now();
-    if (now - (this.linkedAt.get(file) ?? 0) < LINK_CHECK_MS) return;
+    const now = performance.now();
+    if (now - (this.linkedAt.get(file) ?? -Infinity) < LINK_CHECK_MS) return;
     this.linkedAt.delete(file); // a failed check is made again next time
     await checkLinked(fh, file);
     this.linkedAt.set(file, now);
@@ -102,7 +103,7 @@ export class LocalChunkReads {
 
   private sweep(): void {
     this.files.forgetUnused(IDLE_CLOSE_MS);
-    for (const [file, at] of this.linkedAt) if (Date.now() - at > IDLE_CLOSE_MS) this.linkedAt.delete(file);
+    for (const [file, at] of this.linkedAt) if (performance.now() - at > IDLE_CLOSE_MS) this.linkedAt.delete(file);
   }
 }
 

@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { Attr__Output as WireAttr } from '../generated/chunkfs/Attr';
 import type { MasterClient as MasterStub } from '../generated/chunkfs/master/Master';
@@ -162,12 +163,13 @@ export class MasterClient {
     path: string, mode: number, exclusive: boolean, opts: CreateOptions = {},
   ): Promise<Made & { created: boolean; firstChunk?: ChunkAllocation }> {
     return this.once(async () => {
+      const askedAt = performance.now();
       const reply = await this.session.call('create', {
         path, mode: checkMode(mode), exclusive, caller: checkCaller(opts.caller),
         replication: opts.replication === undefined ? undefined : checkReplication(opts.replication),
         allocateFirstChunk: opts.allocateFirstChunk ?? false,
       });
-      const first = reply.created && reply.firstChunk ? allocationOf(reply.firstChunk) : undefined;
+      const first = reply.created && reply.firstChunk ? allocationOf(reply.firstChunk, askedAt) : undefined;
       return { ...madeOf(reply), created: reply.created, ...(first && { firstChunk: first }) };
     }, async () => ({ ...(await this.madeAt(path)), created: true })); // its first chunk is allocated at the first write
   }
@@ -240,7 +242,8 @@ export class MasterClient {
    */
   async allocateChunk(path: string, index: number, avoid: string[] = []): Promise<ChunkAllocation> {
     checkChunkIndex(index);
-    return allocationOf(await this.session.call('allocateChunk', { path, index, avoid }));
+    const askedAt = performance.now();
+    return allocationOf(await this.session.call('allocateChunk', { path, index, avoid }), askedAt);
   }
 
   /** The first write of an unwritten chunk is durable on `replicas` (see allocateChunk). */
@@ -339,13 +342,19 @@ export interface CreateOptions {
 export interface ChunkAllocation {
   chunk: ChunkLocation;
   chunkSize: number;
-  leaseExpiresMs: number;
+  /**
+   * performance.now() by which the write lease ends (0: none came): the master's span counted
+   * from when this process asked, so that the lease ends here no later than there
+   */
+  leaseEndsAt: number;
   createReplicas: boolean;
 }
 
-function allocationOf(reply: AllocateChunkResponse__Output): ChunkAllocation {
+/** `reply`, to a call this process sent at `askedAt` (performance.now()). */
+function allocationOf(reply: AllocateChunkResponse__Output, askedAt: number): ChunkAllocation {
   if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
-  return { chunk: reply.chunk, chunkSize: reply.chunkSize, leaseExpiresMs: reply.leaseExpiresMs, createReplicas: reply.createReplicas };
+  const leaseEndsAt = reply.leaseMs > 0 ? askedAt + reply.leaseMs : 0;
+  return { chunk: reply.chunk, chunkSize: reply.chunkSize, leaseEndsAt, createReplicas: reply.createReplicas };
 }
 
 /** A new name's attributes, and its directory's once it was added (null if the master had none). */

@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import { randomBytes } from 'crypto';
 import type { Call } from '../generated/chunkfs/master/Call';
 import type { Reply__Output } from '../generated/chunkfs/master/Reply';
@@ -12,7 +13,7 @@ interface Pending {
   call: Call;
   resolve: (reply: never) => void;
   reject: (err: FsError) => void;
-  /** ms since the epoch */
+  /** performance.now() by which it fails (the wall clock may step meanwhile) */
   deadline: number;
   /** performance.now() when it was made: a lease in its reply counts from then */
   sentAt: number;
@@ -92,7 +93,7 @@ export class MasterSession {
       const resolveReply = resolve as (reply: never) => void;
       const call: Call = { id, [op]: request };
       if (this.rideOutBreaks && RETRIABLE.has(op)) call.retryKey = `${this.keyPrefix}.${(this.nextKey++).toString(36)}`;
-      this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: Date.now() + this.deadlineMs, sentAt: performance.now(), link: null, lastError: null });
+      this.pending.set(id, { op, call, resolve: resolveReply, reject, deadline: performance.now() + this.deadlineMs, sentAt: performance.now(), link: null, lastError: null });
       this.queue.push(call);
       this.schedule();
       if (!this.sweeper) {
@@ -179,7 +180,7 @@ export class MasterSession {
     let resend = false;
     for (const [id, p] of this.pending) {
       if (p.link !== link) continue;
-      if (this.rideOutBreaks && (IDEMPOTENT.has(p.op) || p.call.retryKey) && p.deadline > Date.now() + RESEND_PAUSE_MS) {
+      if (this.rideOutBreaks && (IDEMPOTENT.has(p.op) || p.call.retryKey) && p.deadline > performance.now() + RESEND_PAUSE_MS) {
         p.link = null;
         p.lastError = err;
         this.queue.push(p.call);
@@ -199,7 +200,7 @@ export class MasterSession {
   }
 
   private sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     for (const [id, p] of this.pending) {
       if (p.deadline > now) continue;
       this.pending.delete(id);

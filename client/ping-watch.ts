@@ -45,7 +45,7 @@ export class PingWatch {
 
   /** Throws at once while pings found the chunkserver silent lately (see UNRESPONSIVE_MS). */
   checkResponsive(): void {
-    const left = this.unresponsiveUntil - Date.now();
+    const left = this.unresponsiveUntil - performance.now();
     if (left > 0) throw new FsError('ETIMEDOUT', `${this.peer} did not answer pings lately (tried again in ${Math.ceil(left / 1000)} s)`);
   }
 
@@ -54,7 +54,7 @@ export class PingWatch {
    * the replica if pings find it silent meanwhile. Returns the stop, for when the request ends.
    */
   watch(deadlineMs: number, silent: (err: FsError) => void): () => void {
-    const watcher = { silent, endsAt: Date.now() + deadlineMs };
+    const watcher = { silent, endsAt: performance.now() + deadlineMs };
     this.watchers.add(watcher);
     if (!this.pinging) this.later();
     return () => this.watchers.delete(watcher);
@@ -67,7 +67,7 @@ export class PingWatch {
 
   /** One ping, if a request still waits; `again`: the one before it went unanswered. */
   private round(again: boolean): void {
-    for (const w of this.watchers) if (Date.now() >= w.endsAt) this.watchers.delete(w);
+    for (const w of this.watchers) if (performance.now() >= w.endsAt) this.watchers.delete(w);
     if (this.watchers.size === 0) {
       this.pinging = false;
       return;
@@ -79,7 +79,7 @@ export class PingWatch {
         const late = performance.now() - sentAt > PING_DEADLINE_MS + LATE_MS;
         if (err.code !== 'ETIMEDOUT' || late) return this.later(); // gone (requests fail by themselves), or we were paused
         if (!again) return this.round(true);
-        this.unresponsiveUntil = Date.now() + UNRESPONSIVE_MS;
+        this.unresponsiveUntil = performance.now() + UNRESPONSIVE_MS;
         const silence = new FsError('ETIMEDOUT', `${this.peer} did not answer two pings of ${PING_DEADLINE_MS} ms`);
         const waiting = [...this.watchers];
         this.watchers.clear();

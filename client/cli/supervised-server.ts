@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import { ChildProcess, spawn } from 'child_process';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../../server/common/package-root';
@@ -110,7 +111,7 @@ export class SupervisedServer {
         out += s;
         const m = this.readyLine.exec(out);
         if (m) {
-          readyAt = Date.now();
+          readyAt = performance.now();
           clearTimeout(tooSlow);
           resolve(m[1] ?? '');
         }
@@ -128,7 +129,8 @@ export class SupervisedServer {
         }
         if (this.stopping) return;
         this.events.say(`chunkfs up: ${this.name} (pid ${child.pid}) ended with ${how}; starting it again`);
-        if (Date.now() - readyAt < STABLE_MS) this.failedStart(`${this.name} ended ${Date.now() - readyAt} ms after it was ready`);
+        const ranMs = Math.round(performance.now() - readyAt);
+        if (ranMs < STABLE_MS) this.failedStart(`${this.name} ended ${ranMs} ms after it was ready`);
         else this.restartLater();
       });
     });

@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import type { ListingPage } from '../../server/common/dir-listing';
 import type { Attr } from '../../server/master/inode';
 
@@ -42,7 +43,7 @@ export class AttrCache {
   get(path: string): Attr | null {
     const e = this.current(path);
     if (!e || !e.fresh) return null;
-    if (Date.now() - e.atMs < this.ttlMs) return e.attr;
+    if (performance.now() - e.atMs < this.ttlMs) return e.attr;
     e.fresh = false;
     return null;
   }
@@ -58,7 +59,7 @@ export class AttrCache {
   set(path: string, attr: Attr): void {
     if (this.ttlMs <= 0) return;
     this.bound(1);
-    this.entries.set(path, { attr, atMs: Date.now(), seq: ++this.seq, fresh: true });
+    this.entries.set(path, { attr, atMs: performance.now(), seq: ++this.seq, fresh: true });
   }
 
   /** The attributes of every entry of `dir` as `page` lists them (newer than what was cached). */
@@ -67,7 +68,7 @@ export class AttrCache {
     this.bound(page.length);
     const old = this.listings.get(dir);
     if (old) this.listedNames -= old.page.length;
-    this.listings.set(dir, { page, index: null, atMs: Date.now(), seq: ++this.seq });
+    this.listings.set(dir, { page, index: null, atMs: performance.now(), seq: ++this.seq });
     this.listedNames += page.length;
   }
 

@@ -1,3 +1,5 @@
+import { performance } from 'perf_hooks';
+
 /** Misses in a row, in one directory, for names that exist, before its listing is fetched. */
 const STREAK = 2;
 
@@ -35,7 +37,7 @@ export class DirPrefetch {
     }
     this.streak = dir === this.streakDir ? this.streak + 1 : 1;
     this.streakDir = dir;
-    const now = Date.now();
+    const now = performance.now();
     if (this.streak < STREAK || this.inFlight.has(dir) || now - (this.fetchedAt.get(dir) ?? -Infinity) < this.periodMs) return;
     if (this.fetchedAt.size > 1000) this.fetchedAt.clear(); // bounded; only recent ones matter
     this.fetchedAt.set(dir, now);

@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import { FsError, toFsError } from '../../server/common/fs-error';
 import type { Attr } from '../../server/master/inode';
 import type { AttrChanges } from '../../server/master/mutation';
@@ -372,11 +373,11 @@ export class OpenFile {
    * reports are still coming in) is asked for again until NO_REPLICA_WAIT_MS have passed.
    */
   private async readPiece(index: number, inChunk: number, length: number): Promise<Buffer> {
-    const giveUp = Date.now() + NO_REPLICA_WAIT_MS;
+    const giveUp = performance.now() + NO_REPLICA_WAIT_MS;
     for (let failures = 0; ;) {
       const chunk = await this.locations.get(index);
       if (!chunk) return Buffer.alloc(length);
-      if (chunk.replicas.length === 0 && Date.now() < giveUp) {
+      if (chunk.replicas.length === 0 && performance.now() < giveUp) {
         await new Promise((r) => setTimeout(r, NO_REPLICA_PAUSE_MS));
         this.locations.invalidate();
         continue;

@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import * as fs from 'fs';
 import * as path from 'path';
 import { FsError, toFsError } from '../common/fs-error';
@@ -46,7 +47,7 @@ export interface ChunkInfo {
   size: number;
   /** The data directory holding it. */
   dir: string;
-  /** Date.now() of the last create/read/write/truncate; 0 when untouched since the store opened. */
+  /** performance.now() of the last create/read/write/truncate; -Infinity when untouched since the store opened. */
   lastAccessMs: number;
 }
 
@@ -165,7 +166,7 @@ export class ChunkStore {
       } finally {
         this.open.dropChecksums(handle); // they changed (or may have, if the write failed)
       }
-      entry.lastAccessMs = Date.now();
+      entry.lastAccessMs = performance.now();
     });
   }
 
@@ -175,7 +176,7 @@ export class ChunkStore {
     return this.withChunk(
       handle,
       (file, entry) => {
-        entry.lastAccessMs = Date.now();
+        entry.lastAccessMs = performance.now();
         return this.open.use(handle, file.path, (open) => file.read(open, entry.state, offset, length));
       },
       'shared',
@@ -190,7 +191,7 @@ export class ChunkStore {
       checkRoom(handle, entry, size);
       this.open.dropChecksums(handle);
       this.update(entry, await file.truncate(entry.state, size, opts.durable ?? true));
-      entry.lastAccessMs = Date.now();
+      entry.lastAccessMs = performance.now();
     });
   }
 
@@ -311,7 +312,7 @@ export class ChunkStore {
           }
           throw err;
         }
-        this.addEntry(handle, { state, dir, lastAccessMs: Date.now() });
+        this.addEntry(handle, { state, dir, lastAccessMs: performance.now() });
         log.debug(`created chunk ${handle} v${version} (${state.size} bytes) in ${dir.path}`);
         return;
       }
@@ -428,7 +429,7 @@ export class ChunkStore {
       if (kept === other.dir) return ignored;
       this.removeEntry(handle, other);
     }
-    this.addEntry(handle, { state, dir, lastAccessMs: 0 });
+    this.addEntry(handle, { state, dir, lastAccessMs: -Infinity });
     return other ? other.dir : null;
   }
 

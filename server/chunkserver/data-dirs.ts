@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { BLOCK_SIZE } from './block-checksums';
@@ -111,16 +112,16 @@ export class DataDirs {
 
   private recentSpace(dir: DataDir): Promise<Space | null> {
     const known = this.spaces.get(dir);
-    if (known && Date.now() - known.atMs < SPACE_FRESH_MS) return known.space;
+    if (known && performance.now() - known.atMs < SPACE_FRESH_MS) return known.space;
     const space = this.space(dir);
-    this.spaces.set(dir, { atMs: Date.now(), space });
+    this.spaces.set(dir, { atMs: performance.now(), space });
     return space;
   }
 
   /** A write found `dir` full: no room there until its free space is looked at again. */
   noteFull(dir: DataDir): void {
     // Capacity does not choose a directory; 0 stands for "unknown" until the next statfs.
-    this.spaces.set(dir, { atMs: Date.now(), space: Promise.resolve({ capacityBytes: 0, freeBytes: 0 }) });
+    this.spaces.set(dir, { atMs: performance.now(), space: Promise.resolve({ capacityBytes: 0, freeBytes: 0 }) });
   }
 
   /** Free space, or null when statfs fails (the directory is then out of service). */

@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import type { ChunkserverMasterClient } from '../../generated/chunkfs/csmaster/ChunkserverMaster';
 import type { HeartbeatRequest } from '../../generated/chunkfs/csmaster/HeartbeatRequest';
@@ -85,7 +86,7 @@ export class HeartbeatSender {
 
   private async beat(link: MasterLink): Promise<void> {
     link.timer = null;
-    const full = link.needsFullReport || Date.now() - link.lastFullReportMs >= FULL_REPORT_EVERY_MS;
+    const full = link.needsFullReport || performance.now() - link.lastFullReportMs >= FULL_REPORT_EVERY_MS;
     const lost = [...link.lost];
     let again = this.intervalMs;
     try {
@@ -104,7 +105,7 @@ export class HeartbeatSender {
         corruptChunks: this.store.corrupt(),
       };
       const reply = await this.send(link, request);
-      if (full) link.lastFullReportMs = Date.now();
+      if (full) link.lastFullReportMs = performance.now();
       link.needsFullReport = reply.sendFullReport;
       for (const h of lost) link.lost.delete(h);
       if (link.needsFullReport) again = 0; // asked for one: send it now, not a period later

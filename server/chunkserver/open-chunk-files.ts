@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import * as fs from 'fs';
 
 type FileHandle = fs.promises.FileHandle;
@@ -16,7 +17,7 @@ interface Entry {
   /** Operations using the file now: a forgotten entry is closed when the last one ends. */
   users: number;
   forgotten: boolean;
-  /** Date.now() of its last use. */
+  /** performance.now() of its last use. */
   usedAt: number;
 }
 
@@ -92,7 +93,7 @@ export class OpenChunkFiles<Key = number> {
 
   /** Stops holding the files not used for `ms`. */
   forgetUnused(ms: number): void {
-    const before = Date.now() - ms;
+    const before = performance.now() - ms;
     for (const [handle, entry] of this.entries) {
       if (entry.usedAt >= before) break; // oldest use first: the rest are newer
       this.forget(handle);
@@ -102,7 +103,7 @@ export class OpenChunkFiles<Key = number> {
   /** Holds the file of a chunk its creator has just opened (ChunkFile.create). */
   adopt(handle: Key, path: string, fh: FileHandle): void {
     this.forget(handle);
-    this.insert(handle, { path, file: Promise.resolve(fh), checksums: null, users: 0, forgotten: false, usedAt: Date.now() });
+    this.insert(handle, { path, file: Promise.resolve(fh), checksums: null, users: 0, forgotten: false, usedAt: performance.now() });
   }
 
   private acquire(handle: Key, path: string): Entry {
@@ -115,7 +116,7 @@ export class OpenChunkFiles<Key = number> {
     }
     this.insert(handle, entry);
     entry.users++;
-    entry.usedAt = Date.now();
+    entry.usedAt = performance.now();
     return entry;
   }
 

@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
 import { ChunkStore } from './chunk-store';
@@ -63,16 +64,16 @@ export class Scrubber {
   }
 
   private async round(): Promise<void> {
-    const busySince = Date.now() - (this.opts.idleMs ?? DEFAULT_IDLE_MS);
+    const busySince = performance.now() - (this.opts.idleMs ?? DEFAULT_IDLE_MS);
     const known = new Set(this.store.corrupt());
     for (const { handle, size, lastAccessMs } of this.store.list()) {
       if (this.stopping) return;
       if (lastAccessMs > busySince || known.has(handle)) continue;
-      const started = Date.now();
+      const started = performance.now();
       if (!(await this.verify(handle))) continue;
       this.bytesVerified += size;
       this.chunksVerified++;
-      await this.sleep((size / this.opts.bytesPerSecond) * 1000 - (Date.now() - started));
+      await this.sleep((size / this.opts.bytesPerSecond) * 1000 - (performance.now() - started));
     }
   }
 

@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import * as fs from 'fs';
 import { join } from 'path';
 import { logger } from '../common/log';
@@ -71,10 +72,10 @@ export class SpareFiles {
 
   /** Starts a round of new spares unless one runs, the last failed recently, or it is closed. */
   refill(): void {
-    if (this.round || this.closed || Date.now() < this.retryAfterMs) return;
+    if (this.round || this.closed || performance.now() < this.retryAfterMs) return;
     this.round = this.makeRound()
       .catch((err: unknown) => {
-        this.retryAfterMs = Date.now() + RETRY_MS;
+        this.retryAfterMs = performance.now() + RETRY_MS;
         log.warn(`making spare chunk files in ${this.dir} failed: ${err instanceof Error ? err.message : String(err)}`);
       })
       .finally(() => {

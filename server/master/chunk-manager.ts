@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import type { ChunkLocation } from '../../generated/chunkfs/master/ChunkLocation';
 import { ChunkClientPool } from '../../client/chunk-client';
 import { FsError } from '../common/fs-error';
@@ -38,15 +39,18 @@ export interface PlacedChunk extends ChunkLocation {
 export interface Lease {
   /** replicas primary first */
   chunk: PlacedChunk;
-  /** ms since the epoch */
+  /** performance.now() by which it ends */
   expiresMs: number;
 }
 
 /** What allocate answers: a chunk with its write lease (an unwritten one's is its allocation lease). */
 export interface Allocation {
   chunk: PlacedChunk;
-  /** ms since the epoch: when the write lease that comes with the chunk ends */
-  leaseExpiresMs: number;
+  /**
+   * ms from now until the write lease that comes with the chunk ends: a span, not a time, so
+   * that neither end's wall clock (which may step, or differ between machines) matters
+   */
+  leaseMs: number;
   /** the replicas do not exist yet: the first write creates them */
   createReplicas: boolean;
 }
@@ -112,7 +116,7 @@ export class ChunkManager {
     if (index >= MAX_CHUNKS_PER_FILE) throw new FsError('EFBIG', `chunk ${index} of ${path} is past the largest file (${MAX_CHUNKS_PER_FILE} chunks)`);
     const existing = file.chunks![index];
     if (existing && existing.handle !== HOLE && existing.version !== UNWRITTEN) {
-      return this.lease(path, index, existing, avoid).then(({ chunk, expiresMs }) => ({ chunk, leaseExpiresMs: expiresMs, createReplicas: false }));
+      return this.lease(path, index, existing, avoid).then(({ chunk, expiresMs }) => ({ chunk, leaseMs: msUntil(expiresMs), createReplicas: false }));
     }
     const key = `${file.ino} ${index}`;
     let p = this.pending.get(key);
@@ -158,7 +162,7 @@ export class ChunkManager {
    */
   private lease(path: string, index: number, ref: ChunkRef, avoid: readonly string[]): Promise<Lease> {
     const held = this.leases.get(ref.handle);
-    if (held && held.expiresMs > Date.now() + LEASE_MARGIN_MS) {
+    if (held && held.expiresMs > performance.now() + LEASE_MARGIN_MS) {
       const loc = this.location(index, ref.handle, ref.version);
       const granted = held.replicas.map((id) => this.chunkservers.addressOf(id));
       // Only whole: a replica dead since the grant, or failed by a writer, misses the writes
@@ -191,7 +195,7 @@ export class ChunkManager {
     // are stale to the replication monitor, and these ones must not look so.
     for (const id of moved) this.chunkservers.noteReplica(id, handle, to);
     await this.state.commit({ op: 'setChunkVersion', path, index, handle, version: to });
-    const expiresMs = Date.now() + LEASE_MS;
+    const expiresMs = performance.now() + LEASE_MS;
     this.leases.set(handle, { replicas: moved, version: to, expiresMs });
     const replicas = moved.map((id) => this.chunkservers.addressOf(id));
     return { chunk: { index, handle, version: to, replicas }, expiresMs };
@@ -235,7 +239,7 @@ export class ChunkManager {
   isLeased(handle: number): boolean {
     if (this.pendingLeases.has(`lease ${handle}`)) return true; // replicas are changing version now
     const held = this.leases.get(handle);
-    return held !== undefined && held.expiresMs > Date.now();
+    return held !== undefined && held.expiresMs > performance.now();
   }
 
   /** Up to `count` chunks from `first` on (holes included, with handle 0). */
@@ -272,9 +276,8 @@ export class ChunkManager {
     await this.state.commit({ op: 'addChunk', path, index, handle, version: UNWRITTEN });
     if (targets.length < replication) this.reportShort(`chunk ${handle} of ${path} has ${targets.length} of ${replication} replicas`);
     const planned = targets.map((cs) => cs.id);
-    const expiresMs = Date.now() + LEASE_MS;
-    this.leases.set(handle, { replicas: planned, version: FIRST_VERSION, expiresMs });
-    return { chunk: { index, handle, version: FIRST_VERSION, replicas: targets.map((cs) => cs.address) }, leaseExpiresMs: expiresMs, createReplicas: true };
+    this.leases.set(handle, { replicas: planned, version: FIRST_VERSION, expiresMs: performance.now() + LEASE_MS });
+    return { chunk: { index, handle, version: FIRST_VERSION, replicas: targets.map((cs) => cs.address) }, leaseMs: LEASE_MS, createReplicas: true };
   }
 
   /** A new chunk placed short of its factor (`latest` says which): see SHORT_PLACEMENT_REPORT_MS. */
@@ -291,11 +294,11 @@ export class ChunkManager {
   /** The allocation lease of an unwritten chunk, while it lasts and its chunkservers live. */
   private allocationLease(index: number, handle: number): Allocation | null {
     const held = this.leases.get(handle);
-    if (!held || held.expiresMs <= Date.now() + LEASE_MARGIN_MS) return null;
+    if (!held || held.expiresMs <= performance.now() + LEASE_MARGIN_MS) return null;
     const alive = new Set(this.chunkservers.list().filter((cs) => cs.alive).map((cs) => cs.id));
     if (!held.replicas.every((id) => alive.has(id))) return null;
     const replicas = held.replicas.map((id) => this.chunkservers.addressOf(id));
-    return { chunk: { index, handle, version: held.version, replicas }, leaseExpiresMs: held.expiresMs, createReplicas: true };
+    return { chunk: { index, handle, version: held.version, replicas }, leaseMs: msUntil(held.expiresMs), createReplicas: true };
   }
 
   /** A fresh handle, reserving a new batch in the log when the reserved range is used up. */
@@ -330,6 +333,11 @@ interface HeldLease {
   /** The chunkservers (ids) it was granted on, primary first; an unwritten chunk's first write creates replicas there. */
   replicas: string[];
   version: number;
-  /** ms since the epoch */
+  /** performance.now() by which it ends */
   expiresMs: number;
+}
+
+/** Whole ms from now until `at` (a performance.now() time), 0 once it has passed. */
+function msUntil(at: number): number {
+  return Math.max(0, Math.floor(at - performance.now()));
 }

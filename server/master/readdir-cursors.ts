@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import { FsError } from '../common/fs-error';
 import type { Inode } from './inode';
 
@@ -41,7 +42,7 @@ export class ReaddirCursors {
   /** Parks `it` and returns the cookie that resumes it after the entry `last`. */
   park(dir: Inode, last: [string, Inode], it: ChildIterator): string {
     const cookie = `${this.nextId++}:${last[1].ino}:${last[0]}`;
-    const now = Date.now();
+    const now = performance.now();
     this.parked.set(cookie, { dir, it, at: now });
     if (this.parked.size > MAX_CURSORS) {
       for (const [key, c] of this.parked) {

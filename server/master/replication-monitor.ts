@@ -1,3 +1,4 @@
+import { performance } from 'perf_hooks';
 import type { ChunkClientPool } from '../../client/chunk-client';
 import type { FsError } from '../common/fs-error';
 import { logger } from '../common/log';
@@ -70,7 +71,7 @@ export class ReplicationMonitor {
   /** chunkserver id -> copies it takes part in now */
   private readonly busy = new Map<string, number>();
   private passing = false;
-  private readonly startAt = Date.now();
+  private readonly startAt = performance.now();
   /** When each chunk that no file refers to was first seen so (see gcDelayMs). */
   private readonly orphanedAt = new Map<number, number>();
   /** chunkserver id -> until when its orphans are deleted at once (see underPressure) */
@@ -94,7 +95,7 @@ export class ReplicationMonitor {
 
   /** One look at every chunk; returns once the commands it started are sent (copies go on). */
   async pass(): Promise<void> {
-    if (this.passing || Date.now() < this.startAt + this.opts.startAfterMs) return;
+    if (this.passing || performance.now() < this.startAt + this.opts.startAfterMs) return;
     this.passing = true;
     try {
       const { needs, referenced, short } = this.survey();
@@ -162,7 +163,7 @@ export class ReplicationMonitor {
     const current = new Map<number, string[]>();
     const corrupt: Array<[string, number]> = [];
     const doomed: Array<[string, number, string]> = [];
-    const now = Date.now();
+    const now = performance.now();
     const orphans = new Set<number>();
     const pressed = this.underPressure(now);
     for (const [id, handle, version, isCorrupt] of this.chunkservers.liveReplicas()) {
