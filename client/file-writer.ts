@@ -1,8 +1,7 @@
-import { performance } from 'perf_hooks';
 import { FsError } from '../server/common/fs-error';
 import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
 import { failedReplica, type ChunkClientPool } from './chunk-client';
-import type { ChunkAllocation, MasterClient } from './master-client';
+import { leaseRuns, type ChunkAllocation, type LeaseEnd, type MasterClient } from './master-client';
 
 /** Errors that mean the replica itself failed (down, hung, full), not the request. */
 const REPLICA_FAULTS = new Set(['EIO', 'ETIMEDOUT', 'ENOSPC']);
@@ -23,8 +22,7 @@ interface HeldLease {
   version: number;
   /** primary first */
   replicas: string[];
-  /** performance.now() by which it ends */
-  expiresMs: number;
+  ends: LeaseEnd;
   /** The chunk is unwritten: writes create its replicas until one succeeds and is confirmed. */
   create: boolean;
 }
@@ -204,7 +202,7 @@ export class FileWriter {
     const held = this.leases.get(key);
     if (held) {
       const lease = await held.catch(() => null);
-      if (lease && lease.expiresMs - performance.now() > LEASE_MARGIN_MS) return { entry: held, lease };
+      if (lease && leaseRuns(lease.ends, LEASE_MARGIN_MS)) return { entry: held, lease };
       if (this.leases.get(key) !== held) return this.lease(path, index, key); // renewed meanwhile
     }
     const entry = this.askLease(path, index, this.avoid.get(key) ?? []);
@@ -242,9 +240,9 @@ export class FileWriter {
 }
 
 /** The lease that comes with a chunk's allocation (refused without one: writing needs the primary's order). */
-function leaseOf({ chunk, leaseEndsAt, createReplicas }: ChunkAllocation): HeldLease {
-  if (!(leaseEndsAt > 0)) throw new FsError('EIO', `the master answered chunk ${chunk.handle} without a write lease`);
-  return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, expiresMs: leaseEndsAt, create: createReplicas };
+function leaseOf({ chunk, leaseEnds, createReplicas }: ChunkAllocation): HeldLease {
+  if (!leaseEnds) throw new FsError('EIO', `the master answered chunk ${chunk.handle} without a write lease`);
+  return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, ends: leaseEnds, create: createReplicas };
 }
 
 function splitKey(key: string): [string, number] {

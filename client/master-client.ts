@@ -163,13 +163,13 @@ export class MasterClient {
     path: string, mode: number, exclusive: boolean, opts: CreateOptions = {},
   ): Promise<Made & { created: boolean; firstChunk?: ChunkAllocation }> {
     return this.once(async () => {
-      const askedAt = performance.now();
+      const asked = askedAt();
       const reply = await this.session.call('create', {
         path, mode: checkMode(mode), exclusive, caller: checkCaller(opts.caller),
         replication: opts.replication === undefined ? undefined : checkReplication(opts.replication),
         allocateFirstChunk: opts.allocateFirstChunk ?? false,
       });
-      const first = reply.created && reply.firstChunk ? allocationOf(reply.firstChunk, askedAt) : undefined;
+      const first = reply.created && reply.firstChunk ? allocationOf(reply.firstChunk, asked) : undefined;
       return { ...madeOf(reply), created: reply.created, ...(first && { firstChunk: first }) };
     }, async () => ({ ...(await this.madeAt(path)), created: true })); // its first chunk is allocated at the first write
   }
@@ -242,8 +242,8 @@ export class MasterClient {
    */
   async allocateChunk(path: string, index: number, avoid: string[] = []): Promise<ChunkAllocation> {
     checkChunkIndex(index);
-    const askedAt = performance.now();
-    return allocationOf(await this.session.call('allocateChunk', { path, index, avoid }), askedAt);
+    const asked = askedAt();
+    return allocationOf(await this.session.call('allocateChunk', { path, index, avoid }), asked);
   }
 
   /** The first write of an unwritten chunk is durable on `replicas` (see allocateChunk). */
@@ -342,19 +342,38 @@ export interface CreateOptions {
 export interface ChunkAllocation {
   chunk: ChunkLocation;
   chunkSize: number;
-  /**
-   * performance.now() by which the write lease ends (0: none came): the master's span counted
-   * from when this process asked, so that the lease ends here no later than there
-   */
-  leaseEndsAt: number;
+  /** When the write lease ends here (null: none came). */
+  leaseEnds: LeaseEnd | null;
   createReplicas: boolean;
 }
 
-/** `reply`, to a call this process sent at `askedAt` (performance.now()). */
-function allocationOf(reply: AllocateChunkResponse__Output, askedAt: number): ChunkAllocation {
+/**
+ * When a lease ends by both of this process's clocks, the master's span counted from when this
+ * process asked (so no later than there): the monotonic clock, which no step of the wall clock
+ * moves, and the wall clock, which also counts time the machine was suspended.
+ */
+export interface LeaseEnd {
+  /** performance.now() */
+  monotonicMs: number;
+  /** Date.now() */
+  wallMs: number;
+}
+
+/** Whether a lease ending at `end` runs for more than `marginMs` yet by both clocks. */
+export function leaseRuns(end: LeaseEnd, marginMs: number): boolean {
+  return end.monotonicMs - performance.now() > marginMs && end.wallMs - Date.now() > marginMs;
+}
+
+/** The clocks' readings as a call goes out, for the lease its reply may bring (see LeaseEnd). */
+function askedAt(): LeaseEnd {
+  return { monotonicMs: performance.now(), wallMs: Date.now() };
+}
+
+/** `reply`, to a call this process sent at `asked`. */
+function allocationOf(reply: AllocateChunkResponse__Output, asked: LeaseEnd): ChunkAllocation {
   if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
-  const leaseEndsAt = reply.leaseMs > 0 ? askedAt + reply.leaseMs : 0;
-  return { chunk: reply.chunk, chunkSize: reply.chunkSize, leaseEndsAt, createReplicas: reply.createReplicas };
+  const leaseEnds = reply.leaseMs > 0 ? { monotonicMs: asked.monotonicMs + reply.leaseMs, wallMs: asked.wallMs + reply.leaseMs } : null;
+  return { chunk: reply.chunk, chunkSize: reply.chunkSize, leaseEnds, createReplicas: reply.createReplicas };
 }
 
 /** A new name's attributes, and its directory's once it was added (null if the master had none). */

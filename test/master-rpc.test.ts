@@ -43,7 +43,7 @@ describe('master RPC', function () {
       checkpoint: async () => ({ txid: committed.length, bytes: 1, durationMs: 2 }),
       status: () => ({ txid: committed.length, checkpointTxid: 0, epoch: 1, inodes: ns.inodeCount, metaDirs: [], alarms: [] }),
     };
-    chunkservers = new ChunkserverRegistry(5000, Date.now, (id) => ns.chunkserverStates.get(id));
+    chunkservers = new ChunkserverRegistry(5000, () => performance.now(), (id) => ns.chunkserverStates.get(id));
     peers = new ChunkClientPool();
     const chunks = new ChunkManager(state, chunkservers, peers, { chunkSize: 1 << 20 });
     const decommissioner = new Decommissioner(state, chunkservers);

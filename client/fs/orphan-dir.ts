@@ -22,8 +22,16 @@ const TAG = /^[0-9a-f]{12}$/;
 const TAGGED = /^([0-9a-f]{12})-[0-9a-f]{12}$/;
 /** Renewals of its own marker a mount must have made while another's stood still. */
 const RENEWALS_WITNESSED = 3;
-/** A gap between a mount's own renewals longer than this share of the grace breaks its witness. */
-const WITNESS_GAP = 1 / 2;
+/**
+ * A gap between a mount's own renewals longer than this share of the grace breaks its witness
+ * (they come every quarter: one late or failed is no break).
+ */
+const WITNESS_GAP = 3 / 4;
+/**
+ * How long after a break the others may need to reach the master again (their channels retry
+ * every second, then a session and two calls): not counted towards the grace.
+ */
+const REACH_MS = 5_000;
 
 /** What a sweep saw of another mount's marker: its ctime (null: none), since when (ms, monotonic). */
 interface Watched {
@@ -39,9 +47,9 @@ interface Watched {
  * `.chunkfs-mount-<tag>`, whose ctime it renews every quarter of the grace. Every mount sweeps
  * twice per grace and removes the hidden files (and marker) of a tag whose marker it saw stand
  * still, or absent, for a whole grace by its own monotonic clock while it renewed its own marker
- * at least RENEWALS_WITNESSED times, never more than half a grace apart: so the master was up
- * for the others to renew theirs too. A master outage, or a clock jump, kills nobody: the
- * grace counts again from the sweeper's first renewal after it. A mount cut off from the master
+ * at least RENEWALS_WITNESSED times, never more than WITNESS_GAP of a grace apart: so the master
+ * was up for the others to renew theirs too. A master outage, or a clock jump, kills nobody: the
+ * grace counts again REACH_MS after the sweeper's first renewal after it. A mount cut off from the master
  * for longer than the grace while others reach it loses its hidden files, as a lease holder would.
  */
 export class OrphanDir {
@@ -51,9 +59,13 @@ export class OrphanDir {
   /** The renewal in flight. */
   private renewed: Promise<void> | null = null;
   private renewals = 0;
-  /** Monotonic ms of the last renewal made, and of the first of the run it ends (gaps up to WITNESS_GAP). */
+  /**
+   * Monotonic ms of the last renewal made, and of the first of the run it ends (gaps up to
+   * WITNESS_GAP), with the count of renewals before that run.
+   */
   private renewedAtMs = -Infinity;
   private runSinceMs = Infinity;
+  private renewalsBeforeRun = 0;
   private readonly watched = new Map<string, Watched>();
   private readonly sweeping: NodeJS.Timeout;
   private swept: Promise<void> | null = null;
@@ -140,7 +152,10 @@ export class OrphanDir {
         await this.master.create(this.marker, 0o600, false);
         await this.master.setattr(this.marker, { mtimeMs: Date.now() });
         const now = performance.now();
-        if (now - this.renewedAtMs > this.graceMs * WITNESS_GAP) this.runSinceMs = now;
+        if (now - this.renewedAtMs > this.graceMs * WITNESS_GAP) {
+          this.runSinceMs = now;
+          this.renewalsBeforeRun = this.renewals;
+        }
         this.renewedAtMs = now;
         this.renewals++;
       } catch (err) {
@@ -167,8 +182,8 @@ export class OrphanDir {
     }
     if (others.size > 0 && !this.renewing) await this.renew(); // this mount's witness
     const now = performance.now();
-    // Since when this mount has renewed its marker without a break (Infinity: not now).
-    const witnessSinceMs = now - this.renewedAtMs > this.graceMs * WITNESS_GAP ? Infinity : this.runSinceMs;
+    // Since when this mount has witnessed, renewing its marker without a break (Infinity: not now).
+    const witnessSinceMs = now - this.renewedAtMs > this.graceMs * WITNESS_GAP ? Infinity : this.runSinceMs + REACH_MS;
     const dead: string[] = [];
     for (const tag of new Set([...others.keys(), ...markers.keys()])) {
       const ctimeMs = markers.get(tag)?.attr.ctimeMs ?? null;
@@ -176,7 +191,7 @@ export class OrphanDir {
       if (!seen || seen.ctimeMs !== ctimeMs) this.watched.set(tag, { ctimeMs, sinceMs: now, renewalsThen: this.renewals });
       else if (
         now - Math.max(seen.sinceMs, witnessSinceMs) >= this.graceMs &&
-        this.renewals - seen.renewalsThen >= RENEWALS_WITNESSED
+        this.renewals - Math.max(seen.renewalsThen, this.renewalsBeforeRun) >= RENEWALS_WITNESSED
       ) {
         dead.push(tag);
       }

@@ -14,7 +14,7 @@ export function adminHandlers({ state, chunkservers, decommissioner }: MasterSer
     }),
     Fsck: unary((req) => fsck(state.ns, chunkservers, req.path || '/')),
     Report: unary(() => ({
-      chunkservers: chunkservers.list(),
+      chunkservers: chunkservers.report(),
       chunks: chunkHealth(state.ns, chunkservers),
     })),
     Decommission: unary(async (req) => ({ chunkserver: await decommissioner.start(req.chunkserver) })),

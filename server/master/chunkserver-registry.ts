@@ -35,7 +35,7 @@ export interface ChunkserverView {
   usedBytes: number;
   freeBytes: number;
   load: number;
-  /** ms since the epoch */
+  /** When its last heartbeat came, by the registry's clock (monotonic; see report() for a date) */
   lastHeartbeatMs: number;
   /** the operator's say (decommissioning); only 'normal' servers take new replicas */
   state: ChunkserverState;
@@ -81,7 +81,8 @@ export class ChunkserverRegistry {
 
   constructor(
     private readonly deadTimeoutMs: number,
-    private readonly now: () => number = Date.now,
+    /** A monotonic clock (ms): a step of the wall clock must not kill or revive anyone. */
+    private readonly now: () => number = () => performance.now(),
     /** The logged admin state of a chunkserver (ChunkserverStates.get). */
     readonly stateOf: (id: string) => ChunkserverState = () => 'normal',
     /** Who was alive when this master (or its previous run) last looked; kept up to date. */
@@ -206,6 +207,12 @@ export class ChunkserverRegistry {
   list(): ChunkserverView[] {
     return [...this.servers.values()].map(({ replicas, corrupt: _corrupt, ...cs }) =>
       ({ ...cs, chunks: replicas?.size ?? 0, state: this.stateOf(cs.id) }));
+  }
+
+  /** list() for people (`admin report`): each last heartbeat as a date, ms since the epoch. */
+  report(): ChunkserverView[] {
+    const sinceEpoch = Date.now() - this.now();
+    return this.list().map((cs) => ({ ...cs, lastHeartbeatMs: cs.lastHeartbeatMs + sinceEpoch }));
   }
 
   /**

@@ -56,7 +56,7 @@ export async function runMaster(options: MasterOptions): Promise<void> {
   state.ns.defaultReplication = options.replication ?? DEFAULT_REPLICATION;
   const deadTimeoutMs = (options.deadTimeoutSec ?? 5) * 1000;
   const roster = new ChunkserverRoster(options.metaDirs[0]);
-  const chunkservers = new ChunkserverRegistry(deadTimeoutMs, Date.now, (id) => state.ns.chunkserverStates.get(id), roster);
+  const chunkservers = new ChunkserverRegistry(deadTimeoutMs, () => performance.now(), (id) => state.ns.chunkserverStates.get(id), roster);
   const peers = new ChunkClientPool({ copyDeadlineMs: COPY_DEADLINE_MS });
   const chunks = new ChunkManager(state, chunkservers, peers, {
     chunkSize: options.chunkSize ?? 64 * 1024 * 1024,
