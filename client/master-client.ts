@@ -364,7 +364,7 @@ export function leaseRuns(end: LeaseEnd, marginMs: number): boolean {
   return end.monotonicMs - performance.now() > marginMs && end.wallMs - Date.now() > marginMs;
 }
 
-/** The clocks' readings as a call goes out, for the lease its reply may bring (see LeaseEnd). */
+/** Both clocks' readings as a call goes out, from which the lease its reply may bring counts. */
 function askedAt(): LeaseEnd {
   return { monotonicMs: performance.now(), wallMs: Date.now() };
 }

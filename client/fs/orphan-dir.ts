@@ -49,8 +49,9 @@ interface Watched {
  * still, or absent, for a whole grace by its own monotonic clock while it renewed its own marker
  * at least RENEWALS_WITNESSED times, never more than WITNESS_GAP of a grace apart: so the master
  * was up for the others to renew theirs too. A master outage, or a clock jump, kills nobody: the
- * grace counts again REACH_MS after the sweeper's first renewal after it. A mount cut off from the master
- * for longer than the grace while others reach it loses its hidden files, as a lease holder would.
+ * grace counts again REACH_MS after the sweeper's first renewal after it. A mount cut off from
+ * the master for longer than the grace while others reach it loses its hidden files, as a lease
+ * holder would.
  */
 export class OrphanDir {
   private readonly tag = randomBytes(6).toString('hex');
