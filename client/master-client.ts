@@ -163,7 +163,7 @@ export class MasterClient {
     path: string, mode: number, exclusive: boolean, opts: CreateOptions = {},
   ): Promise<Made & { created: boolean; firstChunk?: ChunkAllocation }> {
     return this.once(async () => {
-      const asked = askedAt();
+      const asked = readClocks();
       const reply = await this.session.call('create', {
         path, mode: checkMode(mode), exclusive, caller: checkCaller(opts.caller),
         replication: opts.replication === undefined ? undefined : checkReplication(opts.replication),
@@ -242,7 +242,7 @@ export class MasterClient {
    */
   async allocateChunk(path: string, index: number, avoid: string[] = []): Promise<ChunkAllocation> {
     checkChunkIndex(index);
-    const asked = askedAt();
+    const asked = readClocks();
     return allocationOf(await this.session.call('allocateChunk', { path, index, avoid }), asked);
   }
 
@@ -347,30 +347,32 @@ export interface ChunkAllocation {
   createReplicas: boolean;
 }
 
-/**
- * When a lease ends by both of this process's clocks, the master's span counted from when this
- * process asked (so no later than there): the monotonic clock, which no step of the wall clock
- * moves, and the wall clock, which also counts time the machine was suspended.
- */
-export interface LeaseEnd {
-  /** performance.now() */
+/** A moment by both of this process's clocks. */
+interface ClockReadings {
+  /** performance.now(): no step of the wall clock moves it */
   monotonicMs: number;
-  /** Date.now() */
+  /** Date.now(): it also counts time the machine was suspended */
   wallMs: number;
 }
+
+/**
+ * When a lease ends, by both clocks: the master's span counted from when this process asked
+ * (so no later than there).
+ */
+export type LeaseEnd = ClockReadings;
 
 /** Whether a lease ending at `end` runs for more than `marginMs` yet by both clocks. */
 export function leaseRuns(end: LeaseEnd, marginMs: number): boolean {
   return end.monotonicMs - performance.now() > marginMs && end.wallMs - Date.now() > marginMs;
 }
 
-/** Both clocks' readings as a call goes out, from which the lease its reply may bring counts. */
-function askedAt(): LeaseEnd {
+/** Now, by both clocks: when a call goes out, from which the lease its reply may bring counts. */
+function readClocks(): ClockReadings {
   return { monotonicMs: performance.now(), wallMs: Date.now() };
 }
 
 /** `reply`, to a call this process sent at `asked`. */
-function allocationOf(reply: AllocateChunkResponse__Output, asked: LeaseEnd): ChunkAllocation {
+function allocationOf(reply: AllocateChunkResponse__Output, asked: ClockReadings): ChunkAllocation {
   if (!reply.chunk) throw new FsError('EIO', 'master reply without a chunk');
   const leaseEnds = reply.leaseMs > 0 ? { monotonicMs: asked.monotonicMs + reply.leaseMs, wallMs: asked.wallMs + reply.leaseMs } : null;
   return { chunk: reply.chunk, chunkSize: reply.chunkSize, leaseEnds, createReplicas: reply.createReplicas };
