@@ -1,10 +1,13 @@
 import { performance } from 'perf_hooks';
 import * as fs from 'fs';
 import * as path from 'path';
+import { promisify } from 'util';
 import type { LocalChunkDirs__Output } from '../generated/chunkfs/chunkserver/LocalChunkDirs';
 import { CHUNKS_SUBDIR, checkLinked, chunkFilePath, dataOffsetFor, readChunkFile } from '../server/chunkserver/chunk-file';
-import { OpenChunkFiles } from '../server/chunkserver/open-chunk-files';
+import { blockingIo, threadedIo, type FileIo } from '../server/chunkserver/direct-io';
+import { OpenChunkFiles, type HeldFile, type OpenFile } from '../server/chunkserver/open-chunk-files';
 import { bootId, dirIdentity } from '../server/common/host-identity';
+import { SlowDiskGuard } from '../server/common/slow-disk';
 
 /** Chunk files held open at once. */
 const OPEN_FILES = 256;
@@ -24,6 +27,8 @@ const LINK_CHECK_MS = 1000;
  * chunk size up to 64 MiB (the default); a chunk laid out otherwise costs a second read.
  */
 const EXPECTED_DATA_OFFSET = dataOffsetFor(64 * 1024 * 1024);
+/** Reads up to this size may be made on the main thread (see read). */
+const BLOCKING_READ_BYTES = 128 * 1024;
 
 /**
  * Short-circuit reads, as HDFS's BlockReaderLocal: a client on a chunkserver's host reads that
@@ -39,7 +44,7 @@ const EXPECTED_DATA_OFFSET = dataOffsetFor(64 * 1024 * 1024);
  */
 export class LocalChunkReads {
   /** Keyed by path: several chunkservers here may hold the same chunk, each in its own file. */
-  private readonly files = new OpenChunkFiles<string>(OPEN_FILES, 'r');
+  private readonly files = new OpenChunkFiles<string, HeldFile>(OPEN_FILES, openThreaded);
   /** Data directories whose chunk files this process may not open. */
   private readonly denied = new Set<string>();
   private readonly kernel = bootId();
@@ -47,8 +52,12 @@ export class LocalChunkReads {
   private sweeper: NodeJS.Timeout | null = null;
   /** When each file held open was last found still linked (performance.now()). */
   private readonly linkedAt = new Map<string, number>();
-  /** Reads served from the files, and declined (to be read through the chunkserver). */
-  readonly stats = { served: 0, declined: 0 };
+  /** Reads going through the thread pool now. */
+  private threaded = 0;
+  /** After a slow small read the next go through the thread pool, until one is quick again. */
+  private readonly disk = new SlowDiskGuard();
+  /** Reads served from the files (of them, made on the main thread), and declined (to be read through the chunkserver). */
+  readonly stats = { served: 0, blocking: 0, declined: 0 };
 
   /**
    * The data directories of `local` that this process sees as the chunkserver does and may
@@ -66,19 +75,31 @@ export class LocalChunkReads {
     const files = dirs.filter((d) => !this.denied.has(d)).map((dir) => ({ dir, file: chunkFilePath(dir, handle) }));
     // The file held open first: with several directories, the chunk is in one.
     files.sort((a, b) => Number(this.files.holds(b.file)) - Number(this.files.holds(a.file)));
+    // A small read alone on the disk is made on the main thread: through the thread pool its
+    // open, reads and fstat each cost two thread wake-ups, more than the calls themselves on this
+    // kind of machine. After one that was slow (a busy disk) they go through the thread pool,
+    // which times them, so a stalled disk blocks the loop once, not read after read.
+    const small = length <= BLOCKING_READ_BYTES;
+    const blocking = small && this.threaded === 0 && this.disk.quick;
+    const timed = <T>(work: () => Promise<T>): Promise<T> => (small ? this.disk.timed(work) : work());
     for (const { dir, file } of files) {
+      if (!blocking) this.threaded++;
       try {
-        const data = await this.files.use(file, file, async (open) => {
-          const [bytes] = await Promise.all([readChunkFile(open.fh, file, handle, version, offset, length, EXPECTED_DATA_OFFSET), this.checkLinked(open.fh, file)]);
+        const data = await timed(() => this.files.use(file, file, async (open) => {
+          const io = blocking ? blockingIo(open.fh.fd) : threadedIo(open.fh.fd);
+          const [bytes] = await Promise.all([readChunkFile(io, file, handle, version, offset, length, EXPECTED_DATA_OFFSET), this.checkLinked(io, file)]);
           return bytes;
-        });
+        }, blocking ? openBlocking : openThreaded));
         this.stats.served++;
+        if (blocking) this.stats.blocking++;
         return data;
       } catch (err) {
         // Not in this directory, another version, a write under way, corruption: the file is
         // let go (use() forgets it), and the chunkserver answers unless another directory does.
         // Files this process may not open are not tried again.
         if ((err as NodeJS.ErrnoException).code === 'EACCES') this.denied.add(dir);
+      } finally {
+        if (!blocking) this.threaded--;
       }
     }
     this.stats.declined++;
@@ -93,7 +114,7 @@ export class LocalChunkReads {
   }
 
   /** Fails (ENOENT) when `fh` has been unlinked, checking once per LINK_CHECK_MS per file. */
-  private async checkLinked(fh: fs.promises.FileHandle, file: string): Promise<void> {
+  private async checkLinked(fh: FileIo, file: string): Promise<void> {
     const now = performance.now();
     if (now - (this.linkedAt.get(file) ?? -Infinity) < LINK_CHECK_MS) return;
     this.linkedAt.delete(file); // a failed check is made again next time
@@ -106,6 +127,13 @@ export class LocalChunkReads {
     for (const [file, at] of this.linkedAt) if (performance.now() - at > IDLE_CLOSE_MS) this.linkedAt.delete(file);
   }
 }
+
+const openAsync = promisify(fs.open);
+/** A chunk file, opened for reading with a blocking call; closing a file only read is no disk work. */
+const openBlocking: OpenFile<HeldFile> = async (file) => descriptor(fs.openSync(file, 'r'));
+/** A chunk file, opened for reading through the thread pool. */
+const openThreaded: OpenFile<HeldFile> = async (file) => descriptor(await openAsync(file, 'r'));
+const descriptor = (fd: number): HeldFile => ({ fd, close: async () => fs.closeSync(fd) });
 
 /** Whether this process may list and read the chunk files under data directory `dir`. */
 function readable(dir: string): Promise<boolean> {

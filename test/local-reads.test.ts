@@ -117,6 +117,25 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
     await writer.close();
   });
 
+  it('makes a small read alone on the main thread, a large one or one beside it through the thread pool, each right', async () => {
+    const c = await chunk(file, 2);
+    const cs = cluster.chunkservers.find((s) => s.address === c.replicas[0])!;
+    const dirs = cluster.dataDirsOf(cs);
+    const want = (offset: number, length: number): Buffer => data.subarray(2 * MiB + offset, 2 * MiB + offset + length);
+    const read = (offset: number, length: number) => local.read(dirs, c.handle, c.version, offset, length);
+    const served = (): { served: number; blocking: number } => ({ served: local.stats.served, blocking: local.stats.blocking });
+    let before = served();
+    assert.ok((await read(5000, 4 * KiB))!.equals(want(5000, 4 * KiB)));
+    assert.deepEqual(served(), { served: before.served + 1, blocking: before.blocking + 1 }, 'a small read, alone: blocking');
+    before = served();
+    assert.ok((await read(0, MiB))!.equals(want(0, MiB)));
+    assert.deepEqual(served(), { served: before.served + 1, blocking: before.blocking }, 'a large read: the thread pool');
+    before = served();
+    const [large, small] = await Promise.all([read(0, MiB), read(70 * KiB, 100)]);
+    assert.ok(large!.equals(want(0, MiB)) && small!.equals(want(70 * KiB, 100)));
+    assert.deepEqual(served(), { served: before.served + 2, blocking: before.blocking }, 'a small read beside a large one: the thread pool');
+  });
+
   it('declines a version its file does not hold: the chunkserver answers ESTALE', async () => {
     const c = await chunk(file, 0);
     const before = local.stats.declined;
@@ -253,7 +272,7 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
 describe('open chunk files: the unused are let go', () => {
   it('forgetUnused closes the files not used within the time given, and keeps the others', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'chunkfs-open-files-'));
-    const files = new OpenChunkFiles<string>(8, 'r');
+    const files = new OpenChunkFiles<string>(8, (file) => fs.promises.open(file, 'r'));
     try {
       const [a, b] = ['a', 'b'].map((n) => path.join(dir, n));
       for (const f of [a, b]) fs.writeFileSync(f, 'x');

@@ -270,7 +270,10 @@ export class OpenFile {
    */
   prefetchSmall(): void {
     if (this.cache || this.size === 0 || this.size > this.readAheadPiece || this.unflushed) return;
-    this.cache = this.fetch(0, this.size);
+    // Started once this turn is over, with the open answered: a small read from a chunk file
+    // here blocks the event loop (client/local-chunk-reads.ts), and its disk time then overlaps
+    // the caller's wake-up and read instead of delaying the open's answer.
+    this.cache = this.fetch(0, this.size, new Promise((resolve) => setImmediate(resolve)));
   }
 
   /** Chunk locations fetched with the open (see ChunkLocations.seed). */
@@ -346,8 +349,9 @@ export class OpenFile {
     return record;
   }
 
-  private fetch(offset: number, end: number): Span {
-    const span: Span = { offset, end, data: this.readRange(offset, end) };
+  /** A span of the file, read from `offset` to `end` now or once `after` resolves. */
+  private fetch(offset: number, end: number, after?: Promise<void>): Span {
+    const span: Span = { offset, end, data: after ? after.then(() => this.readRange(offset, end)) : this.readRange(offset, end) };
     span.data.catch(() => undefined); // a read-ahead nobody asks for must not be an unhandled rejection
     return span;
   }

@@ -459,7 +459,7 @@ function headerIn(buf: Buffer): { handle: number; state: ChunkState } | null {
  * write half done, which fails verification, as anything else unexpected does. Throws ESTALE
  * when the file holds another chunk or version, ChunkCorruptError on a mismatch.
  */
-export async function readChunkFile(fh: FileHandle, file: string, handle: number, version: number, offset: number, length: number, dataOffset: number): Promise<Buffer> {
+export async function readChunkFile(fh: FileIo, file: string, handle: number, version: number, offset: number, length: number, dataOffset: number): Promise<Buffer> {
   const first = blockOf(offset);
   const last = blockOf(offset + Math.max(length, 1) - 1);
   const base = first * BLOCK_SIZE;

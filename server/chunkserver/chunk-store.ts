@@ -101,7 +101,7 @@ export class ChunkStore {
     healthCheckMs: number,
     openChunks: number,
   ) {
-    this.open = new OpenChunkFiles(openChunks);
+    this.open = new OpenChunkFiles(openChunks, (file) => fs.promises.open(file, 'r+'));
     this.dirs = new DataDirs(dirs, (dir) => this.dropDirChunks(dir), healthCheckMs);
   }
 

@@ -1,4 +1,5 @@
 import * as fs from 'fs';
+import { promisify } from 'util';
 import { BufferPool } from '../common/buffer-pool';
 import { MAX_CHUNK_IO_BYTES } from '../common/proto';
 
@@ -21,8 +22,9 @@ const WASM_PAGE = 64 * 1024;
 
 /**
  * The calls chunk I/O makes on an open file. A FileHandle is one (each call a thread-pool round
- * trip); blockingIo() is the other, for small work done on the main thread when a round trip's
- * two thread wake-ups would cost more than the call itself.
+ * trip), as is threadedIo() for a plain descriptor; blockingIo() is the other, for small work
+ * done on the main thread when a round trip's two thread wake-ups would cost more than the call
+ * itself.
  */
 export interface FileIo {
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
@@ -40,6 +42,23 @@ export function blockingIo(fd: number): FileIo {
     stat: async () => fs.fstatSync(fd),
     truncate: async (length) => fs.ftruncateSync(fd, length),
     datasync: async () => fs.fdatasyncSync(fd),
+  };
+}
+
+const readAsync = promisify(fs.read);
+const writeAsync = promisify(fs.write);
+const fstatAsync = promisify(fs.fstat);
+const ftruncateAsync = promisify(fs.ftruncate);
+const fdatasyncAsync = promisify(fs.fdatasync);
+
+/** The open file `fd` through the thread pool, as a FileHandle's calls go. */
+export function threadedIo(fd: number): FileIo {
+  return {
+    read: (buffer, offset, length, position) => readAsync(fd, buffer, offset, length, position),
+    write: (buffer, offset, length, position) => writeAsync(fd, buffer, offset, length, position),
+    stat: () => fstatAsync(fd),
+    truncate: (length) => ftruncateAsync(fd, length),
+    datasync: () => fdatasyncAsync(fd),
   };
 }
 

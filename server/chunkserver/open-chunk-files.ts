@@ -3,16 +3,25 @@ import * as fs from 'fs';
 
 type FileHandle = fs.promises.FileHandle;
 
+/** An open file as held here: a FileHandle, or a plain descriptor and how to close it. */
+export interface HeldFile {
+  readonly fd: number;
+  close(): Promise<void>;
+}
+
+/** Opens the file at `path` (a failure rejects: nothing is thrown). */
+export type OpenFile<F extends HeldFile> = (path: string) => Promise<F>;
+
 /** A chunk's file held open, with its checksums once read. */
-export interface OpenChunk {
-  readonly fh: FileHandle;
+export interface OpenChunk<F extends HeldFile = FileHandle> {
+  readonly fh: F;
   /** Every block's checksum of the chunk at `size` bytes: `load`ed once, then from memory. */
   checksums(size: number, load: () => Promise<number[]>): Promise<number[]>;
 }
 
-interface Entry {
+interface Entry<F extends HeldFile> {
   path: string;
-  file: Promise<FileHandle>;
+  file: Promise<F>;
   checksums: { size: number; sums: Promise<number[]> } | null;
   /** Operations using the file now: a forgotten entry is closed when the last one ends. */
   users: number;
@@ -35,14 +44,14 @@ const ignore = (): void => undefined;
  * Any error while using an entry forgets it too, so a retry opens the file afresh. Files are
  * closed only once no operation uses them.
  */
-export class OpenChunkFiles<Key = number> {
+export class OpenChunkFiles<Key = number, F extends HeldFile = FileHandle> {
   /** Oldest use first. */
-  private readonly entries = new Map<Key, Entry>();
+  private readonly entries = new Map<Key, Entry<F>>();
 
   constructor(
     private readonly capacity: number,
-    /** How files are opened: 'r+' for the chunkserver, 'r' for a reader beside it. */
-    private readonly flags: 'r+' | 'r' = 'r+',
+    /** How files are opened ('r+' for the chunkserver, 'r' for a reader beside it), unless use() says otherwise. */
+    private readonly openFile: OpenFile<F>,
   ) {}
 
   /** Whether a file is held open under `key`. */
@@ -50,9 +59,9 @@ export class OpenChunkFiles<Key = number> {
     return this.entries.has(key);
   }
 
-  /** Runs `fn` on the chunk's file (`path`), opening it if not held. */
-  async use<T>(handle: Key, path: string, fn: (open: OpenChunk) => Promise<T>): Promise<T> {
-    const entry = this.acquire(handle, path);
+  /** Runs `fn` on the chunk's file (`path`), opening it (with `open`) if not held. */
+  async use<T>(handle: Key, path: string, fn: (open: OpenChunk<F>) => Promise<T>, open: OpenFile<F> = this.openFile): Promise<T> {
+    const entry = this.acquire(handle, path, open);
     try {
       const fh = await entry.file;
       return await fn({
@@ -79,7 +88,7 @@ export class OpenChunkFiles<Key = number> {
   }
 
   /** Stops holding the chunk's file (closed now, or when the operations using them end). */
-  forget(handle: Key, only?: Entry): void {
+  forget(handle: Key, only?: Entry<F>): void {
     const entry = this.entries.get(handle);
     if (!entry || (only && entry !== only)) return;
     this.entries.delete(handle);
@@ -101,17 +110,17 @@ export class OpenChunkFiles<Key = number> {
   }
 
   /** Holds the file of a chunk its creator has just opened (ChunkFile.create). */
-  adopt(handle: Key, path: string, fh: FileHandle): void {
+  adopt(handle: Key, path: string, fh: F): void {
     this.forget(handle);
     this.insert(handle, { path, file: Promise.resolve(fh), checksums: null, users: 0, forgotten: false, usedAt: performance.now() });
   }
 
-  private acquire(handle: Key, path: string): Entry {
+  private acquire(handle: Key, path: string, open: OpenFile<F>): Entry<F> {
     let entry = this.entries.get(handle);
     if (entry && entry.path !== path) this.forget(handle); // the chunk moved directory
     else if (entry) this.entries.delete(handle); // re-inserted below: the most recently used
     if (!entry || entry.forgotten) {
-      entry = { path, file: fs.promises.open(path, this.flags), checksums: null, users: 0, forgotten: false, usedAt: 0 };
+      entry = { path, file: open(path), checksums: null, users: 0, forgotten: false, usedAt: 0 };
       entry.file.catch(ignore); // its user sees the error
     }
     this.insert(handle, entry);
@@ -121,7 +130,7 @@ export class OpenChunkFiles<Key = number> {
   }
 
   /** `entry` as the most recently used, the oldest closed past the capacity. */
-  private insert(handle: Key, entry: Entry): void {
+  private insert(handle: Key, entry: Entry<F>): void {
     this.entries.set(handle, entry);
     for (const [oldest] of this.entries) {
       if (this.entries.size <= this.capacity) break;
@@ -130,6 +139,6 @@ export class OpenChunkFiles<Key = number> {
   }
 }
 
-function close(entry: Entry): void {
+function close(entry: Entry<HeldFile>): void {
   void entry.file.then((fh) => fh.close()).catch(ignore);
 }
