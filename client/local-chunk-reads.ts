@@ -3,7 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { promisify } from 'util';
 import type { LocalChunkDirs__Output } from '../generated/chunkfs/chunkserver/LocalChunkDirs';
-import { CHUNKS_SUBDIR, checkLinked, chunkFilePath, dataOffsetFor, readChunkFile } from '../server/chunkserver/chunk-file';
+import { CHUNKS_SUBDIR, checkLinked, chunkFilePath, dataOffsetFor, readChunkFile, settledBoth } from '../server/chunkserver/chunk-file';
 import { blockingIo, threadedIo, type FileIo } from '../server/chunkserver/direct-io';
 import { OpenChunkFiles, type HeldFile, type OpenFile } from '../server/chunkserver/open-chunk-files';
 import { bootId, dirIdentity } from '../server/common/host-identity';
@@ -52,10 +52,10 @@ export class LocalChunkReads {
   private sweeper: NodeJS.Timeout | null = null;
   /** When each file held open was last found still linked (performance.now()). */
   private readonly linkedAt = new Map<string, number>();
-  /** Reads going through the thread pool now. */
-  private threaded = 0;
-  /** After a slow small read the next go through the thread pool, until one is quick again. */
-  private readonly disk = new SlowDiskGuard();
+  /** Reads under way, either way. */
+  private reading = 0;
+  /** Per data directory: after a slow small read there, the next go through the thread pool until one is quick again. */
+  private readonly disks = new Map<string, SlowDiskGuard>();
   /** Reads served from the files (of them, made on the main thread), and declined (to be read through the chunkserver). */
   readonly stats = { served: 0, blocking: 0, declined: 0 };
 
@@ -75,21 +75,25 @@ export class LocalChunkReads {
     const files = dirs.filter((d) => !this.denied.has(d)).map((dir) => ({ dir, file: chunkFilePath(dir, handle) }));
     // The file held open first: with several directories, the chunk is in one.
     files.sort((a, b) => Number(this.files.holds(b.file)) - Number(this.files.holds(a.file)));
-    // A small read alone on the disk is made on the main thread: through the thread pool its
-    // open, reads and fstat each cost two thread wake-ups, more than the calls themselves on this
-    // kind of machine. After one that was slow (a busy disk) they go through the thread pool,
-    // which times them, so a stalled disk blocks the loop once, not read after read.
+    // A small read alone is made on the main thread: through the thread pool its open, reads
+    // and fstat each cost two thread wake-ups, more than the calls themselves on this kind of
+    // machine. After one that was slow (a busy disk) the next in that directory go through the
+    // thread pool, which times them: a stalled disk blocks the loop for one read, not read after read.
     const small = length <= BLOCKING_READ_BYTES;
-    const blocking = small && this.threaded === 0 && this.disk.quick;
-    const timed = <T>(work: () => Promise<T>): Promise<T> => (small ? this.disk.timed(work) : work());
     for (const { dir, file } of files) {
-      if (!blocking) this.threaded++;
+      let disk = this.disks.get(dir);
+      if (!disk) this.disks.set(dir, (disk = new SlowDiskGuard()));
+      const blocking = small && this.reading === 0 && disk.quick;
+      const read = (): Promise<Buffer> => this.files.use(file, file, async (open) => {
+        const io = blocking ? blockingIo(open.fh.fd) : threadedIo(open.fh.fd);
+        // Both settle before the file may be let go: a plain descriptor closed under a call
+        // still in the thread pool could be reused by the next open.
+        const [bytes] = await settledBoth(readChunkFile(io, file, handle, version, offset, length, EXPECTED_DATA_OFFSET), this.checkLinked(io, file));
+        return bytes;
+      }, blocking ? openBlocking : openThreaded);
+      this.reading++;
       try {
-        const data = await timed(() => this.files.use(file, file, async (open) => {
-          const io = blocking ? blockingIo(open.fh.fd) : threadedIo(open.fh.fd);
-          const [bytes] = await Promise.all([readChunkFile(io, file, handle, version, offset, length, EXPECTED_DATA_OFFSET), this.checkLinked(io, file)]);
-          return bytes;
-        }, blocking ? openBlocking : openThreaded));
+        const data = await (small ? disk.timed(read) : read());
         this.stats.served++;
         if (blocking) this.stats.blocking++;
         return data;
@@ -99,7 +103,7 @@ export class LocalChunkReads {
         // Files this process may not open are not tried again.
         if ((err as NodeJS.ErrnoException).code === 'EACCES') this.denied.add(dir);
       } finally {
-        if (!blocking) this.threaded--;
+        this.reading--;
       }
     }
     this.stats.declined++;
@@ -129,11 +133,16 @@ export class LocalChunkReads {
 }
 
 const openAsync = promisify(fs.open);
-/** A chunk file, opened for reading with a blocking call; closing a file only read is no disk work. */
+const closeAsync = promisify(fs.close);
+/** A chunk file, opened for reading with a blocking call. */
 const openBlocking: OpenFile<HeldFile> = async (file) => descriptor(fs.openSync(file, 'r'));
 /** A chunk file, opened for reading through the thread pool. */
 const openThreaded: OpenFile<HeldFile> = async (file) => descriptor(await openAsync(file, 'r'));
-const descriptor = (fd: number): HeldFile => ({ fd, close: async () => fs.closeSync(fd) });
+/**
+ * Closed through the thread pool: the last close of a chunk file the chunkserver has deleted
+ * frees its blocks, disk work the event loop must not wait for.
+ */
+const descriptor = (fd: number): HeldFile => ({ fd, close: () => closeAsync(fd) });
 
 /** Whether this process may list and read the chunk files under data directory `dir`. */
 function readable(dir: string): Promise<boolean> {

@@ -124,9 +124,13 @@ describe('short-circuit reads: a client beside the chunkservers reads their chun
     const want = (offset: number, length: number): Buffer => data.subarray(2 * MiB + offset, 2 * MiB + offset + length);
     const read = (offset: number, length: number) => local.read(dirs, c.handle, c.version, offset, length);
     const served = (): { served: number; blocking: number } => ({ served: local.stats.served, blocking: local.stats.blocking });
+    // After a small read that took over 5 ms (a loaded machine), the next goes through the
+    // thread pool, and one that is quick there lets the one after it block again.
     let before = served();
-    assert.ok((await read(5000, 4 * KiB))!.equals(want(5000, 4 * KiB)));
-    assert.deepEqual(served(), { served: before.served + 1, blocking: before.blocking + 1 }, 'a small read, alone: blocking');
+    for (let attempt = 0; local.stats.blocking === before.blocking; attempt++) {
+      assert.ok(attempt < 5, 'no small read was made on the main thread');
+      assert.ok((await read(5000 + attempt, 4 * KiB))!.equals(want(5000 + attempt, 4 * KiB)));
+    }
     before = served();
     assert.ok((await read(0, MiB))!.equals(want(0, MiB)));
     assert.deepEqual(served(), { served: before.served + 1, blocking: before.blocking }, 'a large read: the thread pool');

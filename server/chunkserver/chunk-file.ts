@@ -509,7 +509,7 @@ export async function readChunkFile(fh: FileIo, file: string, handle: number, ve
 }
 
 /** Both results once both have settled; the first failure, if any. */
-async function settledBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+export async function settledBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
   await allDone([a, b]);
   return [await a, await b];
 }

@@ -33,8 +33,8 @@ interface Entry<F extends HeldFile> {
 const ignore = (): void => undefined;
 
 /**
- * The files of recently used chunks, kept open (read-write) so that a read or write costs a
- * pread or pwrite and not an open and a close, and their checksums, so that a read need not
+ * The files of recently used chunks, kept open (read-write for the chunkserver, read-only for a
+ * reader beside it) so that a read or write costs a pread or pwrite and not an open and a close, and their checksums, so that a read need not
  * read them from the file too.
  * A bounded LRU keyed by chunk handle (or, for a reader of several chunkservers' files, by path).
  *
