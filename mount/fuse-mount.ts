@@ -7,8 +7,9 @@ import { PosixFs } from '../client/fs/posix-fs';
 import { MasterClient } from '../client/master-client';
 import { FsError } from '../server/common/fs-error';
 import { logger } from '../server/common/log';
-import { FuseSession } from './fuse-binding';
+import { FuseSession, MAX_REQUEST_BYTES } from './fuse-binding';
 import { FuseOps } from './fuse-ops';
+import { setKernelReadAhead } from './kernel-read-ahead';
 
 const log = logger('mount');
 
@@ -86,6 +87,7 @@ export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
     throw new FsError('EIO', `cannot mount ${mountpoint}: ${(err as Error).message}`);
   }
   ops.attach(session);
+  await setKernelReadAhead(mountpoint, MAX_REQUEST_BYTES);
   return { unmount };
 }
 

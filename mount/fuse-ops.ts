@@ -4,7 +4,7 @@ import { rawLength, rawName } from '../server/common/raw-names';
 import type { Attr } from '../server/master/inode';
 import type { FsStats } from '../client/master-client';
 import type { PosixFs, TimeChange } from '../client/fs/posix-fs';
-import { SET_ATTR, type FuseSession, type KernelStat, type LowLevelHandlers, type Request, type Statvfs } from './fuse-binding';
+import { MAX_REQUEST_BYTES, SET_ATTR, type FuseSession, type KernelStat, type LowLevelHandlers, type Request, type Statvfs } from './fuse-binding';
 import { InodeNames } from './inode-names';
 import { packDirents, WithDots, type Dirents } from './dirents';
 
@@ -13,7 +13,7 @@ const log = logger('mount');
 /** Block size reported by statfs. */
 const BLOCK = 4096;
 /** st_blksize: the I/O size cp, cat and friends use; one request of the mount's largest. */
-const IO_SIZE = 1 << 20;
+const IO_SIZE = MAX_REQUEST_BYTES;
 const NAME_MAX = 255;
 /** renameat2 flag: fail with EEXIST rather than replace the target. */
 const RENAME_NOREPLACE = 1;

@@ -75,4 +75,15 @@ describe('mount: requests the kernel sends', function () {
     assert.equal(await fsp.readFile(mount.at('made/by-shell'), 'utf8'), 'shell\n');
     assert.equal((await cluster.client.fsck('/')).healthy, true);
   });
+
+  it('a sequential read comes mostly in 1 MiB requests: the kernel reads ahead as far as the mount asked (mount/kernel-read-ahead.ts)', async () => {
+    await mount.ok('head -c 8388608 /dev/urandom > seq && sha256sum seq > seq.sum');
+    const { ino } = await fsp.stat(mount.at('seq'));
+    const before = mount.log().length;
+    await mount.ok('sha256sum -c seq.sum'); // a new open drops the file's cached pages: every byte is asked for
+    const sizes = [...mount.log().slice(before).matchAll(/\[mount\] read (\d+)@\d+ (\d+) /g)].filter((m) => Number(m[2]) === ino).map((m) => Number(m[1]));
+    assert.equal(sizes.reduce((a, b) => a + b, 0), 8 * 1024 * 1024, `reads: ${sizes}`);
+    // The kernel's window grows from the first reads (128, 256, 512 KiB): the rest come whole.
+    assert.ok(sizes.filter((n) => n === 1024 * 1024).length >= 6 && Math.max(...sizes) === 1024 * 1024, `reads: ${sizes}`);
+  });
 });
