@@ -16,10 +16,10 @@ export const enum Op {
   UNMOUNTED, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR,
 }
 
-/** setattr's to_set bits (fuse_lowlevel.h). */
 /** The largest request either way and the read-ahead the binding asks the kernel for (chunkfs_fuse.c). */
 export const MAX_REQUEST_BYTES = 1 << 20;
 
+/** setattr's to_set bits (fuse_lowlevel.h). */
 export const SET_ATTR = {
   MODE: 1 << 0,
   UID: 1 << 1,

@@ -61,6 +61,9 @@ function mountOptions(master: string): string[] {
 export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
   const mountpoint = path.resolve(options.mountpoint);
   await cleanStaleMount(mountpoint);
+  // Its real path (symlinks resolved), as the kernel names the mount; found before mounting,
+  // while it is still the directory underneath.
+  const underneath = await fsp.realpath(mountpoint).catch(() => mountpoint);
   // Calls ride out a master restart (recovery of a large namespace takes seconds) within the
   // deadline: a change caught by the break is sent again, and made once.
   const master = new MasterClient(options.master, { rideOutBreaks: true, deadlineMs: MASTER_DEADLINE_MS, dirLeases: true });
@@ -87,7 +90,7 @@ export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
     throw new FsError('EIO', `cannot mount ${mountpoint}: ${(err as Error).message}`);
   }
   ops.attach(session);
-  await setKernelReadAhead(mountpoint, MAX_REQUEST_BYTES);
+  await setKernelReadAhead(underneath, MAX_REQUEST_BYTES);
   return { unmount };
 }
 

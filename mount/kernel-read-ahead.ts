@@ -6,9 +6,10 @@ const log = logger('mount');
 /**
  * Sets the kernel's read-ahead for the FUSE mount at `mountpoint` to `bytes`. It is the mount's
  * backing device's `read_ahead_kb`, which Linux sets to the smaller of its default (128 KiB) and
- * the file system's max_readahead (1 MiB here), so sequential reads arrived as 128–256 KiB
- * requests, each a round trip through the mount; raised, they come as 1 MiB requests. Only root
- * may write it: otherwise the default stays, and reads are only slower.
+ * the file system's max_readahead (1 MiB here), so sequential reads arrived as requests of at
+ * most 256 KiB, each a round trip through the mount; raised, they come as 1 MiB requests. Only
+ * root may write it (and only where /sys is writable): otherwise the default stays, and reads
+ * are only slower.
  */
 export async function setKernelReadAhead(mountpoint: string, bytes: number): Promise<void> {
   try {
@@ -21,8 +22,9 @@ export async function setKernelReadAhead(mountpoint: string, bytes: number): Pro
 }
 
 /**
- * MAJ:MIN of the FUSE file system mounted last at `mountpoint`, from /proc/self/mountinfo
- * (asking the mount itself, with a stat, would be a request to this very process).
+ * MAJ:MIN of the FUSE file system mounted last at `mountpoint` (its real path, as mountinfo
+ * names it), from /proc/self/mountinfo: asking the mount itself, with a stat, would be a
+ * request to this very process.
  */
 async function deviceOf(mountpoint: string): Promise<string | null> {
   let dev: string | null = null;
@@ -30,7 +32,8 @@ async function deviceOf(mountpoint: string): Promise<string | null> {
     // ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER-OPTIONS
     const fields = line.split(' ');
     const fsType = fields[fields.indexOf('-') + 1] ?? '';
-    if (fields.length > 4 && fsType.startsWith('fuse') && unescapeMountPath(fields[4]) === mountpoint) dev = fields[2];
+    const fuse = fsType === 'fuse' || fsType.startsWith('fuse.'); // not fuseblk: its device is a disk's
+    if (fields.length > 4 && fuse && unescapeMountPath(fields[4]) === mountpoint) dev = fields[2];
   }
   return dev;
 }

@@ -76,14 +76,18 @@ describe('mount: requests the kernel sends', function () {
     assert.equal((await cluster.client.fsck('/')).healthy, true);
   });
 
-  it('a sequential read comes mostly in 1 MiB requests: the kernel reads ahead as far as the mount asked (mount/kernel-read-ahead.ts)', async () => {
+  it('a sequential read comes mostly in 1 MiB requests: the kernel reads ahead as far as the mount asked (mount/kernel-read-ahead.ts)', async function () {
+    if (mount.log().includes('stays at its default')) this.skip(); // it says so where /sys is read-only or it is not root
     await mount.ok('head -c 8388608 /dev/urandom > seq && sha256sum seq > seq.sum');
     const { ino } = await fsp.stat(mount.at('seq'));
+    await new Promise((r) => setTimeout(r, 300)); // the log comes through a pipe, a line after each answer
     const before = mount.log().length;
     await mount.ok('sha256sum -c seq.sum'); // a new open drops the file's cached pages: every byte is asked for
-    const sizes = [...mount.log().slice(before).matchAll(/\[mount\] read (\d+)@\d+ (\d+) /g)].filter((m) => Number(m[2]) === ino).map((m) => Number(m[1]));
-    assert.equal(sizes.reduce((a, b) => a + b, 0), 8 * 1024 * 1024, `reads: ${sizes}`);
+    const sizes = (): number[] => [...mount.log().slice(before).matchAll(/\[mount\] read (\d+)@\d+ (\d+) /g)].filter((m) => Number(m[2]) === ino).map((m) => Number(m[1]));
+    const sum = (): number => sizes().reduce((a, b) => a + b, 0);
+    for (let i = 0; i < 40 && sum() < 8 * 1024 * 1024; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sum(), 8 * 1024 * 1024, `reads: ${sizes()}`);
     // The kernel's window grows from the first reads (128, 256, 512 KiB): the rest come whole.
-    assert.ok(sizes.filter((n) => n === 1024 * 1024).length >= 6 && Math.max(...sizes) === 1024 * 1024, `reads: ${sizes}`);
+    assert.ok(sizes().filter((n) => n === 1024 * 1024).length >= 6 && Math.max(...sizes()) === 1024 * 1024, `reads: ${sizes()}`);
   });
 });
