@@ -5,7 +5,7 @@ import { promisify } from 'util';
 import type { LocalChunkDirs__Output } from '../generated/chunkfs/chunkserver/LocalChunkDirs';
 import { CHUNKS_SUBDIR, checkLinked, chunkFilePath, dataOffsetFor, readChunkFile, settledBoth } from '../server/chunkserver/chunk-file';
 import { blockingIo, threadedIo, type FileIo } from '../server/chunkserver/direct-io';
-import { OpenChunkFiles, type HeldFile, type OpenFile } from '../server/chunkserver/open-chunk-files';
+import { OpenChunkFiles, type HeldFile, type Opener } from '../server/chunkserver/open-chunk-files';
 import { bootId, dirIdentity } from '../server/common/host-identity';
 import { SlowDiskGuard } from '../server/common/slow-disk';
 
@@ -135,9 +135,9 @@ export class LocalChunkReads {
 const openAsync = promisify(fs.open);
 const closeAsync = promisify(fs.close);
 /** A chunk file, opened for reading with a blocking call. */
-const openBlocking: OpenFile<HeldFile> = async (file) => descriptor(fs.openSync(file, 'r'));
+const openBlocking: Opener<HeldFile> = async (file) => descriptor(fs.openSync(file, 'r'));
 /** A chunk file, opened for reading through the thread pool. */
-const openThreaded: OpenFile<HeldFile> = async (file) => descriptor(await openAsync(file, 'r'));
+const openThreaded: Opener<HeldFile> = async (file) => descriptor(await openAsync(file, 'r'));
 /**
  * Closed through the thread pool: the last close of a chunk file the chunkserver has deleted
  * frees its blocks, disk work the event loop must not wait for.

@@ -12,8 +12,6 @@ const log = logger('mount');
 
 /** Block size reported by statfs. */
 const BLOCK = 4096;
-/** st_blksize: the I/O size cp, cat and friends use; one request of the mount's largest. */
-const IO_SIZE = MAX_REQUEST_BYTES;
 const NAME_MAX = 255;
 /** renameat2 flag: fail with EEXIST rather than replace the target. */
 const RENAME_NOREPLACE = 1;
@@ -361,7 +359,7 @@ export class FuseOps implements LowLevelHandlers {
   /** The kernel's form of `attr`, remembered as what the kernel knows. */
   private tell(attr: Attr): KernelStat {
     this.told.set(attr.ino, { size: attr.size, mtimeMs: attr.mtimeMs });
-    return { ...attr, blksize: IO_SIZE };
+    return { ...attr, blksize: MAX_REQUEST_BYTES }; // the I/O size cp, cat and friends use: one request of the largest
   }
 
   /**

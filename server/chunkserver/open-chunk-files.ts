@@ -10,7 +10,7 @@ export interface HeldFile {
 }
 
 /** Opens the file at `path` (a failure rejects: nothing is thrown). */
-export type OpenFile<F extends HeldFile> = (path: string) => Promise<F>;
+export type Opener<F extends HeldFile> = (path: string) => Promise<F>;
 
 /** A chunk's file held open, with its checksums once read. */
 export interface OpenChunk<F extends HeldFile = FileHandle> {
@@ -34,8 +34,8 @@ const ignore = (): void => undefined;
 
 /**
  * The files of recently used chunks, kept open (read-write for the chunkserver, read-only for a
- * reader beside it) so that a read or write costs a pread or pwrite and not an open and a close, and their checksums, so that a read need not
- * read them from the file too.
+ * reader beside it) so that a read or write costs a pread or pwrite and not an open and a close,
+ * and their checksums, so that a read need not read them from the file too.
  * A bounded LRU keyed by chunk handle (or, for a reader of several chunkservers' files, by path).
  *
  * The owner (ChunkStore) must forget a chunk whenever its file may stop being the one held
@@ -51,7 +51,7 @@ export class OpenChunkFiles<Key = number, F extends HeldFile = FileHandle> {
   constructor(
     private readonly capacity: number,
     /** How files are opened ('r+' for the chunkserver, 'r' for a reader beside it), unless use() says otherwise. */
-    private readonly openFile: OpenFile<F>,
+    private readonly openFile: Opener<F>,
   ) {}
 
   /** Whether a file is held open under `key`. */
@@ -60,7 +60,7 @@ export class OpenChunkFiles<Key = number, F extends HeldFile = FileHandle> {
   }
 
   /** Runs `fn` on the chunk's file (`path`), opening it (with `open`) if not held. */
-  async use<T>(handle: Key, path: string, fn: (open: OpenChunk<F>) => Promise<T>, open: OpenFile<F> = this.openFile): Promise<T> {
+  async use<T>(handle: Key, path: string, fn: (open: OpenChunk<F>) => Promise<T>, open: Opener<F> = this.openFile): Promise<T> {
     const entry = this.acquire(handle, path, open);
     try {
       const fh = await entry.file;
@@ -115,7 +115,7 @@ export class OpenChunkFiles<Key = number, F extends HeldFile = FileHandle> {
     this.insert(handle, { path, file: Promise.resolve(fh), checksums: null, users: 0, forgotten: false, usedAt: performance.now() });
   }
 
-  private acquire(handle: Key, path: string, open: OpenFile<F>): Entry<F> {
+  private acquire(handle: Key, path: string, open: Opener<F>): Entry<F> {
     let entry = this.entries.get(handle);
     if (entry && entry.path !== path) this.forget(handle); // the chunk moved directory
     else if (entry) this.entries.delete(handle); // re-inserted below: the most recently used
