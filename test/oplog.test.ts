@@ -6,8 +6,6 @@ import { DurableMasterState } from '../server/master/durable-master-state';
 import { openMetaStore, MetaStore } from '../server/master/meta-store';
 import type { MkdirMutation } from '../server/master/mutation';
 import { decodeFrame, encodeFrame } from '../server/master/oplog/frame';
-import { readDirLog } from '../server/master/oplog/log-reader';
-import { LogWriter } from '../server/master/oplog/log-writer';
 import { FILE_HEADER_BYTES, listMetaDir } from '../server/master/oplog/meta-dir';
 import { RecoveryError } from '../server/master/oplog/recovery';
 import { assertSameSnapshot, snapshot } from './helpers/ns-snapshot';
@@ -102,52 +100,6 @@ describe('operation log, checkpoints and recovery', function () {
     const after = snapshot(again.ns);
     await stop();
     assertSameSnapshot(snapshot(start().ns), after);
-  });
-
-  it('keeps zeros ahead of its records, cuts them at a roll and a clean stop, and recovers from a crash image of them', async () => {
-    const st = start();
-    await workload(st, 0, 100);
-    const live = lastSegment(dirs[0]);
-    await waitFor(() => fs.statSync(live).size > recordsEnd(live) + 256 * 1024);
-    assert.ok(allZeros(fs.readFileSync(live).subarray(recordsEnd(live))), 'past the records: zeros only');
-    // What a crash leaves on disk: a copy of the directories while the master runs.
-    const crashed = [path.join(root, 'crash-a'), path.join(root, 'crash-b')];
-    dirs.forEach((d, i) => fs.cpSync(d, crashed[i], { recursive: true }));
-    const atCrash = snapshot(st.ns);
-    await st.checkpoint(); // rolls the log
-    assert.equal(fs.statSync(live).size, recordsEnd(live), 'the closed segment ends at its last record');
-    await workload(st, 1, 20);
-    await stop();
-    for (const d of dirs) assert.equal(fs.statSync(lastSegment(d)).size, recordsEnd(lastSegment(d)), 'a clean stop cuts the zeros');
-
-    assert.equal(readDirLog(crashed[0], 0).tornTail?.unused, true, 'the zeros read as unused, not as a torn record');
-    const again = start(crashed);
-    assertSameSnapshot(snapshot(again.ns), atCrash);
-    for (const d of crashed) assert.equal(fs.statSync(listMetaDir(d).segments[0].path).size, recordsEnd(listMetaDir(d).segments[0].path));
-    await again.commit(mkdir(again, '/after-crash'));
-    const after = snapshot(again.ns);
-    await stop();
-    assertSameSnapshot(snapshot(start(crashed).ns), after, 'the segment cut at recovery reads as whole once another follows it');
-  });
-
-  it('never writes zeros over a batch bigger than the zeros ahead of it', async () => {
-    const dir = dirs[0];
-    fs.mkdirSync(dir);
-    const writer = new LogWriter([dir], 0, 1, (err) => (fatal = err));
-    const segment = lastSegment(dir);
-    try {
-      await waitFor(() => fs.statSync(segment).size > 1024 * 1024);
-      const payloads = [Buffer.alloc(3 << 20, 7), Buffer.from('after'), Buffer.alloc(100_000, 9)];
-      const txids = payloads.map((p) => writer.append(p));
-      await writer.waitDurable(txids[2]);
-      await waitFor(() => fs.statSync(segment).size > recordsEnd(segment) + 256 * 1024);
-      const { records, damage } = readDirLog(dir, 0);
-      assert.deepEqual(damage, []);
-      assert.deepEqual(txids.map((t) => records.get(t)?.payload), payloads);
-    } finally {
-      await writer.close();
-    }
-    assert.equal(fatal, null);
   });
 
   it('refuses to start when a record in the middle of the only log is corrupt, naming file and offset', async () => {
@@ -299,16 +251,6 @@ async function workload(st: DurableMasterState, seed: number, n: number): Promis
     }
   }
 }
-
-/** Where a segment's intact records end (past them: zeros, or nothing). */
-function recordsEnd(file: string): number {
-  const buf = fs.readFileSync(file);
-  let end = FILE_HEADER_BYTES;
-  for (let f = decodeFrame(buf, end); f; f = decodeFrame(buf, end)) end = f.end;
-  return end;
-}
-
-const allZeros = (buf: Buffer): boolean => buf.every((b) => b === 0);
 
 function lastSegment(dir: string): string {
   const segs = listMetaDir(dir).segments;

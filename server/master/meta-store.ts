@@ -51,8 +51,7 @@ export function openMetaStore(dirs: string[], policy: CheckpointPolicy, onAllFai
   const state = recover(usable);
   for (const note of state.notes) log.warn(note);
   for (const tail of state.tornTails) {
-    if (tail.unused) log.info(`cutting the unused zeros off ${tail.file} at offset ${tail.offset}`);
-    else log.warn(`cutting torn tail of ${tail.file} at offset ${tail.offset} (never acknowledged)`);
+    log.warn(`cutting torn tail of ${tail.file} at offset ${tail.offset} (never acknowledged)`);
     try {
       truncateTornTail(tail);
     } catch (err) {

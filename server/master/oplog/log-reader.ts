@@ -20,14 +20,10 @@ export interface LogDamage {
   reason: string;
 }
 
-/**
- * Damage at the very end of a directory's log: an unacknowledged write cut short, or (`unused`)
- * only the zeros the writer keeps ahead of its records (log-writer.ts, zeroAhead).
- */
+/** Damage at the very end of a directory's log: an unacknowledged write cut short. */
 export interface TornTail {
   file: string;
   offset: number;
-  unused: boolean;
 }
 
 export interface DirLog {
@@ -58,7 +54,7 @@ export function readDirLog(dir: string, fromTxid: number, toTxid = Infinity): Di
     const first = readFileHeader(buf, SEGMENT_MAGIC);
     if (first === null || first !== seg.firstTxid) {
       if (isLast && buf.length <= FILE_HEADER_BYTES && !findIntactFrameAfter(buf, -1, seg.firstTxid - 1)) {
-        out.tornTail = { file: seg.path, offset: 0, unused: false };
+        out.tornTail = { file: seg.path, offset: 0 };
       } else {
         out.damage.push({ file: seg.path, offset: 0, afterTxid: seg.firstTxid - 1, reason: 'bad segment header' });
       }
@@ -73,7 +69,7 @@ export function readDirLog(dir: string, fromTxid: number, toTxid = Infinity): Di
       if (!f || f.txid !== expected) {
         const reason = f ? `txid ${f.txid} where ${expected} was expected` : 'damaged record (length or CRC32C)';
         const later = findIntactFrameAfter(buf, off, expected - 1);
-        if (isLast && !later && !f) out.tornTail = { file: seg.path, offset: off, unused: allZeros(buf, off) };
+        if (isLast && !later && !f) out.tornTail = { file: seg.path, offset: off };
         else out.damage.push({ file: seg.path, offset: off, afterTxid: expected - 1, reason });
         if (later) out.maxTxid = Math.max(out.maxTxid, later.txid);
         return;
@@ -87,11 +83,6 @@ export function readDirLog(dir: string, fromTxid: number, toTxid = Infinity): Di
     }
   });
   return out;
-}
-
-function allZeros(buf: Buffer, from: number): boolean {
-  for (let i = from; i < buf.length; i++) if (buf[i] !== 0) return false;
-  return true;
 }
 
 /** Cuts a torn tail off so that later segments never follow damage. */

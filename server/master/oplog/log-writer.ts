@@ -4,12 +4,11 @@ import { FsError } from '../../common/fs-error';
 import { logger } from '../../common/log';
 import { SlowDiskGuard } from '../../common/slow-disk';
 import { encodeFrame } from './frame';
-import { FILE_HEADER_BYTES, fileHeader, fsyncDir, SEGMENT_MAGIC, segmentPath } from './meta-dir';
+import { fileHeader, fsyncDir, SEGMENT_MAGIC, segmentPath } from './meta-dir';
 
 const write = promisify(fs.write);
 const fstat = promisify(fs.fstat);
 const stat = promisify(fs.stat);
-const statfs = promisify(fs.statfs);
 const log = logger('oplog');
 
 /** A segment is closed and a new one started past this size (bytes). */
@@ -22,14 +21,6 @@ const SEGMENT_ROLL_BYTES = 64 * 1024 * 1024;
  * through the pool so that the next batch forms while the disk works.
  */
 const SYNC_WRITE_MAX_RECORDS = 2;
-/**
- * Each segment holds durable zeros up to about this far past its last record (see zeroAhead),
- * made this many bytes at a time.
- */
-const ZERO_AHEAD_BYTES = 1024 * 1024;
-const ZEROS = Buffer.alloc(ZERO_AHEAD_BYTES);
-/** ...but only while that is at most this share of the disk's free space. */
-const FREE_SPACE_SHARE = 0.01;
 /** How often each directory is checked for having been removed under us (ms). */
 const HEALTH_CHECK_MS = 1000;
 
@@ -44,14 +35,7 @@ export interface LogDir {
 interface OpenDir extends LogDir {
   fd: number;
   segment: string;
-  /** Bytes of records in the segment (they start after its header). */
   segmentBytes: number;
-  /** The segment holds records or durable zeros up to this offset. */
-  zeroedTo: number;
-  /** The write of the next zeros, while under way. */
-  zeroing: Promise<void> | null;
-  /** Zeroing failed in this segment (the disk full, say): its records simply extend the file. */
-  noZeroing: boolean;
 }
 
 interface Waiter {
@@ -96,7 +80,7 @@ export class LogWriter {
     this.lastAppended = lastTxid;
     this.durable = lastTxid;
     for (const p of dirPaths) {
-      const d: OpenDir = { path: p, healthy: true, error: '', fd: -1, segment: '', segmentBytes: 0, zeroedTo: 0, zeroing: null, noZeroing: false };
+      const d: OpenDir = { path: p, healthy: true, error: '', fd: -1, segment: '', segmentBytes: 0 };
       this.dirs.push(d);
       try {
         this.openSegmentSync(d, lastTxid + 1);
@@ -180,17 +164,8 @@ export class LogWriter {
   async close(): Promise<void> {
     clearInterval(this.healthTimer);
     while (this.flushing || this.pending.length) await new Promise((r) => setImmediate(r));
-    for (const d of this.dirs) {
-      if (d.fd < 0) continue;
-      await d.zeroing;
-      try {
-        this.cutZeros(d);
-      } catch {
-        // the zeros stay: recovery cuts them
-      }
-      fs.closeSync(d.fd);
-      d.fd = -1;
-    }
+    for (const d of this.dirs) if (d.fd >= 0) fs.closeSync(d.fd);
+    this.dirs.forEach((d) => (d.fd = -1));
   }
 
   private async flushLoop(): Promise<void> {
@@ -214,9 +189,7 @@ export class LogWriter {
           this.rollRequested = false;
           this.rollWaiters = [];
           for (const d of this.dirs.filter((x) => x.healthy)) {
-            await d.zeroing;
             try {
-              this.cutZeros(d); // before the next segment exists: only the last one may end in zeros
               fs.closeSync(d.fd);
               this.openSegmentSync(d, this.durable + 1);
             } catch (err) {
@@ -234,64 +207,17 @@ export class LogWriter {
 
   /** The segment is opened O_DSYNC: a write returns once the data is durable. */
   private async writeAndSync(d: OpenDir, buf: Buffer, onMainThread: boolean): Promise<void> {
-    const at = FILE_HEADER_BYTES + d.segmentBytes;
-    // Zeros still being written there would land on these records.
-    if (d.zeroing && at + buf.length > d.zeroedTo) await d.zeroing;
-    if (!d.healthy) return;
     try {
       let off = 0;
       while (off < buf.length) {
         off += onMainThread
-          ? fs.writeSync(d.fd, buf, off, buf.length - off, at + off)
-          : (await write(d.fd, buf, off, buf.length - off, at + off)).bytesWritten;
+          ? fs.writeSync(d.fd, buf, off, buf.length - off, null)
+          : (await write(d.fd, buf, off, buf.length - off, null)).bytesWritten;
       }
       d.segmentBytes += buf.length;
-      this.zeroAhead(d);
     } catch (err) {
       this.dropDir(d, err);
     }
-  }
-
-  /**
-   * Keeps durable zeros ahead of the records, written through the thread pool while records
-   * are written below them. An O_DSYNC write over blocks the file already has is made durable
-   * by writing the data alone; one that extends the file commits the file system's journal too
-   * (its new size and blocks), which made each record's write about a quarter slower here
-   * (~250 against ~195 us in the master, 165 against 120 us in a bare loop). Recovery cuts the
-   * zeros off the last segment (log-reader.ts); a roll or a clean close cuts them at once.
-   */
-  private zeroAhead(d: OpenDir): void {
-    const end = FILE_HEADER_BYTES + d.segmentBytes;
-    if (d.zeroing || d.noZeroing || !d.healthy || d.zeroedTo - end > ZERO_AHEAD_BYTES / 2) return;
-    const fd = d.fd;
-    const from = Math.max(d.zeroedTo, end);
-    d.zeroedTo = from;
-    d.zeroing = (async () => {
-      const { bavail, bsize } = await statfs(d.path);
-      if (ZERO_AHEAD_BYTES > bavail * bsize * FREE_SPACE_SHARE) {
-        d.noZeroing = true; // a filling disk keeps its last bytes for records and checkpoints
-        return;
-      }
-      const { bytesWritten } = await write(fd, ZEROS, 0, ZEROS.length, from);
-      if (d.fd === fd) d.zeroedTo = from + bytesWritten;
-    })()
-      .catch((err: unknown) => {
-        // Not the log's failure: a record's own write finds out whether the disk is at fault.
-        d.noZeroing = true;
-        log.warn(`cannot write zeros ahead of the operation log in ${d.segment}: ${err instanceof Error ? err.message : String(err)}`);
-      })
-      .finally(() => {
-        d.zeroing = null;
-      });
-  }
-
-  /** Cuts the zeros past the last record off the segment, durably. */
-  private cutZeros(d: OpenDir): void {
-    const end = FILE_HEADER_BYTES + d.segmentBytes;
-    if (d.zeroedTo <= end) return;
-    fs.ftruncateSync(d.fd, end);
-    fs.fdatasyncSync(d.fd);
-    d.zeroedTo = end;
   }
 
   private openSegmentSync(d: OpenDir, firstTxid: number): void {
@@ -299,14 +225,11 @@ export class LogWriter {
     // Truncating is safe: a segment with this name can only hold records recovery discarded.
     // O_DSYNC makes each write durable before it returns: one thread-pool round trip per
     // group commit instead of a write followed by an fdatasync.
-    const { O_WRONLY, O_CREAT, O_TRUNC, O_DSYNC } = fs.constants;
-    d.fd = fs.openSync(d.segment, O_WRONLY | O_CREAT | O_TRUNC | O_DSYNC, 0o644);
-    fs.writeSync(d.fd, fileHeader(SEGMENT_MAGIC, firstTxid), 0, FILE_HEADER_BYTES, 0);
+    const { O_WRONLY, O_CREAT, O_TRUNC, O_APPEND, O_DSYNC } = fs.constants;
+    d.fd = fs.openSync(d.segment, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_DSYNC, 0o644);
+    fs.writeSync(d.fd, fileHeader(SEGMENT_MAGIC, firstTxid));
     fsyncDir(d.path);
     d.segmentBytes = 0;
-    d.zeroedTo = FILE_HEADER_BYTES;
-    d.noZeroing = false;
-    this.zeroAhead(d);
   }
 
   private dropDir(d: OpenDir, err: unknown): void {
@@ -315,18 +238,12 @@ export class LogWriter {
     d.error = err instanceof Error ? err.message : String(err);
     log.error(`ALARM: metadata directory ${d.path} dropped from the operation log: ${d.error}`);
     if (d.fd >= 0) {
-      const fd = d.fd;
+      try {
+        fs.closeSync(d.fd);
+      } catch {
+        // already broken
+      }
       d.fd = -1;
-      const close = () => {
-        try {
-          fs.closeSync(fd);
-        } catch {
-          // already broken
-        }
-      };
-      // Not under a write of zeros still in the pool: its fd number could be another file's by then.
-      if (d.zeroing) void d.zeroing.then(close);
-      else close();
     }
   }
 
