@@ -1,7 +1,5 @@
-import { execFile } from 'child_process';
 import { promises as fsp } from 'fs';
 import * as path from 'path';
-import { promisify } from 'util';
 import { ChunkClientPool } from '../client/chunk-client';
 import { PosixFs } from '../client/fs/posix-fs';
 import { MasterClient } from '../client/master-client';
@@ -10,10 +8,9 @@ import { logger } from '../server/common/log';
 import { FuseSession, MAX_REQUEST_BYTES } from './fuse-binding';
 import { FuseOps } from './fuse-ops';
 import { setKernelReadAhead } from './kernel-read-ahead';
+import { cleanStaleMount } from './stale-mount';
 
 const log = logger('mount');
-
-const run = promisify(execFile);
 
 /** How long a call to the master may take, resends included (ms); under --op-timeout's 60 s. */
 const MASTER_DEADLINE_MS = 30_000;
@@ -92,23 +89,4 @@ export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
   ops.attach(session);
   await setKernelReadAhead(underneath, MAX_REQUEST_BYTES);
   return { unmount };
-}
-
-/** `fusermount -uz`: detaches a mount even while it is busy or its process is gone. */
-export async function unmountPath(mountpoint: string): Promise<void> {
-  try {
-    await run('fusermount', ['-uz', path.resolve(mountpoint)]);
-  } catch (err) {
-    const stderr = (err as { stderr?: string }).stderr?.trim();
-    throw new FsError('EINVAL', `cannot unmount ${mountpoint}: ${stderr || (err as Error).message}`);
-  }
-}
-
-/** A mount whose process died answers ENOTCONN ("Transport endpoint is not connected"). */
-async function cleanStaleMount(mountpoint: string): Promise<void> {
-  try {
-    await fsp.stat(mountpoint);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOTCONN') await unmountPath(mountpoint);
-  }
 }

@@ -79,7 +79,7 @@ export const umountCommand: CommandModule<object, { mountpoint: string }> = {
   describe: 'unmount a ChunkFS mount (lazily, even while busy)',
   builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }),
   handler: async (args) => {
-    const { unmountPath } = await import('./fuse-mount');
+    const { unmountPath } = await import('./stale-mount');
     await unmountPath(args.mountpoint);
   },
 };

@@ -163,6 +163,40 @@ describe('chunkfs up', function () {
     assert.ok(!mounted());
   });
 
+  it('keeps starting a master killed again and again soon after each start (killed from outside is no crash loop)', async function () {
+    this.timeout(120_000);
+    const cluster = await startUp();
+    const mnt = path.join(dir, 'mnt');
+    const restarts = () => cluster.stderr().match(/master running again/g)?.length ?? 0;
+    for (let i = 1; i <= 4; i++) {
+      process.kill(pidOf(`chunkfs.js master --meta-dir ${dir}`), 'SIGKILL');
+      await waitFor(`the master running again (${i})`, () => restarts() >= i || /gave up/.test(cluster.stderr()));
+    }
+    assert.doesNotMatch(cluster.stderr(), /gave up/);
+    // The mount rode out every restart.
+    await fsp.writeFile(path.join(mnt, 'after-kills'), 'still here\n');
+    assert.equal(await fsp.readFile(path.join(mnt, 'after-kills'), 'utf8'), 'still here\n');
+    up!.kill('SIGINT');
+    assert.equal(await cluster.exited, 0, cluster.stderr());
+    assert.ok(nothingLeft());
+  });
+
+  it('cleans the mount point when its mount had to be killed on the way out (it did not stop in time)', async () => {
+    const cluster = await startUp();
+    const mnt = path.join(dir, 'mnt');
+    const inMountTable = () => fs.readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === mnt);
+    assert.ok(inMountTable());
+    const mount = pidOf(`chunkfs.js mount ${dir}`);
+    process.kill(mount, 'SIGSTOP'); // deaf to the SIGTERM: killed after the grace time
+    up!.kill('SIGINT');
+    assert.equal(await cluster.exited, 1, 'a server that had to be killed is reported');
+    assert.match(cluster.stderr(), /mount \(pid \d+\) ended with SIGKILL/);
+    assert.match(cluster.stderr(), /unmounted .* left by the mount's end/);
+    assert.ok(!inMountTable(), 'no dead mount is left behind');
+    await fsp.stat(mnt); // not "Transport endpoint is not connected"
+    assert.ok(nothingLeft());
+  });
+
   it('gives up a server that fails to start again three times and stops the cluster with status 1', async () => {
     const cluster = await startUp('');
     process.kill(pidOf(`chunkfs.js master --meta-dir ${dir}`), 'SIGKILL');

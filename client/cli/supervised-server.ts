@@ -13,8 +13,14 @@ const RESTART_DELAY_MS = 1000;
 const MAX_FAILED_STARTS = 3;
 /** A start fails when the server ends before it is ready, is not ready within this time (ms)... */
 const START_TIMEOUT_MS = 120_000;
-/** ...or dies within this time of being ready (a crash loop backs off and ends too). */
+/** ...or dies within this time of being ready (a crash loop backs off and ends too)... */
 const STABLE_MS = 10_000;
+/**
+ * ...unless a signal that comes from outside killed it (an operator, a fault-injection run, the
+ * OOM killer): it did not fail to start, and it is started again however often that happens. A
+ * crash of its own (an exit status, SIGSEGV, SIGABRT) counts.
+ */
+const OUTSIDE_SIGNALS: ReadonlySet<string> = new Set(['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP']);
 
 export interface SupervisorEvents {
   /** A line for the operator (stderr). */
@@ -28,7 +34,7 @@ export interface SupervisorEvents {
  * while the cluster runs, as GFS's monitoring infrastructure restarts a failed master: a master
  * recovers from its log on the same address, and the others find it there again; a chunkserver
  * re-registers with its chunks; a mount cleans its stale mount point and mounts again. A start
- * again that fails (see START_TIMEOUT_MS, STABLE_MS) is retried after a growing pause; after
+ * again that fails (see START_TIMEOUT_MS, STABLE_MS, OUTSIDE_SIGNALS) is retried after a growing pause; after
  * MAX_FAILED_STARTS in a row the server is given up (`gaveUp`). The first start is not retried:
  * bad options or a busy port are the operator's to fix.
  *
@@ -130,7 +136,7 @@ export class SupervisedServer {
         if (this.stopping) return;
         this.events.say(`chunkfs up: ${this.name} (pid ${child.pid}) ended with ${how}; starting it again`);
         const ranMs = Math.round(performance.now() - readyAt);
-        if (ranMs < STABLE_MS) this.failedStart(`${this.name} ended ${ranMs} ms after it was ready`);
+        if (ranMs < STABLE_MS && !(signal && OUTSIDE_SIGNALS.has(signal))) this.failedStart(`${this.name} ended ${ranMs} ms after it was ready`);
         else this.restartLater();
       });
     });

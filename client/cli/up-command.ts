@@ -1,6 +1,7 @@
 import { promises as fs } from 'fs';
 import * as path from 'path';
 import type { CommandModule } from 'yargs';
+import { cleanStaleMount } from '../../mount/stale-mount';
 import { SupervisedServer, type SupervisorEvents } from './supervised-server';
 
 interface UpArgs {
@@ -70,6 +71,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
     };
 
     let startFailed = false;
+    let mountpoint = '';
     try {
       const metaDir = path.resolve(args.dir, 'master');
       let masterAddress = args.listen;
@@ -83,7 +85,7 @@ export const upCommand: CommandModule<object, UpArgs> = {
         console.log(`chunkserver listening ${cs.ready} (data in ${dataDir})`);
       }
       if (args.mount && !stopping) {
-        const mountpoint = path.resolve(args.mount);
+        mountpoint = path.resolve(args.mount);
         // A stale mount there (its process died) fails this with ENOTCONN; the mount cleans it.
         await fs.mkdir(mountpoint, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
           if (err.code !== 'ENOTCONN') throw err;
@@ -105,6 +107,9 @@ export const upCommand: CommandModule<object, UpArgs> = {
     // Until Ctrl-C (or a server given up): meanwhile the servers' restarts keep the cluster going.
     await allStopped;
     await Promise.all(servers.map((s) => s.exited()));
+    // A mount killed (its stop took too long, say: flushing to a master that is gone) leaves its
+    // mount point dead ("Transport endpoint is not connected") for whatever uses it next.
+    if (mountpoint && (await cleanStaleMount(mountpoint).catch(() => false))) console.error(`chunkfs up: unmounted ${mountpoint}, left by the mount's end`);
     const failures = servers.map((s) => s.endedBadly).filter(Boolean);
     for (const f of failures) console.error(`chunkfs up: ${f}`);
     process.exitCode = failures.length || gaveUp || startFailed ? 1 : 0;
