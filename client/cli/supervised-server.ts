@@ -7,20 +7,35 @@ import { STOP_WITH_PARENT_ENV } from '../../server/common/shutdown';
 const CLI_JS = path.join(PACKAGE_ROOT, 'dist', 'bin', 'chunkfs.js');
 /** How long a server may take to stop on SIGTERM before it is killed. */
 const STOP_GRACE_MS = 15_000;
-/** Pause before the first start again after a death; doubled after each start that fails. */
+/** Pause before the first start again after a death; doubled after each start that fails... */
 const RESTART_DELAY_MS = 1000;
+/** ...and after each kill from outside soon after a start past the first few, up to this (ms). */
+const MAX_RESTART_DELAY_MS = 30_000;
+const KILLS_BEFORE_BACKOFF = 3;
 /** Starts in a row that fail, after which the server is given up. */
 const MAX_FAILED_STARTS = 3;
 /** A start fails when the server ends before it is ready, is not ready within this time (ms)... */
 const START_TIMEOUT_MS = 120_000;
-/** ...or dies within this time of being ready (a crash loop backs off and ends too)... */
+/** ...or dies within this time of being ready (a crash loop backs off and ends too). */
 const STABLE_MS = 10_000;
+
 /**
- * ...unless a signal that comes from outside killed it (an operator, a fault-injection run, the
- * OOM killer): it did not fail to start, and it is started again however often that happens. A
- * crash of its own (an exit status, SIGSEGV, SIGABRT) counts.
+ * A server killed by a signal (an operator, a fault-injection run; the OOM killer's SIGKILL
+ * looks the same) or asked to stop (it exits 0 on SIGTERM and SIGINT) did not fail to start
+ * when that came soon after (or during) a start: it is started again however often that
+ * happens, after pauses that grow once it keeps happening. A crash of its own (an exit status
+ * other than 0, SIGSEGV, SIGABRT) is a failed start.
  */
-const OUTSIDE_SIGNALS: ReadonlySet<string> = new Set(['SIGKILL', 'SIGTERM', 'SIGINT', 'SIGHUP']);
+function endedFromOutside(code: number | null, signal: NodeJS.Signals | null): boolean {
+  return code === 0 || signal === 'SIGKILL' || signal === 'SIGTERM' || signal === 'SIGINT' || signal === 'SIGHUP';
+}
+
+/** A start that did not come to be ready, and whether it was ended from outside (see endedFromOutside). */
+class StartFailure extends Error {
+  constructor(message: string, readonly fromOutside: boolean) {
+    super(message);
+  }
+}
 
 export interface SupervisorEvents {
   /** A line for the operator (stderr). */
@@ -34,7 +49,7 @@ export interface SupervisorEvents {
  * while the cluster runs, as GFS's monitoring infrastructure restarts a failed master: a master
  * recovers from its log on the same address, and the others find it there again; a chunkserver
  * re-registers with its chunks; a mount cleans its stale mount point and mounts again. A start
- * again that fails (see START_TIMEOUT_MS, STABLE_MS, OUTSIDE_SIGNALS) is retried after a growing pause; after
+ * again that fails (see START_TIMEOUT_MS, STABLE_MS, endedFromOutside) is retried after a growing pause; after
  * MAX_FAILED_STARTS in a row the server is given up (`gaveUp`). The first start is not retried:
  * bad options or a busy port are the operator's to fix.
  *
@@ -46,6 +61,8 @@ export class SupervisedServer {
   private child: ChildProcess | null = null;
   private stopping = false;
   private failedStarts = 0;
+  /** Kills from outside in a row, each soon after a start (see endedFromOutside). */
+  private killedSoon = 0;
   private restartTimer: NodeJS.Timeout | null = null;
   /** What the ready line matched (e.g. the address), once the first start succeeded. */
   ready = '';
@@ -111,7 +128,11 @@ export class SupervisedServer {
     return new Promise((resolve, reject) => {
       let out = '';
       let readyAt = 0;
-      const tooSlow = setTimeout(() => child.kill('SIGKILL'), START_TIMEOUT_MS);
+      let timedOut = false;
+      const tooSlow = setTimeout(() => {
+        timedOut = true;
+        child.kill('SIGKILL');
+      }, START_TIMEOUT_MS);
       child.stdout!.setEncoding('utf8').on('data', (s: string) => {
         if (readyAt) return;
         out += s;
@@ -124,26 +145,27 @@ export class SupervisedServer {
       });
       child.once('error', (err) => {
         clearTimeout(tooSlow);
-        if (!readyAt) reject(new Error(`chunkfs ${this.name} could not be started: ${err.message}`));
+        if (!readyAt) reject(new StartFailure(`chunkfs ${this.name} could not be started: ${err.message}`, false));
       });
       child.once('exit', (code, signal) => {
         clearTimeout(tooSlow);
         const how = signal ?? `status ${code}`;
         if (!readyAt) {
-          reject(new Error(`chunkfs ${this.name} exited with ${how} before it was ready`));
+          reject(new StartFailure(`chunkfs ${this.name} exited with ${how} before it was ready`, !timedOut && endedFromOutside(code, signal)));
           return;
         }
         if (this.stopping) return;
         this.events.say(`chunkfs up: ${this.name} (pid ${child.pid}) ended with ${how}; starting it again`);
         const ranMs = Math.round(performance.now() - readyAt);
-        if (ranMs < STABLE_MS && !(signal && OUTSIDE_SIGNALS.has(signal))) this.failedStart(`${this.name} ended ${ranMs} ms after it was ready`);
-        else this.restartLater();
+        if (ranMs >= STABLE_MS) this.restartLater();
+        else if (endedFromOutside(code, signal)) this.killedSoonAfterStart();
+        else this.failedStart(`${this.name} ended ${ranMs} ms after it was ready`);
       });
     });
   }
 
   private restartLater(): void {
-    const delay = RESTART_DELAY_MS * 2 ** this.failedStarts;
+    const delay = Math.min(MAX_RESTART_DELAY_MS, RESTART_DELAY_MS * 2 ** (this.failedStarts + Math.max(0, this.killedSoon - KILLS_BEFORE_BACKOFF)));
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.stopping) return;
@@ -154,14 +176,23 @@ export class SupervisedServer {
           // Counted good once it has run STABLE_MS (its exit handler counts an early death).
           const started = this.child;
           setTimeout(() => {
-            if (this.child === started && started?.exitCode === null && started.signalCode === null) this.failedStarts = 0;
+            if (this.child === started && started?.exitCode === null && started.signalCode === null) this.failedStarts = this.killedSoon = 0;
           }, STABLE_MS).unref();
         },
-        (err: Error) => {
-          if (!this.stopping) this.failedStart(err.message);
+        (err: StartFailure) => {
+          if (this.stopping) return;
+          if (err.fromOutside) this.killedSoonAfterStart(err.message);
+          else this.failedStart(err.message);
         },
       );
     }, delay);
+  }
+
+  /** `why` is said when nothing has said it yet (a start ended before it was ready). */
+  private killedSoonAfterStart(why?: string): void {
+    this.killedSoon++;
+    if (why) this.events.say(`chunkfs up: ${why} (ended from outside); starting it again`);
+    this.restartLater();
   }
 
   private failedStart(why: string): void {

@@ -109,9 +109,18 @@ export const upCommand: CommandModule<object, UpArgs> = {
     await Promise.all(servers.map((s) => s.exited()));
     // A mount killed (its stop took too long, say: flushing to a master that is gone) leaves its
     // mount point dead ("Transport endpoint is not connected") for whatever uses it next.
-    if (mountpoint && (await cleanStaleMount(mountpoint).catch(() => false))) console.error(`chunkfs up: unmounted ${mountpoint}, left by the mount's end`);
+    let leftMounted = false;
+    if (mountpoint) {
+      await cleanStaleMount(mountpoint).then(
+        (cleaned) => cleaned && console.error(`chunkfs up: unmounted ${mountpoint}, left by the mount's end`),
+        (err: Error) => {
+          leftMounted = true;
+          console.error(`chunkfs up: ${mountpoint} is left dead: ${err.message}`);
+        },
+      );
+    }
     const failures = servers.map((s) => s.endedBadly).filter(Boolean);
     for (const f of failures) console.error(`chunkfs up: ${f}`);
-    process.exitCode = failures.length || gaveUp || startFailed ? 1 : 0;
+    process.exitCode = failures.length || gaveUp || startFailed || leftMounted ? 1 : 0;
   },
 };
