@@ -16,16 +16,21 @@ export async function unmountPath(mountpoint: string): Promise<void> {
   }
 }
 
+/** What a FUSE mount whose process died answers (ECONNABORTED: a request the death caught). */
+const DEAD_MOUNT = new Set(['ENOTCONN', 'ECONNABORTED']);
+
 /**
  * Detaches the mount at `mountpoint` if its process died: such a mount answers ENOTCONN
- * ("Transport endpoint is not connected"). True when it did.
+ * ("Transport endpoint is not connected"). Asked with statfs, which the kernel always sends to
+ * the mount's process: a stat may be answered from its attribute cache, and then a dead mount
+ * passed for a live one. True when it detached one.
  */
 export async function cleanStaleMount(mountpoint: string): Promise<boolean> {
   try {
-    await fsp.stat(mountpoint);
+    await fsp.statfs(mountpoint);
     return false;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOTCONN') return false;
+    if (!DEAD_MOUNT.has((err as NodeJS.ErrnoException).code ?? '')) return false;
     await unmountPath(mountpoint);
     return true;
   }
