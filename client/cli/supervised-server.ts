@@ -9,8 +9,12 @@ const CLI_JS = path.join(PACKAGE_ROOT, 'dist', 'bin', 'chunkfs.js');
 const STOP_GRACE_MS = 15_000;
 /** Pause before the first start again after a death; doubled after each start that fails... */
 const RESTART_DELAY_MS = 1000;
-/** ...and after each kill from outside soon after a start past the first few, up to this (ms). */
-const MAX_RESTART_DELAY_MS = 30_000;
+/**
+ * ...and after each kill from outside soon after a start past the first few, up to this (ms):
+ * well inside the 30 s a mount's calls wait for the master (a longer pause under repeated kills
+ * failed them with EIO).
+ */
+const MAX_RESTART_DELAY_MS = 4_000;
 const KILLS_BEFORE_BACKOFF = 3;
 /** Starts in a row that fail, after which the server is given up. */
 const MAX_FAILED_STARTS = 3;
