@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
 import { exitOnSignals } from '../server/common/shutdown';
+import { unmountPath } from './stale-mount';
 
 interface MountArgs {
   mountpoint: string;
@@ -79,7 +80,6 @@ export const umountCommand: CommandModule<object, { mountpoint: string }> = {
   describe: 'unmount a ChunkFS mount (lazily, even while busy)',
   builder: (y) => y.positional('mountpoint', { type: 'string', demandOption: true }),
   handler: async (args) => {
-    const { unmountPath } = await import('./stale-mount');
     await unmountPath(args.mountpoint);
   },
 };

@@ -15,6 +15,7 @@ const RESTART_DELAY_MS = 1000;
  * failed them with EIO).
  */
 const MAX_RESTART_DELAY_MS = 4_000;
+/** Kills from outside in a row restarted after the first pause before the pauses grow. */
 const KILLS_BEFORE_BACKOFF = 3;
 /** Starts in a row that fail, after which the server is given up. */
 const MAX_FAILED_STARTS = 3;
@@ -53,9 +54,9 @@ export interface SupervisorEvents {
  * while the cluster runs, as GFS's monitoring infrastructure restarts a failed master: a master
  * recovers from its log on the same address, and the others find it there again; a chunkserver
  * re-registers with its chunks; a mount cleans its stale mount point and mounts again. A start
- * again that fails (see START_TIMEOUT_MS, STABLE_MS, endedFromOutside) is retried after a growing pause; after
- * MAX_FAILED_STARTS in a row the server is given up (`gaveUp`). The first start is not retried:
- * bad options or a busy port are the operator's to fix.
+ * again that fails (see START_TIMEOUT_MS, STABLE_MS, endedFromOutside) is retried after a
+ * growing pause; after MAX_FAILED_STARTS in a row the server is given up (`gaveUp`). The first
+ * start is not retried: bad options or a busy port are the operator's to fix.
  *
  * The server runs in a process group of its own (a terminal's Ctrl-C reaches up alone, which
  * stops the servers in order) with a pipe on its stdin that up never writes to: its end tells

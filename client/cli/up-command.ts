@@ -110,14 +110,11 @@ export const upCommand: CommandModule<object, UpArgs> = {
     // A mount killed (its stop took too long, say: flushing to a master that is gone) leaves its
     // mount point dead ("Transport endpoint is not connected") for whatever uses it next.
     let leftMounted = false;
-    if (mountpoint) {
-      await cleanStaleMount(mountpoint).then(
-        (cleaned) => cleaned && console.error(`chunkfs up: unmounted ${mountpoint}, left by the mount's end`),
-        (err: Error) => {
-          leftMounted = true;
-          console.error(`chunkfs up: ${mountpoint} is left dead: ${err.message}`);
-        },
-      );
+    try {
+      if (mountpoint && (await cleanStaleMount(mountpoint))) console.error(`chunkfs up: unmounted ${mountpoint}, left by the mount's end`);
+    } catch (err) {
+      leftMounted = true;
+      console.error(`chunkfs up: ${mountpoint} is left dead: ${(err as Error).message}`);
     }
     const failures = servers.map((s) => s.endedBadly).filter(Boolean);
     for (const f of failures) console.error(`chunkfs up: ${f}`);
