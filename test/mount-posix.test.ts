@@ -4,6 +4,7 @@ import { promises as fsp, constants as C } from 'fs';
 import * as path from 'path';
 import { promisify } from 'util';
 import { PosixFs } from '../client/fs/posix-fs';
+import { cleanStaleMount } from '../mount/stale-mount';
 import { maxFileSize } from '../server/common/file-size-limit';
 import { PACKAGE_ROOT } from '../server/common/package-root';
 import { prng } from './helpers/prng';
@@ -462,6 +463,24 @@ with open("largest", "rb") as f:
     await mnt.restart();
     assert.equal((await described()).trim(), expected.replace('fifo 640', 'fifo 604'));
     assert.deepEqual((await fsp.readdir(p('sp'))).sort(), ['disk', 'fifo', 'sock', 'tty']);
+  });
+
+  it('finds a dead mount dead although the kernel still answers stat of its root from its cache', async () => {
+    const cached = await TestMount.start(cluster, 'mnt-cached', ['--attr-timeout', '60']);
+    const mounted = async () => (await fsp.readFile('/proc/self/mounts', 'utf8')).split('\n').some((l) => l.split(' ')[1] === cached.dir);
+    try {
+      assert.equal(await cleanStaleMount(cached.dir), false, 'a live mount is left alone');
+      await fsp.stat(cached.dir); // the root's attributes, now cached for 60 s
+      await cached.kill();
+      await fsp.stat(cached.dir); // answered from the cache: a stat cannot tell this mount is dead
+      assert.equal(await cleanStaleMount(cached.dir), true, 'found dead (statfs reaches the mount) and detached');
+      assert.ok(!(await mounted()));
+      await cached.restart();
+      await fsp.writeFile(cached.at('alive'), 'yes');
+      assert.equal(await fsp.readFile(cached.at('alive'), 'utf8'), 'yes');
+    } finally {
+      await cached.stop();
+    }
   });
 
   it('reports the cluster capacity in statfs and survives a remount', async () => {
