@@ -80,14 +80,21 @@ export class FileWriter {
       const end = offset + data.length;
       const grow = recordEnd ?? ((e: number) => this.master.setattr(path, { size: e, growOnly: true }));
       // Issued together, they share a session batch and the master's group commit.
-      const [outcomes] = await Promise.all([Promise.allSettled(confirmations.map((c) => c.done)), grow(end)]);
+      const [outcomes, [recorded]] = await Promise.all([
+        Promise.allSettled(confirmations.map((c) => c.done)),
+        Promise.allSettled([grow(end)]),
+      ]);
       const failed = outcomes.flatMap((o, i) => (o.status === 'rejected' ? [{ key: confirmations[i].key, reason: o.reason as unknown }] : []));
+      // Whatever the failure, the master may still count the chunk unwritten (a hole): its
+      // lease goes, so that the next write to it asks again and creates and confirms it anew
+      // (kept, its create flag spent, later writes would land in replicas no file reads).
+      for (const f of failed) this.leases.delete(f.key);
+      if (recorded.status === 'rejected') throw recorded.reason;
       if (failed.length === 0) return;
       // ESTALE: the new chunk is no longer the file's (another client truncated the file since
       // it was allocated, or it was placed again), so the bytes went to a chunk no file has.
       // They are written again, once, under fresh allocations.
       if (attempt > 1 || !failed.every((f) => f.reason instanceof FsError && f.reason.code === 'ESTALE')) throw failed[0].reason;
-      for (const f of failed) this.leases.delete(f.key);
     }
   }
 

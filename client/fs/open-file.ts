@@ -71,7 +71,10 @@ export class OpenFile {
   /** The last write that failed in the background, and how many have (see failureSince). */
   private lastFailure: FsError | null = null;
   private failureCount = 0;
-  /** The size the master has recorded, or is being told (what a flush that writes past it extends). */
+  /**
+   * The size the master has recorded, or is being told (what a flush that writes past it
+   * extends); 0 once unknown (a record or truncate failed: the next end is recorded again).
+   */
   private masterSize: number;
   /** Time of the last write, given to the master as mtime when a flush only overwrote. */
   private lastWriteMs = 0;
@@ -161,9 +164,16 @@ export class OpenFile {
 
   private async flushWithTimes(times: FileTimes | null): Promise<Attr | null> {
     if (times) this.timesAtEnd = times;
+    const failures = this.failureCount;
     try {
       await this.startFlush();
       await Promise.all([...this.flights].map((f) => f.done));
+      // Something did not land: the caller reports it (failureSince), and mtime waits for a
+      // flush that lands rather than a call that would delay the report by its deadline.
+      if (this.failureCount !== failures) {
+        if (times) throw this.failureSince(failures)!;
+        return null;
+      }
       const recorded = times && this.timesRecorded;
       if (recorded) return await recorded;
       if (!this.mtimePending && !times) return null;
@@ -239,7 +249,12 @@ export class OpenFile {
   async truncate(size: number): Promise<void> {
     await this.flush();
     this.dropReadCache();
-    await this.writer.truncate(this.path, size).finally(this.changed);
+    try {
+      await this.writer.truncate(this.path, size).finally(this.changed);
+    } catch (err) {
+      this.masterSize = 0; // the cut may have been made or not
+      throw err;
+    }
     this.size = size;
     this.masterSize = size;
   }
@@ -326,8 +341,14 @@ export class OpenFile {
   }
 
   private async writeExtents(extents: { offset: number; data: Buffer }[]): Promise<void> {
-    for (const { offset, data } of extents) await this.writer.write(this.path, offset, data, (end) => this.recordEnd(end));
-    this.locations.invalidate(); // new chunks, new versions
+    try {
+      for (const { offset, data } of extents) await this.writer.write(this.path, offset, data, (end) => this.recordEnd(end));
+    } finally {
+      this.locations.invalidate(); // new chunks, new versions
+      // A read that waited for an earlier flush while these bytes were written may have kept
+      // data fetched without them.
+      this.dropData();
+    }
   }
 
   /**
@@ -346,6 +367,11 @@ export class OpenFile {
       this.timesAtEnd = null;
       this.timesRecorded = record;
     }
+    record.catch(() => {
+      // Recorded or not, nobody knows: the next end is recorded again, and mtime with it.
+      this.masterSize = 0;
+      this.mtimePending = true;
+    });
     return record;
   }
 

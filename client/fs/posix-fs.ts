@@ -437,9 +437,14 @@ export class PosixFs {
    */
   async flush(handle: number): Promise<void> {
     const open = this.handle(handle);
-    await open.flush();
-    const failed = open.failureSince(this.seenFailures.get(handle) ?? 0);
-    this.seenFailures.set(handle, open.failures);
+    const seen = this.seenFailures.get(handle) ?? 0;
+    try {
+      await open.flush();
+    } finally {
+      // Failures so far are reported now, by the flush's own error if it has one.
+      this.seenFailures.set(handle, open.failures);
+    }
+    const failed = open.failureSince(seen);
     if (failed) throw failed;
   }
 
