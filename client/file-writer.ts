@@ -11,6 +11,18 @@ const RETRY_PAUSE_MS = 500;
 /** A lease this close to its end (ms) is renewed before use. */
 const LEASE_MARGIN_MS = 10_000;
 
+/**
+ * The file a writer writes: a path, or an open file, whose name a rename may change while it is
+ * being written. An open file's calls carry its inode, so that the master refuses (ESTALE) a
+ * call whose path names another file by then; asked again, they go by its current name.
+ */
+export type FileTarget = string | { readonly path: string; readonly ino: number };
+
+const pathOf = (file: FileTarget): string => (typeof file === 'string' ? file : file.path);
+const inoOf = (file: FileTarget): number | undefined => (typeof file === 'string' ? undefined : file.ino);
+/** How a file's chunks are keyed in FileWriter.leases: `${index} ${keyOf(file)}`. */
+const keyOf = (file: FileTarget): string => (typeof file === 'string' ? file : `#${file.ino}`);
+
 /** A new chunk's confirmation to the master, under the key its lease has in FileWriter.leases. */
 interface Confirmation {
   key: string;
@@ -45,6 +57,8 @@ export class FileWriter {
   private readonly leases = new Map<string, Promise<HeldLease>>();
   /** Per chunk (as keyed in `leases`): chunkservers that failed a write to it, for the next lease. */
   private readonly avoid = new Map<string, string[]>();
+  /** The file of each key in `leases` (its current path, for releasing the lease). */
+  private readonly files = new Map<string, FileTarget>();
 
   /** `chunkSize`: the cluster's, when the caller knows it (saves asking the master). */
   constructor(
@@ -63,22 +77,22 @@ export class FileWriter {
    * bytes durably (and the size is logged): there is no write-behind buffer here, so nothing
    * is left for flush() to do.
    */
-  async write(path: string, offset: number, data: Buffer, recordEnd?: (end: number) => Promise<unknown> | undefined): Promise<void> {
+  async write(file: FileTarget, offset: number, data: Buffer, recordEnd?: (end: number) => Promise<unknown> | undefined): Promise<void> {
     if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
     for (let attempt = 1; ; attempt++) {
       const confirmations: Confirmation[] = [];
       let done = 0;
       while (done < data.length) {
         const at = offset + done;
-        const chunkSize = await this.chunkSizeOf(path);
+        const chunkSize = await this.chunkSizeOf(file);
         const index = Math.floor(at / chunkSize);
         const inChunk = at - index * chunkSize;
         const piece = data.subarray(done, done + Math.min(MAX_CHUNK_IO_BYTES, chunkSize - inChunk, data.length - done));
-        await this.writePiece(path, index, inChunk, piece, confirmations);
+        await this.writePiece(file, index, inChunk, piece, confirmations);
         done += piece.length;
       }
       const end = offset + data.length;
-      const grow = recordEnd ?? ((e: number) => this.master.setattr(path, { size: e, growOnly: true }));
+      const grow = recordEnd ?? ((e: number) => this.master.setattr(pathOf(file), { size: e, growOnly: true }, inoOf(file)));
       // Issued together, they share a session batch and the master's group commit.
       const [outcomes, [recorded]] = await Promise.all([
         Promise.allSettled(confirmations.map((c) => c.done)),
@@ -92,8 +106,9 @@ export class FileWriter {
       if (recorded.status === 'rejected') throw recorded.reason;
       if (failed.length === 0) return;
       // ESTALE: the new chunk is no longer the file's (another client truncated the file since
-      // it was allocated, or it was placed again), so the bytes went to a chunk no file has.
-      // They are written again, once, under fresh allocations.
+      // it was allocated, or it was placed again), so the bytes went to a chunk no file has; or
+      // the file was renamed since the confirmation was sent. They are written again, once,
+      // under fresh allocations.
       if (attempt > 1 || !failed.every((f) => f.reason instanceof FsError && f.reason.code === 'ESTALE')) throw failed[0].reason;
     }
   }
@@ -104,25 +119,25 @@ export class FileWriter {
    * the chunks wholly past it; so a later grow reads zeros, never the old bytes. A grow only
    * sets the size: holes and unwritten parts of chunks read as zeros.
    */
-  async truncate(path: string, size: number): Promise<void> {
+  async truncate(file: FileTarget, size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
-    const { size: old } = await this.master.getattr(path);
+    const { size: old } = await this.master.getattr(pathOf(file));
     if (size < old) {
-      const chunkSize = await this.chunkSizeOf(path);
+      const chunkSize = await this.chunkSizeOf(file);
       const index = Math.floor(size / chunkSize);
       const inChunk = size - index * chunkSize;
-      const [chunk] = (await this.master.chunkLocations(path, index, 1)).chunks;
+      const [chunk] = (await this.master.chunkLocations(pathOf(file), index, 1, inoOf(file))).chunks;
       if (inChunk > 0 && chunk && chunk.index === index && chunk.handle !== 0) {
-        await this.withLease(path, index, (lease, primary, chain) =>
+        await this.withLease(file, index, (lease, primary, chain) =>
           this.peers.get(primary).truncate(lease.handle, lease.version, inChunk, chain));
       }
     }
-    await this.master.setattr(path, { size });
+    await this.master.setattr(pathOf(file), { size }, inoOf(file));
     // Chunks wholly past the end are gone: leases on them must not be used for new writes.
-    const chunkSize = await this.chunkSizeOf(path);
+    const chunkSize = await this.chunkSizeOf(file);
     await this.release((key) => {
-      const [p, index] = splitKey(key);
-      return p === path && index >= Math.ceil(size / chunkSize);
+      const [id, index] = splitKey(key);
+      return id === keyOf(file) && index >= Math.ceil(size / chunkSize);
     });
   }
 
@@ -140,13 +155,15 @@ export class FileWriter {
   }
 
   private async release(which: (key: string) => boolean): Promise<void> {
-    const held = [...this.leases].filter(([key]) => which(key));
-    for (const [key] of held) this.leases.delete(key);
+    const held = [...this.leases].filter(([key]) => which(key)).map(([key, entry]) => ({ key, entry, file: this.files.get(key)! }));
+    for (const { key } of held) {
+      this.leases.delete(key);
+      this.files.delete(key);
+    }
     for (const key of [...this.avoid.keys()].filter(which)) this.avoid.delete(key);
-    await Promise.all(held.map(async ([key, entry]) => {
-      const [path, index] = splitKey(key);
+    await Promise.all(held.map(async ({ key, entry, file }) => {
       const lease = await entry.catch(() => null);
-      if (lease) await this.master.releaseLease(path, index, lease.version).catch(() => undefined);
+      if (lease) await this.master.releaseLease(pathOf(file), splitKey(key)[1], lease.version, inoOf(file)).catch(() => undefined);
     }));
   }
 
@@ -156,30 +173,40 @@ export class FileWriter {
    * beside it and awaits both. (Not returned: an async function returning a promise would wait
    * for it, and the size would follow the confirmation's round trip instead of sharing it.)
    */
-  private async writePiece(path: string, index: number, offset: number, piece: Buffer, confirmations: Confirmation[]): Promise<void> {
-    await this.withLease(path, index, async (lease, primary, chain) => {
+  private async writePiece(file: FileTarget, index: number, offset: number, piece: Buffer, confirmations: Confirmation[]): Promise<void> {
+    await this.withLease(file, index, async (lease, primary, chain) => {
       await this.peers.get(primary).write(lease.handle, lease.version, offset, piece, chain, lease.create);
       if (!lease.create) return;
       lease.create = false; // every replica has the chunk now
-      const done = this.master.chunkWritten(path, { index, handle: lease.handle, version: lease.version, replicas: lease.replicas });
+      const chunk = { index, handle: lease.handle, version: lease.version, replicas: lease.replicas };
+      const done = this.master.chunkWritten(pathOf(file), chunk, inoOf(file));
       done.catch(() => undefined); // awaited by write()
-      confirmations.push({ key: `${index} ${path}`, done });
+      confirmations.push({ key: `${index} ${keyOf(file)}`, done });
     });
   }
 
   /** Runs a chunk mutation under a lease, retrying under a fresh lease when it fails. */
   private async withLease(
-    path: string,
+    file: FileTarget,
     index: number,
     mutate: (lease: HeldLease, primary: string, chain: string[]) => Promise<void>,
   ): Promise<void> {
-    const key = `${index} ${path}`;
+    const key = `${index} ${keyOf(file)}`;
     let last: Error | null = null;
     for (let attempt = 0; attempt < ATTEMPTS; attempt++) {
       if (attempt > 0) await new Promise((r) => setTimeout(r, RETRY_PAUSE_MS * attempt));
-      const { entry, lease } = await this.lease(path, index, key);
+      let held;
+      try {
+        held = await this.lease(file, index, key);
+      } catch (err) {
+        // Renamed since the call went out (ESTALE): asked again by the name it has by then.
+        if (!(err instanceof FsError && err.code === 'ESTALE' && inoOf(file) !== undefined)) throw err;
+        last = err;
+        continue;
+      }
+      const { entry, lease } = held;
       const [primary, ...chain] = lease.replicas;
-      if (!primary) throw new FsError('EIO', `chunk ${index} of ${path} has no live replica`);
+      if (!primary) throw new FsError('EIO', `chunk ${index} of ${pathOf(file)} has no live replica`);
       try {
         await mutate(lease, primary, chain);
         this.avoid.delete(key);
@@ -197,7 +224,7 @@ export class FileWriter {
     }
     // Every replica full is the cluster full: the writer's program is told so, not "I/O error".
     const code = last instanceof FsError && last.code === 'ENOSPC' ? 'ENOSPC' : 'EIO';
-    throw new FsError(code, `changing chunk ${index} of ${path} failed ${ATTEMPTS} times: ${last?.message}`);
+    throw new FsError(code, `changing chunk ${index} of ${pathOf(file)} failed ${ATTEMPTS} times: ${last?.message}`);
   }
 
   /**
@@ -205,15 +232,16 @@ export class FileWriter {
    * time (an open file has two flushes in flight): a second request would bump the version
    * under the first write.
    */
-  private async lease(path: string, index: number, key: string): Promise<{ entry: Promise<HeldLease>; lease: HeldLease }> {
+  private async lease(file: FileTarget, index: number, key: string): Promise<{ entry: Promise<HeldLease>; lease: HeldLease }> {
     const held = this.leases.get(key);
     if (held) {
       const lease = await held.catch(() => null);
       if (lease && leaseRuns(lease.ends, LEASE_MARGIN_MS)) return { entry: held, lease };
-      if (this.leases.get(key) !== held) return this.lease(path, index, key); // renewed meanwhile
+      if (this.leases.get(key) !== held) return this.lease(file, index, key); // renewed meanwhile
     }
-    const entry = this.askLease(path, index, this.avoid.get(key) ?? []);
+    const entry = this.askLease(file, index, this.avoid.get(key) ?? []);
     this.leases.set(key, entry);
+    this.files.set(key, file);
     entry.catch(() => {
       if (this.leases.get(key) === entry) this.leases.delete(key);
     });
@@ -224,24 +252,25 @@ export class FileWriter {
    * Takes a chunk allocated on this writer's behalf (a create that came with its first chunk)
    * as if this writer had asked for it, unless it holds that chunk's lease already.
    */
-  adoptAllocation(path: string, allocated: ChunkAllocation): void {
-    const key = `${allocated.chunk.index} ${path}`;
+  adoptAllocation(file: FileTarget, allocated: ChunkAllocation): void {
+    const key = `${allocated.chunk.index} ${keyOf(file)}`;
     if (this.chunkSize === 0) this.chunkSize = allocated.chunkSize;
     if (this.leases.has(key)) return;
     const entry = (async () => leaseOf(allocated))();
     this.leases.set(key, entry);
+    this.files.set(key, file);
     entry.catch(() => {
       if (this.leases.get(key) === entry) this.leases.delete(key);
     });
   }
 
-  private async askLease(path: string, index: number, avoid: string[]): Promise<HeldLease> {
-    return leaseOf(await this.master.allocateChunk(path, index, avoid));
+  private async askLease(file: FileTarget, index: number, avoid: string[]): Promise<HeldLease> {
+    return leaseOf(await this.master.allocateChunk(pathOf(file), index, avoid, inoOf(file)));
   }
 
   /** The cluster's chunk size, learnt once from the master. */
-  private async chunkSizeOf(path: string): Promise<number> {
-    if (this.chunkSize === 0) this.chunkSize = (await this.master.chunkLocations(path, 0, 1)).chunkSize;
+  private async chunkSizeOf(file: FileTarget): Promise<number> {
+    if (this.chunkSize === 0) this.chunkSize = (await this.master.chunkLocations(pathOf(file), 0, 1, inoOf(file))).chunkSize;
     return this.chunkSize;
   }
 }

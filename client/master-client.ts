@@ -208,8 +208,9 @@ export class MasterClient {
     await this.once(async () => void (await this.session.call('rename', { from, to, noReplace })), async () => undefined);
   }
 
-  async setattr(path: string, changes: AttrChanges): Promise<Attr> {
-    return attrOf(await this.session.call('setAttr', { path, ...checkAttrChanges(changes) }));
+  /** `ino`: an open file's, which `path` must still name (ESTALE otherwise; see master.proto). */
+  async setattr(path: string, changes: AttrChanges, ino?: number): Promise<Attr> {
+    return attrOf(await this.session.call('setAttr', { path, ...checkAttrChanges(changes), ino }));
   }
 
   // ------------------------------------------------------------------ extended attributes
@@ -240,28 +241,28 @@ export class MasterClient {
    * `avoid`: chunkservers that failed a write to the chunk; an unwritten chunk placed on any of
    * them is placed again, a written one leased anew.
    */
-  async allocateChunk(path: string, index: number, avoid: string[] = []): Promise<ChunkAllocation> {
+  async allocateChunk(path: string, index: number, avoid: string[] = [], ino?: number): Promise<ChunkAllocation> {
     checkChunkIndex(index);
     const asked = readClocks();
-    return allocationOf(await this.session.call('allocateChunk', { path, index, avoid }), asked);
+    return allocationOf(await this.session.call('allocateChunk', { path, index, avoid, ino }), asked);
   }
 
   /** The first write of an unwritten chunk is durable on `replicas` (see allocateChunk). */
-  async chunkWritten(path: string, chunk: { index: number; handle: number; version: number; replicas: string[] }): Promise<void> {
+  async chunkWritten(path: string, chunk: { index: number; handle: number; version: number; replicas: string[] }, ino?: number): Promise<void> {
     checkChunkIndex(chunk.index);
-    await this.session.call('chunkWritten', { path, ...chunk });
+    await this.session.call('chunkWritten', { path, ...chunk, ino });
   }
 
   /** Up to `count` chunks of a file from `firstIndex` on (holes have handle 0). */
-  async chunkLocations(path: string, firstIndex: number, count: number): Promise<{ chunks: ChunkLocation[]; chunkSize: number }> {
+  async chunkLocations(path: string, firstIndex: number, count: number, ino?: number): Promise<{ chunks: ChunkLocation[]; chunkSize: number }> {
     checkChunkIndex(firstIndex);
-    return this.session.call('chunkLocations', { path, firstIndex, count });
+    return this.session.call('chunkLocations', { path, firstIndex, count, ino });
   }
 
   /** Ends a write lease taken with allocateChunk (at that lease's chunk version). */
-  async releaseLease(path: string, index: number, version: number): Promise<void> {
+  async releaseLease(path: string, index: number, version: number, ino?: number): Promise<void> {
     checkChunkIndex(index);
-    await this.session.call('releaseLease', { path, index, version });
+    await this.session.call('releaseLease', { path, index, version, ino });
   }
 
   // ------------------------------------------------------------------ admin

@@ -21,7 +21,8 @@ export class ChunkLocations {
 
   constructor(
     private readonly master: MasterClient,
-    private readonly path: () => string,
+    /** The open file: its name now (a rename changes it), and its inode (see FileTarget). */
+    private readonly file: { readonly path: string; readonly ino: number },
   ) {}
 
   async chunkSize(): Promise<number> {
@@ -45,7 +46,7 @@ export class ChunkLocations {
   }
 
   private async fetch(first: number): Promise<void> {
-    this.learn(first, await this.master.chunkLocations(this.path(), first, LOCATION_WINDOW));
+    this.learn(first, await this.master.chunkLocations(this.file.path, first, LOCATION_WINDOW, this.file.ino));
   }
 
   private learn(first: number, { chunks, chunkSize }: LocationWindow): void {

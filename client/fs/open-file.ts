@@ -18,6 +18,10 @@ export type FileTimes = Pick<AttrChanges, 'atimeMs' | 'mtimeMs'>;
 const NO_REPLICA_WAIT_MS = 10_000;
 const NO_REPLICA_PAUSE_MS = 250;
 
+/** Calls by an open file's name that meet another file (ESTALE) are tried this often, this far apart (ms, growing). */
+const RENAMED_ATTEMPTS = 4;
+const RENAMED_PAUSE_MS = 250;
+
 /** Tuning of open files (see MountOptions for what a user may set). */
 export interface OpenFileTuning {
   /** Dirty bytes per file that start a background flush to the chunkservers. */
@@ -93,6 +97,8 @@ export class OpenFile {
     private readonly master: MasterClient,
     peers: ChunkClientPool,
     public path: string,
+    /** The file's inode: the master refuses a call by a path that names another file by then. */
+    readonly ino: number,
     size: number,
     private readonly tuning: OpenFileTuning,
     /** Slabs of tuning.writeBufferBytes for the write buffer (shared by the mount's files). */
@@ -106,7 +112,7 @@ export class OpenFile {
     this.dirty = new WriteBuffer(slabs);
     this.writer = new FileWriter(master, peers, chunkSize);
     this.reader = new FileReader(master, peers);
-    this.locations = new ChunkLocations(master, () => this.path);
+    this.locations = new ChunkLocations(master, this);
   }
 
   /** True while bytes written here have not reached the master's view of the file. */
@@ -179,7 +185,7 @@ export class OpenFile {
       if (!this.mtimePending && !times) return null;
       const mtime = this.mtimePending ? { mtimeMs: this.lastWriteMs } : {};
       this.mtimePending = false;
-      return await this.master.setattr(this.path, { ...mtime, ...times }).finally(this.changed);
+      return await this.setattr({ ...mtime, ...times }).finally(this.changed);
     } finally {
       if (times) {
         this.timesAtEnd = null;
@@ -250,7 +256,7 @@ export class OpenFile {
     await this.flush();
     this.dropReadCache();
     try {
-      await this.writer.truncate(this.path, size).finally(this.changed);
+      await this.writer.truncate(this, size).finally(this.changed);
     } catch (err) {
       this.masterSize = 0; // the cut may have been made or not
       throw err;
@@ -275,7 +281,7 @@ export class OpenFile {
 
   /** The first chunk, allocated with the file's create (see FileWriter.adoptAllocation). */
   adoptAllocation(allocated: ChunkAllocation): void {
-    this.writer.adoptAllocation(this.path, allocated);
+    this.writer.adoptAllocation(this, allocated);
   }
 
   /**
@@ -342,7 +348,7 @@ export class OpenFile {
 
   private async writeExtents(extents: { offset: number; data: Buffer }[]): Promise<void> {
     try {
-      for (const { offset, data } of extents) await this.writer.write(this.path, offset, data, (end) => this.recordEnd(end));
+      for (const { offset, data } of extents) await this.writer.write(this, offset, data, (end) => this.recordEnd(end));
     } finally {
       this.locations.invalidate(); // new chunks, new versions
       // A read that waited for an earlier flush while these bytes were written may have kept
@@ -362,7 +368,7 @@ export class OpenFile {
     this.mtimePending = false; // the master sets mtime with the size
     // Times asked for go with the record of the whole file (no later record can follow it).
     const times = end === this.size ? this.timesAtEnd : null;
-    const record = this.master.setattr(this.path, { size: end, growOnly: true, ...times });
+    const record = this.setattr({ size: end, growOnly: true, ...times });
     if (times) {
       this.timesAtEnd = null;
       this.timesRecorded = record;
@@ -373,6 +379,23 @@ export class OpenFile {
       this.mtimePending = true;
     });
     return record;
+  }
+
+  /**
+   * setattr(2) of this file by its name now. ESTALE means renamed since the call went out (the
+   * name it had names another file, or none): sent again, by then by the name the rename's
+   * answer gave it. (A rename by another mount leaves the calls failing, never changing the
+   * file that took the name.)
+   */
+  private async setattr(changes: AttrChanges): Promise<Attr> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.master.setattr(this.path, changes, this.ino);
+      } catch (err) {
+        if (!(err instanceof FsError && err.code === 'ESTALE') || attempt === RENAMED_ATTEMPTS) throw err;
+        await new Promise((r) => setTimeout(r, RENAMED_PAUSE_MS * attempt));
+      }
+    }
   }
 
   /** A span of the file, read from `offset` to `end` now or once `after` resolves. */

@@ -495,7 +495,7 @@ export class PosixFs {
   private open(path: string, attr: Attr | null, flags: number): number {
     let open = this.files.get(path);
     if (!open) {
-      const file: OpenFile = new OpenFile(this.master, this.peers, path, attr!.size, this.tuning, this.slabs, this.chunkSize,
+      const file: OpenFile = new OpenFile(this.master, this.peers, path, attr!.ino, attr!.size, this.tuning, this.slabs, this.chunkSize,
         () => this.forget(this.inodeOf(file.path)));
       open = file;
       this.files.set(path, open);

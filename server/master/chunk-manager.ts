@@ -186,6 +186,7 @@ export class ChunkManager {
    * replication monitor puts the chunk back elsewhere, as HDFS's pipeline recovery does.
    */
   private async grant(path: string, index: number, handle: number, recorded: number, avoid: readonly string[]): Promise<Lease> {
+    const { ino } = this.file(path);
     await this.chunkservers.starting();
     const { live, version } = this.chunkservers.replicasOf(handle, recorded);
     if (live.length === 0) throw new FsError('EIO', `chunk ${handle} of ${path} has no live replica`);
@@ -194,6 +195,7 @@ export class ChunkManager {
     // Noted before the commit: from the moment the log says `to`, replicas at older versions
     // are stale to the replication monitor, and these ones must not look so.
     for (const id of moved) this.chunkservers.noteReplica(id, handle, to);
+    this.checkStill(path, ino);
     await this.state.commit({ op: 'setChunkVersion', path, index, handle, version: to });
     const expiresMs = performance.now() + LEASE_MS;
     this.leases.set(handle, { replicas: moved, version: to, expiresMs });
@@ -264,6 +266,7 @@ export class ChunkManager {
    * replica can have missed a write yet).
    */
   private async create(path: string, index: number, replication: number, avoid: readonly string[] = []): Promise<Allocation> {
+    const { ino } = this.file(path);
     await this.chunkservers.starting();
     const all = this.chunkservers.list();
     const place = (from: typeof all) => chooseReplicas(from, replication, { minFreeBytes: this.options.chunkSize });
@@ -273,6 +276,7 @@ export class ChunkManager {
     const targets = preferred.length > 0 ? preferred : place(all);
     if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
     const handle = await this.takeHandle();
+    this.checkStill(path, ino);
     await this.state.commit({ op: 'addChunk', path, index, handle, version: UNWRITTEN });
     if (targets.length < replication) this.reportShort(`chunk ${handle} of ${path} has ${targets.length} of ${replication} replicas`);
     const planned = targets.map((cs) => cs.id);
@@ -319,6 +323,12 @@ export class ChunkManager {
     if (handle === HOLE || recorded === UNWRITTEN) return { index, handle: HOLE, version: 0, replicas: [] };
     const { live, version } = this.chunkservers.replicasOf(handle, recorded);
     return { index, handle, version, replicas: live.map((id) => this.chunkservers.addressOf(id)) };
+  }
+
+  /** After a wait, before a commit by `path`: it still names inode `ino` (no rename came between). */
+  private checkStill(path: string, ino: number): void {
+    const now = this.state.ns.lookupOrNull(path)?.ino;
+    if (now !== ino) throw new FsError('ESTALE', `${path} was renamed or replaced (inode ${ino}) while its chunk was being placed`);
   }
 
   private file(path: string): Inode {

@@ -74,7 +74,10 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       leasing.end(req.dirs.map(Number), context);
       return {};
     },
-    setAttr: async (req) => ({ attr: await commitForAttr(state, setattrMutation(req, chunkSize)) }),
+    setAttr: async (req) => {
+      checkSameFile(state, req.path, req.ino);
+      return { attr: await commitForAttr(state, setattrMutation(req, chunkSize)) };
+    },
     getXattr: (req) => ({ value: state.ns.getxattr(req.path, req.name) }),
     listXattrs: (req) => ({ names: state.ns.listxattrs(req.path) }),
     setXattr: (req, context) => repeated(state, context) ?? commitForAttr(state, {
@@ -89,13 +92,21 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       }),
     }),
 
-    allocateChunk: async (req) => ({ ...(await chunks.allocate(req.path, req.index, req.avoid)), chunkSize }),
+    allocateChunk: async (req) => {
+      checkSameFile(state, req.path, req.ino);
+      return { ...(await chunks.allocate(req.path, req.index, req.avoid)), chunkSize };
+    },
     chunkWritten: async (req) => {
+      checkSameFile(state, req.path, req.ino);
       await chunks.written(req.path, req.index, req.handle, req.version, req.replicas);
       return {};
     },
-    chunkLocations: async (req) => ({ chunks: await chunks.locations(req.path, req.firstIndex, req.count), chunkSize }),
+    chunkLocations: async (req) => {
+      checkSameFile(state, req.path, req.ino);
+      return { chunks: await chunks.locations(req.path, req.firstIndex, req.count), chunkSize };
+    },
     releaseLease: (req) => {
+      checkSameFile(state, req.path, req.ino);
       chunks.release(req.path, req.index, req.version);
       return {};
     },
@@ -227,6 +238,18 @@ function setattrMutation(req: SetAttrRequest__Output, chunkSize: number): Setatt
   if (req.atimeMs !== undefined) m.atimeMs = checkTimeMs(req.atimeMs);
   if (req.mtimeMs !== undefined) m.mtimeMs = checkTimeMs(req.mtimeMs);
   return m;
+}
+
+/**
+ * A call for an open file (`ino` given) meets the file it was opened on, or ESTALE: a rename
+ * may have moved it, or given its name to another file, since the caller looked at its name.
+ * Checked in the turn the call starts in; changes that wait before their commit check again
+ * (ChunkManager).
+ */
+function checkSameFile(state: MasterState, path: string, ino: number | undefined): void {
+  if (ino === undefined) return;
+  const found = state.ns.lookupOrNull(path)?.ino;
+  if (found !== ino) throw new FsError('ESTALE', `${path} is ${found === undefined ? 'gone' : `inode ${found}`}, not the open inode ${ino}`);
 }
 
 /**
