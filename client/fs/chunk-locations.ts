@@ -1,5 +1,6 @@
 import type { ChunkLocation__Output as ChunkLocation } from '../../generated/chunkfs/master/ChunkLocation';
 import type { MasterClient } from '../master-client';
+import { byCurrentName } from './renamed-retry';
 
 /** Chunk locations asked for at a time. */
 export const LOCATION_WINDOW = 64;
@@ -46,7 +47,7 @@ export class ChunkLocations {
   }
 
   private async fetch(first: number): Promise<void> {
-    this.learn(first, await this.master.chunkLocations(this.file.path, first, LOCATION_WINDOW, this.file.ino));
+    this.learn(first, await byCurrentName(() => this.master.chunkLocations(this.file.path, first, LOCATION_WINDOW, this.file.ino)));
   }
 
   private learn(first: number, { chunks, chunkSize }: LocationWindow): void {

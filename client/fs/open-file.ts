@@ -9,6 +9,7 @@ import { FileWriter } from '../file-writer';
 import type { ChunkAllocation, MasterClient } from '../master-client';
 import { ChunkLocations, type LocationWindow } from './chunk-locations';
 import { WriteBuffer } from './write-buffer';
+import { byCurrentName } from './renamed-retry';
 import type { BufferPool } from '../../server/common/buffer-pool';
 
 /** Times set by utimens(2), ms since the epoch. */
@@ -17,10 +18,6 @@ export type FileTimes = Pick<AttrChanges, 'atimeMs' | 'mtimeMs'>;
 /** How long a read waits for the master to learn where a chunk's replicas are (ms). */
 const NO_REPLICA_WAIT_MS = 10_000;
 const NO_REPLICA_PAUSE_MS = 250;
-
-/** Calls by an open file's name that meet another file (ESTALE) are tried this often, this far apart (ms, growing). */
-const RENAMED_ATTEMPTS = 4;
-const RENAMED_PAUSE_MS = 250;
 
 /** Tuning of open files (see MountOptions for what a user may set). */
 export interface OpenFileTuning {
@@ -175,16 +172,15 @@ export class OpenFile {
       await this.startFlush();
       await Promise.all([...this.flights].map((f) => f.done));
       // Something did not land: the caller reports it (failureSince), and mtime waits for a
-      // flush that lands rather than a call that would delay the report by its deadline.
-      if (this.failureCount !== failures) {
-        if (times) throw this.failureSince(failures)!;
-        return null;
-      }
+      // flush that lands rather than a call that would delay the report by its deadline. Times
+      // asked for (utimens) are set all the same.
+      const landed = this.failureCount === failures;
+      if (!landed && !times) return null;
       const recorded = times && this.timesRecorded;
       if (recorded) return await recorded;
       if (!this.mtimePending && !times) return null;
-      const mtime = this.mtimePending ? { mtimeMs: this.lastWriteMs } : {};
-      this.mtimePending = false;
+      const mtime = this.mtimePending && landed ? { mtimeMs: this.lastWriteMs } : {};
+      if (landed) this.mtimePending = false;
       return await this.setattr({ ...mtime, ...times }).finally(this.changed);
     } finally {
       if (times) {
@@ -381,21 +377,9 @@ export class OpenFile {
     return record;
   }
 
-  /**
-   * setattr(2) of this file by its name now. ESTALE means renamed since the call went out (the
-   * name it had names another file, or none): sent again, by then by the name the rename's
-   * answer gave it. (A rename by another mount leaves the calls failing, never changing the
-   * file that took the name.)
-   */
-  private async setattr(changes: AttrChanges): Promise<Attr> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.master.setattr(this.path, changes, this.ino);
-      } catch (err) {
-        if (!(err instanceof FsError && err.code === 'ESTALE') || attempt === RENAMED_ATTEMPTS) throw err;
-        await new Promise((r) => setTimeout(r, RENAMED_PAUSE_MS * attempt));
-      }
-    }
+  /** setattr(2) of this file, by its name now. */
+  private setattr(changes: AttrChanges): Promise<Attr> {
+    return byCurrentName(() => this.master.setattr(this.path, changes, this.ino));
   }
 
   /** A span of the file, read from `offset` to `end` now or once `after` resolves. */

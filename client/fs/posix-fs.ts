@@ -372,9 +372,12 @@ export class PosixFs {
     return handle;
   }
 
-  /** open(2) without O_CREAT (the kernel has already looked the path up and checked access). */
+  /**
+   * open(2) without O_CREAT (the kernel has already looked the path up and checked access).
+   * Asks the master even for a file open here already: another mount may have replaced it.
+   */
   async openExisting(path: string, flags: number): Promise<number> {
-    const handle = this.files.has(path) ? this.open(path, null, flags) : await this.openFresh(path, flags);
+    const handle = await this.openFresh(path, flags);
     // Even an empty file, or one open elsewhere with writes still buffered (see create); and
     // whatever the access mode, as Linux does (the kernel has checked write permission).
     if (flags & O_TRUNC) await this.truncateOpened(handle);
@@ -391,7 +394,7 @@ export class PosixFs {
     }
   }
 
-  /** openExisting of a file no handle here has open. */
+  /** openExisting: the file's attributes and first chunks from the master. */
   private async openFresh(path: string, flags: number): Promise<number> {
     // Fresh attributes (close-to-open consistency) and where the first chunks are, asked for
     // together: issued in one turn they share a session batch, so a small file's read that
@@ -494,6 +497,12 @@ export class PosixFs {
   /** A handle on the open file of `path`, opened with the master's `attr` if not open yet. */
   private open(path: string, attr: Attr | null, flags: number): number {
     let open = this.files.get(path);
+    // Another mount replaced the file open here (renamed another over it, or removed and made
+    // it again): a new open is of the file the name has now; the old one's handles keep theirs.
+    if (open && attr && attr.ino !== open.ino) {
+      this.files.delete(path);
+      open = undefined;
+    }
     if (!open) {
       const file: OpenFile = new OpenFile(this.master, this.peers, path, attr!.ino, attr!.size, this.tuning, this.slabs, this.chunkSize,
         () => this.forget(this.inodeOf(file.path)));

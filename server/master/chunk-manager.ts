@@ -327,8 +327,7 @@ export class ChunkManager {
 
   /** After a wait, before a commit by `path`: it still names inode `ino` (no rename came between). */
   private checkStill(path: string, ino: number): void {
-    const now = this.state.ns.lookupOrNull(path)?.ino;
-    if (now !== ino) throw new FsError('ESTALE', `${path} was renamed or replaced (inode ${ino}) while its chunk was being placed`);
+    if (this.state.ns.inoAt(path) !== ino) throw new FsError('ESTALE', `${path} was renamed or replaced (inode ${ino}) while its chunk was being placed`);
   }
 
   private file(path: string): Inode {

@@ -248,7 +248,7 @@ function setattrMutation(req: SetAttrRequest__Output, chunkSize: number): Setatt
  */
 function checkSameFile(state: MasterState, path: string, ino: number | undefined): void {
   if (ino === undefined) return;
-  const found = state.ns.lookupOrNull(path)?.ino;
+  const found = state.ns.inoAt(path);
   if (found !== ino) throw new FsError('ESTALE', `${path} is ${found === undefined ? 'gone' : `inode ${found}`}, not the open inode ${ino}`);
 }
 

@@ -108,6 +108,16 @@ export class Namespace {
     return parent.children!.get(parts[parts.length - 1]) ?? null;
   }
 
+  /** The inode number `path` names, or undefined (also when a directory on the way is gone). */
+  inoAt(path: string): number | undefined {
+    try {
+      return this.lookupOrNull(path)?.ino;
+    } catch (err) {
+      if (err instanceof FsError) return undefined;
+      throw err;
+    }
+  }
+
   readlink(path: string): string {
     const n = this.resolve(splitPath(path));
     if (!n.isSymlink) throw new FsError('EINVAL', `not a symbolic link: ${path}`);
