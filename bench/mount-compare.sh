@@ -11,6 +11,8 @@
 #   TARGETS ("moosefs-durable moosefs-default chunkfs bindfs"), RESULTS (/tmp/chunkfs-bench/compare),
 #   and the workload's WL_* sizes, reduced here by default so a round takes minutes:
 #   WL_SEQ_SIZE=256M WL_NFILES=1000 WL_NDIRS=500 WL_TAR_SRC=/usr/include/linux WL_RAND_RUNTIME=10.
+#   The workload's own sizes (the README's first table, about 2 min a round per target):
+#   WL_SEQ_SIZE=1G WL_NFILES=5000 WL_NDIRS=2000 WL_TAR_SRC=/usr/include WL_RAND_RUNTIME=20.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 B=${SHARED_BENCH:-$ROOT/../shared/bench}
