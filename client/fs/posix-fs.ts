@@ -144,13 +144,26 @@ export class PosixFs {
     for (const paths of stale) for (const p of paths) this.attrs.delete(p);
   }
 
+  /**
+   * The file open here that `attr` (of `path`) is of: open under that name, or, for a file with
+   * hard links, under another (a link of a file with buffered writes showed size 0, and the
+   * kernel then read nothing through the open descriptor).
+   */
+  private openFileOf(path: string, attr: Attr): OpenFile | undefined {
+    const open = this.files.get(path);
+    if (open?.ino === attr.ino) return open;
+    if (attr.nlink < 2) return undefined;
+    for (const file of this.files.values()) if (file.ino === attr.ino) return file;
+    return undefined;
+  }
+
   /** The current path of an open file (it follows renames, and hiding when unlinked). */
   pathOf(handle: number): string {
     return this.handle(handle).path;
   }
 
   private overlay(path: string, attr: Attr): Attr {
-    const open = this.files.get(path);
+    const open = this.openFileOf(path, attr);
     if (!open) return attr;
     // An unlinked file lives on under its hidden name, a link POSIX says is gone (fstat: 0).
     const nlink = this.orphans.has(open) ? Math.max(attr.nlink - 1, 0) : attr.nlink;
