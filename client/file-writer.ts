@@ -37,6 +37,8 @@ interface HeldLease {
   ends: LeaseEnd;
   /** The chunk is unwritten: writes create its replicas until one succeeds and is confirmed. */
   create: boolean;
+  /** The file it is of (its name now, for handing the lease back). */
+  file: FileTarget;
 }
 
 /**
@@ -57,8 +59,6 @@ export class FileWriter {
   private readonly leases = new Map<string, Promise<HeldLease>>();
   /** Per chunk (as keyed in `leases`): chunkservers that failed a write to it, for the next lease. */
   private readonly avoid = new Map<string, string[]>();
-  /** The file of each key in `leases` (its current path, for releasing the lease). */
-  private readonly files = new Map<string, FileTarget>();
 
   /** `chunkSize`: the cluster's, when the caller knows it (saves asking the master). */
   constructor(
@@ -155,15 +155,12 @@ export class FileWriter {
   }
 
   private async release(which: (key: string) => boolean): Promise<void> {
-    const held = [...this.leases].filter(([key]) => which(key)).map(([key, entry]) => ({ key, entry, file: this.files.get(key)! }));
-    for (const { key } of held) {
-      this.leases.delete(key);
-      this.files.delete(key);
-    }
+    const held = [...this.leases].filter(([key]) => which(key));
+    for (const [key] of held) this.leases.delete(key);
     for (const key of [...this.avoid.keys()].filter(which)) this.avoid.delete(key);
-    await Promise.all(held.map(async ({ key, entry, file }) => {
+    await Promise.all(held.map(async ([key, entry]) => {
       const lease = await entry.catch(() => null);
-      if (lease) await this.master.releaseLease(pathOf(file), splitKey(key)[1], lease.version, inoOf(file)).catch(() => undefined);
+      if (lease) await this.master.releaseLease(pathOf(lease.file), splitKey(key)[1], lease.version, inoOf(lease.file)).catch(() => undefined);
     }));
   }
 
@@ -241,7 +238,6 @@ export class FileWriter {
     }
     const entry = this.askLease(file, index, this.avoid.get(key) ?? []);
     this.leases.set(key, entry);
-    this.files.set(key, file);
     entry.catch(() => {
       if (this.leases.get(key) === entry) this.leases.delete(key);
     });
@@ -256,16 +252,15 @@ export class FileWriter {
     const key = `${allocated.chunk.index} ${keyOf(file)}`;
     if (this.chunkSize === 0) this.chunkSize = allocated.chunkSize;
     if (this.leases.has(key)) return;
-    const entry = (async () => leaseOf(allocated))();
+    const entry = (async () => leaseOf(allocated, file))();
     this.leases.set(key, entry);
-    this.files.set(key, file);
     entry.catch(() => {
       if (this.leases.get(key) === entry) this.leases.delete(key);
     });
   }
 
   private async askLease(file: FileTarget, index: number, avoid: string[]): Promise<HeldLease> {
-    return leaseOf(await this.master.allocateChunk(pathOf(file), index, avoid, inoOf(file)));
+    return leaseOf(await this.master.allocateChunk(pathOf(file), index, avoid, inoOf(file)), file);
   }
 
   /** The cluster's chunk size, learnt once from the master. */
@@ -276,9 +271,9 @@ export class FileWriter {
 }
 
 /** The lease that comes with a chunk's allocation (refused without one: writing needs the primary's order). */
-function leaseOf({ chunk, leaseEnds, createReplicas }: ChunkAllocation): HeldLease {
+function leaseOf({ chunk, leaseEnds, createReplicas }: ChunkAllocation, file: FileTarget): HeldLease {
   if (!leaseEnds) throw new FsError('EIO', `the master answered chunk ${chunk.handle} without a write lease`);
-  return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, ends: leaseEnds, create: createReplicas };
+  return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, ends: leaseEnds, create: createReplicas, file };
 }
 
 function splitKey(key: string): [string, number] {

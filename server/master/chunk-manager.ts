@@ -195,7 +195,7 @@ export class ChunkManager {
     // Noted before the commit: from the moment the log says `to`, replicas at older versions
     // are stale to the replication monitor, and these ones must not look so.
     for (const id of moved) this.chunkservers.noteReplica(id, handle, to);
-    this.checkStill(path, ino);
+    this.state.ns.expectIno(path, ino); // no rename came between
     await this.state.commit({ op: 'setChunkVersion', path, index, handle, version: to });
     const expiresMs = performance.now() + LEASE_MS;
     this.leases.set(handle, { replicas: moved, version: to, expiresMs });
@@ -276,7 +276,7 @@ export class ChunkManager {
     const targets = preferred.length > 0 ? preferred : place(all);
     if (targets.length === 0) throw new FsError('ENOSPC', 'no live chunkserver with room for a new chunk');
     const handle = await this.takeHandle();
-    this.checkStill(path, ino);
+    this.state.ns.expectIno(path, ino); // no rename came between
     await this.state.commit({ op: 'addChunk', path, index, handle, version: UNWRITTEN });
     if (targets.length < replication) this.reportShort(`chunk ${handle} of ${path} has ${targets.length} of ${replication} replicas`);
     const planned = targets.map((cs) => cs.id);
@@ -323,11 +323,6 @@ export class ChunkManager {
     if (handle === HOLE || recorded === UNWRITTEN) return { index, handle: HOLE, version: 0, replicas: [] };
     const { live, version } = this.chunkservers.replicasOf(handle, recorded);
     return { index, handle, version, replicas: live.map((id) => this.chunkservers.addressOf(id)) };
-  }
-
-  /** After a wait, before a commit by `path`: it still names inode `ino` (no rename came between). */
-  private checkStill(path: string, ino: number): void {
-    if (this.state.ns.inoAt(path) !== ino) throw new FsError('ESTALE', `${path} was renamed or replaced (inode ${ino}) while its chunk was being placed`);
   }
 
   private file(path: string): Inode {

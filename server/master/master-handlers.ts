@@ -241,15 +241,12 @@ function setattrMutation(req: SetAttrRequest__Output, chunkSize: number): Setatt
 }
 
 /**
- * A call for an open file (`ino` given) meets the file it was opened on, or ESTALE: a rename
- * may have moved it, or given its name to another file, since the caller looked at its name.
- * Checked in the turn the call starts in; changes that wait before their commit check again
- * (ChunkManager).
+ * A call for an open file (`ino` given) meets the file it was opened on, or ESTALE (see
+ * Namespace.expectIno). Checked in the turn the call starts in; changes that wait before their
+ * commit check again (ChunkManager).
  */
 function checkSameFile(state: MasterState, path: string, ino: number | undefined): void {
-  if (ino === undefined) return;
-  const found = state.ns.inoAt(path);
-  if (found !== ino) throw new FsError('ESTALE', `${path} is ${found === undefined ? 'gone' : `inode ${found}`}, not the open inode ${ino}`);
+  if (ino !== undefined) state.ns.expectIno(path, ino);
 }
 
 /**

@@ -108,14 +108,19 @@ export class Namespace {
     return parent.children!.get(parts[parts.length - 1]) ?? null;
   }
 
-  /** The inode number `path` names, or undefined (also when a directory on the way is gone). */
-  inoAt(path: string): number | undefined {
+  /**
+   * A call for an open file: `path` still names inode `ino`, or ESTALE (a rename moved the file,
+   * or gave its name to another, since the caller looked at its name; a directory on the way
+   * gone counts alike).
+   */
+  expectIno(path: string, ino: number): void {
+    let found: number | undefined;
     try {
-      return this.lookupOrNull(path)?.ino;
+      found = this.lookupOrNull(path)?.ino;
     } catch (err) {
-      if (err instanceof FsError) return undefined;
-      throw err;
+      if (!(err instanceof FsError)) throw err;
     }
+    if (found !== ino) throw new FsError('ESTALE', `${path} is ${found === undefined ? 'gone' : `inode ${found}`}, not inode ${ino}`);
   }
 
   readlink(path: string): string {
