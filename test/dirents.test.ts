@@ -63,6 +63,16 @@ describe('readdir replies (fuse_dirent packing)', function () {
     assert.equal(packDirents(dirents([{ name: 'x'.repeat(100), attr: { ino: 5, mode: S_IFREG } }]), 0, 128).length, 128);
   });
 
+  it('a reply keeps its bytes when later ones are packed, and its padding is zeros', () => {
+    const long = packDirents(dirents([{ name: '\xff'.repeat(200), attr: { ino: 9, mode: S_IFREG } }]), 0, 4096);
+    const kept = Buffer.from(long);
+    const short = packDirents(dirents([{ name: 'a', attr: { ino: 5, mode: S_IFREG } }, { name: 'bc', attr: { ino: 6, mode: S_IFDIR } }]), 0, 4096);
+    assert.deepStrictEqual(long, kept);
+    assert.equal(short.length, 64);
+    assert.deepStrictEqual([...short.subarray(25, 32)], [0, 0, 0, 0, 0, 0, 0]);
+    assert.deepStrictEqual([...short.subarray(58, 64)], [0, 0, 0, 0, 0, 0]);
+  });
+
   it("'.' and '..' come first, then the listing, offsets counting them", () => {
     const records = unpack(packDirents(new WithDots(7, 3, dirents(listing.slice(0, 2))), 0, 4096));
     assert.deepStrictEqual(records.map((r) => [r.name, r.ino, r.type, r.next]), [
