@@ -123,12 +123,12 @@ export class MasterClient {
     return { page: decodeListing(reply.entries), cookie: reply.cookie };
   }
 
-  /** The whole listing as one page. */
-  async listing(path: string): Promise<ListingPage> {
+  /** The whole listing as one page, asked for `limit` entries at a time. */
+  async listing(path: string, limit = READDIR_PAGE): Promise<ListingPage> {
     const pages: ListingPage[] = [];
     let cookie = '';
     do {
-      const next = await this.readdirPage(path, cookie);
+      const next = await this.readdirPage(path, cookie, limit);
       pages.push(next.page);
       cookie = next.cookie;
     } while (cookie !== '');

@@ -71,7 +71,8 @@ export function packDirents(listing: Dirents, offset: number, size: number): Buf
     setU64(view, at + 8, i + 1);
     view.setUint32(at + 16, nameLen, true);
     view.setUint32(at + 20, (listing.mode(i) & S_IFMT) >>> 12, true);
-    out.fill(0, at + HEADER + nameLen, at + len); // padding: nothing of an earlier reply
+    // Padding: nothing of an earlier reply (a loop: Buffer.fill per entry doubled a cold 5,000-entry pack).
+    for (let k = at + HEADER + nameLen; k < at + len; k++) out[k] = 0;
     at += len;
   }
   // A copy: the reply is sent after other requests may have packed theirs here.

@@ -13,7 +13,7 @@ export type MountHandle = { readonly __mount: unique symbol };
 export const enum Op {
   LOOKUP, FORGET, GETATTR, SETATTR, READLINK, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME,
   LINK, OPEN, READ, WRITE, FLUSH, RELEASE, FSYNC, OPENDIR, READDIR, RELEASEDIR, STATFS, CREATE,
-  UNMOUNTED, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR,
+  UNMOUNTED, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, FORGET_MULTI,
 }
 
 /** The largest request either way and the read-ahead the binding asks the kernel for (chunkfs_fuse.c). */
@@ -63,6 +63,8 @@ export interface Statvfs {
 export interface LowLevelHandlers {
   lookup(req: Request, parent: number, name: string): void;
   forget(ino: number, nlookup: number): void;
+  /** A batch of forgets: (ino, nlookup) pairs. */
+  forgetMany(pairs: Float64Array): void;
   getattr(req: Request, ino: number, fh: number): void;
   setattr(req: Request, ino: number, fh: number, toSet: number, mode: number, uid: number, gid: number, size: number, atimeMs: number, mtimeMs: number): void;
   readlink(req: Request, ino: number): void;
@@ -222,6 +224,7 @@ function dispatcherOf(h: LowLevelHandlers): (op: Op, ...a: unknown[]) => void {
     switch (op) {
       case Op.LOOKUP: return h.lookup(r(a[0]), n(a[1]), s(a[2]));
       case Op.FORGET: return h.forget(n(a[0]), n(a[1]));
+      case Op.FORGET_MULTI: return h.forgetMany(a[0] as Float64Array);
       case Op.GETATTR: return h.getattr(r(a[0]), n(a[1]), n(a[2]));
       case Op.SETATTR: return h.setattr(r(a[0]), n(a[1]), n(a[2]), n(a[3]), n(a[4]), n(a[5]), n(a[6]), n(a[7]), n(a[8]), n(a[9]));
       case Op.READLINK: return h.readlink(r(a[0]), n(a[1]));

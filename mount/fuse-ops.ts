@@ -79,6 +79,11 @@ export class FuseOps implements LowLevelHandlers {
     if (!this.openHandles.has(ino) && !this.names.knows(ino)) this.told.delete(ino);
   }
 
+  forgetMany(pairs: Float64Array): void {
+    for (let i = 0; i < pairs.length; i += 2) this.forget(pairs[i], pairs[i + 1]);
+    if (log.debugEnabled) log.debug(`forget ${pairs.length / 2} inodes: ${this.names.size} known`);
+  }
+
   mknod(req: Request, parent: number, name: string, mode: number, rdev: number, uid: number, gid: number): void {
     this.entry(req, 'mknod', parent, name, (path) => this.fs.mknod(path, mode, rdev, { uid, gid }));
   }

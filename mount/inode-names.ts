@@ -22,6 +22,11 @@ export class InodeNames {
   /** `${parent}/${name}` → the inode the kernel knows under that name. */
   private readonly byName = new Map<string, number>();
 
+  /** Inodes known (the root aside). */
+  get size(): number {
+    return this.nodes.size;
+  }
+
   /** The path of `ino`; ENOENT when it has no name left (unlinked while the kernel holds it). */
   path(ino: number): string {
     if (ino === ROOT_INO) return '/';

@@ -76,6 +76,31 @@ describe('mount: requests the kernel sends', function () {
     assert.equal((await cluster.client.fsck('/')).healthy, true);
   });
 
+  it('a cache drop forgets inodes in batches; what a process still holds (an open file, its cwd) stays usable', async () => {
+    await mount.ok('mkdir -p many/sub && for i in $(seq 1 300); do echo "$i" > many/f$i; done && echo held > many/sub/held');
+    const known = (): number[] => [...mount.log().matchAll(/\[mount\] forget (\d+) inodes: (\d+) known/g)].map((m) => Number(m[2]));
+    const before = known().length;
+    // A child holds many/sub as its cwd and many/sub/held open across the drop, then uses both.
+    const out = await mount.ok([
+      `python3 -c '`,
+      'import os, time',
+      'os.chdir("many/sub"); fd = os.open("held", os.O_RDWR)',
+      'open("/proc/sys/vm/drop_caches", "w").write("2")',
+      'time.sleep(0.3)',
+      'os.lseek(fd, 0, os.SEEK_END); os.write(fd, b"more\\n"); print(os.fstat(fd).st_size)',
+      'open("made-after", "w").write("x"); print(sorted(os.listdir(".")))',
+      `'`,
+    ].join('\n'));
+    assert.equal(out, "10\n['held', 'made-after']\n");
+    for (let i = 0; i < 40 && known().length === before; i++) await new Promise((r) => setTimeout(r, 50));
+    const after = known().slice(before);
+    assert.ok(after.length > 0, 'no batch of forgets was logged');
+    assert.ok(Math.min(...after) < 300, `the forgotten files are still known: ${after}`);
+    assert.equal(await fsp.readFile(mount.at('many/sub/held'), 'utf8'), 'held\nmore\n');
+    assert.equal((await fsp.readdir(mount.at('many'))).length, 301);
+    assert.equal(await fsp.readFile(mount.at('many/f150'), 'utf8'), '150\n');
+  });
+
   it('a sequential read comes mostly in 1 MiB requests: the kernel reads ahead as far as the mount asked (mount/kernel-read-ahead.ts)', async function () {
     if (mount.log().includes('stays at its default')) this.skip(); // it says so where /sys is read-only or it is not root
     await mount.ok('head -c 8388608 /dev/urandom > seq && sha256sum seq > seq.sum');

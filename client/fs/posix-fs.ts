@@ -18,8 +18,12 @@ import { ORPHANS_NAME, OrphanDir } from './orphan-dir';
 import { childPath } from '../paths';
 
 const log = logger('mount');
-/** Entries of a directory's listing fetched for its attributes (DirPrefetch): one page. */
-const PREFETCH_ENTRIES = 10_000;
+/**
+ * Entries per page of the listings the mount asks for, the master's largest: a listing (and a
+ * prefetch, see DirPrefetch) comes in one round trip up to this many names (at 1,000 a page, a
+ * cold listing of 5,000 took five, and joining the pages cost as much again).
+ */
+const LISTING_PAGE = 10_000;
 /** Changes remembered for listings in flight (see keepListing): more meanwhile drop the listing. */
 const FORGOTTEN_KEPT = 64;
 const { dirname } = posix;
@@ -124,7 +128,7 @@ export class PosixFs {
    */
   private async cacheListing(dir: string): Promise<void> {
     const generation = this.generation;
-    const { page } = await this.master.readdirPage(dir, '', PREFETCH_ENTRIES);
+    const { page } = await this.master.readdirPage(dir, '', LISTING_PAGE);
     this.keepListing(dir, page, generation);
   }
 
@@ -261,7 +265,7 @@ export class PosixFs {
   /** The entries of `path`; their attributes, which come with them, go to the cache (ls -l, rm -r). */
   async list(path: string): Promise<ListingPage> {
     const generation = this.generation;
-    const listing = await this.master.listing(path);
+    const listing = await this.master.listing(path, LISTING_PAGE);
     this.keepListing(path, listing, generation);
     // Hidden names of files unlinked while open here (beside them, see hide), and of those being
     // removed, are not listed.
