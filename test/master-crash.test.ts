@@ -16,6 +16,8 @@ import { prng } from './helpers/prng';
  */
 const CLIENTS = 8;
 const KILLS = 8;
+/** Records between background checkpoints in the kill test. */
+const CHECKPOINT_TXNS = 200;
 
 describe('master crash recovery (SIGKILL at random moments)', function () {
   this.timeout(180_000);
@@ -33,14 +35,17 @@ describe('master crash recovery (SIGKILL at random moments)', function () {
 
   it('keeps every acknowledged mutation across repeated kill -9, with background checkpoints', async () => {
     const dirs = [path.join(root, 'm1'), path.join(root, 'm2')];
-    const args = ['--checkpoint-txns', '400'];
+    const args = ['--checkpoint-txns', String(CHECKPOINT_TXNS)];
     master = await startMaster(dirs, args);
     const conn = new Connection(master.address);
     const clients = Array.from({ length: CLIENTS }, (_, k) => new ModelClient(`/c${k}`, conn, 1000 + k));
     for (const c of clients) await c.init();
     const loops = clients.map((c) => c.run());
 
-    for (let round = 0; round < KILLS; round++) {
+    // Kills go on until the log has passed a few checkpoint intervals: a slow disk logs fewer
+    // mutations a round (336 in eight on one machine), and background checkpoints must have run.
+    const logged = (): Promise<number> => conn.client.status().then((st) => st.txid, () => 0);
+    for (let round = 0; round < KILLS || (round < 4 * KILLS && (await logged()) < 3 * CHECKPOINT_TXNS); round++) {
       await sleep(150 + Math.random() * 500);
       if (round % 3 === 1) void conn.client.checkpoint().catch(() => undefined); // kill mid-checkpoint too
       conn.down();
