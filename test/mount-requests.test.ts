@@ -76,6 +76,16 @@ describe('mount: requests the kernel sends', function () {
     assert.equal((await cluster.client.fsck('/')).healthy, true);
   });
 
+  it('a listing of 1,500 names through the mount is one page from the master (no cookie to follow)', async () => {
+    await mount.ok('mkdir wide && cd wide && mkdir $(seq -f "d%g" 1 1500)');
+    const before = cluster.master.stderr().length;
+    assert.equal(await mount.ok('ls -f wide | wc -l'), '1502\n'); // with . and ..
+    const listed = /readDir \{"path":"\/wide","cookie":"[^"]*"/;
+    for (let i = 0; i < 40 && !listed.test(cluster.master.stderr().slice(before)); i++) await new Promise((r) => setTimeout(r, 50)); // the log comes through a pipe
+    const calls = [...cluster.master.stderr().slice(before).matchAll(/readDir \{"path":"\/wide","cookie":"([^"]*)"/g)].map((m) => m[1]);
+    assert.ok(calls.length > 0 && calls.every((cookie) => cookie === ''), `readDir calls by cookie: ${JSON.stringify(calls)}`);
+  });
+
   it('a cache drop forgets inodes in batches; what a process still holds (an open file, its cwd) stays usable', async () => {
     await mount.ok('mkdir -p many/sub && for i in $(seq 1 300); do echo "$i" > many/f$i; done && echo held > many/sub/held');
     const known = (): number[] => [...mount.log().matchAll(/\[mount\] forget (\d+) inodes: (\d+) known/g)].map((m) => Number(m[2]));

@@ -8,7 +8,7 @@ import { checkXattrName } from '../../server/master/xattrs';
 import type { ChunkClientPool } from '../chunk-client';
 import { FileWriter } from '../file-writer';
 import type { Caller, FsStats, MasterClient } from '../master-client';
-import type { ListingPage } from '../../server/common/dir-listing';
+import { MAX_LISTING_PAGE, type ListingPage } from '../../server/common/dir-listing';
 import { logger } from '../../server/common/log';
 import { AttrCache } from './attr-cache';
 import { LOCATION_WINDOW } from './chunk-locations';
@@ -18,12 +18,6 @@ import { ORPHANS_NAME, OrphanDir } from './orphan-dir';
 import { childPath } from '../paths';
 
 const log = logger('mount');
-/**
- * Entries per page of the listings the mount asks for, the master's largest: a listing (and a
- * prefetch, see DirPrefetch) comes in one round trip up to this many names (at 1,000 a page, a
- * cold listing of 5,000 took five, and joining the pages cost as much again).
- */
-const LISTING_PAGE = 10_000;
 /** Changes remembered for listings in flight (see keepListing): more meanwhile drop the listing. */
 const FORGOTTEN_KEPT = 64;
 const { dirname } = posix;
@@ -128,7 +122,7 @@ export class PosixFs {
    */
   private async cacheListing(dir: string): Promise<void> {
     const generation = this.generation;
-    const { page } = await this.master.readdirPage(dir, '', LISTING_PAGE);
+    const { page } = await this.master.readdirPage(dir, '', MAX_LISTING_PAGE);
     this.keepListing(dir, page, generation);
   }
 
@@ -265,7 +259,9 @@ export class PosixFs {
   /** The entries of `path`; their attributes, which come with them, go to the cache (ls -l, rm -r). */
   async list(path: string): Promise<ListingPage> {
     const generation = this.generation;
-    const listing = await this.master.listing(path, LISTING_PAGE);
+    // Pages as large as the master sends: at 1,000 a page, a cold listing of 5,000 took five
+    // round trips, and joining the pages cost as much again.
+    const listing = await this.master.listing(path, MAX_LISTING_PAGE);
     this.keepListing(path, listing, generation);
     // Hidden names of files unlinked while open here (beside them, see hide), and of those being
     // removed, are not listed.

@@ -18,6 +18,9 @@ import { FsError } from './fs-error';
  * Little-endian throughout. Inode numbers and sizes are safe integers (below 2^53), which a
  * double holds exactly.
  */
+/** The most entries one page carries (a master asked for more sends this many). */
+export const MAX_LISTING_PAGE = 10_000;
+
 const MAGIC = 0x324c4643; // 'CFL2'
 const HEADER = 8;
 const F64_COLUMNS = 5;

@@ -1,4 +1,5 @@
 import { FsError } from '../common/fs-error';
+import { MAX_LISTING_PAGE } from '../common/dir-listing';
 import { isRawName, rawLength } from '../common/raw-names';
 import {
   Attr,
@@ -150,7 +151,7 @@ export class Namespace {
   readdirChildren(path: string, cookie: string, limit: number): { children: Array<[string, Inode]>; cookie: string } {
     const dir = this.resolve(splitPath(path));
     if (!dir.isDir) throw new FsError('ENOTDIR', `not a directory: ${path}`);
-    const max = Math.max(1, Math.min(Math.floor(limit) || 1000, 10000));
+    const max = Math.max(1, Math.min(Math.floor(limit) || 1000, MAX_LISTING_PAGE));
     const it = this.cursors.take(dir, cookie);
     const children: Array<[string, Inode]> = [];
     for (let r = it.next(); !r.done; r = it.next()) {
