@@ -39,17 +39,17 @@ export class WithDots implements Dirents {
 const HEADER = 24;
 
 /**
- * Where replies are packed before the used part is copied out. The kernel offers up to 1 MiB
- * per readdir (max_pages), most of which a listing does not use: a fresh zeroed buffer of that
- * size per call (`rm -rf` of a tree makes thousands of calls) cost about 0.8 ms each and
- * most of the mount's garbage collection.
+ * Where replies are packed. The kernel offers up to 1 MiB per readdir (max_pages), most of
+ * which a listing does not use: a fresh zeroed buffer of that size per call (`rm -rf` of a tree
+ * makes thousands of calls) cost about 0.8 ms each and most of the mount's garbage collection.
  */
 let scratch = Buffer.alloc(0);
 
 /**
  * The entries of `listing` from position `offset` on, packed as the kernel's fuse_dirent
  * records (each 8-byte aligned) into at most `size` bytes; each record's offset is the position
- * after it, which the kernel passes back to continue.
+ * after it, which the kernel passes back to continue. The bytes are valid until the next call
+ * (reply with them at once): not copied out, as a fresh copy of a 5,000-entry reply cost 0.6 ms.
  */
 export function packDirents(listing: Dirents, offset: number, size: number): Buffer {
   if (scratch.length < size) scratch = Buffer.allocUnsafe(size);
@@ -75,8 +75,7 @@ export function packDirents(listing: Dirents, offset: number, size: number): Buf
     for (let k = at + HEADER + nameLen; k < at + len; k++) out[k] = 0;
     at += len;
   }
-  // A copy: the reply is sent after other requests may have packed theirs here.
-  return Buffer.from(out.subarray(0, at));
+  return out.subarray(0, at);
 }
 
 /** A safe integer as a little-endian u64 (no BigInt per entry). */

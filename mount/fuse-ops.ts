@@ -290,8 +290,9 @@ export class FuseOps implements LowLevelHandlers {
         this.listings.set(fh, held);
       }
       held.used = true;
-      const packed = packDirents(await held.entries, offset, size);
-      return (s) => s.replyBuf(req, packed);
+      const entries = await held.entries;
+      // Packed as it is sent: the packed bytes last until the next readdir packs its own.
+      return (s) => s.replyBuf(req, packDirents(entries, offset, size));
     });
   }
 
