@@ -31,15 +31,18 @@ const U32_COLUMNS = 7;
 const HAS_XATTRS = 1;
 const FIXED = 8 * F64_COLUMNS + 4 * U32_COLUMNS;
 
-/** Where the columns of a page of `n` entries lie, from the start of its columns. */
+/** Where the columns of a page of `n` entries lie in `view`, the first at byte `at`. */
 class Columns {
+  /** where the u32 columns start */
+  private readonly uAt: number;
+
   constructor(
     private readonly view: DataView,
-    /** entries */
-    readonly n: number,
-    /** offset of the first column in `view` */
+    private readonly n: number,
     private readonly at: number,
-  ) {}
+  ) {
+    this.uAt = at + 8 * F64_COLUMNS * n;
+  }
 
   /** Column `c` of the f64 columns (ino, size, atime, mtime, ctime), entry `i`. */
   f(c: number, i: number): number {
@@ -52,11 +55,11 @@ class Columns {
 
   /** Column `c` of the u32 columns (mode, uid, gid, nlink, replication, rdev, flags), entry `i`. */
   u(c: number, i: number): number {
-    return this.view.getUint32(this.at + 8 * F64_COLUMNS * this.n + 4 * (c * this.n + i), true);
+    return this.view.getUint32(this.uAt + 4 * (c * this.n + i), true);
   }
 
   setU(c: number, i: number, v: number): void {
-    this.view.setUint32(this.at + 8 * F64_COLUMNS * this.n + 4 * (c * this.n + i), v, true);
+    this.view.setUint32(this.uAt + 4 * (c * this.n + i), v, true);
   }
 
   /** Fresh columns for `n` entries (joined or filtered pages). */
