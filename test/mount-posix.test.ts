@@ -328,6 +328,84 @@ with open("largest", "rb") as f:
     assert.ok((await cluster.readAll('/random.bin')).equals(expected), 'whole file through the client library');
   });
 
+  it('reads bytes not written since the last flush without flushing, and waits for (and sees) the ones still buffered', async () => {
+    // O_DIRECT: every read reaches the mount, none is answered from the kernel's page cache.
+    const MiB = 1 << 20;
+    const original = randomBytes(2 * MiB);
+    await fsp.writeFile(p('overlay.bin'), original);
+    const masterSize = async () => (await cluster.client.getattr('/overlay.bin')).size;
+    const h = await fsp.open(p('overlay.bin'), 'r+');
+    const d = await fsp.open(p('overlay.bin'), C.O_RDONLY | C.O_DIRECT);
+    const readAt = async (offset: number, length: number) => {
+      const buf = Buffer.alloc(length);
+      const { bytesRead } = await d.read(buf, 0, length, offset);
+      return buf.subarray(0, bytesRead);
+    };
+    let expected = original;
+    try {
+      const overwrite = Buffer.alloc(4096, 0xb1);
+      const appended = Buffer.alloc(4096, 0xc2);
+      await h.write(overwrite, 0, overwrite.length, 100 * 1024);
+      await h.write(appended, 0, appended.length, 2 * MiB);
+      // Elsewhere in the file: the chunkservers' bytes, and the buffer stays (the master has not
+      // heard of the new end).
+      assert.ok((await readAt(1.5 * MiB, 8192)).equals(original.subarray(1.5 * MiB, 1.5 * MiB + 8192)));
+      assert.ok((await readAt(MiB - 100, 200)).equals(original.subarray(MiB - 100, MiB + 100)), 'across a chunk boundary');
+      assert.equal(await masterSize(), 2 * MiB, 'a read of bytes not written here flushed the buffer');
+      // Over the buffered overwrite: it lands first and is read.
+      const around = await readAt(96 * 1024, 8192);
+      assert.ok(around.equals(Buffer.concat([original.subarray(96 * 1024, 100 * 1024), overwrite])));
+      assert.equal(await masterSize(), 2 * MiB + 4096);
+      // Past the size the master has: a buffered write there lands first too (a hole before it).
+      await h.write(appended, 0, 100, 3 * MiB);
+      assert.ok((await readAt(2 * MiB, 4096)).equals(appended), 'landed bytes stay readable');
+      assert.equal(await masterSize(), 2 * MiB + 4096);
+      const tail = await readAt(3 * MiB - 10, 200);
+      assert.ok(tail.equals(Buffer.concat([Buffer.alloc(10), appended.subarray(0, 100)])));
+      assert.equal(await masterSize(), 3 * MiB + 100);
+
+      // 128 scattered writes: the last sends them in the background (MAX_BUFFERED_EXTENTS), one
+      // after another in offset order. A read of the last one, still in flight, waits for it.
+      const scattered = Array.from({ length: 128 }, (_, k) => Buffer.alloc(4096, k + 1));
+      for (const [k, data] of scattered.entries()) await h.write(data, 0, data.length, k * 16 * 1024);
+      assert.ok((await readAt(127 * 16 * 1024, 4096)).equals(scattered[127]), 'a write being flushed');
+      assert.ok((await readAt(0, 4096)).equals(scattered[0]));
+
+      // Random writes through the file and reads through the O_DIRECT descriptor, against a
+      // model: the reads that skip the flush must never miss a write, landed or not. Every 128
+      // scattered writes start a flush in the background, and reads near the latest writes
+      // come while it is in flight.
+      const rand = prng(11);
+      expected = Buffer.concat([original, Buffer.alloc(3 * MiB + 100 - original.length)]);
+      appended.copy(expected, 2 * MiB);
+      overwrite.copy(expected, 100 * 1024);
+      appended.copy(expected, 3 * MiB, 0, 100);
+      scattered.forEach((data, k) => data.copy(expected, k * 16 * 1024));
+      const recent: number[] = [];
+      for (let step = 0; step < 1500; step++) {
+        if (rand() < 0.6) {
+          const offset = Math.floor(rand() * (expected.length - 20_000));
+          const data = randomBytes(1 + Math.floor(rand() * 16_384));
+          await h.write(data, 0, data.length, offset);
+          data.copy(expected, offset);
+          recent.push(offset);
+          if (recent.length > 200) recent.shift();
+        } else {
+          const near = rand() < 0.7 && recent.length > 0 ? recent[Math.floor(rand() * recent.length)] : Math.floor(rand() * expected.length);
+          const offset = Math.max(0, near - Math.floor(rand() * 4096));
+          const length = 1 + Math.floor(rand() * 32_768);
+          const got = await readAt(offset, length);
+          assert.ok(got.equals(expected.subarray(offset, offset + length)), `read of ${length} at ${offset}, step ${step}`);
+        }
+      }
+      await h.sync();
+    } finally {
+      await d.close();
+      await h.close();
+    }
+    assert.ok((await cluster.readAll('/overlay.bin')).equals(expected), 'whole file through the client library');
+  });
+
   it('fsx-style random I/O with mmap writes and reads, fsyncs and reopens matches a model', async () => {
     // From another process (Python): writes through mmap reach the mount as page writeback.
     const script = path.join(PACKAGE_ROOT, 'test', 'fixtures', 'fsx.py');

@@ -69,6 +69,8 @@ export class OpenFile {
   private queued = 0;
   private dispatch: Promise<void> = Promise.resolve();
   private readonly flights = new Set<Flight>();
+  /** The ranges of every buffer taken for a flush (queued or in flight) until its flight ends. */
+  private readonly sending = new Set<Array<[number, number]>>();
   /** The last write that failed in the background, and how many have (see failureSince). */
   private lastFailure: FsError | null = null;
   private failureCount = 0;
@@ -191,7 +193,10 @@ export class OpenFile {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
-    if (this.unflushed) await this.flush(); // this mount's writes are visible to its reads
+    // This mount's writes are visible to its reads: a read of bytes written here and not yet
+    // landed waits for them to land (flushing the buffer). Other reads go ahead (random reads
+    // and writes mixed, mmap, a database's pages): a flush is a durable write on every replica.
+    if (this.unflushed && this.touchesUnlanded(offset, Math.min(offset + length, this.size))) await this.flush();
     const end = Math.min(offset + length, this.size);
     if (offset >= end) return Buffer.alloc(0);
     let used = this.spansCovering(offset, end);
@@ -215,6 +220,18 @@ export class OpenFile {
       if (this.cache === last) this.dropData();
       throw err;
     }
+  }
+
+  /**
+   * Whether [offset, end) may hold bytes written here that the chunkservers and the master do
+   * not have yet: buffered, being flushed, or past the size the master has recorded. Held spans
+   * are safe to use for the rest: a write drops them, and so does each flight as it lands.
+   */
+  private touchesUnlanded(offset: number, end: number): boolean {
+    if (end > this.masterSize) return true;
+    if (this.dirty.overlaps(offset, end)) return true;
+    for (const ranges of this.sending) if (overlap(ranges, [[offset, end]])) return true;
+    return false;
   }
 
   /** The held spans (current and read ahead) that together cover [offset, end), or null. */
@@ -319,6 +336,7 @@ export class OpenFile {
     const taken = this.dirty.take();
     const ranges = taken.extents.map(({ offset, data }): [number, number] => [offset, offset + data.length]);
     this.queued++;
+    this.sending.add(ranges);
     this.dispatch = this.dispatch.then(async () => {
       while (this.flights.size >= MAX_FLIGHTS || [...this.flights].some((f) => overlap(f.ranges, ranges))) {
         await Promise.race([...this.flights].map((f) => f.done));
@@ -334,6 +352,7 @@ export class OpenFile {
           .finally(() => {
             taken.release();
             this.flights.delete(flight);
+            this.sending.delete(ranges);
             this.changed();
           }),
       };

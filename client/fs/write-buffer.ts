@@ -52,6 +52,11 @@ export class WriteBuffer {
     this.extents.push({ offset, data: Buffer.from(data), length: data.length, slab: false });
   }
 
+  /** Whether any byte of [offset, end) is held. */
+  overlaps(offset: number, end: number): boolean {
+    return this.extents.some((e) => e.offset < end && offset < e.offset + e.length);
+  }
+
   /** Extents held: at most this many writes to the chunkservers once taken (see take). */
   get extentCount(): number {
     return this.extents.length;
