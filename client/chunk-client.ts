@@ -10,7 +10,7 @@ import { DataStreamPool } from './data-stream-client';
 import { LocalChunkReads } from './local-chunk-reads';
 import { FsError, isErrnoName } from '../server/common/fs-error';
 import { MAX_CHUNK_IO_BYTES, MESSAGE_LIMITS, PROMPT_RECONNECT, protos } from '../server/common/proto';
-import type { WriteHeader } from '../server/common/data-stream-protocol';
+import type { WriteHeader, WriteRun } from '../server/common/data-stream-protocol';
 
 /** How long (ms) a chunkserver's word on its data directories is trusted for short-circuit reads. */
 const LOCAL_DIRS_FRESH_MS = 1000;
@@ -87,8 +87,25 @@ export class ChunkClient {
    * `create`: replicas that lack the chunk create it at `version` (a new chunk's first write).
    */
   async write(handle: number, version: number, offset: number, data: Buffer, chain: string[] = [], create = false): Promise<void> {
-    const write = await this.openWrite({ ...unsigned({ handle, version, offset }), length: data.length, create, chain });
-    await write.send(data).catch(() => undefined); // a failed send fails the reply too, with the cause
+    await this.sendWrite({ ...unsigned({ handle, version, offset }), length: data.length, create, chain }, [data]);
+  }
+
+  /**
+   * Several runs of an existing chunk, `parts[i]` the bytes of `runs[i]`, on this replica and
+   * each of `chain`, applied and synced as one write (data-stream-protocol.ts, the runs flag).
+   */
+  async writeRuns(handle: number, version: number, runs: WriteRun[], parts: Buffer[], chain: string[] = []): Promise<void> {
+    const length = parts.reduce((n, p) => n + p.length, 0);
+    await this.sendWrite({ ...unsigned({ handle, version, offset: runs[0].offset }), length, create: false, chain, runs }, parts);
+  }
+
+  private async sendWrite(head: Omit<WriteHeader, 'endpoint'>, parts: Buffer[]): Promise<void> {
+    const write = await this.openWrite(head);
+    try {
+      for (const part of parts) await write.send(part);
+    } catch {
+      // a failed send fails the reply too, with the cause
+    }
     await write.reply();
   }
 

@@ -1,4 +1,5 @@
 import { FsError } from '../server/common/fs-error';
+import { MAX_WRITE_RUNS } from '../server/common/data-stream-protocol';
 import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
 import { failedReplica, type ChunkClientPool } from './chunk-client';
 import { leaseRuns, type ChunkAllocation, type LeaseEnd, type MasterClient } from './master-client';
@@ -78,20 +79,22 @@ export class FileWriter {
    * is left for flush() to do.
    */
   async write(file: FileTarget, offset: number, data: Buffer, recordEnd?: (end: number) => Promise<unknown> | undefined): Promise<void> {
-    if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
+    return this.writeRuns(file, [{ offset, data }], recordEnd);
+  }
+
+  /**
+   * write() of several runs of the file (in offset order, disjoint: a flushed buffer), the
+   * runs that fall in one chunk sent as one write, synced once on each replica. The end of the
+   * last is recorded once every run is durable.
+   */
+  async writeRuns(file: FileTarget, runs: Array<{ offset: number; data: Buffer }>, recordEnd?: (end: number) => Promise<unknown> | undefined): Promise<void> {
+    for (const { offset } of runs) if (!Number.isSafeInteger(offset) || offset < 0) throw new FsError('EINVAL', `bad offset ${offset}`);
+    const last = runs[runs.length - 1];
+    if (!last) return;
     for (let attempt = 1; ; attempt++) {
       const confirmations: Confirmation[] = [];
-      let done = 0;
-      while (done < data.length) {
-        const at = offset + done;
-        const chunkSize = await this.chunkSizeOf(file);
-        const index = Math.floor(at / chunkSize);
-        const inChunk = at - index * chunkSize;
-        const piece = data.subarray(done, done + Math.min(MAX_CHUNK_IO_BYTES, chunkSize - inChunk, data.length - done));
-        await this.writePiece(file, index, inChunk, piece, confirmations);
-        done += piece.length;
-      }
-      const end = offset + data.length;
+      for (const batch of batchesOf(runs, await this.chunkSizeOf(file))) await this.writeBatch(file, batch, confirmations);
+      const end = last.offset + last.data.length;
       const grow = recordEnd ?? ((e: number) => this.master.setattr(pathOf(file), { size: e, growOnly: true }, inoOf(file)));
       // Issued together, they share a session batch and the master's group commit.
       const [outcomes, [recorded]] = await Promise.all([
@@ -170,15 +173,24 @@ export class FileWriter {
    * beside it and awaits both. (Not returned: an async function returning a promise would wait
    * for it, and the size would follow the confirmation's round trip instead of sharing it.)
    */
-  private async writePiece(file: FileTarget, index: number, offset: number, piece: Buffer, confirmations: Confirmation[]): Promise<void> {
+  private async writeBatch(file: FileTarget, { index, pieces }: Batch, confirmations: Confirmation[]): Promise<void> {
     await this.withLease(file, index, async (lease, primary, chain) => {
-      await this.peers.get(primary).write(lease.handle, lease.version, offset, piece, chain, lease.create);
-      if (!lease.create) return;
-      lease.create = false; // every replica has the chunk now
-      const chunk = { index, handle: lease.handle, version: lease.version, replicas: lease.replicas };
-      const done = this.master.chunkWritten(pathOf(file), chunk, inoOf(file));
-      done.catch(() => undefined); // awaited by write()
-      confirmations.push({ key: `${index} ${keyOf(file)}`, done });
+      const peer = this.peers.get(primary);
+      let rest = pieces;
+      if (lease.create) {
+        // A new chunk's first write creates its replicas: one run (see data-stream-protocol.ts).
+        await peer.write(lease.handle, lease.version, rest[0].inChunk, rest[0].data, chain, true);
+        rest = rest.slice(1);
+        lease.create = false; // every replica has the chunk now
+        const chunk = { index, handle: lease.handle, version: lease.version, replicas: lease.replicas };
+        const done = this.master.chunkWritten(pathOf(file), chunk, inoOf(file));
+        done.catch(() => undefined); // awaited by writeRuns()
+        confirmations.push({ key: `${index} ${keyOf(file)}`, done });
+      }
+      if (rest.length === 1) await peer.write(lease.handle, lease.version, rest[0].inChunk, rest[0].data, chain);
+      else if (rest.length > 1) {
+        await peer.writeRuns(lease.handle, lease.version, rest.map((p) => ({ offset: p.inChunk, length: p.data.length })), rest.map((p) => p.data), chain);
+      }
     });
   }
 
@@ -274,6 +286,45 @@ export class FileWriter {
 function leaseOf({ chunk, leaseEnds, createReplicas }: ChunkAllocation, file: FileTarget): HeldLease {
   if (!leaseEnds) throw new FsError('EIO', `the master answered chunk ${chunk.handle} without a write lease`);
   return { handle: chunk.handle, version: chunk.version, replicas: chunk.replicas, ends: leaseEnds, create: createReplicas, file };
+}
+
+/** A piece of a run that lies in one chunk: its offset there and its bytes. */
+interface Piece {
+  inChunk: number;
+  data: Buffer;
+}
+
+/** Pieces of one chunk written as one request. */
+interface Batch {
+  index: number;
+  pieces: Piece[];
+}
+
+/**
+ * `runs` (in offset order, disjoint) cut at chunk boundaries and at MAX_CHUNK_IO_BYTES, the
+ * pieces that follow each other in one chunk batched up to MAX_CHUNK_IO_BYTES and MAX_WRITE_RUNS.
+ */
+function batchesOf(runs: Array<{ offset: number; data: Buffer }>, chunkSize: number): Batch[] {
+  const batches: Batch[] = [];
+  let bytes = 0;
+  for (const { offset, data } of runs) {
+    for (let done = 0; done < data.length;) {
+      const at = offset + done;
+      const index = Math.floor(at / chunkSize);
+      const inChunk = at - index * chunkSize;
+      const piece = { inChunk, data: data.subarray(done, done + Math.min(MAX_CHUNK_IO_BYTES, chunkSize - inChunk, data.length - done)) };
+      const batch = batches[batches.length - 1];
+      if (batch && batch.index === index && bytes + piece.data.length <= MAX_CHUNK_IO_BYTES && batch.pieces.length < MAX_WRITE_RUNS) {
+        batch.pieces.push(piece);
+        bytes += piece.data.length;
+      } else {
+        batches.push({ index, pieces: [piece] });
+        bytes = piece.data.length;
+      }
+      done += piece.data.length;
+    }
+  }
+  return batches;
 }
 
 function splitKey(key: string): [string, number] {

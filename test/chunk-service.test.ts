@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { DataStreamPortResponse__Output } from '../generated/chunkfs/chunkserver/DataStreamPortResponse';
 import { ChunkClient, ChunkClientPool, failedReplica } from '../client/chunk-client';
 import { DataStreamPool } from '../client/data-stream-client';
+import { MAX_WRITE_RUNS } from '../server/common/data-stream-protocol';
 import { MAX_CHUNK_IO_BYTES, protos } from '../server/common/proto';
 import { chunkFilePath } from '../server/chunkserver/chunk-file';
 import { ChunkRpc, startChunkRpc } from '../server/chunkserver/chunk-service';
@@ -81,6 +82,55 @@ describe('chunk service', function () {
 
     await at(0).truncate(HANDLE, 1, 150_000, [address(1), address(2)]);
     for (let i = 0; i < 3; i++) assert.ok((await contents(i)).equals(expected.subarray(0, 150_000)), `replica ${i} after truncate`);
+  });
+
+  it('writes several runs of a chunk as one write through a chain of three, past its end and across blocks; every replica the same', async () => {
+    const rand = prng(9);
+    const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
+    let expected: Buffer = Buffer.alloc(0);
+    for (let round = 0; round < 20; round++) {
+      // Disjoint runs in offset order, some a byte apart, some inside one 64 KiB block, the
+      // last often past the chunk's end (a hole before it).
+      const runs: { offset: number; length: number }[] = [];
+      const parts: Buffer[] = [];
+      for (let at = int(0, 5000); runs.length < int(2, 40) && at < CHUNK - 100;) {
+        const length = int(1, Math.min(20_000, CHUNK - at));
+        runs.push({ offset: at, length });
+        parts.push(Buffer.alloc(length, int(1, 255)));
+        at += length + int(1, 30_000);
+      }
+      await at(0).writeRuns(HANDLE, 1, runs, parts, [address(1), address(2)]);
+      runs.forEach((r, i) => (expected = modelWrite(expected, r.offset, parts[i])));
+      for (let i = 0; i < 3; i++) assert.ok((await contents(i)).equals(expected), `replica ${i}, round ${round}`);
+    }
+    for (const r of replicas) assert.equal(await r.store.verify(HANDLE), true);
+  });
+
+  it('refuses runs that overlap, go backwards, are empty, too many, do not add up or start elsewhere, or come with create, writing nothing; the connection stays in step', async () => {
+    const { port, endpoint } = await dataStreamPort(0);
+    const pool = new DataStreamPool(`127.0.0.1:${port}`, endpoint, `replica ${address(0)}`);
+    const write = async (runs: { offset: number; length: number }[], length: number, create = false): Promise<void> => {
+      const w = pool.open({ endpoint, handle: HANDLE, version: 1, offset: runs[0]?.offset ?? 0, length, create, chain: [], runs }, 5000);
+      await w.send(Buffer.alloc(length, 9));
+      await w.reply();
+    };
+    try {
+      await expectErrno(write([{ offset: 0, length: 10 }, { offset: 5, length: 10 }], 20), 'EINVAL', /overlap/);
+      await expectErrno(write([{ offset: 100, length: 10 }, { offset: 0, length: 10 }], 20), 'EINVAL', /out of order/);
+      await expectErrno(write([{ offset: 0, length: 10 }, { offset: 20, length: 0 }], 10), 'EINVAL', /empty/);
+      await expectErrno(write([{ offset: 0, length: 10 }, { offset: 20, length: 10 }], 25), 'EINVAL', /add up to 20 bytes, not the write's 25/);
+      await expectErrno(write([{ offset: 0, length: 10 }, { offset: 20, length: 10 }], 20, true), 'EINVAL', /with create/);
+      const many = Array.from({ length: MAX_WRITE_RUNS + 1 }, (_, i) => ({ offset: 2 * i, length: 1 }));
+      await expectErrno(write(many, many.length), 'EINVAL', new RegExp(`number ${MAX_WRITE_RUNS + 1}`));
+      const w = pool.open({ endpoint, handle: HANDLE, version: 1, offset: 3, length: 20, create: false, chain: [], runs: [{ offset: 0, length: 10 }, { offset: 20, length: 10 }] }, 5000);
+      await w.send(Buffer.alloc(20));
+      await expectErrno(w.reply(), 'EINVAL', /start at 0, not at the write's offset 3/);
+      assert.equal((await contents(0)).length, 0, 'a refused write wrote something');
+      await write([{ offset: 0, length: 2 }, { offset: 4, length: 2 }], 4);
+      assert.deepEqual([...(await contents(0))], [9, 9, 0, 0, 9, 9]);
+    } finally {
+      pool.close();
+    }
   });
 
   it('applies concurrent overlapping writes in the same order on every replica', async () => {

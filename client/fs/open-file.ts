@@ -8,7 +8,7 @@ import { FileReader } from '../file-reader';
 import { FileWriter } from '../file-writer';
 import type { ChunkAllocation, MasterClient } from '../master-client';
 import { ChunkLocations, type LocationWindow } from './chunk-locations';
-import { WriteBuffer } from './write-buffer';
+import { copiesIn, type Run, WriteBuffer } from './write-buffer';
 import { byCurrentName } from './renamed-retry';
 import type { BufferPool } from '../../server/common/buffer-pool';
 
@@ -30,9 +30,10 @@ export interface OpenFileTuning {
 /** Flushes of write buffers in progress at once: the next buffer fills while two are sent. */
 const MAX_FLIGHTS = 2;
 /**
- * Extents a buffer holds before it is sent: each that stays a run of its own is a durable
- * write on every replica (a few ms), so scattered small writes must not pile up into a flush
- * that holds the next write(2) back for seconds (stress-ng --revio's writes timed out).
+ * Extents a buffer holds before it is sent. Those in one chunk go as one write, synced once on
+ * every replica (FileWriter.writeRuns); scattered over many chunks, each is a durable write of
+ * its own (a few ms), so they must not pile up into a flush that holds the next write(2) back
+ * for seconds (stress-ng --revio's writes timed out).
  */
 const MAX_BUFFERED_EXTENTS = 128;
 
@@ -69,8 +70,8 @@ export class OpenFile {
   private queued = 0;
   private dispatch: Promise<void> = Promise.resolve();
   private readonly flights = new Set<Flight>();
-  /** The ranges of every buffer taken for a flush (queued or in flight) until its flight ends. */
-  private readonly sending = new Set<Array<[number, number]>>();
+  /** The runs of every buffer taken for a flush (queued or in flight) until its flight ends, oldest first. */
+  private readonly sending = new Set<Run[]>();
   /** The last write that failed in the background, and how many have (see failureSince). */
   private lastFailure: FsError | null = null;
   private failureCount = 0;
@@ -91,6 +92,8 @@ export class OpenFile {
   private ahead: Span[] = [];
   /** Where the last read ended: a read starting there is sequential. */
   private lastReadEnd = -1;
+  /** Bytes read one after another up to the last read's end (its own included). */
+  private streak = 0;
 
   constructor(
     private readonly master: MasterClient,
@@ -193,18 +196,21 @@ export class OpenFile {
   }
 
   async read(offset: number, length: number): Promise<Buffer> {
-    // This mount's writes are visible to its reads: a read of bytes written here and not yet
-    // landed waits for them to land (flushing the buffer). Other reads go ahead (random reads
-    // and writes mixed, mmap, a database's pages): a flush is a durable write on every replica.
-    if (this.unflushed && this.touchesUnlanded(offset, Math.min(offset + length, this.size))) await this.flush();
     const end = Math.min(offset + length, this.size);
     if (offset >= end) return Buffer.alloc(0);
+    // This mount's writes are visible to its reads without waiting for them to land (a flush is
+    // a durable write on every replica: mixed reads and writes, mmap and a database's pages would
+    // wait for one after another). What has not landed yet, being flushed or still buffered, is
+    // copied now and laid over what the chunkservers answer: the read sees every write that
+    // returned before it, whenever the flights land meanwhile.
+    const unlanded = this.unlandedIn(offset, end);
     let used = this.spansCovering(offset, end);
     const sequential = offset === this.lastReadEnd || used !== null;
     this.lastReadEnd = end;
+    this.streak = sequential ? this.streak + (end - offset) : end - offset;
     if (used === null) {
       this.ahead = []; // not where the reader is going
-      const want = sequential ? Math.max(end - offset, this.readAheadPiece) : end - offset;
+      const want = sequential ? Math.max(end - offset, Math.min(this.readAheadPiece, this.streak)) : end - offset;
       used = [this.fetch(offset, Math.min(offset + want, this.size))];
     }
     // The reader has moved on to the last span used: earlier ones are dropped.
@@ -215,7 +221,10 @@ export class OpenFile {
     try {
       const parts = await Promise.all(used.map(async (span) =>
         (await span.data).subarray(Math.max(offset, span.offset) - span.offset, Math.min(end, span.end) - span.offset)));
-      return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      if (unlanded.length === 0) return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+      const out = Buffer.concat(parts); // a copy: the spans stay as the chunkservers have the file
+      for (const run of unlanded) run.data.copy(out, run.offset - offset);
+      return out;
     } catch (err) {
       if (this.cache === last) this.dropData();
       throw err;
@@ -223,15 +232,15 @@ export class OpenFile {
   }
 
   /**
-   * Whether [offset, end) may hold bytes written here that the chunkservers and the master do
-   * not have yet: buffered, being flushed, or past the size the master has recorded. Held spans
-   * are safe to use for the rest: a write drops them, and so does each flight as it lands.
+   * Copies of the bytes in [offset, end) written here that may not have landed: being flushed
+   * (oldest flush first), then buffered (in write order), so that laid over in turn the latest
+   * write wins. Held spans hold what the chunkservers had: a flight's landing drops them.
    */
-  private touchesUnlanded(offset: number, end: number): boolean {
-    if (end > this.masterSize) return true;
-    if (this.dirty.overlaps(offset, end)) return true;
-    for (const ranges of this.sending) if (overlap(ranges, [[offset, end]])) return true;
-    return false;
+  private unlandedIn(offset: number, end: number): Run[] {
+    const runs: Run[] = [];
+    for (const taken of this.sending) runs.push(...copiesIn(taken, offset, end));
+    runs.push(...this.dirty.copiesIn(offset, end));
+    return runs;
   }
 
   /** The held spans (current and read ahead) that together cover [offset, end), or null. */
@@ -247,13 +256,17 @@ export class OpenFile {
   /**
    * Keeps pieces of the file after the current span in flight, up to the read-ahead window:
    * several at once, from different replicas, so that the reader does not wait for each piece's
-   * round trip in turn.
+   * round trip in turn. The window grows with the run of reads one after another (twice its
+   * bytes), as the kernel's does: two pages read in a row (an mmap'd page's fault, the next
+   * page's) fetch a few pages more, not 16 MiB that the next write drops again.
    */
   private readAhead(): void {
-    const until = Math.min(this.cache!.offset + this.tuning.readAheadBytes, this.size);
+    const window = Math.min(this.tuning.readAheadBytes, 2 * this.streak);
+    const piece = Math.min(this.readAheadPiece, window);
+    const until = Math.min(this.cache!.offset + window, this.size);
     let at = (this.ahead[this.ahead.length - 1] ?? this.cache!).end;
     while (at < until) {
-      const span = this.fetch(at, Math.min(at + this.readAheadPiece, this.size));
+      const span = this.fetch(at, Math.min(at + piece, this.size));
       this.ahead.push(span);
       at = span.end;
     }
@@ -336,7 +349,7 @@ export class OpenFile {
     const taken = this.dirty.take();
     const ranges = taken.extents.map(({ offset, data }): [number, number] => [offset, offset + data.length]);
     this.queued++;
-    this.sending.add(ranges);
+    this.sending.add(taken.extents);
     this.dispatch = this.dispatch.then(async () => {
       while (this.flights.size >= MAX_FLIGHTS || [...this.flights].some((f) => overlap(f.ranges, ranges))) {
         await Promise.race([...this.flights].map((f) => f.done));
@@ -352,7 +365,7 @@ export class OpenFile {
           .finally(() => {
             taken.release();
             this.flights.delete(flight);
-            this.sending.delete(ranges);
+            this.sending.delete(taken.extents);
             this.changed();
           }),
       };
@@ -363,7 +376,7 @@ export class OpenFile {
 
   private async writeExtents(extents: { offset: number; data: Buffer }[]): Promise<void> {
     try {
-      for (const { offset, data } of extents) await this.writer.write(this, offset, data, (end) => this.recordEnd(end));
+      await this.writer.writeRuns(this, extents, (end) => this.recordEnd(end));
     } finally {
       this.locations.invalidate(); // new chunks, new versions
       // A read that waited for an earlier flush while these bytes were written may have kept

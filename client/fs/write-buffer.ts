@@ -13,9 +13,26 @@ interface Extent {
   slab: boolean;
 }
 
+/** Bytes of a file, at their offset. */
+export interface Run {
+  offset: number;
+  data: Buffer;
+}
+
+/** Copies of the parts of `runs` in [offset, end), in their order. */
+export function copiesIn(runs: Iterable<Run>, offset: number, end: number): Run[] {
+  const copies: Run[] = [];
+  for (const r of runs) {
+    const from = Math.max(offset, r.offset);
+    const to = Math.min(end, r.offset + r.data.length);
+    if (from < to) copies.push({ offset: from, data: Buffer.from(r.data.subarray(from - r.offset, to - r.offset)) });
+  }
+  return copies;
+}
+
 /** What take() hands over: the runs in offset order, and how to give their memory back. */
 export interface TakenExtents {
-  extents: { offset: number; data: Buffer }[];
+  extents: Run[];
   /** Call once every extent is written (or given up): their slabs go back to the pool. */
   release(): void;
 }
@@ -52,9 +69,9 @@ export class WriteBuffer {
     this.extents.push({ offset, data: Buffer.from(data), length: data.length, slab: false });
   }
 
-  /** Whether any byte of [offset, end) is held. */
-  overlaps(offset: number, end: number): boolean {
-    return this.extents.some((e) => e.offset < end && offset < e.offset + e.length);
+  /** Copies of the bytes held in [offset, end), in write order (so laid over in turn, the latest wins). */
+  copiesIn(offset: number, end: number): Run[] {
+    return copiesIn(this.extents.map((e) => ({ offset: e.offset, data: e.data.subarray(0, e.length) })), offset, end);
   }
 
   /** Extents held: at most this many writes to the chunkservers once taken (see take). */
@@ -91,9 +108,9 @@ function inSequence(group: { e: Extent; order: number }[]): boolean {
 }
 
 /** `extents` (in write order) as disjoint runs in offset order (see take). */
-function coalesce(extents: Extent[]): { offset: number; data: Buffer }[] {
+function coalesce(extents: Extent[]): Run[] {
   const byOffset = extents.map((e, order) => ({ e, order })).sort((a, b) => a.e.offset - b.e.offset || a.order - b.order);
-  const runs: { offset: number; data: Buffer }[] = [];
+  const runs: Run[] = [];
   for (let i = 0; i < byOffset.length; ) {
     const start = byOffset[i].e.offset;
     let end = start + byOffset[i].e.length;

@@ -11,7 +11,7 @@ import { logger } from '../common/log';
 import { MAX_CHUNK_IO_BYTES, protos } from '../common/proto';
 import type { SocketReader } from '../common/socket-reader';
 import { unary } from '../common/unary-handler';
-import type { WriteHeader } from '../common/data-stream-protocol';
+import { checkWriteRuns, type WriteHeader } from '../common/data-stream-protocol';
 import type { ChunkStore } from './chunk-store';
 import { KeyedMutex } from './keyed-mutex';
 import { PieceBuffers } from './piece-buffers';
@@ -132,17 +132,19 @@ async function receiveChainWrite(
   try {
     checkEndpoint(head, endpoint);
     checkIoSize('write data', length);
+    const runs = checkWriteRuns(head);
     await turns.run(handle, async () => {
       // A new chunk's first write creates the replica (with the write's own syncs) where it is missing.
       const create = head.create && versionHere(store, handle) === null;
       if (create) checkRealVersion(version);
       else checkVersion(store, handle, version);
-      const forward = downChain(peers, head.chain, (next, chain) => next.openWrite({ handle, version, offset, length, create: head.create, chain }));
+      const forward = downChain(peers, head.chain, (next, chain) => next.openWrite({ handle, version, offset, length, create: head.create, chain, runs: head.runs }));
       forward?.catch(() => undefined); // its failure is answered through its reply, below
       const piece = pieces.take(length);
       try {
         await receivePiece(reader, piece, forward, (bytes) => (unread -= bytes));
-        await hereAndDownChain(store.write(handle, offset, piece, { createAtVersion: create ? version : undefined }), forward?.then((f) => f.reply()));
+        const here = create ? store.write(handle, offset, piece, { createAtVersion: version }) : store.writeRuns(handle, runs, piece);
+        await hereAndDownChain(here, forward?.then((f) => f.reply()));
       } finally {
         pieces.release(piece);
       }

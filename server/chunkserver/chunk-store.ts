@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { FsError, toFsError } from '../common/fs-error';
 import { logger } from '../common/log';
+import type { WriteRun } from '../common/data-stream-protocol';
 import { SlowDiskGuard } from '../common/slow-disk';
 import { blockCount } from './block-checksums';
 import { ChunkCorruptError, ChunkFile, ChunkState, SMALL_WRITE_BYTES, VERIFY_BLOCKS_PER_STEP, capacityAt, chunkFilePath, isNewer, isNoSpace } from './chunk-file';
@@ -165,6 +166,36 @@ export class ChunkStore {
         this.update(entry, await this.timedIfSmall(data, write));
       } finally {
         this.open.dropChecksums(handle); // they changed (or may have, if the write failed)
+      }
+      entry.lastAccessMs = performance.now();
+    });
+  }
+
+  /**
+   * Several runs of an existing chunk, `data` holding their bytes in turn: each written as
+   * write() writes one, then one sync for all, so that a crash leaves what it may leave of one
+   * large write (blocks that read as corruption, never as data). Runs are in offset order and
+   * disjoint (data-stream-protocol.ts checks).
+   */
+  async writeRuns(handle: number, runs: WriteRun[], data: Buffer): Promise<void> {
+    if (runs.length === 1) return this.write(handle, runs[0].offset, data);
+    for (const r of runs) this.checkRange('write', r.offset, r.length, 'EFBIG');
+    return this.withChunk(handle, async (file, entry) => {
+      const last = runs[runs.length - 1];
+      checkRoom(handle, entry, last.offset + last.length);
+      const mayBlock = this.mayBlock(entry.dir);
+      const writeAll = (): Promise<void> => this.open.use(handle, file.path, async (open) => {
+        let at = 0;
+        for (const r of runs) {
+          this.update(entry, await file.write(open, entry.state, r.offset, data.subarray(at, at + r.length), false, mayBlock));
+          at += r.length;
+        }
+        await file.sync(open, mayBlock);
+      });
+      try {
+        await this.timedIfSmall(data, writeAll);
+      } finally {
+        this.open.dropChecksums(handle);
       }
       entry.lastAccessMs = performance.now();
     });

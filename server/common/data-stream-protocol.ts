@@ -22,7 +22,7 @@ import type { SocketReader } from './socket-reader';
  *   write request = u32 magic "CFW1" | u32 H | write header (H bytes) | data (header.length bytes)
  *   write header  = u64 endpoint | u64 handle | u64 version | u64 offset (bytes from the chunk's
  *                   start) | u32 length (bytes of data) | u8 flags | u16 n | n x (u16 L | L bytes
- *                   of "HOST:PORT")
+ *                   of "HOST:PORT") [| u16 m | m x (u64 offset | u32 length): runs]
  *   write reply   = status
  *   read request  = u32 magic "CFR1" | u32 H | read header (H bytes)
  *   read header   = u64 endpoint | u64 handle | u64 version | u64 offset | u32 length
@@ -39,6 +39,10 @@ import type { SocketReader } from './socket-reader';
  *
  * Write flags: bit 0, `create`: a replica that does not have the chunk creates it at `version`
  * (the first write of a new chunk, whose replicas the master placed without creating them).
+ * Bit 1, `runs`: the data is several runs of the chunk (listed after the chain, in offset order,
+ * disjoint; `offset` is the first's, `length` their sum), applied together and synced once, as
+ * one write: a flush of scattered writes costs one sync per chunk, not one per run. Never with
+ * `create`.
  *
  * All integers little-endian. `endpoint` is the receiver's identity as DataStreamPort told it:
  * a chunkserver restarted on another port may leave its old port to another process, and a
@@ -63,7 +67,18 @@ export interface WriteHeader extends ChunkRange {
   /** Create the chunk at `version` where it does not exist (see the flags above). */
   create: boolean;
   chain: string[];
+  /** The runs the data is made of (see the flags above); absent: one run at `offset`. */
+  runs?: WriteRun[];
 }
+
+/** Bytes [offset, offset + length) of a chunk, written from the data in turn. */
+export interface WriteRun {
+  offset: number;
+  length: number;
+}
+
+/** Most runs in one write (a flush holds at most 128 of them: client/fs/open-file.ts). */
+export const MAX_WRITE_RUNS = 256;
 
 export type ReadHeader = ChunkRange;
 
@@ -89,17 +104,28 @@ const VERSION_HEADER_BYTES = 8 + 8 + 8;
 const RANGE_BYTES = VERSION_HEADER_BYTES + 8 + 4;
 const FIXED_WRITE_HEADER_BYTES = RANGE_BYTES + 1 + 2;
 const FLAG_CREATE = 1;
+const FLAG_RUNS = 2;
+const RUN_BYTES = 8 + 4;
 
 /** The bytes that precede a write's data: magic, header size and header. */
 export function encodeWriteHead(h: WriteHeader): Buffer {
   const chain = h.chain.map((a) => Buffer.from(a, 'utf8'));
-  const buf = startRequest(WRITE_MAGIC, h, FIXED_WRITE_HEADER_BYTES + chain.reduce((n, a) => n + 2 + a.length, 0));
+  const runs = h.runs ?? [];
+  const runBytes = runs.length > 0 ? 2 + runs.length * RUN_BYTES : 0;
+  const buf = startRequest(WRITE_MAGIC, h, FIXED_WRITE_HEADER_BYTES + chain.reduce((n, a) => n + 2 + a.length, 0) + runBytes);
   let at = 8 + RANGE_BYTES;
-  at = buf.writeUInt8(h.create ? FLAG_CREATE : 0, at);
+  at = buf.writeUInt8((h.create ? FLAG_CREATE : 0) | (runs.length > 0 ? FLAG_RUNS : 0), at);
   at = buf.writeUInt16LE(chain.length, at);
   for (const a of chain) {
     at = buf.writeUInt16LE(a.length, at);
     at += a.copy(buf, at);
+  }
+  if (runs.length > 0) {
+    at = buf.writeUInt16LE(runs.length, at);
+    for (const r of runs) {
+      at = buf.writeBigUInt64LE(BigInt(r.offset), at);
+      at = buf.writeUInt32LE(r.length, at);
+    }
   }
   return buf;
 }
@@ -151,16 +177,52 @@ export async function readRequest(reader: SocketReader): Promise<DataRequest | n
   if (magic === VERSION_MAGIC) return { kind: 'version', head: { endpoint, handle, version } };
   const range = { endpoint, handle, version, offset: safeNumber(buf.readBigUInt64LE(24)), length: buf.readUInt32LE(32) };
   if (magic === READ_MAGIC) return { kind: 'read', head: range };
-  const create = (buf.readUInt8(RANGE_BYTES) & FLAG_CREATE) !== 0;
+  const flags = buf.readUInt8(RANGE_BYTES);
+  const create = (flags & FLAG_CREATE) !== 0;
   const chain: string[] = [];
   let at = FIXED_WRITE_HEADER_BYTES;
   for (let i = buf.readUInt16LE(RANGE_BYTES + 1); i > 0; i--) {
+    if (at + 2 > size) throw new FsError('EINVAL', 'write header chain runs past the header');
     const len = buf.readUInt16LE(at);
     if (at + 2 + len > size) throw new FsError('EINVAL', 'write header chain runs past the header');
     chain.push(buf.toString('utf8', at + 2, at + 2 + len));
     at += 2 + len;
   }
-  return { kind: 'write', head: { ...range, create, chain } };
+  if ((flags & FLAG_RUNS) === 0) return { kind: 'write', head: { ...range, create, chain } };
+  if (at + 2 > size) throw new FsError('EINVAL', 'write header runs past the header');
+  const count = buf.readUInt16LE(at);
+  at += 2;
+  if (at + count * RUN_BYTES > size) throw new FsError('EINVAL', 'write header runs past the header');
+  const runs: WriteRun[] = [];
+  for (let i = 0; i < count; i++, at += RUN_BYTES) {
+    runs.push({ offset: safeNumber(buf.readBigUInt64LE(at)), length: buf.readUInt32LE(at + 8) });
+  }
+  return { kind: 'write', head: { ...range, create, chain, runs } };
+}
+
+/**
+ * A write's runs (one at `offset` when it lists none), or EINVAL when they are not in offset
+ * order, disjoint and non-empty, starting at `offset` and adding up to `length`, or come with
+ * `create` (a new chunk's first write is one run).
+ */
+export function checkWriteRuns(h: WriteHeader): WriteRun[] {
+  const runs = h.runs ?? [{ offset: h.offset, length: h.length }];
+  if (h.runs === undefined) return runs;
+  const bad = (why: string): never => {
+    throw new FsError('EINVAL', `write runs ${why}`);
+  };
+  if (h.create) bad('with create');
+  if (runs.length === 0 || runs.length > MAX_WRITE_RUNS) bad(`number ${runs.length} (1..${MAX_WRITE_RUNS})`);
+  if (runs[0].offset !== h.offset) bad(`start at ${runs[0].offset}, not at the write's offset ${h.offset}`);
+  let total = 0;
+  let end = 0;
+  for (const r of runs) {
+    if (r.length === 0 || r.offset < end) bad(`overlap, are out of order or empty at ${r.offset}`);
+    end = r.offset + r.length;
+    total += r.length;
+  }
+  if (total !== h.length) bad(`add up to ${total} bytes, not the write's ${h.length}`);
+  return runs;
 }
 
 /** The status that answers a request: success (null) or the error that failed it. */
