@@ -363,9 +363,9 @@ export class OpenFile {
             this.failureCount++;
           })
           .finally(() => {
+            this.sending.delete(taken.extents); // before its slabs go back to the pool
             taken.release();
             this.flights.delete(flight);
-            this.sending.delete(taken.extents);
             this.changed();
           }),
       };
@@ -374,13 +374,13 @@ export class OpenFile {
     return this.dispatch;
   }
 
-  private async writeExtents(extents: { offset: number; data: Buffer }[]): Promise<void> {
+  private async writeExtents(extents: Run[]): Promise<void> {
     try {
       await this.writer.writeRuns(this, extents, (end) => this.recordEnd(end));
     } finally {
       this.locations.invalidate(); // new chunks, new versions
-      // A read that waited for an earlier flush while these bytes were written may have kept
-      // data fetched without them.
+      // Spans fetched while these bytes were on their way may hold what was there before them:
+      // reads laid the bytes over them until now (see unlandedIn), and will not from now on.
       this.dropData();
     }
   }
