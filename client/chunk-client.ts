@@ -91,12 +91,14 @@ export class ChunkClient {
   }
 
   /**
-   * Several runs of an existing chunk, `parts[i]` the bytes of `runs[i]`, on this replica and
-   * each of `chain`, applied and synced as one write (data-stream-protocol.ts, the runs flag).
+   * Runs of an existing chunk, `parts[i]` the bytes of `runs[i]`, on this replica and each of
+   * `chain`, applied and synced as one write (data-stream-protocol.ts, the runs flag; one run
+   * goes as a plain write).
    */
   async writeRuns(handle: number, version: number, runs: WriteRun[], parts: Buffer[], chain: string[] = []): Promise<void> {
     const length = parts.reduce((n, p) => n + p.length, 0);
-    await this.sendWrite({ ...unsigned({ handle, version, offset: runs[0].offset }), length, create: false, chain, runs }, parts);
+    const head = { ...unsigned({ handle, version, offset: runs[0].offset }), length, create: false, chain };
+    await this.sendWrite(runs.length > 1 ? { ...head, runs } : head, parts);
   }
 
   private async sendWrite(head: Omit<WriteHeader, 'endpoint'>, parts: Buffer[]): Promise<void> {

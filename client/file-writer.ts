@@ -187,8 +187,7 @@ export class FileWriter {
         done.catch(() => undefined); // awaited by writeRuns()
         confirmations.push({ key: `${index} ${keyOf(file)}`, done });
       }
-      if (rest.length === 1) await peer.write(lease.handle, lease.version, rest[0].inChunk, rest[0].data, chain);
-      else if (rest.length > 1) {
+      if (rest.length > 0) {
         await peer.writeRuns(lease.handle, lease.version, rest.map((p) => ({ offset: p.inChunk, length: p.data.length })), rest.map((p) => p.data), chain);
       }
     });

@@ -237,6 +237,7 @@ export class OpenFile {
    * write wins. Held spans hold what the chunkservers had: a flight's landing drops them.
    */
   private unlandedIn(offset: number, end: number): Run[] {
+    if (this.sending.size === 0 && this.dirty.empty) return [];
     const runs: Run[] = [];
     for (const taken of this.sending) runs.push(...copiesIn(taken, offset, end));
     runs.push(...this.dirty.copiesIn(offset, end));

@@ -1,7 +1,7 @@
 import { crc32c } from '@node-rs/crc32';
 import * as fs from 'fs';
 import * as path from 'path';
-import { blockingIo, readFully, readMaybeDirect, writeFully, writeMaybeDirect, type FileIo } from './direct-io';
+import { blockingIo, readFully, readMaybeDirect, writeFully, writeMaybeDirect, writesDirect, type FileIo } from './direct-io';
 import type { OpenChunk } from './open-chunk-files';
 import { BufferPool } from '../common/buffer-pool';
 import { FsError } from '../common/fs-error';
@@ -148,7 +148,7 @@ export class ChunkFile {
       const checksums = Buffer.alloc(dataOffset - CHECKSUMS_AT);
       encodeChecksums(await this.checksumsAfter(fh, dataOffset, 0, state.size, 0, blockOf(state.size - 1), { offset, bytes })).copy(checksums);
       if (spare && offset > 0) await fh.truncate(dataOffset); // the gap must read as zeros
-      const small = offset === 0 && bytes.length <= SMALL_WRITE_BYTES; // never written with O_DIRECT (see writesDirect)
+      const small = offset === 0 && bytes.length <= SMALL_WRITE_BYTES && !writesDirect(bytes, dataOffset);
       if (small && spare && mayBlock()) {
         fs.renameSync(spare, this.path);
         const io = blockingIo(fh.fd);
@@ -232,7 +232,7 @@ export class ChunkFile {
    */
   async write(open: OpenChunk, state: ChunkState, offset: number, bytes: Buffer, durable: boolean, mayBlock: () => boolean = () => false): Promise<ChunkState> {
     if (bytes.length === 0) return state;
-    const small = bytes.length <= SMALL_WRITE_BYTES; // never written with O_DIRECT (see writesDirect)
+    const small = bytes.length <= SMALL_WRITE_BYTES && !writesDirect(bytes, state.dataOffset + offset);
     const fh = small && mayBlock() ? blockingIo(open.fh.fd) : open.fh;
     const end = offset + bytes.length;
     const next = end > state.size ? { ...state, size: end, seq: state.seq + 1 } : state;
@@ -354,10 +354,9 @@ export class ChunkFile {
       } else if (start >= size && from >= to) {
         checksums.push(zeroBlockChecksum(end - start));
       } else {
-        // A block written in part is read back to checksum it whole, into scratch: a fresh 64 KiB
-        // buffer costs ~0.25 ms in page faults on this project's machines, and a flush of
-        // scattered small writes needs one per run.
-        // Read whole as it is (verified at the old size), then cut or padded to the new.
+        // A block written in part is read back whole (verified at the old size) into scratch, then
+        // cut or padded to the new: a fresh 64 KiB buffer costs ~0.25 ms in page faults on this
+        // project's machines, and a flush of scattered small writes needs one per run.
         const { buf: whole, release } = scratch(blockScratch, BLOCK_SIZE);
         try {
           const kept = start < size ? (await this.readVerified(fh, { size, dataOffset }, checksumsIn(fh), b, b, whole)).length : 0;

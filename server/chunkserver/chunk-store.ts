@@ -158,44 +158,35 @@ export class ChunkStore {
     this.checkRange('write', offset, data.length, 'EFBIG');
     const version = opts.createAtVersion;
     if (version !== undefined) return this.createChunk(handle, version, offset, data);
-    return this.withChunk(handle, async (file, entry) => {
-      checkRoom(handle, entry, offset + data.length);
-      const write = (): Promise<ChunkState> =>
-        this.open.use(handle, file.path, (open) => file.write(open, entry.state, offset, data, opts.durable ?? true, this.mayBlock(entry.dir)));
-      try {
-        this.update(entry, await this.timedIfSmall(data, write));
-      } finally {
-        this.open.dropChecksums(handle); // they changed (or may have, if the write failed)
-      }
-      entry.lastAccessMs = performance.now();
-    });
+    return this.writeRuns(handle, [{ offset, length: data.length }], data, opts.durable ?? true);
   }
 
   /**
-   * Several runs of an existing chunk, `data` holding their bytes in turn: each written as
-   * write() writes one, then one sync for all, so that a crash leaves what it may leave of one
-   * large write (blocks that read as corruption, never as data). Runs are in offset order and
-   * disjoint (data-stream-protocol.ts checks).
+   * Runs of an existing chunk, `data` holding their bytes in turn, in offset order and disjoint
+   * (data-stream-protocol.ts checks). One run syncs itself; several are written without a sync
+   * and synced once after the last, so that a crash leaves what it may leave of one large write
+   * (blocks that read as corruption, never as data).
    */
-  async writeRuns(handle: number, runs: WriteRun[], data: Buffer): Promise<void> {
-    if (runs.length === 1) return this.write(handle, runs[0].offset, data);
+  async writeRuns(handle: number, runs: WriteRun[], data: Buffer, durable = true): Promise<void> {
     for (const r of runs) this.checkRange('write', r.offset, r.length, 'EFBIG');
     return this.withChunk(handle, async (file, entry) => {
       const last = runs[runs.length - 1];
       checkRoom(handle, entry, last.offset + last.length);
       const mayBlock = this.mayBlock(entry.dir);
+      const one = runs.length === 1;
       const writeAll = (): Promise<void> => this.open.use(handle, file.path, async (open) => {
         let at = 0;
         for (const r of runs) {
-          this.update(entry, await file.write(open, entry.state, r.offset, data.subarray(at, at + r.length), false, mayBlock));
+          this.update(entry, await file.write(open, entry.state, r.offset, data.subarray(at, at + r.length), durable && one, mayBlock));
           at += r.length;
         }
-        await file.sync(open, mayBlock);
+        // On the main thread only as a small write's would be: a large batch's sync takes long.
+        if (durable && !one) await file.sync(open, () => data.length <= SMALL_WRITE_BYTES && mayBlock());
       });
       try {
         await this.timedIfSmall(data, writeAll);
       } finally {
-        this.open.dropChecksums(handle);
+        this.open.dropChecksums(handle); // they changed (or may have, if the write failed)
       }
       entry.lastAccessMs = performance.now();
     });
