@@ -13,7 +13,7 @@ export type MountHandle = { readonly __mount: unique symbol };
 export const enum Op {
   LOOKUP, FORGET, GETATTR, SETATTR, READLINK, MKNOD, MKDIR, UNLINK, RMDIR, SYMLINK, RENAME,
   LINK, OPEN, READ, WRITE, FLUSH, RELEASE, FSYNC, OPENDIR, READDIR, RELEASEDIR, STATFS, CREATE,
-  UNMOUNTED, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, FORGET_MULTI,
+  UNMOUNTED, SETXATTR, GETXATTR, LISTXATTR, REMOVEXATTR, FORGET_MULTI, FALLOCATE,
 }
 
 /** The largest request either way and the read-ahead the binding asks the kernel for (chunkfs_fuse.c). */
@@ -81,6 +81,8 @@ export interface LowLevelHandlers {
   flush(req: Request, ino: number, fh: number): void;
   release(req: Request, ino: number, fh: number): void;
   fsync(req: Request, ino: number, fh: number): void;
+  /** mode: FALLOC_FL_* bits (the kernel has checked them against what FUSE passes on). */
+  fallocate(req: Request, ino: number, mode: number, offset: number, length: number, fh: number): void;
   opendir(req: Request, ino: number): void;
   readdir(req: Request, ino: number, size: number, offset: number, fh: number): void;
   releasedir(req: Request, ino: number, fh: number): void;
@@ -241,6 +243,7 @@ function dispatcherOf(h: LowLevelHandlers): (op: Op, ...a: unknown[]) => void {
       case Op.FLUSH: return h.flush(r(a[0]), n(a[1]), n(a[2]));
       case Op.RELEASE: return h.release(r(a[0]), n(a[1]), n(a[2]));
       case Op.FSYNC: return h.fsync(r(a[0]), n(a[1]), n(a[2]));
+      case Op.FALLOCATE: return h.fallocate(r(a[0]), n(a[1]), n(a[2]), n(a[3]), n(a[4]), n(a[5]));
       case Op.OPENDIR: return h.opendir(r(a[0]), n(a[1]));
       case Op.READDIR: return h.readdir(r(a[0]), n(a[1]), n(a[2]), n(a[3]), n(a[4]));
       case Op.RELEASEDIR: return h.releasedir(r(a[0]), n(a[1]), n(a[2]));

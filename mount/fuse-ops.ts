@@ -17,6 +17,8 @@ const NAME_MAX = 255;
 const RENAME_NOREPLACE = 1;
 const O_ACCMODE = 0o3;
 const O_RDONLY = 0o0;
+/** fallocate(2) mode bit: the file's size stays as it is. */
+const FALLOC_FL_KEEP_SIZE = 0x01;
 /** The attribute the kernel asks for before each write(2), to drop it (file capabilities). */
 const SECURITY_CAPABILITY = 'security.capability';
 const NUL = Buffer.of(0);
@@ -261,6 +263,17 @@ export class FuseOps implements LowLevelHandlers {
 
   fsync(req: Request, ino: number, fh: number): void {
     this.answer(req, 'fsync', ino, async () => ok(req, await this.fs.fsync(fh)));
+  }
+
+  /**
+   * The plain mode and FALLOC_FL_KEEP_SIZE (see PosixFs.fallocate). Punching holes and zeroing
+   * ranges are not offered: EOPNOTSUPP, which fsx, xfs_io and cp take for "not supported".
+   */
+  fallocate(req: Request, ino: number, mode: number, offset: number, length: number, fh: number): void {
+    this.answer(req, 'fallocate', ino, async () => {
+      if ((mode & ~FALLOC_FL_KEEP_SIZE) !== 0) throw new FsError('EOPNOTSUPP', `fallocate mode 0x${mode.toString(16)}: only 0 and FALLOC_FL_KEEP_SIZE are supported`);
+      return ok(req, await this.fs.fallocate(fh, offset, length, (mode & FALLOC_FL_KEEP_SIZE) !== 0));
+    });
   }
 
   release(req: Request, ino: number, fh: number): void {

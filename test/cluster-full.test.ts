@@ -68,6 +68,20 @@ describe('a full cluster', function () {
     await mount.ok('cd d && sha256sum -c ../../kept.sha');
   });
 
+  it('fallocate of more than the cluster has free fails with ENOSPC and leaves the file as it was; one that fits extends it', async () => {
+    const freeMiB = Number((await mount.ok('df --output=avail -B1M . | tail -1')).trim());
+    // Three replicas of every byte past the end: a third of the free space and 4 MiB more does not fit.
+    const tooMuch = Math.floor(freeMiB / 3) + 4;
+    const refused = await mount.sh(`echo -n abc > fa.bin && fallocate -l ${tooMuch}M fa.bin`);
+    assert.notEqual(refused.code, 0, `fallocate of ${tooMuch} MiB with ${freeMiB} MiB free succeeded`);
+    assert.match(refused.stderr, /No space left on device/);
+    assert.equal((await mount.ok('stat -c %s fa.bin')).trim(), '3');
+    await mount.ok('fallocate -l 2M fa.bin');
+    assert.equal((await mount.ok('stat -c %s fa.bin')).trim(), String(2 * MiB));
+    await mount.ok('head -c 2M /dev/urandom > ../fa.src && dd if=../fa.src of=fa.bin bs=64k conv=notrunc,fsync status=none && cmp ../fa.src fa.bin');
+    await mount.ok('rm fa.bin');
+  });
+
   /** Waits until df on the mount shows `mib` MiB free (the removed files' space back). */
   async function roomFor(mib: number): Promise<void> {
     const deadline = Date.now() + 30_000;

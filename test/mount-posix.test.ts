@@ -137,6 +137,79 @@ with open("largest", "rb") as f:
     assert.equal((await mnt.ok(tail)).trim(), "b'z\\x00ab'");
   });
 
+  it('fallocate extends a file or keeps its size (KEEP_SIZE), moves mtime and ctime, and refuses hole punching, bad ranges, a read-only descriptor and the file-size limit', async () => {
+    // 1 MiB chunks: the range crosses three chunk boundaries. "head" is still buffered when the
+    // file grows under it.
+    const max = maxFileSize(1 << 20);
+    const out = await mnt.ok(`python3 -c '
+import ctypes, errno, os, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.fallocate.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64]
+KEEP_SIZE, PUNCH_HOLE, ZERO_RANGE = 0x01, 0x02, 0x10
+def fallocate(fd, mode, offset, length):
+    if libc.fallocate(fd, mode, offset, length) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+def fails(code, call, *args):
+    try:
+        call(*args)
+    except OSError as e:
+        assert e.errno == code, (call.__name__, args[1:], e)
+        return
+    raise AssertionError(f"{call.__name__}{args[1:]} did not fail")
+def later():
+    time.sleep(0.02)
+fd = os.open("fa", os.O_CREAT | os.O_RDWR, 0o644)
+os.write(fd, b"head")
+st0 = os.fstat(fd); later()
+os.posix_fallocate(fd, 0, 3 * 2**20 + 5)
+st1 = os.fstat(fd)
+assert st1.st_size == 3 * 2**20 + 5, st1
+assert st1.st_mtime_ns > st0.st_mtime_ns and st1.st_ctime_ns > st0.st_ctime_ns, (st0, st1)
+assert os.pread(fd, 4, 0) == b"head" and os.pread(fd, 8, 2**20 - 4) == bytes(8)
+later()
+fallocate(fd, 0, 100, 200)  # inside the file: the size stays, the times move
+st2 = os.fstat(fd)
+assert st2.st_size == st1.st_size and st2.st_ctime_ns > st1.st_ctime_ns and st2.st_mtime_ns > st1.st_mtime_ns, (st1, st2)
+fallocate(fd, KEEP_SIZE, 0, 8 * 2**20)
+assert os.fstat(fd).st_size == st1.st_size
+os.pwrite(fd, b"tail", 3 * 2**20 + 1)
+st3 = os.fstat(fd); later()
+for mode in (KEEP_SIZE | PUNCH_HOLE, ZERO_RANGE, ZERO_RANGE | KEEP_SIZE):
+    fails(errno.EOPNOTSUPP, fallocate, fd, mode, 0, 4096)
+fails(errno.EINVAL, fallocate, fd, 0, 0, 0)
+fails(errno.EINVAL, fallocate, fd, 0, -1, 10)
+fails(errno.EFBIG, fallocate, fd, 0, ${max} - 1, 2)
+fails(errno.EFBIG, fallocate, fd, KEEP_SIZE, ${max}, 1)
+fails(errno.EFBIG, fallocate, fd, 0, 2**62 - 2, 1)  # past what a double holds exactly
+st4 = os.fstat(fd)
+assert (st4.st_size, st4.st_mtime_ns, st4.st_ctime_ns) == (st3.st_size, st3.st_mtime_ns, st3.st_ctime_ns), (st3, st4)
+os.close(fd)
+ro = os.open("fa", os.O_RDONLY)
+fails(errno.EBADF, os.posix_fallocate, ro, 0, 2**22)
+os.close(ro)
+print(os.stat("fa").st_size)
+'`);
+    assert.equal(out.trim(), String(3 * (1 << 20) + 5));
+    // The size is the master's, the bytes are the file's: the other client sees both.
+    assert.equal((await cluster.client.getattr('/fa')).size, 3 * (1 << 20) + 5);
+    const expected = Buffer.alloc(3 * (1 << 20) + 5);
+    expected.write('head', 0);
+    expected.write('tail', 3 * (1 << 20) + 1);
+    assert.ok((await fsp.readFile(p('fa'))).equals(expected), 'fa reads back as written, zeros between');
+
+    // Past RLIMIT_FSIZE the caller gets SIGXFSZ and the file keeps its size (the kernel checks
+    // it before asking the mount); under it the util-linux tool extends the file.
+    const limited = await mnt.ok('(ulimit -f 1024; fallocate -l 2M fx; echo "exit $?") 2>&1');
+    assert.match(limited, /File size limit exceeded[^]*exit 153/, 'SIGXFSZ expected');
+    assert.equal((await fsp.stat(p('fx'))).size, 0);
+    await mnt.ok('fallocate -l 1M fx && fallocate -n -o 1M -l 1M fx');
+    assert.equal((await fsp.stat(p('fx'))).size, 1 << 20);
+    const punch = await mnt.sh('fallocate -p -o 0 -l 4096 fx');
+    assert.notEqual(punch.code, 0);
+    assert.match(punch.stderr, /unsupported|not supported/); // util-linux names the mode
+  });
+
   it('keeps nlink right for directories and hard links', async () => {
     await fsp.mkdir(p('n'));
     assert.equal((await fsp.stat(p('n'))).nlink, 2);

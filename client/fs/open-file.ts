@@ -278,6 +278,26 @@ export class OpenFile {
     return Math.min(MAX_CHUNK_IO_BYTES, Math.max(64 * 1024, Math.ceil(this.tuning.readAheadBytes / 4)));
   }
 
+  /**
+   * fallocate(2): the file reaches at least `end` (0: its size stays) and its mtime and ctime
+   * move, as on a local disk. Grow-only like the record of a write's end, so neither buffered
+   * writes nor a larger size another mount recorded meanwhile are cut; nothing is flushed.
+   */
+  async allocate(end: number): Promise<void> {
+    const now = Date.now();
+    this.lastWriteMs = now; // a flush of earlier writes must not set mtime back
+    const grows = end > this.size;
+    try {
+      await this.setattr(grows ? { size: end, growOnly: true, mtimeMs: now } : { mtimeMs: now }).finally(this.changed);
+    } catch (err) {
+      if (grows) this.masterSize = 0; // recorded or not, nobody knows
+      throw err;
+    }
+    if (!grows) return;
+    this.size = Math.max(this.size, end);
+    this.masterSize = Math.max(this.masterSize, end);
+  }
+
   /** truncate(2) through this open file: buffered writes first, then the cut. */
   async truncate(size: number): Promise<void> {
     await this.flush();

@@ -220,6 +220,29 @@ export class PosixFs {
     return this.changing(this.inodeOf(open.path), () => open.truncate(size));
   }
 
+  /**
+   * fallocate(2) through an open file, the plain mode (the file reaches `offset + length`) or
+   * with FALLOC_FL_KEEP_SIZE. Chunks are placed when written, as for any sparse file, so nothing
+   * is reserved: a request for more than the cluster has free (the bytes past the file's end,
+   * times its replication, against the chunkservers' free space) fails with ENOSPC and changes
+   * nothing, but other clients may still fill the cluster before the bytes are written.
+   */
+  async fallocate(handle: number, offset: number, length: number, keepSize: boolean): Promise<void> {
+    const open = this.handle(handle);
+    if (offset < 0 || length <= 0) throw new FsError('EINVAL', `fallocate of ${length} bytes at ${offset}`);
+    const end = offset + length; // past 2^53 inexact, but far past the largest file anyway
+    await this.learnChunkSize(open.path);
+    this.checkFileSize(end);
+    const past = end - Math.max(offset, open.size);
+    if (past > 0) {
+      const [{ freeBytes }, { replication }] = await Promise.all([this.statfs(), this.getattr(open.path)]);
+      if (past * Math.max(replication, 1) > freeBytes) {
+        throw new FsError('ENOSPC', `fallocate of ${past} bytes past the end of ${open.path} at replication ${replication}: the cluster has ${freeBytes} bytes free`);
+      }
+    }
+    await this.changing(this.inodeOf(open.path), () => open.allocate(keepSize ? 0 : end));
+  }
+
   // ------------------------------------------------------------------ extended attributes
 
   /**

@@ -26,7 +26,7 @@ enum Op {
   OP_LOOKUP, OP_FORGET, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKNOD, OP_MKDIR, OP_UNLINK,
   OP_RMDIR, OP_SYMLINK, OP_RENAME, OP_LINK, OP_OPEN, OP_READ, OP_WRITE, OP_FLUSH, OP_RELEASE,
   OP_FSYNC, OP_OPENDIR, OP_READDIR, OP_RELEASEDIR, OP_STATFS, OP_CREATE, OP_UNMOUNTED,
-  OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_FORGET_MULTI,
+  OP_SETXATTR, OP_GETXATTR, OP_LISTXATTR, OP_REMOVEXATTR, OP_FORGET_MULTI, OP_FALLOCATE,
 };
 
 /* Requests handled per wake-up before libuv gets a turn (fairness with sockets). */
@@ -351,6 +351,14 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
 }
 
 /* Namespace changes are durable when answered: nothing to sync. */
+static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi) {
+  Mount *m = mount_of(req);
+  napi_value a[] = {reqv(m->env, req), num(m->env, ino), num(m->env, mode), num(m->env, (double)offset),
+                    num(m->env, (double)length), num(m->env, fh_of(fi))};
+  dispatch(m, req, OP_FALLOCATE, 6, a);
+}
+
 static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
   (void)ino; (void)datasync; (void)fi;
   fuse_reply_err(req, 0);
@@ -430,6 +438,7 @@ static const struct fuse_lowlevel_ops OPS = {
     .flush = ll_flush,
     .release = ll_release,
     .fsync = ll_fsync,
+    .fallocate = ll_fallocate,
     .opendir = ll_opendir,
     .readdir = ll_readdir,
     .releasedir = ll_releasedir,
