@@ -3,6 +3,7 @@ import { MAX_WRITE_RUNS } from '../server/common/data-stream-protocol';
 import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
 import { failedReplica, type ChunkClientPool } from './chunk-client';
 import { leaseRuns, type ChunkAllocation, type LeaseEnd, type MasterClient } from './master-client';
+import { byCurrentName, type Relocatable } from './fs/renamed-retry';
 
 /** Errors that mean the replica itself failed (down, hung, full), not the request. */
 const REPLICA_FAULTS = new Set(['EIO', 'ETIMEDOUT', 'ENOSPC']);
@@ -15,9 +16,16 @@ const LEASE_MARGIN_MS = 10_000;
 /**
  * The file a writer writes: a path, or an open file, whose name a rename may change while it is
  * being written. An open file's calls carry its inode, so that the master refuses (ESTALE) a
- * call whose path names another file by then; asked again, they go by its current name.
+ * call whose path names another file by then; the file is then found again by its inode
+ * (byCurrentName) and the call made by its name now.
  */
-export type FileTarget = string | { readonly path: string; readonly ino: number };
+export type FileTarget = string | OpenTarget;
+
+/** An open file: its name now (a rename changes it) and its inode, which the master checks the name against. */
+export interface OpenTarget extends Relocatable {
+  readonly path: string;
+  readonly ino: number;
+}
 
 const pathOf = (file: FileTarget): string => (typeof file === 'string' ? file : file.path);
 const inoOf = (file: FileTarget): number | undefined => (typeof file === 'string' ? undefined : file.ino);
@@ -120,11 +128,15 @@ export class FileWriter {
    * truncate(2): a shrink first cuts the replicas of the chunk the new end falls in (under a
    * lease, through the chain, so it is ordered with writes), then sets the size, which drops
    * the chunks wholly past it; so a later grow reads zeros, never the old bytes. A grow only
-   * sets the size: holes and unwritten parts of chunks read as zeros.
+   * sets the size: holes and unwritten parts of chunks read as zeros. An open file's name that
+   * names another file now, or none, is ESTALE.
    */
   async truncate(file: FileTarget, size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
-    const { size: old } = await this.master.getattr(pathOf(file));
+    const { size: old, ino } = await this.master.getattr(pathOf(file)).catch((err: unknown) => {
+      throw typeof file !== 'string' && err instanceof FsError && err.code === 'ENOENT' ? new FsError('ESTALE', err.message) : err;
+    });
+    if (typeof file !== 'string' && ino !== file.ino) throw new FsError('ESTALE', `${file.path} is inode ${ino}, not ${file.ino}`);
     if (size < old) {
       const chunkSize = await this.chunkSizeOf(file);
       const index = Math.floor(size / chunkSize);
@@ -183,7 +195,8 @@ export class FileWriter {
         rest = rest.slice(1);
         lease.create = false; // every replica has the chunk now
         const chunk = { index, handle: lease.handle, version: lease.version, replicas: lease.replicas };
-        const done = this.master.chunkWritten(pathOf(file), chunk, inoOf(file));
+        const confirm = () => this.master.chunkWritten(pathOf(file), chunk, inoOf(file));
+        const done = typeof file === 'string' ? confirm() : byCurrentName(file, confirm);
         done.catch(() => undefined); // awaited by writeRuns()
         confirmations.push({ key: `${index} ${keyOf(file)}`, done });
       }
@@ -207,8 +220,9 @@ export class FileWriter {
       try {
         held = await this.lease(file, index, key);
       } catch (err) {
-        // Renamed since the call went out (ESTALE): asked again by the name it has by then.
-        if (!(err instanceof FsError && err.code === 'ESTALE' && inoOf(file) !== undefined)) throw err;
+        // Renamed since the call went out (ESTALE): asked again by the name it has now.
+        if (!(err instanceof FsError && err.code === 'ESTALE' && typeof file !== 'string')) throw err;
+        await file.relocate();
         last = err;
         continue;
       }

@@ -139,6 +139,14 @@ export class MasterClient {
     return (await this.listing(path)).entries();
   }
 
+  /**
+   * A name inode `ino` has now: `known` when it still names it, else found by the master
+   * (another client renamed the file); ESTALE when it has none any more.
+   */
+  async locate(ino: number, known: string): Promise<string> {
+    return (await this.session.call('locate', { ino, path: known })).path;
+  }
+
   async readlink(path: string): Promise<string> {
     return (await this.session.call('readLink', { path })).target;
   }

@@ -36,7 +36,7 @@ const RESEND_PAUSE_MS = 250;
  * mutation is RETRIABLE.
  */
 const IDEMPOTENT: ReadonlySet<OpName> = new Set<OpName>([
-  'getAttr', 'readDir', 'readLink', 'statFs', 'chunkLocations', 'getXattr', 'listXattrs',
+  'getAttr', 'readDir', 'readLink', 'locate', 'statFs', 'chunkLocations', 'getXattr', 'listXattrs',
   'setAttr', 'setReplication', 'allocateChunk', 'releaseLease', 'chunkWritten',
 ]);
 

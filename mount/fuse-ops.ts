@@ -134,7 +134,7 @@ export class FuseOps implements LowLevelHandlers {
   // ------------------------------------------------------------------ attributes
 
   getattr(req: Request, ino: number, fh: number): void {
-    this.answer(req, 'getattr', ino, async () => this.attrReply(req, await this.fs.getattr(this.pathOf(ino, fh))));
+    this.answer(req, 'getattr', ino, async () => this.attrReply(req, await (fh >= 0 ? this.fs.fgetattr(fh) : this.attrOf(ino))));
   }
 
   setattr(req: Request, ino: number, fh: number, toSet: number, mode: number, uid: number, gid: number, size: number, atimeMs: number, mtimeMs: number): void {
@@ -335,6 +335,25 @@ export class FuseOps implements LowLevelHandlers {
     if (fh >= 0) return this.fs.pathOf(fh);
     const handle = this.names.named(ino) ? undefined : this.anyHandle(ino);
     return handle === undefined ? this.names.path(ino) : this.fs.pathOf(handle);
+  }
+
+  /**
+   * The attributes of inode `ino` (no handle given: stat, and fstat too), by the name the
+   * kernel knows it by. When that name is another file's now, and a file open here is the
+   * inode itself, they are that file's, found again wherever another mount renamed it. (A file
+   * opened through this inode by that name since, as an open that has not seen another mount's
+   * replacement yet does, keeps the name's attributes: it is that file the caller has open.)
+   */
+  private async attrOf(ino: number): Promise<Attr> {
+    const byName = this.fs.getattr(this.pathOf(ino, -1)).catch((err: unknown) => err as Error);
+    const handles = [...(this.openHandles.get(ino) ?? [])];
+    const attr = await byName;
+    if (!(attr instanceof Error) && attr.ino === ino) return attr;
+    if (!(attr instanceof Error) && handles.some((h) => this.fs.inoOf(h) === attr.ino)) return attr;
+    const own = handles.find((h) => this.fs.inoOf(h) === ino);
+    if (own !== undefined) return this.fs.fgetattr(own);
+    if (attr instanceof Error) throw attr;
+    return attr;
   }
 
   private anyHandle(ino: number): number | undefined {

@@ -1,6 +1,7 @@
 import { strict as assert } from 'assert';
 import { createHash, randomBytes } from 'crypto';
 import { promises as fsp, constants as C } from 'fs';
+import { constants as osConstants } from 'os';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../server/common/package-root';
 import { runCli } from './helpers/server-process';
@@ -8,6 +9,7 @@ import { kill, TestCluster } from './helpers/test-cluster';
 import { sh, TestMount } from './helpers/test-mount';
 
 const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const osErrno = osConstants.errno;
 
 /** Two mounts of one cluster, and a chunkserver dying under a mount. */
 describe('mount: two mounts and failures', function () {
@@ -373,18 +375,44 @@ f.close()'`);
     assert.equal(await fsp.readFile(b.at('made-again'), 'utf8'), 'second file');
   });
 
-  it("a file open here that the other mount renames and replaces: writes to it fail, and never reach the file that took its name", async () => {
+  it("a file open here that the other mount renames, replaces, or moves with its directory: writes, fstat and ftruncate follow it, never the file that took its name", async () => {
     await fsp.writeFile(a.at('kept-open'), 'first');
     const h = await fsp.open(a.at('kept-open'), 'r+');
     await fsp.rename(b.at('kept-open'), b.at('kept-open.1'));
     await fsp.writeFile(b.at('kept-open'), 'the new file');
-    await h.write(randomBytes(3 << 20), 0);
-    const outcome = await h.sync().then(() => 'synced', (err: NodeJS.ErrnoException) => err.code);
-    await h.close().catch(() => undefined);
-    // BUG: the size record and chunk calls went by name: the new file grew to 3 MiB.
+    const data = randomBytes(3 << 20);
+    await h.write(data, 0);
+    await h.sync(); // BUG: EIO, and before that the new file grew to 3 MiB (the calls went by name)
+    assert.equal((await h.stat()).size, 3 << 20);
+    // Its directory renamed too: found again by its inode.
+    await fsp.mkdir(b.at('moving'));
+    await fsp.rename(b.at('kept-open.1'), b.at('moving/kept'));
+    await fsp.rename(b.at('moving'), b.at('moved'));
+    await h.write(Buffer.from('tail!'), 0, 5, 3 << 20);
+    await h.truncate((3 << 20) + 4);
+    const st = await h.stat();
+    await h.close();
+    assert.equal(st.size, (3 << 20) + 4);
     assert.equal(await fsp.readFile(b.at('kept-open'), 'utf8'), 'the new file');
-    assert.ok(outcome === 'EIO' || outcome === 'ESTALE', `fsync: ${outcome}`);
-    assert.equal(await fsp.readFile(b.at('kept-open.1'), 'utf8'), 'first', 'the renamed file is as it was');
+    assert.ok((await fsp.readFile(b.at('moved/kept'))).equals(Buffer.concat([data, Buffer.from('tail')])), 'the renamed file holds what was written');
+    assert.equal((await fsp.stat(b.at('moved/kept'))).size, (3 << 20) + 4);
+
+    // Removed by the other mount (and the name made again): writes fail, fstat shows no link
+    // left, and the new file is untouched.
+    const doomed = await fsp.open(a.at('doomed'), 'w');
+    await doomed.write('x');
+    await doomed.sync();
+    const before = await doomed.stat();
+    await fsp.unlink(b.at('doomed'));
+    await fsp.writeFile(b.at('doomed'), 'other');
+    await doomed.write(randomBytes(1 << 20), 0);
+    // libuv has no name for ESTALE: errno numbers, negated.
+    const outcome = await doomed.sync().then(() => 0, (err: NodeJS.ErrnoException) => -(err.errno ?? 0));
+    const after = await doomed.stat();
+    await doomed.close().catch(() => undefined);
+    assert.ok(outcome === osErrno.EIO || outcome === osErrno.ESTALE, `fsync: errno ${outcome}`);
+    assert.deepEqual([after.ino, after.nlink, after.size], [before.ino, 0, 1 + (1 << 20)]); // the write came after the "x"
+    assert.equal(await fsp.readFile(b.at('doomed'), 'utf8'), 'other');
   });
 
   it("a read that waits for a flush while another thread writes keeps no data fetched without that write", async () => {

@@ -803,6 +803,29 @@ describe('Namespace', () => {
   });
 
   // -------------------------------------------------------------------- setattr
+  describe('locate (an open file found again by its inode)', () => {
+    it('answers the name known when it still names the inode, else the name found in the tree, and null once none does', () => {
+      const ns = build(['/p/', '/p/q/', '/p/q/f', '/g']);
+      const f = ns.getattr('/p/q/f').ino;
+      assert.equal(ns.locate(f, '/p/q/f'), '/p/q/f');
+      ns.apply(rename('/p/q/f', '/p/q/f2'));
+      ns.apply(rename('/p', '/moved'));
+      ns.apply(create('/p'));
+      // The name known now names another inode, or a directory on its way is gone: both searched.
+      assert.equal(ns.locate(f, '/p/q/f'), '/moved/q/f2');
+      assert.equal(ns.locate(f, '/p'), '/moved/q/f2');
+      assert.equal(ns.locate(f, '/nowhere/at/all'), '/moved/q/f2');
+      // A hard link: whichever name it is found by.
+      ns.apply(link('/moved/q/f2', '/g2'));
+      ns.apply(unlink('/moved/q/f2'));
+      assert.equal(ns.locate(f, '/moved/q/f2'), '/g2');
+      ns.apply(unlink('/g2'));
+      assert.equal(ns.locate(f, '/g2'), null);
+      assert.equal(ns.locate(ns.getattr('/g').ino, '/g'), '/g');
+      assert.equal(ns.locate(ROOT_INO, '/'), '/');
+    });
+  });
+
   describe('setattr', () => {
     const modeCases: Array<[string, string[], string, number, number]> = [
       ['file chmod keeps S_IFREG', ['/f'], '/f', 0o600, S_IFREG | 0o600],

@@ -49,7 +49,7 @@ describe('read-ahead of an open file', function () {
   const open = async (peers: ChunkClientPool): Promise<OpenFile> => {
     const attr = await cluster.client.getattr('/big');
     const tuning = { writeBufferBytes: 8 * MiB, readAheadBytes: 16 * MiB };
-    return new OpenFile(cluster.client, peers, '/big', attr.ino, attr.size, tuning, new BufferPool(tuning.writeBufferBytes), CHUNK, () => undefined);
+    return new OpenFile(cluster.client, peers, '/big', attr.ino, attr.size, tuning, new BufferPool(tuning.writeBufferBytes), CHUNK, () => undefined, () => undefined);
   };
 
   it('fetches a few pages more after two pages in a row, not the whole window', async () => {

@@ -1,4 +1,5 @@
 import type { ChunkLocation__Output as ChunkLocation } from '../../generated/chunkfs/master/ChunkLocation';
+import type { OpenTarget } from '../file-writer';
 import type { MasterClient } from '../master-client';
 import { byCurrentName } from './renamed-retry';
 
@@ -23,7 +24,7 @@ export class ChunkLocations {
   constructor(
     private readonly master: MasterClient,
     /** The open file: its name now (a rename changes it), and its inode (see FileTarget). */
-    private readonly file: { readonly path: string; readonly ino: number },
+    private readonly file: OpenTarget,
   ) {}
 
   async chunkSize(): Promise<number> {
@@ -47,7 +48,7 @@ export class ChunkLocations {
   }
 
   private async fetch(first: number): Promise<void> {
-    this.learn(first, await byCurrentName(() => this.master.chunkLocations(this.file.path, first, LOCATION_WINDOW, this.file.ino)));
+    this.learn(first, await byCurrentName(this.file, () => this.master.chunkLocations(this.file.path, first, LOCATION_WINDOW, this.file.ino)));
   }
 
   private learn(first: number, { chunks, chunkSize }: LocationWindow): void {

@@ -9,7 +9,7 @@ import { FileWriter } from '../file-writer';
 import type { ChunkAllocation, MasterClient } from '../master-client';
 import { ChunkLocations, type LocationWindow } from './chunk-locations';
 import { copiesIn, type Run, WriteBuffer } from './write-buffer';
-import { byCurrentName } from './renamed-retry';
+import { byCurrentName, type Relocatable } from './renamed-retry';
 import type { BufferPool } from '../../server/common/buffer-pool';
 
 /** Times set by utimens(2), ms since the epoch. */
@@ -58,7 +58,7 @@ interface Span {
  * bytes durably. A background flush that fails is reported by the next write or flush, like a
  * local file system's write-back error.
  */
-export class OpenFile {
+export class OpenFile implements Relocatable {
   handles = 0;
   /** The size as this mount sees it: the master's at open, then grown by writes. */
   size: number;
@@ -86,6 +86,10 @@ export class OpenFile {
   /** Times to set with the next record of the file's end (see setTimes), and that record once sent. */
   private timesAtEnd: FileTimes | null = null;
   private timesRecorded: Promise<Attr> | null = null;
+  /** A relocate() under way. */
+  private relocating: Promise<void> | null = null;
+  /** Why relocate() found no name for the file: it was removed by another client. */
+  private gone: FsError | null = null;
   /** The span the reader is in. */
   private cache: Span | null = null;
   /** Spans after it, in order, fetched ahead of the reader (while reads are sequential). */
@@ -108,6 +112,8 @@ export class OpenFile {
     chunkSize: number,
     /** Called whenever a flush or truncate may have changed what the master has (size, mtime). */
     private readonly changed: () => void,
+    /** Called when relocate() found the file under another name than `from`. */
+    private readonly moved: (from: string) => void,
   ) {
     this.size = size;
     this.masterSize = size;
@@ -303,7 +309,7 @@ export class OpenFile {
     await this.flush();
     this.dropReadCache();
     try {
-      await this.writer.truncate(this, size).finally(this.changed);
+      await byCurrentName(this, () => this.writer.truncate(this, size)).finally(this.changed);
     } catch (err) {
       this.masterSize = 0; // the cut may have been made or not
       throw err;
@@ -432,7 +438,33 @@ export class OpenFile {
 
   /** setattr(2) of this file, by its name now. */
   private setattr(changes: AttrChanges): Promise<Attr> {
-    return byCurrentName(() => this.master.setattr(this.path, changes, this.ino));
+    return byCurrentName(this, () => this.master.setattr(this.path, changes, this.ino));
+  }
+
+  /**
+   * Asks the master for this file's name now, by its inode, and goes by it: another client may
+   * have renamed it (or a rename by this mount is not answered yet). ESTALE when no name has it.
+   * Concurrent callers (several flushes refused at once) share one call.
+   */
+  relocate(): Promise<void> {
+    if (this.gone) return Promise.reject(this.gone);
+    this.relocating ??= (async () => {
+      try {
+        const from = this.path;
+        const path = await this.master.locate(this.ino, from).catch((err: unknown) => {
+          // No name has it: removed by another client, for good (inode numbers are never reused).
+          if (err instanceof FsError && err.code === 'ESTALE') this.gone = err;
+          throw err;
+        });
+        // Unless a rename by this mount was answered meanwhile (then that name is newer).
+        if (path === from || this.path !== from) return;
+        this.path = path;
+        this.moved(from);
+      } finally {
+        this.relocating = null;
+      }
+    })();
+    return this.relocating;
   }
 
   /** A span of the file, read from `offset` to `end` now or once `after` resolves. */

@@ -64,6 +64,8 @@ export class PosixFs {
   private readonly orphanDir: OrphanDir;
   /** Hidden names of orphans being removed. */
   private readonly unlinking = new Set<string>();
+  /** The attributes of each open file as last seen (what fgetattr answers once another client removed it). */
+  private readonly lastAttrs = new WeakMap<OpenFile, Attr>();
   /** Handles opened with O_APPEND. */
   private readonly appending = new Set<number>();
   /** Per handle, the background write failures of its file it has seen (OpenFile.failureSince). */
@@ -153,6 +155,39 @@ export class PosixFs {
     if (attr.nlink < 2) return undefined;
     for (const file of this.files.values()) if (file.ino === attr.ino) return file;
     return undefined;
+  }
+
+  /**
+   * fstat(2): the attributes of the file open as `handle`, wherever it is now (its name is
+   * asked for again when it names another file or none: another client renamed it).
+   */
+  async fgetattr(handle: number): Promise<Attr> {
+    const open = this.handle(handle);
+    for (let attempt = 1; ; attempt++) {
+      const attr = await this.getattr(open.path).catch((err: unknown) => {
+        if (err instanceof FsError && err.code === 'ENOENT') return null;
+        throw err;
+      });
+      if (attr?.ino === open.ino) {
+        this.lastAttrs.set(open, attr);
+        return attr;
+      }
+      if (attempt === 3) throw new FsError('ESTALE', `${open.path} is ${attr ? `inode ${attr.ino}` : 'gone'}, not inode ${open.ino}`);
+      const gone = await open.relocate().then(() => false, (err: unknown) => {
+        if (err instanceof FsError && err.code === 'ESTALE') return true;
+        throw err;
+      });
+      // Removed by another client: what this mount last knew, with no link left (as fstat of
+      // a file unlinked while open shows), and reads go on as they would on a local disk.
+      const last = this.lastAttrs.get(open);
+      if (gone && last) return { ...last, nlink: 0, size: open.size };
+      if (gone) throw new FsError('ESTALE', `no name has inode ${open.ino} any more`);
+    }
+  }
+
+  /** The inode of the file open as `handle`. */
+  inoOf(handle: number): number {
+    return this.handle(handle).ino;
   }
 
   /** The current path of an open file (it follows renames, and hiding when unlinked). */
@@ -541,17 +576,30 @@ export class PosixFs {
     }
     if (!open) {
       const file: OpenFile = new OpenFile(this.master, this.peers, path, attr!.ino, attr!.size, this.tuning, this.slabs, this.chunkSize,
-        () => this.forget(this.inodeOf(file.path)));
+        () => this.forget(this.inodeOf(file.path)), (from) => this.moved(file, from));
       open = file;
       this.files.set(path, open);
     }
-    if (attr) this.attrs.set(path, attr);
+    if (attr) {
+      this.attrs.set(path, attr);
+      this.lastAttrs.set(open, attr);
+    }
     open.handles++;
     const handle = this.nextHandle++;
     this.handles.set(handle, open);
     this.seenFailures.set(handle, open.failures);
     if (flags & O_APPEND) this.appending.add(handle);
     return handle;
+  }
+
+  /**
+   * An open file found under a new name (OpenFile.relocate: another client renamed it): it is
+   * known by that name from now on, unless a file open here has it already.
+   */
+  private moved(file: OpenFile, from: string): void {
+    if (this.files.get(from) === file) this.files.delete(from);
+    if (!this.files.has(file.path)) this.files.set(file.path, file);
+    this.forget([from, file.path]);
   }
 
   /** The largest file's size (the chunk size is known once a file was opened; the master checks too). */

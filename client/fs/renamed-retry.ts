@@ -1,22 +1,29 @@
 import { FsError } from '../../server/common/fs-error';
 
-/** Tries of a call by an open file's name that meets another file (ESTALE), this far apart (ms, growing). */
-const ATTEMPTS = 4;
-const PAUSE_MS = 250;
+/** Calls by an open file's name made at most this many times (each after a relocation). */
+const ATTEMPTS = 3;
+
+/** An open file whose name may change under it (see OpenFile.relocate). */
+export interface Relocatable {
+  /** Asks the master for the file's name now and goes by it; ESTALE when it has none. */
+  relocate(): Promise<void>;
+}
 
 /**
  * A master call by an open file's name now, with its inode (see FileTarget in file-writer.ts).
- * ESTALE means the file was renamed since the call went out (the name it had names another
- * file, or none): the call is made again, by then by the name the rename's answer gave it. A
- * rename by another mount leaves it failing, never reaching the file that took the name.
+ * ESTALE means the name no longer names the file: it was renamed, by this mount (the answer
+ * not here yet) or by another client. The file's name is then asked for by its inode, and the
+ * call made again by it, a bounded number of times (an ESTALE with another cause, a chunk
+ * another client truncated away, stands); when no name has the file (removed by another
+ * client), the relocation's ESTALE is thrown. A call never reaches a file that took the name.
  */
-export async function byCurrentName<T>(call: () => Promise<T>): Promise<T> {
+export async function byCurrentName<T>(file: Relocatable, call: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await call();
     } catch (err) {
       if (!(err instanceof FsError && err.code === 'ESTALE') || attempt === ATTEMPTS) throw err;
-      await new Promise((r) => setTimeout(r, PAUSE_MS * attempt));
+      await file.relocate();
     }
   }
 }

@@ -36,6 +36,11 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       return { entries: encodeListing(children, state.ns.defaultReplication), cookie };
     },
     readLink: (req) => ({ target: state.ns.readlink(req.path) }),
+    locate: (req) => {
+      const path = state.ns.locate(req.ino, req.path);
+      if (path === null) throw new FsError('ESTALE', `no name has inode ${req.ino} any more`);
+      return { path };
+    },
     statFs: () => ({ ...chunkservers.capacity(), files: state.ns.inodeCount }),
 
     mkdir: (req, context) => leasing.change([req.path], context, ([dir]) => {

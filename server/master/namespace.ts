@@ -115,13 +115,36 @@ export class Namespace {
    * gone counts alike).
    */
   expectIno(path: string, ino: number): void {
-    let found: number | undefined;
+    const found = this.inoAt(path);
+    if (found !== ino) throw new FsError('ESTALE', `${path} is ${found === undefined ? 'gone' : `inode ${found}`}, not inode ${ino}`);
+  }
+
+  /** The inode number `path` names, or undefined when it names none (a directory on the way gone counts alike). */
+  private inoAt(path: string): number | undefined {
     try {
-      found = this.lookupOrNull(path)?.ino;
+      return this.lookupOrNull(path)?.ino;
     } catch (err) {
       if (!(err instanceof FsError)) throw err;
+      return undefined;
     }
-    if (found !== ino) throw new FsError('ESTALE', `${path} is ${found === undefined ? 'gone' : `inode ${found}`}, not inode ${ino}`);
+  }
+
+  /**
+   * A name inode `ino` has now (any of a file's links): `hint` when it still names it, else
+   * found by a walk of the whole tree (tens of milliseconds at a million inodes), which only
+   * an open file another client renamed asks for, once per rename; null when none has it.
+   */
+  locate(ino: number, hint: string): string | null {
+    if (this.inoAt(hint) === ino) return hint;
+    const dirs: Array<[Inode, string]> = [[this.root, '']];
+    for (let next = dirs.pop(); next; next = dirs.pop()) {
+      const [dir, path] = next;
+      for (const [name, child] of dir.children!) {
+        if (child.ino === ino) return `${path}/${name}`;
+        if (child.isDir) dirs.push([child, `${path}/${name}`]);
+      }
+    }
+    return null;
   }
 
   readlink(path: string): string {
