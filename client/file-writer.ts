@@ -3,7 +3,7 @@ import { MAX_WRITE_RUNS } from '../server/common/data-stream-protocol';
 import { MAX_CHUNK_IO_BYTES } from '../server/common/proto';
 import { failedReplica, type ChunkClientPool } from './chunk-client';
 import { leaseRuns, type ChunkAllocation, type LeaseEnd, type MasterClient } from './master-client';
-import { byCurrentName, type Relocatable } from './fs/renamed-retry';
+import { byCurrentName, ofSameFile, type Relocatable } from './fs/renamed-retry';
 
 /** Errors that mean the replica itself failed (down, hung, full), not the request. */
 const REPLICA_FAULTS = new Set(['EIO', 'ETIMEDOUT', 'ENOSPC']);
@@ -133,10 +133,7 @@ export class FileWriter {
    */
   async truncate(file: FileTarget, size: number): Promise<void> {
     if (!Number.isSafeInteger(size) || size < 0) throw new FsError('EINVAL', `bad size ${size}`);
-    const { size: old, ino } = await this.master.getattr(pathOf(file)).catch((err: unknown) => {
-      throw typeof file !== 'string' && err instanceof FsError && err.code === 'ENOENT' ? new FsError('ESTALE', err.message) : err;
-    });
-    if (typeof file !== 'string' && ino !== file.ino) throw new FsError('ESTALE', `${file.path} is inode ${ino}, not ${file.ino}`);
+    const { size: old } = await (typeof file === 'string' ? this.master.getattr(file) : ofSameFile(file, this.master.getattr(file.path)));
     if (size < old) {
       const chunkSize = await this.chunkSizeOf(file);
       const index = Math.floor(size / chunkSize);

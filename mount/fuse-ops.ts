@@ -345,14 +345,13 @@ export class FuseOps implements LowLevelHandlers {
    * replacement yet does, keeps the name's attributes: it is that file the caller has open.)
    */
   private async attrOf(ino: number): Promise<Attr> {
-    const byName = this.fs.getattr(this.pathOf(ino, -1)).catch((err: unknown) => err as Error);
+    const attr = await this.fs.getattr(this.pathOf(ino, -1)).catch(toFsError);
+    if (!(attr instanceof FsError) && attr.ino === ino) return attr;
     const handles = [...(this.openHandles.get(ino) ?? [])];
-    const attr = await byName;
-    if (!(attr instanceof Error) && attr.ino === ino) return attr;
-    if (!(attr instanceof Error) && handles.some((h) => this.fs.inoOf(h) === attr.ino)) return attr;
+    if (!(attr instanceof FsError) && handles.some((h) => this.fs.inoOf(h) === attr.ino)) return attr;
     const own = handles.find((h) => this.fs.inoOf(h) === ino);
     if (own !== undefined) return this.fs.fgetattr(own);
-    if (attr instanceof Error) throw attr;
+    if (attr instanceof FsError) throw attr;
     return attr;
   }
 

@@ -441,6 +441,11 @@ export class OpenFile implements Relocatable {
     return byCurrentName(this, () => this.master.setattr(this.path, changes, this.ino));
   }
 
+  /** True once relocate() found no name for the file: another client removed it. */
+  get removed(): boolean {
+    return this.gone !== null;
+  }
+
   /**
    * Asks the master for this file's name now, by its inode, and goes by it: another client may
    * have renamed it (or a rename by this mount is not answered yet). ESTALE when no name has it.

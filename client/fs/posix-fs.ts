@@ -15,6 +15,7 @@ import { LOCATION_WINDOW } from './chunk-locations';
 import { DirPrefetch } from './dir-prefetch';
 import { OpenFile, type OpenFileTuning } from './open-file';
 import { ORPHANS_NAME, OrphanDir } from './orphan-dir';
+import { byCurrentName, ofSameFile } from './renamed-retry';
 import { childPath } from '../paths';
 
 const log = logger('mount');
@@ -163,25 +164,16 @@ export class PosixFs {
    */
   async fgetattr(handle: number): Promise<Attr> {
     const open = this.handle(handle);
-    for (let attempt = 1; ; attempt++) {
-      const attr = await this.getattr(open.path).catch((err: unknown) => {
-        if (err instanceof FsError && err.code === 'ENOENT') return null;
-        throw err;
-      });
-      if (attr?.ino === open.ino) {
-        this.lastAttrs.set(open, attr);
-        return attr;
-      }
-      if (attempt === 3) throw new FsError('ESTALE', `${open.path} is ${attr ? `inode ${attr.ino}` : 'gone'}, not inode ${open.ino}`);
-      const gone = await open.relocate().then(() => false, (err: unknown) => {
-        if (err instanceof FsError && err.code === 'ESTALE') return true;
-        throw err;
-      });
+    try {
+      const attr = await byCurrentName(open, () => ofSameFile(open, this.getattr(open.path)));
+      this.lastAttrs.set(open, attr);
+      return attr;
+    } catch (err) {
       // Removed by another client: what this mount last knew, with no link left (as fstat of
       // a file unlinked while open shows), and reads go on as they would on a local disk.
       const last = this.lastAttrs.get(open);
-      if (gone && last) return { ...last, nlink: 0, size: open.size };
-      if (gone) throw new FsError('ESTALE', `no name has inode ${open.ino} any more`);
+      if (open.removed && last) return { ...last, nlink: 0, size: open.size };
+      throw err;
     }
   }
 
@@ -266,8 +258,7 @@ export class PosixFs {
     const open = this.handle(handle);
     if (offset < 0 || length <= 0) throw new FsError('EINVAL', `fallocate of ${length} bytes at ${offset}`);
     const end = offset + length; // past 2^53 inexact, but far past the largest file anyway
-    await this.learnChunkSize(open.path);
-    this.checkFileSize(end);
+    this.checkFileSize(end); // (the chunk size is known: learnt when the file was opened)
     const past = end - Math.max(offset, open.size);
     if (past > 0) {
       const [{ freeBytes }, { replication }] = await Promise.all([this.statfs(), this.getattr(open.path)]);

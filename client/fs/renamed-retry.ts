@@ -10,6 +10,18 @@ export interface Relocatable {
 }
 
 /**
+ * `lookup`, the attributes at an open file's name, when they are the file's: ESTALE when the
+ * name names another inode, or (ENOENT) none (byCurrentName then finds the file again).
+ */
+export async function ofSameFile<T extends { ino: number }>(file: { readonly path: string; readonly ino: number }, lookup: Promise<T>): Promise<T> {
+  const attr = await lookup.catch((err: unknown) => {
+    throw err instanceof FsError && err.code === 'ENOENT' ? new FsError('ESTALE', err.message) : err;
+  });
+  if (attr.ino !== file.ino) throw new FsError('ESTALE', `${file.path} is inode ${attr.ino}, not inode ${file.ino}`);
+  return attr;
+}
+
+/**
  * A master call by an open file's name now, with its inode (see FileTarget in file-writer.ts).
  * ESTALE means the name no longer names the file: it was renamed, by this mount (the answer
  * not here yet) or by another client. The file's name is then asked for by its inode, and the

@@ -350,7 +350,6 @@ static void ll_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info 
   dispatch(m, req, OP_RELEASEDIR, 3, a);
 }
 
-/* Namespace changes are durable when answered: nothing to sync. */
 static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
                          struct fuse_file_info *fi) {
   Mount *m = mount_of(req);
@@ -359,6 +358,7 @@ static void ll_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
   dispatch(m, req, OP_FALLOCATE, 6, a);
 }
 
+/* Namespace changes are durable when answered: nothing to sync. */
 static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi) {
   (void)ino; (void)datasync; (void)fi;
   fuse_reply_err(req, 0);
