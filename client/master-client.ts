@@ -22,6 +22,9 @@ import { checkAttrChanges, checkChunkIndex, checkMode, checkOwnerId, checkReplic
 import type { CheckpointResult, MasterStatus } from '../server/master/master-state';
 import type { DirEntry, ReaddirPage } from '../server/master/namespace';
 
+/** How a rename treats an existing target: replace it, refuse (EEXIST), or swap the two names. */
+export type RenameMode = 'replace' | 'noReplace' | 'exchange';
+
 export interface MasterClientOptions {
   /** Deadline of every call, in milliseconds (default 10 s). */
   deadlineMs?: number;
@@ -211,9 +214,10 @@ export class MasterClient {
     return this.once(async () => (await this.session.call('rmdir', { path })).parent ?? null, async () => null);
   }
 
-  /** `noReplace`: renameat2's RENAME_NOREPLACE (EEXIST rather than replace `to`). */
-  async rename(from: string, to: string, noReplace = false): Promise<void> {
-    await this.once(async () => void (await this.session.call('rename', { from, to, noReplace })), async () => undefined);
+  /** `mode`: a plain rename replaces `to`; renameat2's RENAME_NOREPLACE and RENAME_EXCHANGE. */
+  async rename(from: string, to: string, mode: RenameMode = 'replace'): Promise<void> {
+    const flags = { noReplace: mode === 'noReplace', exchange: mode === 'exchange' };
+    await this.once(async () => void (await this.session.call('rename', { from, to, ...flags })), async () => undefined);
   }
 
   /** `ino`: an open file's, which `path` must still name (ESTALE otherwise; see master.proto). */

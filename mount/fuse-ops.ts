@@ -2,7 +2,7 @@ import { FsError, toFsError } from '../server/common/fs-error';
 import { logger } from '../server/common/log';
 import { rawLength, rawName } from '../server/common/raw-names';
 import type { Attr } from '../server/master/inode';
-import type { FsStats } from '../client/master-client';
+import type { FsStats, RenameMode } from '../client/master-client';
 import type { PosixFs, TimeChange } from '../client/fs/posix-fs';
 import { MAX_REQUEST_BYTES, SET_ATTR, type FuseSession, type KernelStat, type LowLevelHandlers, type Request, type Statvfs } from './fuse-binding';
 import { InodeNames } from './inode-names';
@@ -15,6 +15,7 @@ const BLOCK = 4096;
 const NAME_MAX = 255;
 /** renameat2 flag: fail with EEXIST rather than replace the target. */
 const RENAME_NOREPLACE = 1;
+const RENAME_EXCHANGE = 2;
 const O_ACCMODE = 0o3;
 const O_RDONLY = 0o0;
 /** fallocate(2) mode bit: the file's size stays as it is. */
@@ -118,9 +119,10 @@ export class FuseOps implements LowLevelHandlers {
 
   rename(req: Request, parent: number, name: string, newParent: number, newName: string, flags: number): void {
     this.done(req, 'rename', parent, name, async (from) => {
-      if ((flags & ~RENAME_NOREPLACE) !== 0) throw new FsError('EINVAL', 'rename flags other than RENAME_NOREPLACE (RENAME_EXCHANGE, RENAME_WHITEOUT) are not supported');
-      await this.fs.rename(from, this.names.child(newParent, newName), (flags & RENAME_NOREPLACE) !== 0);
-      this.names.renamed(parent, name, newParent, newName);
+      const mode = renameMode(flags);
+      await this.fs.rename(from, this.names.child(newParent, newName), mode);
+      if (mode === 'exchange') this.names.exchanged(parent, name, newParent, newName);
+      else this.names.renamed(parent, name, newParent, newName);
     });
   }
 
@@ -460,4 +462,12 @@ function statfsOf(s: FsStats): Statvfs {
   const free = Math.floor(s.freeBytes / frsize);
   const freeInodes = 0xffffffff - Math.min(s.files, 0xffffffff);
   return { bsize: frsize, frsize, blocks, bfree: free, bavail: free, files: 0xffffffff, ffree: freeInodes, favail: freeInodes, namemax: NAME_MAX };
+}
+
+/** renameat2's flags as a rename mode; RENAME_WHITEOUT (overlayfs's) and unknown bits are EINVAL. */
+function renameMode(flags: number): RenameMode {
+  if (flags === 0) return 'replace';
+  if (flags === RENAME_NOREPLACE) return 'noReplace';
+  if (flags === RENAME_EXCHANGE) return 'exchange';
+  throw new FsError('EINVAL', `rename flags ${flags} are not supported (RENAME_WHITEOUT, or more than one)`);
 }

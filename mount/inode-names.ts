@@ -110,6 +110,19 @@ export class InodeNames {
     this.byName.set(key(newParent, newName), ino);
   }
 
+  /** `name` in `parent` and `newName` in `newParent` swapped inodes (RENAME_EXCHANGE). */
+  exchanged(parent: number, name: string, newParent: number, newName: string): void {
+    const a = this.byName.get(key(parent, name));
+    const b = this.byName.get(key(newParent, newName));
+    this.removed(parent, name);
+    this.removed(newParent, newName);
+    for (const [ino, at, atName] of [[a, newParent, newName], [b, parent, name]] as const) {
+      if (ino === undefined) continue;
+      this.nodes.get(ino)!.names.push({ parent: at, name: atName });
+      this.byName.set(key(at, atName), ino);
+    }
+  }
+
   private dropName(ino: number, parent: number, name: string): void {
     const node = this.nodes.get(ino);
     if (node) node.names = node.names.filter((n) => n.parent !== parent || n.name !== name);

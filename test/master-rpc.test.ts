@@ -124,10 +124,10 @@ describe('master RPC', function () {
     await client.create('/a', 0o644, true);
     await client.create('/b', 0o644, true);
     const before = committed.length;
-    await rejectsWith('EEXIST', client.rename('/a', '/b', true));
-    await rejectsWith('EEXIST', client.rename('/a', '/a', true));
+    await rejectsWith('EEXIST', client.rename('/a', '/b', 'noReplace'));
+    await rejectsWith('EEXIST', client.rename('/a', '/a', 'noReplace'));
     assert.strictEqual(committed.length, before, 'nothing committed');
-    await client.rename('/a', '/c', true);
+    await client.rename('/a', '/c', 'noReplace');
     assert.deepStrictEqual(committed.slice(before).map((m) => m.op), ['rename']);
     await rejectsWith('ENOENT', client.getattr('/a'));
     await client.rename('/c', '/b'); // without the flag, the plain atomic replace
@@ -273,7 +273,7 @@ describe('master RPC', function () {
         ['link', () => riding.link('/d/f', '/d/l'), async (r) => assert.equal((r as Attr).nlink, 2)],
         ['unlink', () => riding.unlink('/d/gone'), () => absent('/d/gone')],
         ['rmdir', () => riding.rmdir('/d/empty'), () => absent('/d/empty')],
-        ['rename', () => riding.rename('/d/from', '/d/to', true), () => absent('/d/from')],
+        ['rename', () => riding.rename('/d/from', '/d/to', 'noReplace'), () => absent('/d/from')],
         ['setxattr', () => riding.setxattr('/d/f', 'user.a', Buffer.from('1'), XATTR_CREATE), async () => assert.equal((await client.getxattr('/d/f', 'user.a')).toString(), '1')],
         ['removexattr', () => riding.removexattr('/d/to', 'user.k'), () => rejectsWith('ENODATA', client.getxattr('/d/to', 'user.k'))],
       ];

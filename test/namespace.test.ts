@@ -100,6 +100,9 @@ function rmdir(path: string, time = T0): RmdirMutation {
 function rename(from: string, to: string, time = T0): RenameMutation {
   return { op: 'rename', from, to, time };
 }
+function exchange(from: string, to: string, time = T0): RenameMutation {
+  return { op: 'rename', from, to, time, exchange: true };
+}
 function setattr(path: string, o: Partial<Omit<SetattrMutation, 'op' | 'path'>> = {}): SetattrMutation {
   return { op: 'setattr', path, time: T0, ...o };
 }
@@ -800,6 +803,77 @@ describe('Namespace', () => {
       ns.apply(rename('/a', '/a2'));
       assert.deepStrictEqual(names(ns, '/'), ['b', 'c', 'a2']);
     });
+  });
+
+  describe('rename with RENAME_EXCHANGE', () => {
+    it('swaps two files in one directory: both names stay in place, both ctimes and the directory move', () => {
+      const ns = build(['/a', '/b', '/c']);
+      ns.apply(setattr('/b', { size: 7 }));
+      const [a, b] = [ns.getattr('/a').ino, ns.getattr('/b').ino];
+      const count = ns.inodeCount;
+      assert.equal(ns.apply(exchange('/a', '/b', 5000)), null);
+      assert.equal(ns.getattr('/a').ino, b);
+      assert.equal(ns.getattr('/a').size, 7);
+      assert.equal(ns.getattr('/b').ino, a);
+      assert.deepStrictEqual(names(ns, '/'), ['a', 'b', 'c']);
+      for (const p of ['/a', '/b', '/']) assert.equal(ns.getattr(p).ctimeMs, 5000, p);
+      assert.equal(ns.getattr('/').mtimeMs, 5000);
+      assert.equal(ns.inodeCount, count);
+      checkInvariants(ns);
+    });
+
+    it('swaps a directory and a file across directories: the contents go with the directory, `..` links move', () => {
+      const ns = build(['/p/', '/q/', '/p/dir/', '/p/dir/x', '/p/dir/sub/', '/q/f']);
+      const [dir, f] = [ns.getattr('/p/dir').ino, ns.getattr('/q/f').ino];
+      const [p, q] = [ns.getattr('/p').nlink, ns.getattr('/q').nlink];
+      ns.apply(exchange('/p/dir', '/q/f', 6000));
+      assert.equal(ns.getattr('/q/f').ino, dir);
+      assert.deepStrictEqual(names(ns, '/q/f'), ['x', 'sub']);
+      assert.equal(ns.getattr('/p/dir').ino, f);
+      assert.equal(typeOf(ns.getattr('/p/dir')), S_IFREG);
+      assert.equal(ns.getattr('/p').nlink, p - 1);
+      assert.equal(ns.getattr('/q').nlink, q + 1);
+      for (const d of ['/p', '/q']) assert.equal(ns.getattr(d).mtimeMs, 6000, d);
+      checkInvariants(ns);
+    });
+
+    it('swaps two non-empty directories (a plain rename would refuse) and a symlink with a file', () => {
+      const ns = build(['/p/', '/q/', '/p/d1/', '/p/d1/one', '/q/d2/', '/q/d2/two/', '/s -> t', '/q/g']);
+      ns.apply(exchange('/p/d1', '/q/d2'));
+      assert.deepStrictEqual(names(ns, '/p/d1'), ['two']);
+      assert.deepStrictEqual(names(ns, '/q/d2'), ['one']);
+      ns.apply(exchange('/s', '/q/g'));
+      assert.equal(ns.readlink('/q/g'), 't');
+      assert.equal(typeOf(ns.getattr('/s')), S_IFREG);
+      checkInvariants(ns);
+    });
+
+    it('of two hard links of one file, or a name with itself, changes nothing', () => {
+      for (const [spec, from, to] of [[['/f', '/g => /f'], '/f', '/g'], [['/f'], '/f', '/f']] as const) {
+        const ns = build([...spec]);
+        const before = snapshot(ns);
+        assert.equal(ns.apply(exchange(from, to, 99999)), null);
+        assert.deepStrictEqual(snapshot(ns), before);
+      }
+    });
+
+    const refused: Array<[string, string, string, ErrnoName]> = [
+      ['a missing target', '/d/f', '/d/nope', 'ENOENT'],
+      ['a missing source', '/d/nope', '/d/f', 'ENOENT'],
+      ['a target under a missing directory', '/d/f', '/nope/f', 'ENOENT'],
+      ['a directory with its own child', '/d', '/d/sub', 'EINVAL'],
+      ['a child with its own parent directory', '/d/sub', '/d', 'EINVAL'],
+      ['a file with its own parent directory', '/d/f', '/d', 'EINVAL'],
+      ['a directory with a grandchild', '/d', '/d/sub/deep', 'EINVAL'],
+      ['the root', '/', '/e', 'EBUSY'],
+      ['onto the root', '/e', '/', 'EBUSY'],
+    ];
+    for (const [label, from, to, code] of refused) {
+      it(`${code}: ${label}, changing nothing`, () => {
+        const ns = build(['/d/', '/d/f', '/d/sub/', '/d/sub/deep/', '/e/']);
+        expectRejected(ns, exchange(from, to), code);
+      });
+    }
   });
 
   // -------------------------------------------------------------------- setattr
@@ -1577,7 +1651,9 @@ describe('Namespace', () => {
           m = { op: 'rmdir', path: live(rand() < 0.85), time };
         } else if (r < 0.86) {
           const from = live(rand() < 0.5);
-          m = { op: 'rename', from, to: rand() < 0.6 ? fresh() : live(rand() < 0.5), time };
+          m = rand() < 0.25
+            ? { op: 'rename', from, to: live(rand() < 0.5), time, exchange: true }
+            : { op: 'rename', from, to: rand() < 0.6 ? fresh() : live(rand() < 0.5), time };
         } else if (r < 0.9) {
           m = { op: 'setReplication', path: live(rand() < 0.2), replication: pick([1, 2, 16, 0, 33, -1, 1.5]), time };
         } else if (r < 0.93) {

@@ -7,7 +7,7 @@ import type { AttrChanges } from '../../server/master/mutation';
 import { checkXattrName } from '../../server/master/xattrs';
 import type { ChunkClientPool } from '../chunk-client';
 import { FileWriter } from '../file-writer';
-import type { Caller, FsStats, MasterClient } from '../master-client';
+import type { Caller, FsStats, MasterClient, RenameMode } from '../master-client';
 import { MAX_LISTING_PAGE, type ListingPage } from '../../server/common/dir-listing';
 import { logger } from '../../server/common/log';
 import { AttrCache } from './attr-cache';
@@ -349,23 +349,36 @@ export class PosixFs {
 
   /**
    * Atomic replace (or, with `noReplace`, EEXIST when `to` exists: renameat2's
-   * RENAME_NOREPLACE); open files under `from` follow it to `to`.
+   * RENAME_NOREPLACE; with `exchange`, RENAME_EXCHANGE: the two swap); open files follow.
    */
-  async rename(from: string, to: string, noReplace = false): Promise<void> {
+  async rename(from: string, to: string, mode: RenameMode = 'replace'): Promise<void> {
+    if (mode === 'exchange') {
+      await this.changing('all', () => this.master.rename(from, to, 'exchange'));
+      this.moveOpenFiles([[from, to], [to, from]]);
+      return;
+    }
     if (to !== from && this.files.has(to)) {
-      if (noReplace) throw new FsError('EEXIST', `${to} exists (RENAME_NOREPLACE)`);
+      if (mode === 'noReplace') throw new FsError('EEXIST', `${to} exists (RENAME_NOREPLACE)`);
       // A rename that fails must not have moved `to` away: its source is asked for first (the
       // kernel has looked it up, but another mount may have removed it since; the kernel
       // itself refuses a directory onto a file, and a rename between two links of one file).
       await this.master.getattr(from);
       await this.hide(to);
     }
-    await this.changing('all', () => this.master.rename(from, to, noReplace));
-    const moved = [...this.files].filter(([p]) => p === from || p.startsWith(`${from}/`));
-    for (const [p] of moved) this.files.delete(p);
-    for (const [p, open] of moved) {
-      open.path = to + p.slice(from.length);
-      this.files.set(open.path, open);
+    await this.changing('all', () => this.master.rename(from, to, mode));
+    this.moveOpenFiles([[from, to]]);
+  }
+
+  /** Open files at or below each `from` now have their names at or below its `to` (all moves at once). */
+  private moveOpenFiles(moves: Array<[from: string, to: string]>): void {
+    const moved = [...this.files].flatMap(([p, open]) => {
+      const move = moves.find(([from]) => p === from || p.startsWith(`${from}/`));
+      return move ? [{ key: p, open, path: move[1] + p.slice(move[0].length) }] : [];
+    });
+    for (const { key } of moved) this.files.delete(key);
+    for (const { open, path } of moved) {
+      open.path = path;
+      this.files.set(path, open);
     }
   }
 

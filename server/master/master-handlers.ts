@@ -67,12 +67,15 @@ export function namespaceOps(state: MasterState, chunkservers: ChunkserverRegist
       // Checked in the turn the rename applies in (a commit applies at once): nothing can come
       // between. Not logged: replayed, the rename meets the same namespace, without `to`.
       const target = state.ns.lookupOrNull(req.to);
+      if (req.noReplace && req.exchange) throw new FsError('EINVAL', 'RENAME_NOREPLACE and RENAME_EXCHANGE together');
       if (req.noReplace && target) throw new FsError('EEXIST', `${req.to} exists (RENAME_NOREPLACE)`);
-      // Between two links of one file, a rename does nothing (POSIX): both names stay.
-      const noop = target !== null && target === state.ns.lookupOrNull(req.from);
+      // Between two links of one file, a rename does nothing (POSIX): both names stay; an
+      // exchange leaves both names in place too.
+      const sameNames = req.exchange || (target !== null && target === state.ns.lookupOrNull(req.from));
+      const exchange = req.exchange ? { exchange: true } : {};
       return {
-        done: state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now(), ...retried(context) }).then(() => ({})),
-        changes: noop ? [] : [{ dir: fromDir, removed: posix.basename(req.from) }, { dir: toDir, added: posix.basename(req.to) }],
+        done: state.commit({ op: 'rename', from: req.from, to: req.to, time: Date.now(), ...exchange, ...retried(context) }).then(() => ({})),
+        changes: sameNames ? [] : [{ dir: fromDir, removed: posix.basename(req.from) }, { dir: toDir, added: posix.basename(req.to) }],
       };
     }),
     endDirLeases: (req, context) => {

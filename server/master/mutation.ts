@@ -72,6 +72,8 @@ export interface RenameMutation extends Retriable {
   from: string;
   to: string;
   time: number;
+  /** renameat2's RENAME_EXCHANGE: the two names swap inodes (absent in older records). */
+  exchange?: boolean;
 }
 /** setattr changes; absent fields stay as they are. */
 export interface AttrChanges {

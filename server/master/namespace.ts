@@ -356,7 +356,10 @@ export class Namespace {
     return null;
   }
 
-  /** rename(2): atomic, replaces a compatible target, refuses moving a directory below itself. */
+  /**
+   * rename(2): atomic, replaces a compatible target, refuses moving a directory below itself.
+   * With `exchange` (renameat2's RENAME_EXCHANGE) both names must exist and swap inodes.
+   */
   private rename(m: RenameMutation): null {
     const fromParts = splitPath(m.from);
     const toParts = splitPath(m.to);
@@ -367,9 +370,17 @@ export class Namespace {
     const dstParent = this.resolveDir(toParts, toParts.length - 1);
     const dstName = toParts[toParts.length - 1];
     const dst = dstParent.children!.get(dstName) ?? null;
+    if (m.exchange && !dst) throw new FsError('ENOENT', `no such file or directory: ${m.to}`);
     if (dst === src.node) return null; // same file (or hard links to it): POSIX says do nothing
     if (src.node.isDir && isSameOrBelow(toParts, fromParts)) {
       throw new FsError('EINVAL', `cannot move ${m.from} into its own subtree ${m.to}`);
+    }
+    if (m.exchange) {
+      if (dst!.isDir && isSameOrBelow(fromParts, toParts)) {
+        throw new FsError('EINVAL', `cannot move ${m.to} into its own subtree ${m.from}`);
+      }
+      this.exchange(src.parent, src.name, src.node, dstParent, dstName, dst!, m.time);
+      return null;
     }
     if (dst) {
       if (src.node.isDir && !dst.isDir) throw new FsError('ENOTDIR', `not a directory: ${m.to}`);
@@ -397,6 +408,21 @@ export class Namespace {
     touchDir(dstParent, m.time);
     src.node.ctimeMs = m.time;
     return null;
+  }
+
+  /** The swap of a RENAME_EXCHANGE, validated: a directory moving to the other parent takes its `..` link along. */
+  private exchange(aParent: Inode, aName: string, a: Inode, bParent: Inode, bName: string, b: Inode, time: number): void {
+    aParent.children!.set(aName, b);
+    bParent.children!.set(bName, a);
+    if (aParent !== bParent && a.isDir !== b.isDir) {
+      const [gains, loses] = a.isDir ? [bParent, aParent] : [aParent, bParent];
+      gains.nlink++;
+      loses.nlink--;
+    }
+    touchDir(aParent, time);
+    touchDir(bParent, time);
+    a.ctimeMs = time;
+    b.ctimeMs = time;
   }
 
   private setattr(m: SetattrMutation): Attr {
