@@ -1,7 +1,7 @@
 import { FsError, toFsError } from '../server/common/fs-error';
 import { logger } from '../server/common/log';
 import { rawLength, rawName } from '../server/common/raw-names';
-import type { Attr } from '../server/master/inode';
+import { S_IFDIR, S_IFMT, type Attr } from '../server/master/inode';
 import type { FsStats, RenameMode } from '../client/master-client';
 import type { PosixFs, TimeChange } from '../client/fs/posix-fs';
 import { MAX_REQUEST_BYTES, SET_ATTR, type FuseSession, type KernelStat, type LowLevelHandlers, type Request, type Statvfs } from './fuse-binding';
@@ -45,8 +45,14 @@ export class FuseOps implements LowLevelHandlers {
   private readonly names = new InodeNames();
   /** Open file handles per inode: what a getattr of an unlinked open file is answered from. */
   private readonly openHandles = new Map<number, Set<number>>();
-  /** Size and mtime the kernel was last told per inode, to know when an open must invalidate. */
-  private readonly told = new Map<number, { size: number; mtimeMs: number }>();
+  /**
+   * Directories removed through this mount that the kernel still holds (a process's working
+   * directory, an open descriptor): stat shows their last attributes with no link, as on a
+   * local disk, until the kernel forgets them.
+   */
+  private readonly removedDirs = new Set<number>();
+  /** The attributes the kernel was last told per inode: an open invalidates them when the size or mtime changed. */
+  private readonly told = new Map<number, Attr>();
   /**
    * Directory listings by handle: asked for at opendir, so that the first readdir finds it on
    * its way (readdir after opendir is the usual order; what changes between them may or may not
@@ -79,7 +85,9 @@ export class FuseOps implements LowLevelHandlers {
 
   forget(ino: number, nlookup: number): void {
     this.names.forget(ino, nlookup);
-    if (!this.openHandles.has(ino) && !this.names.knows(ino)) this.told.delete(ino);
+    if (this.names.knows(ino)) return;
+    this.removedDirs.delete(ino);
+    if (!this.openHandles.has(ino)) this.told.delete(ino);
   }
 
   forgetMany(pairs: Float64Array): void {
@@ -112,17 +120,21 @@ export class FuseOps implements LowLevelHandlers {
 
   rmdir(req: Request, parent: number, name: string): void {
     this.done(req, 'rmdir', parent, name, async (path) => {
+      const removed = this.names.inodeAt(parent, name);
       await this.fs.rmdir(path);
       this.names.removed(parent, name);
+      this.keepRemoved(removed);
     });
   }
 
   rename(req: Request, parent: number, name: string, newParent: number, newName: string, flags: number): void {
     this.done(req, 'rename', parent, name, async (from) => {
       const mode = renameMode(flags);
+      const replaced = mode === 'replace' ? this.names.inodeAt(newParent, newName) : undefined;
       await this.fs.rename(from, this.names.child(newParent, newName), mode);
       if (mode === 'exchange') this.names.exchanged(parent, name, newParent, newName);
       else this.names.renamed(parent, name, newParent, newName);
+      if (replaced !== this.names.inodeAt(newParent, newName)) this.keepRemoved(replaced);
     });
   }
 
@@ -347,14 +359,23 @@ export class FuseOps implements LowLevelHandlers {
    * replacement yet does, keeps the name's attributes: it is that file the caller has open.)
    */
   private async attrOf(ino: number): Promise<Attr> {
-    const attr = await this.fs.getattr(this.pathOf(ino, -1)).catch(toFsError);
+    // (pathOf throws at once for an inode with no name left: caught the same way.)
+    const attr = await Promise.resolve().then(() => this.fs.getattr(this.pathOf(ino, -1))).catch(toFsError);
     if (!(attr instanceof FsError) && attr.ino === ino) return attr;
     const handles = [...(this.openHandles.get(ino) ?? [])];
     if (!(attr instanceof FsError) && handles.some((h) => this.fs.inoOf(h) === attr.ino)) return attr;
     const own = handles.find((h) => this.fs.inoOf(h) === ino);
     if (own !== undefined) return this.fs.fgetattr(own);
+    const removed = this.removedDirs.has(ino) ? this.told.get(ino) : undefined;
+    if (removed && attr instanceof FsError && attr.code === 'ENOENT') return { ...removed, nlink: 0 };
     if (attr instanceof FsError) throw attr;
     return attr;
+  }
+
+  /** An inode just removed (rmdir, or renamed over): kept if a directory the kernel still holds (see removedDirs). */
+  private keepRemoved(ino: number | undefined): void {
+    const attr = ino === undefined ? undefined : this.told.get(ino);
+    if (attr && (attr.mode & S_IFMT) === S_IFDIR && this.names.knows(attr.ino)) this.removedDirs.add(attr.ino);
   }
 
   private anyHandle(ino: number): number | undefined {
@@ -397,7 +418,7 @@ export class FuseOps implements LowLevelHandlers {
 
   /** The kernel's form of `attr`, remembered as what the kernel knows. */
   private tell(attr: Attr): KernelStat {
-    this.told.set(attr.ino, { size: attr.size, mtimeMs: attr.mtimeMs });
+    this.told.set(attr.ino, attr);
     return { ...attr, blksize: MAX_REQUEST_BYTES }; // the I/O size cp, cat and friends use: one request of the largest
   }
 

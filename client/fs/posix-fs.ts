@@ -159,6 +159,16 @@ export class PosixFs {
   }
 
   /**
+   * The file open here that `path` names, also when it is open under another of its hard links
+   * (a truncate or utimens by this name must reach its buffered writes, or they would land after it).
+   */
+  private async openFileNamed(path: string): Promise<OpenFile | undefined> {
+    const open = this.files.get(path);
+    if (open || this.files.size === 0) return open;
+    return this.openFileOf(path, this.attrs.get(path) ?? (await this.lookup(path))); // the master's link count, hidden names included
+  }
+
+  /**
    * fstat(2): the attributes of the file open as `handle`, wherever it is now (its name is
    * asked for again when it names another file or none: another client renamed it).
    */
@@ -221,7 +231,7 @@ export class PosixFs {
       await this.master.getattr(path);
       return;
     }
-    const open = this.files.get(path);
+    const open = await this.openFileNamed(path);
     if (open) this.attrs.set(path, await this.changing(this.inodeOf(path), () => open.setTimes(changes)));
     else await this.setattr(path, changes);
   }
@@ -229,8 +239,8 @@ export class PosixFs {
   async truncate(path: string, size: number): Promise<void> {
     await this.learnChunkSize(path);
     this.checkFileSize(size);
+    const open = await this.openFileNamed(path);
     return this.changing(this.inodeOf(path), async () => {
-      const open = this.files.get(path);
       if (open) return open.truncate(size);
       const writer = new FileWriter(this.master, this.peers, this.chunkSize);
       try {
@@ -481,9 +491,9 @@ export class PosixFs {
     if ((attr.mode & S_IFMT) !== S_IFREG) throw new FsError('EISDIR', `${path} is not a regular file`);
     if (window) this.chunkSize = window.chunkSize;
     else await this.learnChunkSize(path);
-    // Only a file opened afresh here: one opened meanwhile by another call may have flushed
-    // writes since the window was asked for.
-    const fresh = !this.files.has(path);
+    // Only a file opened afresh here (not under this name or another of its links): one opened
+    // meanwhile by another call may have flushed writes since the window was asked for.
+    const fresh = this.openFileOf(path, attr) === undefined;
     const handle = this.open(path, attr, flags);
     if (window && fresh) this.handle(handle).seedLocations(window);
     if ((flags & O_ACCMODE) === O_RDONLY && !(flags & O_TRUNC)) this.handle(handle).prefetchSmall();
@@ -571,13 +581,12 @@ export class PosixFs {
 
   /** A handle on the open file of `path`, opened with the master's `attr` if not open yet. */
   private open(path: string, attr: Attr | null, flags: number): number {
-    let open = this.files.get(path);
     // Another mount replaced the file open here (renamed another over it, or removed and made
     // it again): a new open is of the file the name has now; the old one's handles keep theirs.
-    if (open && attr && attr.ino !== open.ino) {
-      this.files.delete(path);
-      open = undefined;
-    }
+    if (attr && this.files.get(path) && this.files.get(path)!.ino !== attr.ino) this.files.delete(path);
+    // The file may be open here under another of its hard links: its handles share that one's
+    // writes (a second OpenFile would read past them, and show the master's size without them).
+    let open = attr ? this.openFileOf(path, attr) : this.files.get(path);
     if (!open) {
       const file: OpenFile = new OpenFile(this.master, this.peers, path, attr!.ino, attr!.size, this.tuning, this.slabs, this.chunkSize,
         () => this.forget(this.inodeOf(file.path)), (from) => this.moved(file, from));
