@@ -1,7 +1,7 @@
 import { FsError, toFsError } from '../server/common/fs-error';
 import { logger } from '../server/common/log';
 import { rawLength, rawName } from '../server/common/raw-names';
-import { S_IFDIR, S_IFMT, type Attr } from '../server/master/inode';
+import { S_IFMT, S_IFREG, type Attr } from '../server/master/inode';
 import type { FsStats, RenameMode } from '../client/master-client';
 import type { PosixFs, TimeChange } from '../client/fs/posix-fs';
 import { MAX_REQUEST_BYTES, SET_ATTR, type FuseSession, type KernelStat, type LowLevelHandlers, type Request, type Statvfs } from './fuse-binding';
@@ -46,11 +46,12 @@ export class FuseOps implements LowLevelHandlers {
   /** Open file handles per inode: what a getattr of an unlinked open file is answered from. */
   private readonly openHandles = new Map<number, Set<number>>();
   /**
-   * Directories removed through this mount that the kernel still holds (a process's working
-   * directory, an open descriptor): stat shows their last attributes with no link, as on a
-   * local disk, until the kernel forgets them.
+   * Directories and special files (a FIFO, a device node) removed through this mount that the
+   * kernel still holds (a process's working directory, an open descriptor, which the kernel
+   * serves without us): stat shows their last attributes with no link, as on a local disk, until
+   * the kernel forgets them. (An open regular file lives on under a hidden name instead.)
    */
-  private readonly removedDirs = new Set<number>();
+  private readonly removedInodes = new Set<number>();
   /** The attributes the kernel was last told per inode: an open invalidates them when the size or mtime changed. */
   private readonly told = new Map<number, Attr>();
   /**
@@ -86,7 +87,7 @@ export class FuseOps implements LowLevelHandlers {
   forget(ino: number, nlookup: number): void {
     this.names.forget(ino, nlookup);
     if (this.names.knows(ino)) return;
-    this.removedDirs.delete(ino);
+    this.removedInodes.delete(ino);
     if (!this.openHandles.has(ino)) this.told.delete(ino);
   }
 
@@ -113,8 +114,10 @@ export class FuseOps implements LowLevelHandlers {
 
   unlink(req: Request, parent: number, name: string): void {
     this.done(req, 'unlink', parent, name, async (path) => {
+      const removed = this.names.inodeAt(parent, name);
       await this.fs.unlink(path);
       this.names.removed(parent, name);
+      this.keepRemoved(removed);
     });
   }
 
@@ -366,16 +369,16 @@ export class FuseOps implements LowLevelHandlers {
     if (!(attr instanceof FsError) && handles.some((h) => this.fs.inoOf(h) === attr.ino)) return attr;
     const own = handles.find((h) => this.fs.inoOf(h) === ino);
     if (own !== undefined) return this.fs.fgetattr(own);
-    const removed = this.removedDirs.has(ino) ? this.told.get(ino) : undefined;
+    const removed = this.removedInodes.has(ino) ? this.told.get(ino) : undefined;
     if (removed && attr instanceof FsError && attr.code === 'ENOENT') return { ...removed, nlink: 0 };
     if (attr instanceof FsError) throw attr;
     return attr;
   }
 
-  /** An inode just removed (rmdir, or renamed over): kept if a directory the kernel still holds (see removedDirs). */
+  /** A name just removed (unlink, rmdir, or renamed over): its inode is kept if the kernel still holds it with no name (see removedInodes). */
   private keepRemoved(ino: number | undefined): void {
     const attr = ino === undefined ? undefined : this.told.get(ino);
-    if (attr && (attr.mode & S_IFMT) === S_IFDIR && this.names.knows(attr.ino)) this.removedDirs.add(attr.ino);
+    if (attr && (attr.mode & S_IFMT) !== S_IFREG && this.names.knows(attr.ino) && !this.names.named(attr.ino)) this.removedInodes.add(attr.ino);
   }
 
   private anyHandle(ino: number): number | undefined {
