@@ -15,6 +15,7 @@ const BLOCK = 4096;
 const NAME_MAX = 255;
 /** renameat2 flag: fail with EEXIST rather than replace the target. */
 const RENAME_NOREPLACE = 1;
+/** renameat2 flag: swap the two names (both must exist). */
 const RENAME_EXCHANGE = 2;
 const O_ACCMODE = 0o3;
 const O_RDONLY = 0o0;

@@ -583,7 +583,8 @@ export class PosixFs {
   private open(path: string, attr: Attr | null, flags: number): number {
     // Another mount replaced the file open here (renamed another over it, or removed and made
     // it again): a new open is of the file the name has now; the old one's handles keep theirs.
-    if (attr && this.files.get(path) && this.files.get(path)!.ino !== attr.ino) this.files.delete(path);
+    const named = this.files.get(path);
+    if (attr && named && named.ino !== attr.ino) this.files.delete(path);
     // The file may be open here under another of its hard links: its handles share that one's
     // writes (a second OpenFile would read past them, and show the master's size without them).
     let open = attr ? this.openFileOf(path, attr) : this.files.get(path);
