@@ -31,8 +31,10 @@ const withServers = yargs(hideBin(process.argv))
       .option('chunk-size', { type: 'number', describe: 'bytes per chunk, cluster-wide [default: 64 MiB]' })
       .option('gc-delay', { type: 'number',
         describe: `seconds a deleted file's chunks stay on the chunkservers before they are removed [default: ${DEFAULT_GC_DELAY_SEC}]` })
+      .option('replication-interval', { type: 'number',
+        describe: 'seconds between looks at every chunk for missing, surplus and stale replicas [default: 1]' })
       .check((a) => {
-        for (const flag of ['checkpoint-txns', 'checkpoint-period', 'dead-timeout', 'replication', 'chunk-size'] as const) {
+        for (const flag of ['checkpoint-txns', 'checkpoint-period', 'dead-timeout', 'replication', 'chunk-size', 'replication-interval'] as const) {
           const v = a[flag];
           if (v !== undefined && !(v > 0)) return `--${flag} must be a positive number`;
         }
@@ -57,6 +59,7 @@ const withServers = yargs(hideBin(process.argv))
         replication: args.replication,
         chunkSize: args['chunk-size'],
         gcDelaySec: args['gc-delay'],
+        replicationIntervalSec: args['replication-interval'],
       });
     },
   });

@@ -145,6 +145,7 @@ describe('chunkfs CLI', function () {
       ['mount', '/nonexistent-mountpoint', '--read-ahead', '65'], ['mount', '/nonexistent-mountpoint', '--write-buffer', '0'],
       // A master refuses bad tuning before it opens its metadata.
       ['master', '--meta-dir', '/nonexistent-meta', '--listen', '127.0.0.1:0', '--gc-delay', '-1'],
+      ['master', '--meta-dir', '/nonexistent-meta', '--listen', '127.0.0.1:0', '--replication-interval', '0'],
     ]) {
       const r = await cli(...args);
       assert.strictEqual(r.code, 2, `chunkfs ${args.join(' ')}: exit ${r.code}`);

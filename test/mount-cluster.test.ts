@@ -468,7 +468,7 @@ f.close()'`);
       assert.match(r.stderr, /Input\/output error/, 'a failed copy says EIO, never silently corrupts');
     }
     // Either way, the cluster heals: every chunk back at full replication on the live servers.
-    await cluster.until((rep) => rep.chunks?.underReplicated === 0 && rep.chunks.missing === 0, 'full replication', 200_000); // often about 100 s in CI, once 117
+    await cluster.until((rep) => rep.chunks?.underReplicated === 0 && rep.chunks.missing === 0, 'full replication', 60_000);
     if (r.code === 0) assert.equal(sha256(await fsp.readFile(a.at('large.bin'))), want);
   });
 

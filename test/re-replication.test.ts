@@ -164,3 +164,34 @@ describe('self-healing with as many chunkservers as replicas', function () {
     }
   });
 });
+
+describe('re-replication pace: copies do not wait for the next pass', function () {
+  this.timeout(120_000);
+  const INTERVAL_S = 8;
+  let cluster: TestCluster;
+
+  before(async () => {
+    cluster = await TestCluster.start('rerep-pace', 4,
+      ['--chunk-size', String(64 * 1024), '--dead-timeout', '1', '--replication-interval', String(INTERVAL_S)]);
+  });
+  after(async () => cluster?.stop());
+
+  it('a dead chunkserver\'s many small chunks are copied back as fast as copies end, not a few per pass', async () => {
+    const writer = new FileWriter(cluster.client, cluster.peers);
+    const data = randomBytes(96 * 64 * 1024);
+    await cluster.client.create('/many', 0o644, true);
+    await writer.write('/many', 0, data);
+    await writer.close();
+    const healthy = (r: ClusterReport) => r.chunks!.total === 96 && r.chunks!.underReplicated + r.chunks!.missing === 0;
+    await cluster.until(healthy, 'the chunks at three replicas');
+    const r0 = await cluster.client.report();
+    const fullest = r0.chunkservers.reduce((a, b) => (b.chunks > a.chunks ? b : a));
+    await kill(cluster.chunkservers.find((c) => c.address === fullest.address)!);
+    // About 70 chunks to copy, with 3 live servers and 2 copies per server: 3 at a time. Started
+    // only by passes, that is over 20 passes; five passes' time is plenty when each copy that
+    // ends starts the next.
+    await cluster.until((r) => !r.chunkservers.find((c) => c.id === fullest.id)!.alive && healthy(r),
+      `every chunk back at three live replicas within ${5 * INTERVAL_S} s`, 5 * INTERVAL_S * 1000);
+    assert.equal(sha(await cluster.readAll('/many')), sha(data));
+  });
+});

@@ -22,6 +22,8 @@ export interface MasterOptions {
   deadTimeoutSec?: number;
   /** Seconds a replica no file refers to is kept before it is deleted (see ReplicationOptions.gcDelayMs). */
   gcDelaySec?: number;
+  /** Seconds between the replication monitor's passes over every chunk (default 1). */
+  replicationIntervalSec?: number;
   /** Replication factor of files created without one (default 3). */
   replication?: number;
   /** Bytes per chunk (default 64 MiB). */
@@ -64,7 +66,7 @@ export async function runMaster(options: MasterOptions): Promise<void> {
   const decommissioner = new Decommissioner(state, chunkservers);
   const monitor = new ReplicationMonitor(state, chunkservers, chunks, peers, {
     chunkSize: chunks.options.chunkSize,
-    intervalMs: 1000,
+    intervalMs: (options.replicationIntervalSec ?? 1) * 1000,
     maxCopies: 8,
     maxCopiesPerServer: 2,
     startAfterMs: deadTimeoutMs,

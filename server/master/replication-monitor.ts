@@ -12,6 +12,8 @@ import { chooseReplicas } from './placement';
 const log = logger('replication');
 /** Replicas one chunkserver is told to delete per pass (HDFS caps its invalidations per heartbeat alike). */
 const MAX_DELETES_PER_CALL = 1000;
+/** Waiting chunks looked at when a copy ends (a pass looks at all of them). */
+const LOOKS_PER_COPY_END = 1000;
 
 export interface ReplicationOptions {
   /** bytes per chunk: a copy target needs this much free */
@@ -44,6 +46,8 @@ interface Need {
   live: string[];
   /** replicas counting towards the factor (not on decommissioning servers) */
   counted: number;
+  /** the factor of the chunk's file */
+  replication: number;
 }
 
 /** What the chunk's file wants of it: the current version, and how many replicas. */
@@ -71,6 +75,15 @@ export class ReplicationMonitor {
   /** chunkserver id -> copies it takes part in now */
   private readonly busy = new Map<string, number>();
   private passing = false;
+  /**
+   * The chunks the last pass found short, most endangered first, that no copy slot was free
+   * for (null: started since, or no longer to be started). A copy that ends starts the next of
+   * them at once: waiting for the next pass held re-replication of small chunks to a few per
+   * second (a dead server's 300 chunks of 1 MiB took 100 s).
+   */
+  private waiting: Array<Need | null> = [];
+  /** waiting[i] is null for every i below this */
+  private waitingFrom = 0;
   private readonly startAt = performance.now();
   /** When each chunk that no file refers to was first seen so (see gcDelayMs). */
   private readonly orphanedAt = new Map<number, number>();
@@ -101,10 +114,9 @@ export class ReplicationMonitor {
       const { needs, referenced, short } = this.survey();
       await this.removeUnwanted(referenced);
       needs.sort((a, b) => a.counted - b.counted || a.live.length - b.live.length);
-      for (const need of needs) {
-        if (this.copying.size >= this.opts.maxCopies) break;
-        this.startCopy(need);
-      }
+      this.waiting = needs;
+      this.waitingFrom = 0;
+      this.startWaiting(needs.length);
       await this.drains.finishDrains(short);
     } catch (err) {
       log.error(`replication pass failed: ${(err as Error).message}`);
@@ -132,7 +144,7 @@ export class ReplicationMonitor {
         // An unwritten chunk has nothing to copy or drain: a first write not yet confirmed left its replicas.
         if (c.version === UNWRITTEN || counted >= replication) continue;
         short.add(c.handle);
-        if (live.length > 0) needs.push({ handle: c.handle, version, live, counted });
+        if (live.length > 0) needs.push({ handle: c.handle, version, live, counted, replication });
       }
     }
     return { needs, referenced, short };
@@ -246,30 +258,50 @@ export class ReplicationMonitor {
     return chooseReplicas(candidates, 1, { exclude, minFreeBytes: this.opts.chunkSize })[0];
   }
 
-  private startCopy(need: Need): void {
-    if (this.copying.has(need.handle) || this.chunks.isLeased(need.handle)) return;
+  /** Starts copies of waiting chunks while slots are free, looking at `looks` of them at most. */
+  private startWaiting(looks: number): void {
+    const end = Math.min(this.waiting.length, this.waitingFrom + looks);
+    for (let i = this.waitingFrom; i < end && this.copying.size < this.opts.maxCopies; i++) {
+      const need = this.waiting[i];
+      if (need && this.startCopy(need) !== 'busy') this.waiting[i] = null;
+    }
+    while (this.waitingFrom < this.waiting.length && this.waiting[this.waitingFrom] === null) this.waitingFrom++;
+  }
+
+  /**
+   * Copies the chunk from a live replica to a new server, both with a free slot; 'busy' if
+   * none is free now, 'skipped' if the chunk is no longer to be copied here (it has its
+   * replicas, is being copied or written, changed version, or no server could take it).
+   */
+  private startCopy(need: Need): 'started' | 'busy' | 'skipped' {
+    if (this.copying.has(need.handle) || this.chunks.isLeased(need.handle)) return 'skipped';
+    // Again, for a chunk that waited: servers may have died or come back since the pass.
+    const { live, counted, version } = this.chunkservers.replicasOf(need.handle, need.version);
+    if (version !== need.version || counted >= need.replication || live.length === 0) return 'skipped';
     const idle = (id: string) => (this.busy.get(id) ?? 0) < this.opts.maxCopiesPerServer;
-    const source = need.live.find(idle);
-    if (!source) return;
-    const target = this.copyTarget(need.handle, this.chunkservers.list().filter((cs) => idle(cs.id)));
-    if (!target) return;
-    const copy = this.copy(need, source, target.id).finally(() => {
+    const servers = this.chunkservers.list();
+    const source = live.find(idle);
+    const target = source && this.copyTarget(need.handle, servers.filter((cs) => idle(cs.id)));
+    if (!source || !target) return this.copyTarget(need.handle, servers) ? 'busy' : 'skipped';
+    const copy = this.copy(need.handle, version, source, target.id, `${counted} counted of ${live.length} live replicas`).finally(() => {
       this.copying.delete(need.handle);
       for (const id of [source, target.id]) this.busy.set(id, (this.busy.get(id) ?? 1) - 1);
+      this.startWaiting(LOOKS_PER_COPY_END);
     });
     for (const id of [source, target.id]) this.busy.set(id, (this.busy.get(id) ?? 0) + 1);
     this.copying.set(need.handle, copy);
+    return 'started';
   }
 
-  private async copy(need: Need, source: string, target: string): Promise<void> {
+  private async copy(handle: number, version: number, source: string, target: string, had: string): Promise<void> {
     const from = this.chunkservers.addressOf(source);
     const to = this.chunkservers.addressOf(target);
     try {
-      const bytes = await this.peers.get(to).copy(need.handle, need.version, from);
-      this.chunkservers.noteReplica(target, need.handle, need.version);
-      log.info(`chunk ${need.handle} copied from ${from} to ${to} (${bytes} bytes; had ${need.counted} counted of ${need.live.length} live replicas)`);
+      const bytes = await this.peers.get(to).copy(handle, version, from);
+      this.chunkservers.noteReplica(target, handle, version);
+      log.info(`chunk ${handle} copied from ${from} to ${to} (${bytes} bytes; had ${had})`);
     } catch (err) {
-      log.warn(`copying chunk ${need.handle} from ${from} to ${to} failed: ${(err as Error).message}`);
+      log.warn(`copying chunk ${handle} from ${from} to ${to} failed: ${(err as Error).message}`);
     }
   }
 }
