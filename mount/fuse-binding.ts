@@ -1,4 +1,5 @@
 import * as path from 'path';
+import type { ListingPage } from '../server/common/dir-listing';
 import { rawName } from '../server/common/raw-names';
 
 /**
@@ -101,6 +102,7 @@ export interface LowLevelHandlers {
 
 interface Native {
   decodeName(bytes: Buffer): string;
+  packDirents(out: Buffer, offset: number, dotIno: number, dotDotIno: number, names: Buffer, columns: Buffer, inoAt: number, modeAt: number, n: number): number;
   mount(mountpoint: string, options: string, dispatch: (op: Op, ...args: unknown[]) => void): MountHandle;
   unmount(handle: MountHandle): void;
   replyErr(req: Request, errno: number): void;
@@ -125,6 +127,15 @@ const native: Native = require(path.join(__dirname, '../../mount/native/build/Re
 /** The string the binding makes of a name's bytes from the kernel (raw_names.c; the tests compare it with raw-names.ts). */
 export function decodeKernelName(bytes: Buffer): string {
   return native.decodeName(bytes);
+}
+
+/**
+ * '.' (`dotIno`), '..' (`dotDotIno`) and the entries of `page` from position `offset` on, as
+ * fuse_dirent records in `out` (mount/native/dirents.c); returns the bytes used.
+ */
+export function packKernelDirents(out: Buffer, offset: number, dotIno: number, dotDotIno: number, page: ListingPage): number {
+  const { names, columns, inoAt, modeAt } = page.layout();
+  return native.packDirents(out, offset, dotIno, dotDotIno, names, columns, inoAt, modeAt, page.length);
 }
 
 function statArgs(s: KernelStat): number[] {

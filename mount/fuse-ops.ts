@@ -6,7 +6,7 @@ import type { FsStats, RenameMode } from '../client/master-client';
 import type { PosixFs, TimeChange } from '../client/fs/posix-fs';
 import { MAX_REQUEST_BYTES, SET_ATTR, type FuseSession, type KernelStat, type LowLevelHandlers, type Request, type Statvfs } from './fuse-binding';
 import { InodeNames } from './inode-names';
-import { packDirents, WithDots, type Dirents } from './dirents';
+import { packDirents, type Listing } from './dirents';
 
 const log = logger('mount');
 
@@ -60,7 +60,7 @@ export class FuseOps implements LowLevelHandlers {
    * its way (readdir after opendir is the usual order; what changes between them may or may not
    * be listed, as POSIX allows), and again at a later offset 0 (rewinddir).
    */
-  private readonly listings = new Map<number, { entries: Promise<Dirents>; used: boolean }>();
+  private readonly listings = new Map<number, { entries: Promise<Listing>; used: boolean }>();
   private nextDirHandle = 1;
   private session: FuseSession | null = null;
   /** Changes of extended attributes through this mount so far (see getxattr). */
@@ -328,8 +328,8 @@ export class FuseOps implements LowLevelHandlers {
   }
 
   /** The listing of directory `ino` as readdir packs it (its failure is the readdir's to report). */
-  private listing(ino: number): Promise<Dirents> {
-    const entries = (async () => new WithDots(ino, this.names.parentOf(ino), await this.fs.list(this.names.path(ino))))();
+  private listing(ino: number): Promise<Listing> {
+    const entries = (async (): Promise<Listing> => ({ ino, parent: this.names.parentOf(ino), page: await this.fs.list(this.names.path(ino)) }))();
     entries.catch(() => undefined);
     return entries;
   }

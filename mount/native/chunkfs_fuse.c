@@ -19,6 +19,7 @@
 #include <fuse_lowlevel.h>
 #include <node_api.h>
 #include <uv.h>
+#include "dirents.h"
 #include "raw_names.h"
 
 /* The operations JavaScript sees; mount/fuse-binding.ts has the same numbers. */
@@ -783,6 +784,37 @@ static napi_value js_notify_inval_entry(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * packDirents(out, offset, dotIno, dotDotIno, names, columns, inoAt, modeAt, n): a readdir
+ * reply in `out` (dirents.c) of '.', '..' and the n entries of a ListingPage (names NUL-ended,
+ * inode and mode columns at inoAt and modeAt of `columns`) from position `offset` on; returns
+ * its length.
+ */
+static napi_value js_pack_dirents(napi_env env, napi_callback_info info) {
+  ARGS(9);
+  void *out = NULL, *names = NULL, *columns = NULL;
+  size_t out_len = 0, names_len = 0, columns_len = 0;
+  if (napi_get_buffer_info(env, argv[0], &out, &out_len) != napi_ok ||
+      napi_get_buffer_info(env, argv[4], &names, &names_len) != napi_ok ||
+      napi_get_buffer_info(env, argv[5], &columns, &columns_len) != napi_ok)
+    THROW(env, "packDirents: out, names and columns must be Buffers");
+  double ino_at = dbl(env, argv[6]), mode_at = dbl(env, argv[7]), n = dbl(env, argv[8]);
+  if (!(n >= 0 && ino_at >= 0 && mode_at >= 0 && ino_at + 8 * n <= columns_len && mode_at + 4 * n <= columns_len))
+    THROW(env, "packDirents: the columns do not fit in their buffer");
+  Listing l = {
+      .dot_ino = (uint64_t)dbl(env, argv[2]),
+      .dotdot_ino = (uint64_t)dbl(env, argv[3]),
+      .names = names,
+      .names_len = names_len,
+      .inos = (const uint8_t *)columns + (size_t)ino_at,
+      .modes = (const uint8_t *)columns + (size_t)mode_at,
+      .n = (size_t)n,
+  };
+  long used = pack_dirents(&l, (uint64_t)dbl(env, argv[1]), out, out_len);
+  if (used < 0) THROW(env, "packDirents: fewer names than entries");
+  return num(env, (double)used);
+}
+
 /* decodeName(bytes): the string a name's bytes become (raw_names.c), for the tests. */
 static napi_value js_decode_name(napi_env env, napi_callback_info info) {
   ARGS(1);
@@ -796,6 +828,7 @@ static napi_value init(napi_env env, napi_value exports) {
   napi_property_descriptor fns[] = {
       {"mount", NULL, js_mount, NULL, NULL, NULL, napi_default, NULL},
       {"decodeName", NULL, js_decode_name, NULL, NULL, NULL, napi_default, NULL},
+      {"packDirents", NULL, js_pack_dirents, NULL, NULL, NULL, napi_default, NULL},
       {"unmount", NULL, js_unmount, NULL, NULL, NULL, napi_default, NULL},
       {"replyErr", NULL, js_reply_err, NULL, NULL, NULL, napi_default, NULL},
       {"replyEntry", NULL, js_reply_entry, NULL, NULL, NULL, napi_default, NULL},

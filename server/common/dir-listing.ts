@@ -34,12 +34,13 @@ const FIXED = 8 * F64_COLUMNS + 4 * U32_COLUMNS;
 /** Where the columns of a page of `n` entries lie in `view`, the first at byte `at`. */
 class Columns {
   /** where the u32 columns start */
-  private readonly uAt: number;
+  readonly uAt: number;
 
   constructor(
-    private readonly view: DataView,
+    readonly view: DataView,
     private readonly n: number,
-    private readonly at: number,
+    /** where the f64 columns start */
+    readonly at: number,
   ) {
     this.uAt = at + 8 * F64_COLUMNS * n;
   }
@@ -103,6 +104,17 @@ export function encodeListing(entries: ReadonlyArray<readonly [string, Attr]>, d
   return out;
 }
 
+/** A page's bytes as the mount's binding packs a readdir reply from them (mount/native/dirents.c). */
+export interface PageLayout {
+  /** the names in UTF-8, each followed by a NUL */
+  names: Buffer;
+  /** the bytes holding the columns */
+  columns: Buffer;
+  /** where in `columns` the inode numbers (f64) and the modes (u32) start */
+  inoAt: number;
+  modeAt: number;
+}
+
 /**
  * A decoded page: the names at once, each entry's attributes read from the page's columns
  * when asked for (an Attr object each for 1,000 entries cost 1.5–2 ms in cold code, and a
@@ -113,7 +125,15 @@ export class ListingPage {
     readonly names: readonly string[],
     /** laid out as encoded (decodeListing checked that they fit) */
     private readonly cols: Columns,
+    /** the names as encoded, when the page is one as received (others encode theirs when asked) */
+    private namesBytes?: Buffer,
   ) {}
+
+  layout(): PageLayout {
+    const { view, at, uAt } = this.cols;
+    this.namesBytes ??= Buffer.from(this.names.length > 0 ? this.names.join('\0') + '\0' : '', 'utf8');
+    return { names: this.namesBytes, columns: Buffer.from(view.buffer, view.byteOffset, view.byteLength), inoAt: at, modeAt: uAt };
+  }
 
   /** Pages of one listing as one. */
   static join(pages: readonly ListingPage[]): ListingPage {
@@ -199,7 +219,7 @@ export function decodeListing(bytes: Uint8Array): ListingPage {
   // Every name ends with a NUL, so the split leaves an empty string last.
   if (names.length !== n + 1 || names[n] !== '') throw malformed(`it has ${names.length - 1} names for ${n} entries`);
   names.pop();
-  return new ListingPage(names, new Columns(new DataView(buf.buffer, buf.byteOffset, namesAt), n, HEADER));
+  return new ListingPage(names, new Columns(new DataView(buf.buffer, buf.byteOffset, namesAt), n, HEADER), buf.subarray(namesAt));
 }
 
 function malformed(why: string): FsError {
