@@ -60,6 +60,18 @@ function writeLegacyChunk(dir: string, handle: number, version: number, bytes: B
   fs.writeFileSync(legacyPath(dir, handle, 'meta'), Buffer.concat([header, encodeChecksums(sums)]));
 }
 
+/** The files under `dir` this process holds open. */
+function openUnder(dir: string): string[] {
+  return fs.readdirSync('/proc/self/fd').flatMap((fd) => {
+    try {
+      const target = fs.readlinkSync(`/proc/self/fd/${fd}`);
+      return target.startsWith(dir + '/') ? [target] : [];
+    } catch {
+      return []; // closed meanwhile (the readdir's own descriptor)
+    }
+  });
+}
+
 async function waitFor(what: string, cond: () => boolean, ms = 3000): Promise<void> {
   const deadline = Date.now() + ms;
   while (!cond()) {
@@ -417,6 +429,28 @@ describe('chunk store', function () {
     assert.equal(await store.verify(4), true);
   });
 
+  it('keeps a few spares open ahead for new chunks to take, and closes them with the store', async () => {
+    /** The files under `dir` this process holds open. */
+    const spareDir = path.join(dirA, 'spare');
+    const store = await open([dirA]);
+    // Once the spares are made (64 per directory, written through descriptors of their own),
+    // only the few opened ahead stay open.
+    await waitFor('spares made and a few open ahead', () => {
+      const n = openUnder(spareDir).length;
+      return fs.readdirSync(spareDir).length >= 64 && n > 0 && n <= 8;
+    }, 10_000);
+    const held = openUnder(spareDir);
+    const inodes = new Set(held.map((f) => fs.statSync(f).ino));
+    for (let h = 1; h <= 3; h++) await store.write(h, 0, Buffer.alloc(100, h), { createAtVersion: 1 });
+    for (let h = 1; h <= 3; h++) {
+      assert.ok(inodes.has(fs.statSync(chunkFilePath(dirA, h)).ino), `chunk ${h} took a spare held open`);
+      assert.ok((await store.read(h, 0, 200)).equals(Buffer.alloc(100, h)));
+    }
+    await waitFor('more spares open ahead', () => openUnder(spareDir).length === held.length);
+    await closeAll();
+    assert.deepEqual(openUnder(dirA), [], 'nothing under the data directory is left open');
+  });
+
   it('a new chunk takes a spare file; one whose rename a crash undid is found among the spares', async () => {
     let store = await open([dirA]);
     const spareDir = path.join(dirA, 'spare');
@@ -555,15 +589,6 @@ describe('chunk store', function () {
    */
   describe('reads through held-open files', () => {
     /** Descriptors of this process open on files under `dir` (those of removed files included). */
-    const openUnder = (dir: string): string[] =>
-      fs.readdirSync('/proc/self/fd').map((fd) => {
-        try {
-          return fs.readlinkSync(`/proc/self/fd/${fd}`);
-        } catch {
-          return ''; // closed meanwhile (the readdir's own descriptor)
-        }
-      }).filter((target) => target.startsWith(dir));
-
     it('a deleted chunk reads as ENOENT, and one created again with its handle reads its new bytes', async () => {
       const store = await open([dirA]);
       await store.create(1, 1);
@@ -630,7 +655,7 @@ describe('chunk store', function () {
       assert.deepEqual(lost.map((l) => [l.handles.sort(), l.dir]), [[[1, 2], dirA]]);
       await expectErrno(store.read(1, 0, 10), 'ENOENT');
       assert.ok((await store.read(3, 0, 10)).equals(Buffer.alloc(10, 3)));
-      await waitFor('the removed files closed', () => openUnder(dirA).length === 0);
+      await waitFor('the removed files closed', () => openUnder(path.join(dirA, 'chunks')).length === 0);
     });
 
     it("one chunk's files removed while held open: that chunk alone is lost", async () => {
@@ -674,7 +699,7 @@ describe('chunk store', function () {
         const reads = handles.flatMap((h) => [0, BLOCK_SIZE].map(async (at) => ({ h, got: await store.read(h, at, BLOCK_SIZE) })));
         for (const { h, got } of await Promise.all(reads)) assert.ok(got.equals(Buffer.alloc(BLOCK_SIZE, h)), `chunk ${h}`);
       }
-      await waitFor('evicted files closed', () => openUnder(dirA).length <= 2 * 3);
+      await waitFor('evicted files closed', () => openUnder(path.join(dirA, 'chunks')).length <= 2 * 3); // (spares are held open too)
     });
 
     it('reads and writes of one chunk issued together see the writes in their order', async () => {

@@ -3,6 +3,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { blockingIo, readFully, readMaybeDirect, writeFully, writeMaybeDirect, writesDirect, type FileIo } from './direct-io';
 import type { OpenChunk } from './open-chunk-files';
+import type { Spare } from './spare-files';
 import { BufferPool } from '../common/buffer-pool';
 import { FsError } from '../common/fs-error';
 import {
@@ -132,14 +133,15 @@ export class ChunkFile {
   /**
    * Creates the chunk at `version` holding `bytes` at `offset` (zeros before them), durable when
    * it resolves, and hands back its file open (for OpenChunkFiles). `spare` is a file made ahead
-   * of time to take: opened by its spare name and renamed beside the writes (not synced: see
+   * of time to take: opened by its spare name (unless it comes open) and renamed beside the writes (not synced: see
    * above); without one, a new file is created and its directory synced. When `mayBlock()`
    * (nothing else is waiting on the disk), a small file's chunk taken from a spare is renamed,
    * written and synced on the main thread (~0.5 ms): through the thread pool these are three
    * round trips, each two thread wake-ups, on the path of every small file.
    */
-  async create(version: number, dataOffset: number, offset: number, bytes: Buffer, spare: string | null, mayBlock: () => boolean = () => false): Promise<{ state: ChunkState; fh: FileHandle }> {
-    const fh = await fs.promises.open(spare ?? this.path, spare ? 'r+' : 'w+');
+  async create(version: number, dataOffset: number, offset: number, bytes: Buffer, taken: Spare | null, mayBlock: () => boolean = () => false): Promise<{ state: ChunkState; fh: FileHandle }> {
+    const spare = taken?.path ?? null;
+    const fh = taken?.fh ?? (await fs.promises.open(spare ?? this.path, spare ? 'r+' : 'w+'));
     try {
       const state: ChunkState = { version, born: birthStamp(), size: offset + bytes.length, seq: 1, dataOffset };
       // From size 0 nothing is read back: blocks before `offset` are zeros. The whole checksum
