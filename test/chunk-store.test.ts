@@ -10,6 +10,7 @@ import { CHECKSUMS_AT, chunkFilePath, dataOffsetFor, readHeader, withFile } from
 import { allocAligned, directWritable } from '../server/chunkserver/direct-io';
 import { ChunkStore, ChunkStoreOptions } from '../server/chunkserver/chunk-store';
 import { Scrubber } from '../server/chunkserver/scrubber';
+import { SPARES_OPEN_AHEAD } from '../server/chunkserver/spare-files';
 import { prng } from './helpers/prng';
 import { modelWrite } from './helpers/chunk-model';
 import { flipByte, flipChunkByte } from './helpers/corrupt';
@@ -430,25 +431,22 @@ describe('chunk store', function () {
   });
 
   it('keeps a few spares open ahead for new chunks to take, and closes them with the store', async () => {
-    /** The files under `dir` this process holds open. */
     const spareDir = path.join(dirA, 'spare');
     const store = await open([dirA]);
     // Once the spares are made (64 per directory, written through descriptors of their own),
-    // only the few opened ahead stay open.
-    await waitFor('spares made and a few open ahead', () => {
-      const n = openUnder(spareDir).length;
-      return fs.readdirSync(spareDir).length >= 64 && n > 0 && n <= 8;
-    }, 10_000);
-    const held = openUnder(spareDir);
-    const inodes = new Set(held.map((f) => fs.statSync(f).ino));
-    for (let h = 1; h <= 3; h++) await store.write(h, 0, Buffer.alloc(100, h), { createAtVersion: 1 });
+    // only those opened ahead stay open.
+    await waitFor('spares made and a few open ahead', () => fs.readdirSync(spareDir).length >= 64 && openUnder(spareDir).length === SPARES_OPEN_AHEAD, 10_000);
     for (let h = 1; h <= 3; h++) {
+      // Each taken spare is replaced by another opened ahead.
+      await waitFor('as many spares open ahead again', () => openUnder(spareDir).length === SPARES_OPEN_AHEAD);
+      const inodes = new Set(openUnder(spareDir).map((f) => fs.statSync(f).ino));
+      await store.write(h, 0, Buffer.alloc(100, h), { createAtVersion: 1 });
       assert.ok(inodes.has(fs.statSync(chunkFilePath(dirA, h)).ino), `chunk ${h} took a spare held open`);
       assert.ok((await store.read(h, 0, 200)).equals(Buffer.alloc(100, h)));
     }
-    await waitFor('more spares open ahead', () => openUnder(spareDir).length === held.length);
     await closeAll();
-    assert.deepEqual(openUnder(dirA), [], 'nothing under the data directory is left open');
+    assert.deepEqual(openUnder(spareDir), [], 'no spare is left open');
+    await waitFor('the chunk files closed', () => openUnder(dirA).length === 0); // (closed in the background)
   });
 
   it('a new chunk takes a spare file; one whose rename a crash undid is found among the spares', async () => {

@@ -20,7 +20,7 @@ const RETRY_MS = 5000;
  * Spares kept open ahead of their taking: opening one through the thread pool on a small file's
  * path took 0.5-2.9 ms (open to rename, three chunkservers and a mount sharing two cores).
  */
-const OPEN_AHEAD = 4;
+export const SPARES_OPEN_AHEAD = 4;
 
 /** A spare taken: its path, and its file when it was opened ahead (the taker closes it). */
 export interface Spare {
@@ -48,6 +48,7 @@ export class SpareFiles {
   /** Spares opened ahead, and the opens under way. */
   private readonly opened: Spare[] = [];
   private readonly opening = new Set<Promise<unknown>>();
+  private openSoon = false;
   private nextName = 0;
   private round: Promise<void> | null = null;
   private retryAfterMs = 0;
@@ -78,7 +79,14 @@ export class SpareFiles {
   take(): Spare | null {
     const path = this.opened.length === 0 ? this.ready.pop() : undefined;
     const spare = this.opened.pop() ?? (path === undefined ? null : { path, fh: null });
-    this.openAhead();
+    // Opened after the taker's own work of this turn (a small chunk's create is synchronous).
+    if (!this.openSoon) {
+      this.openSoon = true;
+      setImmediate(() => {
+        this.openSoon = false;
+        this.openAhead();
+      });
+    }
     if (this.ready.length + this.opened.length + this.opening.size < this.target / 2) this.refill();
     return spare;
   }
@@ -90,9 +98,9 @@ export class SpareFiles {
     await Promise.all(this.opened.splice(0).map((s) => s.fh?.close().catch(() => undefined)));
   }
 
-  /** Opens ready spares in the background until OPEN_AHEAD are open. */
+  /** Opens ready spares in the background until SPARES_OPEN_AHEAD are open. */
   private openAhead(): void {
-    while (!this.closed && this.opened.length + this.opening.size < OPEN_AHEAD && this.ready.length > 0) {
+    while (!this.closed && this.opened.length + this.opening.size < SPARES_OPEN_AHEAD && this.ready.length > 0) {
       const path = this.ready.pop()!;
       const done: Promise<unknown> = fs.promises.open(path, 'r+').then(
         (fh) => {
