@@ -449,6 +449,26 @@ describe('chunk store', function () {
     await waitFor('the chunk files closed', () => openUnder(dirA).length === 0); // (closed in the background)
   });
 
+  it('a small chunk laid out where an earlier one was (one buffer serves them) has zeros past its checksums', async () => {
+    // A store whose data starts early leaves its bytes where the next layout, for a store
+    // whose data starts later (bigger chunks), keeps its checksum area.
+    const big = 256 * 1024 * 1024;
+    assert.ok(dataOffsetFor(big) > DATA_AT && dataOffsetFor(big) < DATA_AT + 65_000, 'the later area lies in the earlier data');
+    const early = await open([dirA]);
+    const late = await open([dirB], { chunkSize: big });
+    for (const dir of [dirA, dirB]) {
+      const spareDir = path.join(dir, 'spare');
+      await waitFor('spares made', () => fs.readdirSync(spareDir).length >= 64 && openUnder(spareDir).length === SPARES_OPEN_AHEAD, 10_000);
+    }
+    await early.write(1, 0, Buffer.alloc(65_000, 0xee), { createAtVersion: 1 });
+    await late.write(2, 0, Buffer.alloc(10, 2), { createAtVersion: 1 });
+    const file = fs.readFileSync(chunkFilePath(dirB, 2));
+    const area = file.subarray(CHECKSUMS_AT + 4, dataOffsetFor(big));
+    assert.ok(area.equals(Buffer.alloc(area.length)), 'nothing of the earlier chunk in the checksum area');
+    assert.ok((await late.read(2, 0, 100)).equals(Buffer.alloc(10, 2)));
+    assert.equal(await late.verify(2), true);
+  });
+
   it('a new chunk takes a spare file; one whose rename a crash undid is found among the spares', async () => {
     let store = await open([dirA]);
     const spareDir = path.join(dirA, 'spare');

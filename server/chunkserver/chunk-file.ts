@@ -139,9 +139,10 @@ export class ChunkFile {
 
   /**
    * Creates the chunk at `version` holding `bytes` at `offset` (zeros before them), durable when
-   * it resolves, and hands back its file open (for OpenChunkFiles). `spare` is a file made ahead
-   * of time to take: opened by its spare name (unless it comes open) and renamed beside the writes (not synced: see
-   * above); without one, a new file is created and its directory synced. When `mayBlock()`
+   * it resolves, and hands back its file open (for OpenChunkFiles). `taken` is a file made ahead
+   * of time (spare-files.ts): opened by its spare name unless it comes open, and renamed beside
+   * the writes (not synced: see above); without one, a new file is created and its directory
+   * synced. When `mayBlock()`
    * (nothing else is waiting on the disk), a small file's chunk taken from a spare is renamed,
    * written and synced on the main thread (~0.5 ms): through the thread pool these are three
    * round trips, each two thread wake-ups, on the path of every small file.

@@ -70,6 +70,11 @@ export class SpareFiles {
     this.openAhead();
   }
 
+  /** Spares ready, opened or being opened. */
+  private get held(): number {
+    return this.ready.length + this.opened.length + this.opening.size;
+  }
+
   /** A round of new spares is being written and synced. */
   get making(): boolean {
     return this.round !== null;
@@ -77,8 +82,7 @@ export class SpareFiles {
 
   /** A spare, now the caller's to rename away (and its file to close), or null when none is ready. */
   take(): Spare | null {
-    const path = this.opened.length === 0 ? this.ready.pop() : undefined;
-    const spare = this.opened.pop() ?? (path === undefined ? null : { path, fh: null });
+    const spare = this.opened.pop() ?? (this.ready.length > 0 ? { path: this.ready.pop()!, fh: null } : null);
     // Opened after the taker's own work of this turn (a small chunk's create is synchronous).
     if (!this.openSoon) {
       this.openSoon = true;
@@ -87,7 +91,7 @@ export class SpareFiles {
         this.openAhead();
       });
     }
-    if (this.ready.length + this.opened.length + this.opening.size < this.target / 2) this.refill();
+    if (this.held < this.target / 2) this.refill();
     return spare;
   }
 
@@ -131,7 +135,7 @@ export class SpareFiles {
     for (;;) {
       const { bavail, bsize } = await fs.promises.statfs(this.dir);
       const room = Math.floor((bavail * bsize * FREE_SPACE_SHARE) / zeros.length);
-      const count = Math.min(BATCH, this.target - this.ready.length - this.opened.length - this.opening.size, room);
+      const count = Math.min(BATCH, this.target - this.held, room);
       if (this.closed || count <= 0) return;
       const names = Array.from({ length: count }, () => join(this.dir, String(this.nextName++)));
       await Promise.all(names.map((name) => withFile(name, 'wx', async (fh) => {
