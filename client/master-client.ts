@@ -41,6 +41,11 @@ export interface MasterClientOptions {
    * to be given up (a round trip; at most a second when the holder does not answer).
    */
   dirLeases?: boolean;
+  /**
+   * Poll for the answer to a namespace change made alone for at most this many ms instead of
+   * sleeping (answer-poll.ts; default 0): what a mount wants, trading CPU for latency.
+   */
+  answerPollMs?: number;
 }
 
 /** Owner given to inodes a call creates. */
@@ -105,7 +110,12 @@ export class MasterClient {
     });
     const sessionPort = async (): Promise<number> => (await this.call<SessionPortResponse__Output>((o, cb) => this.master.sessionPort({}, o, cb))).port;
     this.leasedDirs = options.dirLeases ? new LeasedDirs(this.deadlineMs) : null;
-    this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.rideOutBreaks ?? false, this.leasedDirs);
+    this.session = new MasterSession(sessionPort, address, this.deadlineMs, options.rideOutBreaks ?? false, this.leasedDirs, options.answerPollMs);
+  }
+
+  /** Event-loop turns spent polling for answers (answer-poll.ts), for tests and diagnostics. */
+  get answerPollTurns(): number {
+    return this.session.answerPoll.turns;
   }
 
   // ------------------------------------------------------------------ reads

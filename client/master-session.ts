@@ -4,6 +4,7 @@ import type { Call } from '../generated/chunkfs/master/Call';
 import type { Reply__Output } from '../generated/chunkfs/master/Reply';
 import { FsError, isErrnoName } from '../server/common/fs-error';
 import type { OpName, OpRequest, OpResponseOut } from '../server/common/master-calls';
+import { AnswerPoll } from './answer-poll';
 import type { LeasedDirs } from './leased-dirs';
 import { SessionLink } from './session-link';
 
@@ -74,6 +75,7 @@ export class MasterSession {
   private nextKey = 0;
   private sweeper: NodeJS.Timeout | null = null;
   private closed = false;
+  readonly answerPoll: AnswerPoll;
 
   constructor(
     /** Asks the master where it takes sessions (Master.SessionPort), before each connection. */
@@ -84,7 +86,15 @@ export class MasterSession {
     private readonly rideOutBreaks: boolean,
     /** Where the directory leases replies carry go (null: this client asks for none). */
     private readonly leases: LeasedDirs | null = null,
-  ) {}
+    /**
+     * Polls for the answer to a namespace change that waits alone, for at most this many ms
+     * (answer-poll.ts; 0: sleeps). Only alone: with other calls in flight there is other work
+     * for the CPU, which polling would take from it.
+     */
+    answerPollMs = 0,
+  ) {
+    this.answerPoll = new AnswerPoll(answerPollMs);
+  }
 
   call<K extends OpName>(op: K, request: OpRequest<K>): Promise<OpResponseOut<K>> {
     return new Promise((resolve, reject) => {
@@ -131,6 +141,8 @@ export class MasterSession {
     const link = this.open();
     for (const c of live) this.pending.get(c.id!)!.link = link;
     link.send({ calls: live });
+    const lone = live.length === 1 && this.pending.size === 1 ? this.pending.get(live[0].id!)! : null;
+    if (lone && NAMESPACE_CHANGES.has(lone.op)) this.answerPoll.start(() => !this.pending.has(live[0].id!));
   }
 
   private open(): SessionLink {

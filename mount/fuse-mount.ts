@@ -39,6 +39,8 @@ export interface MountOptions {
   localReads: boolean;
   /** seconds before what a mount gone without unmounting left unlinked while open is removed */
   orphanGraceSec: number;
+  /** ms the mount polls for the master's answer to a lone namespace change (client/answer-poll.ts; 0: never) */
+  answerPollMs: number;
 }
 
 /** A live mount: unmount() flushes open files, detaches the mount and closes connections. */
@@ -63,7 +65,12 @@ export async function mountChunkfs(options: MountOptions): Promise<Mounted> {
   const underneath = await fsp.realpath(mountpoint).catch(() => mountpoint);
   // Calls ride out a master restart (recovery of a large namespace takes seconds) within the
   // deadline: a change caught by the break is sent again, and made once.
-  const master = new MasterClient(options.master, { rideOutBreaks: true, deadlineMs: MASTER_DEADLINE_MS, dirLeases: true });
+  const master = new MasterClient(options.master, {
+    rideOutBreaks: true,
+    deadlineMs: MASTER_DEADLINE_MS,
+    dirLeases: true,
+    answerPollMs: options.answerPollMs,
+  });
   const peers = new ChunkClientPool({ localReads: options.localReads });
   const fs = new PosixFs(master, peers, options);
   let session: FuseSession | null = null;
