@@ -51,6 +51,12 @@ const RETRIABLE: ReadonlySet<OpName> = new Set<OpName>(['mkdir', 'create', 'syml
 
 /** Calls that change a directory's entries. */
 const NAMESPACE_CHANGES: ReadonlySet<OpName> = new Set<OpName>(['mkdir', 'create', 'symlink', 'link', 'unlink', 'rmdir', 'rename', 'mknod']);
+/**
+ * Changes whose answer is polled for when made alone (answer-poll.ts): not a create, which a
+ * file's data soon follows; polling then takes CPU from the chunkservers' work (tar of
+ * /usr/include/linux 9.5 s against 9.1, small-file creates 102 a second against 108).
+ */
+const POLLED_CHANGES: ReadonlySet<OpName> = new Set<OpName>(['mkdir', 'symlink', 'link', 'unlink', 'rmdir', 'rename', 'mknod']);
 /** Errors with which the master answers a change it did not make (anything else: it may have). */
 const REFUSALS: ReadonlySet<string> = new Set([
   'ENOENT', 'EEXIST', 'ENOTEMPTY', 'ENOTDIR', 'EISDIR', 'EINVAL', 'ENAMETOOLONG', 'EACCES', 'EPERM', 'EXDEV', 'ELOOP', 'EMLINK',
@@ -87,9 +93,9 @@ export class MasterSession {
     /** Where the directory leases replies carry go (null: this client asks for none). */
     private readonly leases: LeasedDirs | null = null,
     /**
-     * Polls for the answer to a namespace change that waits alone, for at most this many ms
-     * (answer-poll.ts; 0: sleeps). Only alone: with other calls in flight there is other work
-     * for the CPU, which polling would take from it.
+     * Polls for the answer to a namespace change (POLLED_CHANGES) that waits alone, for at most
+     * this many ms (answer-poll.ts; 0: sleeps). Only alone: with other calls in flight there is
+     * other work for the CPU, which polling would take from it.
      */
     answerPollMs = 0,
   ) {
@@ -142,7 +148,7 @@ export class MasterSession {
     for (const c of live) this.pending.get(c.id!)!.link = link;
     link.send({ calls: live });
     const lone = live.length === 1 && this.pending.size === 1 ? this.pending.get(live[0].id!)! : null;
-    if (lone && NAMESPACE_CHANGES.has(lone.op)) this.answerPoll.start(() => !this.pending.has(live[0].id!));
+    if (lone && POLLED_CHANGES.has(lone.op)) this.answerPoll.start(() => !this.pending.has(live[0].id!));
   }
 
   private open(): SessionLink {

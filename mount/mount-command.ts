@@ -47,7 +47,7 @@ export const mountCommand: CommandModule<object, MountArgs> = {
       .option('answer-poll', {
         type: 'number',
         default: 1,
-        describe: 'ms the mount polls, instead of sleeping, for the master\'s answer to a namespace change (mkdir, create, unlink...) made alone: spends CPU to spare the wake-up of an idle CPU (0: never)',
+        describe: 'ms the mount polls, instead of sleeping, for the master\'s answer to a namespace change (mkdir, unlink, rename...; not a create) made alone: spends CPU to spare the wake-up of an idle CPU (0: never)',
       })
       .check((a) => {
         for (const flag of ['entry-timeout', 'attr-timeout', 'attr-cache'] as const) {

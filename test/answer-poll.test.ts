@@ -47,7 +47,11 @@ describe('polling for the answer to a lone namespace change', function () {
     assert.ok(c.answerPollTurns > turns, 'a lone rmdir did not poll');
   });
 
-  it('does not poll for changes made together, nor when told 0', async () => {
+  it('does not poll for a create, for changes made together, nor when told 0', async () => {
+    const creator = client(50);
+    await creator.getattr('/');
+    await creator.create('/file', 0o644, true);
+    assert.equal(creator.answerPollTurns, 0, 'a create polled');
     const together = client(50);
     await together.getattr('/');
     await Promise.all(['/t1', '/t2', '/t3'].map((p) => together.mkdir(p, 0o755)));
