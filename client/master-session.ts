@@ -147,8 +147,10 @@ export class MasterSession {
     const link = this.open();
     for (const c of live) this.pending.get(c.id!)!.link = link;
     link.send({ calls: live });
-    const lone = live.length === 1 && this.pending.size === 1 ? this.pending.get(live[0].id!)! : null;
-    if (lone && POLLED_CHANGES.has(lone.op)) this.answerPoll.start(() => !this.pending.has(live[0].id!));
+    const id = live[0].id!;
+    if (live.length === 1 && this.pending.size === 1 && POLLED_CHANGES.has(this.pending.get(id)!.op)) {
+      this.answerPoll.start(() => !this.pending.has(id));
+    }
   }
 
   private open(): SessionLink {

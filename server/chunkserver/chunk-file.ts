@@ -168,14 +168,9 @@ export class ChunkFile {
         return { state, fh };
       }
       const renamed = spare ? fs.promises.rename(spare, this.path) : Promise.resolve();
-      const area = (): Buffer => { // the whole checksum area
-        const buf = Buffer.alloc(dataOffset - CHECKSUMS_AT);
-        checksums.copy(buf);
-        return buf;
-      };
       const writes = small
         ? [writeFully(fh, this.layOut(state, checksums, bytes, Buffer.allocUnsafe(dataOffset + bytes.length)), 0)] // a small file's chunk: one pwrite
-        : [renamed.then(() => writeMaybeDirect(fh, this.path, bytes, dataOffset + offset)), writeFully(fh, area(), CHECKSUMS_AT), this.writeHeader(fh, state)]; // (O_DIRECT opens the file by its name)
+        : [renamed.then(() => writeMaybeDirect(fh, this.path, bytes, dataOffset + offset)), writeFully(fh, Buffer.concat([checksums, Buffer.alloc(dataOffset - CHECKSUMS_AT - checksums.length)]), CHECKSUMS_AT), this.writeHeader(fh, state)]; // (O_DIRECT opens the file by its name)
       await allDone([...writes, renamed]);
       await allDone([fh.datasync(), spare ? undefined : fsyncDir(this.dir)]);
       return { state, fh };
