@@ -9,7 +9,7 @@ import { BLOCK_SIZE, blockChecksum, encodeChecksums } from '../server/chunkserve
 import { CHECKSUMS_AT, chunkFilePath, dataOffsetFor, readHeader, withFile } from '../server/chunkserver/chunk-file';
 import { allocAligned, directWritable } from '../server/chunkserver/direct-io';
 import { ChunkStore, ChunkStoreOptions } from '../server/chunkserver/chunk-store';
-import { Scrubber } from '../server/chunkserver/scrubber';
+import { SCRUB_CHUNK_FLOOR_BYTES, Scrubber } from '../server/chunkserver/scrubber';
 import { SPARES_OPEN_AHEAD } from '../server/chunkserver/spare-files';
 import { prng } from './helpers/prng';
 import { modelWrite } from './helpers/chunk-model';
@@ -314,6 +314,20 @@ describe('chunk store', function () {
     await slow.stop();
     // 1 MiB/s for 0.5 s: the first chunk at once, then one every 250 ms.
     assert.ok(slow.bytesVerified >= CHUNK && slow.bytesVerified <= 3 * CHUNK, `verified ${slow.bytesVerified} bytes in 0.5 s`);
+  });
+
+  it('the scrubber counts a small chunk as SCRUB_CHUNK_FLOOR_BYTES against its rate', async () => {
+    const store = await open([dirA]);
+    for (let h = 1; h <= 40; h++) {
+      await store.create(h, 1);
+      await store.write(h, 0, Buffer.from(`small chunk ${h}`), { durable: false });
+    }
+    const scrubber = new Scrubber(store, { bytesPerSecond: 8 * SCRUB_CHUNK_FLOOR_BYTES, idleMs: 0, roundPauseMs: 0, onCorrupt: () => undefined });
+    scrubber.start();
+    await new Promise((r) => setTimeout(r, 500));
+    await scrubber.stop();
+    // Eight chunks' worth a second for 0.5 s: the first at once, then one every 125 ms.
+    assert.ok(scrubber.chunksVerified >= 1 && scrubber.chunksVerified <= 6, `verified ${scrubber.chunksVerified} chunks in 0.5 s`);
   });
 
   it('a data directory removed at run time is noticed by the periodic check; the other keeps serving', async () => {
