@@ -12,6 +12,13 @@ import { chooseReplicas } from './placement';
 const log = logger('replication');
 /** Replicas one chunkserver is told to delete per pass (HDFS caps its invalidations per heartbeat alike). */
 const MAX_DELETES_PER_CALL = 1000;
+/**
+ * The share of the master's time the passes take at most. A pass looks at every chunk (about
+ * 1.3 µs each: 20 ms over 16,000 chunks): passes a second apart over a million chunks would leave
+ * the master no time for its clients, so a pass that took T ms is followed by one no sooner
+ * than T / MAX_PASS_SHARE ms after it began.
+ */
+const MAX_PASS_SHARE = 0.1;
 /** Waiting chunks looked at when a copy ends (a pass looks at all of them). */
 const LOOKS_PER_COPY_END = 1000;
 
@@ -70,11 +77,13 @@ interface Wanted {
  * Commands go to chunkservers as direct RPCs.
  */
 export class ReplicationMonitor {
-  private readonly timer: NodeJS.Timeout;
+  /** Time the passes spent looking at every chunk, in all (ms; for tests). */
+  lookingMs = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
   private readonly copying = new Map<number, Promise<void>>();
   /** chunkserver id -> copies it takes part in now */
   private readonly busy = new Map<string, number>();
-  private passing = false;
   /**
    * The chunks the last pass found short, most endangered first, that no copy slot was free
    * for (null: started since, or no longer to be started). A copy that ends starts the next of
@@ -98,21 +107,38 @@ export class ReplicationMonitor {
     private readonly opts: ReplicationOptions,
     private readonly drains: Decommissioner,
   ) {
-    this.timer = setInterval(() => void this.pass(), opts.intervalMs);
-    this.timer.unref();
+    this.schedule(opts.intervalMs);
   }
 
   stop(): void {
-    clearInterval(this.timer);
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
   }
 
-  /** One look at every chunk; returns once the commands it started are sent (copies go on). */
-  async pass(): Promise<void> {
-    if (this.passing || performance.now() < this.startAt + this.opts.startAfterMs) return;
-    this.passing = true;
+  /** The next pass in `ms`, and the one after it as long as that pass took (MAX_PASS_SHARE). */
+  private schedule(ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => {
+      const began = performance.now();
+      void this.pass().then((lookedMs) => this.schedule(Math.max(this.opts.intervalMs, lookedMs / MAX_PASS_SHARE) - (performance.now() - began)));
+    }, ms);
+    this.timer.unref();
+  }
+
+  /**
+   * One look at every chunk; returns once the commands it started are sent (copies go on), with
+   * the time the look itself took (ms).
+   */
+  private async pass(): Promise<number> {
+    if (performance.now() < this.startAt + this.opts.startAfterMs) return 0;
+    let lookedMs = 0;
     try {
+      const began = performance.now();
       const { needs, referenced, short } = this.survey();
-      await this.removeUnwanted(referenced);
+      const doomed = this.unwanted(referenced);
+      lookedMs = performance.now() - began;
+      this.lookingMs += lookedMs;
+      await this.remove(doomed);
       needs.sort((a, b) => a.counted - b.counted || a.live.length - b.live.length);
       this.waiting = needs;
       this.waitingFrom = 0;
@@ -120,9 +146,8 @@ export class ReplicationMonitor {
       await this.drains.finishDrains(short);
     } catch (err) {
       log.error(`replication pass failed: ${(err as Error).message}`);
-    } finally {
-      this.passing = false;
     }
+    return lookedMs;
   }
 
   /**
@@ -167,11 +192,12 @@ export class ReplicationMonitor {
   }
 
   /**
-   * Stale, orphan and surplus replicas go; a chunk being copied, or leased and in a file, is left alone. Replicas
-   * of an unwritten chunk are kept like current ones: a first write may be about to be confirmed
-   * (after a master restart, under a lease this master never granted).
+   * The replicas to delete ([server id, handle, why]): stale, orphan and surplus replicas; a chunk
+   * being copied, or leased and in a file, is left alone. Replicas of an unwritten chunk are kept
+   * like current ones: a first write may be about to be confirmed (after a master restart, under
+   * a lease this master never granted).
    */
-  private async removeUnwanted(referenced: Map<number, Wanted>): Promise<void> {
+  private unwanted(referenced: Map<number, Wanted>): Array<[string, number, string]> {
     const current = new Map<number, string[]>();
     const corrupt: Array<[string, number]> = [];
     const doomed: Array<[string, number, string]> = [];
@@ -214,6 +240,11 @@ export class ReplicationMonitor {
         .sort((a, b) => b.usedBytes / Math.max(b.capacityBytes, 1) - a.usedBytes / Math.max(a.capacityBytes, 1));
       for (const cs of fullestFirst.slice(0, holders.length - replication)) doomed.push([cs.id, handle, 'surplus']);
     }
+    return doomed;
+  }
+
+  /** Deletes the replicas unwanted() chose, at most MAX_DELETES_PER_CALL per server a pass. */
+  private async remove(doomed: Array<[string, number, string]>): Promise<void> {
     // What made a replica an orphan (an unlink, a truncate, a rename over its file) must be on
     // disk before the replica goes: a master crash would replay the file back with nothing to read.
     if (doomed.some(([, , why]) => why === 'orphan')) await this.state.durable();
