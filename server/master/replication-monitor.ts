@@ -57,6 +57,9 @@ interface Need {
   replication: number;
 }
 
+/** A replica to delete: [server id, handle, why]. */
+type Doomed = [string, number, string];
+
 /** What the chunk's file wants of it: the current version, and how many replicas. */
 interface Wanted {
   version: number;
@@ -115,14 +118,19 @@ export class ReplicationMonitor {
     if (this.timer) clearTimeout(this.timer);
   }
 
-  /** The next pass in `ms`, and the one after it as long as that pass took (MAX_PASS_SHARE). */
+  /** The next pass in `ms`. */
   private schedule(ms: number): void {
     if (this.stopped) return;
-    this.timer = setTimeout(() => {
-      const began = performance.now();
-      void this.pass().then((lookedMs) => this.schedule(Math.max(this.opts.intervalMs, lookedMs / MAX_PASS_SHARE) - (performance.now() - began)));
-    }, ms);
+    this.timer = setTimeout(() => void this.passThenNext(), ms);
     this.timer.unref();
+  }
+
+  /** A pass, then the next one an interval after it began, or later after a long look (MAX_PASS_SHARE). */
+  private async passThenNext(): Promise<void> {
+    const began = performance.now();
+    const lookedMs = await this.pass();
+    const gapMs = Math.max(this.opts.intervalMs, lookedMs / MAX_PASS_SHARE);
+    this.schedule(gapMs - (performance.now() - began));
   }
 
   /**
@@ -192,15 +200,15 @@ export class ReplicationMonitor {
   }
 
   /**
-   * The replicas to delete ([server id, handle, why]): stale, orphan and surplus replicas; a chunk
-   * being copied, or leased and in a file, is left alone. Replicas of an unwritten chunk are kept
-   * like current ones: a first write may be about to be confirmed (after a master restart, under
-   * a lease this master never granted).
+   * The replicas to delete: stale, orphan and surplus replicas; a chunk being copied, or leased
+   * and in a file, is left alone. Replicas of an unwritten chunk are kept like current ones: a
+   * first write may be about to be confirmed (after a master restart, under a lease this master
+   * never granted).
    */
-  private unwanted(referenced: Map<number, Wanted>): Array<[string, number, string]> {
+  private unwanted(referenced: Map<number, Wanted>): Doomed[] {
     const current = new Map<number, string[]>();
     const corrupt: Array<[string, number]> = [];
-    const doomed: Array<[string, number, string]> = [];
+    const doomed: Doomed[] = [];
     const now = performance.now();
     const orphans = new Set<number>();
     const pressed = this.underPressure(now);
@@ -244,7 +252,7 @@ export class ReplicationMonitor {
   }
 
   /** Deletes the replicas unwanted() chose, at most MAX_DELETES_PER_CALL per server a pass. */
-  private async remove(doomed: Array<[string, number, string]>): Promise<void> {
+  private async remove(doomed: Doomed[]): Promise<void> {
     // What made a replica an orphan (an unlink, a truncate, a rename over its file) must be on
     // disk before the replica goes: a master crash would replay the file back with nothing to read.
     if (doomed.some(([, , why]) => why === 'orphan')) await this.state.durable();
