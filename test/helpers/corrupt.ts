@@ -1,7 +1,5 @@
 import * as fs from 'fs';
 import { readHeader, withFile } from '../../server/chunkserver/chunk-file';
-import { decodeFrame } from '../../server/master/oplog/frame';
-import { FILE_HEADER_BYTES } from '../../server/master/oplog/meta-dir';
 
 /** Inverts some bits of the byte at `offset` in place: rot that checksums must catch. */
 export function flipByte(file: string, offset: number): void {
@@ -23,12 +21,4 @@ export async function chunkDataOffset(file: string): Promise<number> {
 /** flipByte on byte `offset` of the chunk's data in its file `file`. */
 export async function flipChunkByte(file: string, offset: number): Promise<void> {
   flipByte(file, (await chunkDataOffset(file)) + offset);
-}
-
-/** The offset just past the last intact record of an operation-log segment (zeros follow). */
-export function segmentRecordsEnd(file: string): number {
-  const buf = fs.readFileSync(file);
-  let off = FILE_HEADER_BYTES;
-  for (let f = decodeFrame(buf, off); f; f = decodeFrame(buf, off)) off = f.end;
-  return off;
 }

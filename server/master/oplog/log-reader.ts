@@ -36,23 +36,11 @@ export interface DirLog {
   maxTxid: number;
 }
 
-const ZEROS = Buffer.alloc(64 * 1024);
-
-/** True when every byte of `buf` from `from` on is zero. */
-function onlyZeros(buf: Buffer, from: number): boolean {
-  for (let at = from; at < buf.length; at += ZEROS.length) {
-    const end = Math.min(at + ZEROS.length, buf.length);
-    if (!buf.subarray(at, end).equals(ZEROS.subarray(0, end - at))) return false;
-  }
-  return true;
-}
-
 /**
  * Reads every segment of one metadata directory that may hold txids in (fromTxid, toTxid]. Within
- * a segment txids must run consecutively from the segment's first txid, and zeros after them end
- * it (the writer keeps zeros ahead of its records, see SEGMENT_ZEROS_STEP). Damage (bad CRC,
- * short frame, wrong txid, bad header) ends what can be read of that segment; it is a torn tail
- * only when it is in the directory's last segment and no intact record follows it.
+ * a segment txids must run consecutively from the segment's first txid. Damage (bad CRC, short
+ * frame, wrong txid, bad header) ends what can be read of that segment; it is a torn tail only
+ * when it is in the directory's last segment and no intact record follows it.
  */
 export function readDirLog(dir: string, fromTxid: number, toTxid = Infinity): DirLog {
   const { segments } = listMetaDir(dir);
@@ -78,7 +66,6 @@ export function readDirLog(dir: string, fromTxid: number, toTxid = Infinity): Di
     let off = FILE_HEADER_BYTES;
     while (off < buf.length) {
       const f = decodeFrame(buf, off);
-      if (!f && onlyZeros(buf, off)) return; // the writer's zeros ahead of its records
       if (!f || f.txid !== expected) {
         const reason = f ? `txid ${f.txid} where ${expected} was expected` : 'damaged record (length or CRC32C)';
         const later = findIntactFrameAfter(buf, off, expected - 1);

@@ -4,7 +4,7 @@ import { FsError } from '../../common/fs-error';
 import { logger } from '../../common/log';
 import { SlowDiskGuard } from '../../common/slow-disk';
 import { encodeFrame } from './frame';
-import { FILE_HEADER_BYTES, fileHeader, fsyncDir, SEGMENT_MAGIC, segmentPath } from './meta-dir';
+import { fileHeader, fsyncDir, SEGMENT_MAGIC, segmentPath } from './meta-dir';
 
 const write = promisify(fs.write);
 const fstat = promisify(fs.fstat);
@@ -21,14 +21,6 @@ const SEGMENT_ROLL_BYTES = 64 * 1024 * 1024;
  * through the pool so that the next batch forms while the disk works.
  */
 const SYNC_WRITE_MAX_RECORDS = 2;
-/**
- * Zeros written ahead of the records, so that a record overwrites blocks already on disk: an
- * O_DSYNC write that grows the file also writes its inode, one more wait for the disk. Where
- * the file system keeps no journal (as on the benchmark machine) that was ~60 µs more per
- * record (0.23 ms instead of 0.16). Renewed a step at a time (~3 ms per MiB), behind the
- * record that reaches it; the reader takes a segment's zero tail as its end.
- */
-export const SEGMENT_ZEROS_STEP = 1024 * 1024;
 /** How often each directory is checked for having been removed under us (ms). */
 const HEALTH_CHECK_MS = 1000;
 
@@ -43,12 +35,7 @@ export interface LogDir {
 interface OpenDir extends LogDir {
   fd: number;
   segment: string;
-  /** Bytes of records in the current segment (after its header). */
   segmentBytes: number;
-  /** The segment's size on disk: header, records, then zeros. */
-  fileBytes: number;
-  /** The last zeros could not be written (warned once until they can again). */
-  zerosFailing: boolean;
 }
 
 interface Waiter {
@@ -93,7 +80,7 @@ export class LogWriter {
     this.lastAppended = lastTxid;
     this.durable = lastTxid;
     for (const p of dirPaths) {
-      const d: OpenDir = { path: p, healthy: true, error: '', fd: -1, segment: '', segmentBytes: 0, fileBytes: 0, zerosFailing: false };
+      const d: OpenDir = { path: p, healthy: true, error: '', fd: -1, segment: '', segmentBytes: 0 };
       this.dirs.push(d);
       try {
         this.openSegmentSync(d, lastTxid + 1);
@@ -221,36 +208,15 @@ export class LogWriter {
   /** The segment is opened O_DSYNC: a write returns once the data is durable. */
   private async writeAndSync(d: OpenDir, buf: Buffer, onMainThread: boolean): Promise<void> {
     try {
-      const at = FILE_HEADER_BYTES + d.segmentBytes;
-      const end = at + buf.length;
-      // Zeros first, past this batch: the batch then lands inside the file's size.
-      if (end > d.fileBytes) await this.writeZeros(d, end, onMainThread);
-      await this.writeAt(d, buf, at, onMainThread);
+      let off = 0;
+      while (off < buf.length) {
+        off += onMainThread
+          ? fs.writeSync(d.fd, buf, off, buf.length - off, null)
+          : (await write(d.fd, buf, off, buf.length - off, null)).bytesWritten;
+      }
       d.segmentBytes += buf.length;
-      d.fileBytes = Math.max(d.fileBytes, end);
     } catch (err) {
       this.dropDir(d, err);
-    }
-  }
-
-  /** Zeros are only for speed: without them (a disk nearly full) records are appended. */
-  private async writeZeros(d: OpenDir, at: number, onMainThread: boolean): Promise<void> {
-    try {
-      await this.writeAt(d, Buffer.alloc(SEGMENT_ZEROS_STEP), at, onMainThread);
-      d.fileBytes = at + SEGMENT_ZEROS_STEP;
-      d.zerosFailing = false;
-    } catch (err) {
-      if (!d.zerosFailing) log.warn(`${d.segment}: no zeros ahead of the log's records (${(err as Error).message}); appending instead`);
-      d.zerosFailing = true;
-    }
-  }
-
-  private async writeAt(d: OpenDir, buf: Buffer, position: number, onMainThread: boolean): Promise<void> {
-    let off = 0;
-    while (off < buf.length) {
-      off += onMainThread
-        ? fs.writeSync(d.fd, buf, off, buf.length - off, position + off)
-        : (await write(d.fd, buf, off, buf.length - off, position + off)).bytesWritten;
     }
   }
 
@@ -259,13 +225,11 @@ export class LogWriter {
     // Truncating is safe: a segment with this name can only hold records recovery discarded.
     // O_DSYNC makes each write durable before it returns: one thread-pool round trip per
     // group commit instead of a write followed by an fdatasync.
-    const { O_WRONLY, O_CREAT, O_TRUNC, O_DSYNC } = fs.constants;
-    d.fd = fs.openSync(d.segment, O_WRONLY | O_CREAT | O_TRUNC | O_DSYNC, 0o644);
-    fs.writeSync(d.fd, fileHeader(SEGMENT_MAGIC, firstTxid), 0, FILE_HEADER_BYTES, 0);
+    const { O_WRONLY, O_CREAT, O_TRUNC, O_APPEND, O_DSYNC } = fs.constants;
+    d.fd = fs.openSync(d.segment, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_DSYNC, 0o644);
+    fs.writeSync(d.fd, fileHeader(SEGMENT_MAGIC, firstTxid));
     fsyncDir(d.path);
     d.segmentBytes = 0;
-    d.fileBytes = FILE_HEADER_BYTES;
-    d.zerosFailing = false; // the first record writes the first zeros
   }
 
   private dropDir(d: OpenDir, err: unknown): void {
