@@ -187,7 +187,7 @@ export class ReplicationMonitor {
    * The servers whose orphans go at once: those short of space (less than two chunks or a tenth
    * of their capacity free) and, for one gc delay after, those that were. The delay is for
    * speed (no file refers to an orphan, and its removal is durable before it goes: see
-   * removeUnwanted), and on a full cluster `rm` must make room for the next writes; staying
+   * remove), and on a full cluster `rm` must make room for the next writes; staying
    * pressed while files are removed one by one frees them all, not just the first few that
    * lift the server over the mark.
    */
