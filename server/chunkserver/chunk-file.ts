@@ -140,12 +140,16 @@ export class ChunkFile {
   /**
    * Creates the chunk at `version` holding `bytes` at `offset` (zeros before them), durable when
    * it resolves, and hands back its file open (for OpenChunkFiles). `taken` is a file made ahead
-   * of time (spare-files.ts): opened by its spare name unless it comes open, and renamed beside
-   * the writes (not synced: see above); without one, a new file is created and its directory
-   * synced. When `mayBlock()`
-   * (nothing else is waiting on the disk), a small file's chunk taken from a spare is renamed,
-   * written and synced on the main thread (~0.5 ms): through the thread pool these are three
-   * round trips, each two thread wake-ups, on the path of every small file.
+   * of time (spare-files.ts): opened by its spare name unless it comes open, and renamed once its
+   * bytes are synced (the rename not synced: see above); without one, a new file is created and
+   * its directory synced. When `mayBlock()` (nothing else is waiting on the disk), a small file's
+   * chunk taken from a spare is written, synced and renamed on the main thread (~0.5 ms): through
+   * the thread pool these are three round trips, each two thread wake-ups, on the path of every
+   * small file.
+   *
+   * Why the rename comes after the sync: a rename marks the file newly linked, and on ext4
+   * without a journal the file's next sync then also writes its new directory's block and inode,
+   * each waited for in turn (`ext4_sync_parent`): two more waits on the disk per replica.
    */
   async create(version: number, dataOffset: number, offset: number, bytes: Buffer, taken: Spare | null, mayBlock: () => boolean = () => false): Promise<{ state: ChunkState; fh: FileHandle }> {
     const spare = taken?.path ?? null;
@@ -159,20 +163,20 @@ export class ChunkFile {
       if (spare && offset > 0) await fh.truncate(dataOffset); // the gap must read as zeros
       const small = offset === 0 && bytes.length <= SMALL_WRITE_BYTES && !writesDirect(bytes, dataOffset);
       if (small && spare && mayBlock()) {
-        // Synchronous from here to the sync: the layout can go through one buffer kept for it
+        // Synchronous from here to the rename: the layout can go through one buffer kept for it
         // (fresh memory costs ~15 µs a page on this kind of machine, see the README).
-        fs.renameSync(spare, this.path);
         const buf = this.layOut(state, checksums, bytes, reusedLayout(dataOffset + bytes.length));
         for (let done = 0; done < buf.length; ) done += fs.writeSync(fh.fd, buf, done, buf.length - done, done);
         fs.fdatasyncSync(fh.fd);
+        fs.renameSync(spare, this.path);
         return { state, fh };
       }
-      const renamed = spare ? fs.promises.rename(spare, this.path) : Promise.resolve();
       const writes = small
         ? [writeFully(fh, this.layOut(state, checksums, bytes, Buffer.allocUnsafe(dataOffset + bytes.length)), 0)] // a small file's chunk: one pwrite
-        : [renamed.then(() => writeMaybeDirect(fh, this.path, bytes, dataOffset + offset)), writeFully(fh, Buffer.concat([checksums, Buffer.alloc(dataOffset - CHECKSUMS_AT - checksums.length)]), CHECKSUMS_AT), this.writeHeader(fh, state)]; // (O_DIRECT opens the file by its name)
-      await allDone([...writes, renamed]);
+        : [writeMaybeDirect(fh, spare ?? this.path, bytes, dataOffset + offset), writeFully(fh, Buffer.concat([checksums, Buffer.alloc(dataOffset - CHECKSUMS_AT - checksums.length)]), CHECKSUMS_AT), this.writeHeader(fh, state)]; // (O_DIRECT opens the file by its name)
+      await allDone(writes);
       await allDone([fh.datasync(), spare ? undefined : fsyncDir(this.dir)]);
+      if (spare) await fs.promises.rename(spare, this.path);
       return { state, fh };
     } catch (err) {
       await fh.close().catch(() => undefined);
