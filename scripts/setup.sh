@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # libfuse3-dev: what the mount's binding (mount/native) is built against; fuse3: fusermount
 # (coexists with MooseFS's); rsync, git and attr (setfattr, getfattr): the mount's shell-tool tests;
-# libfaketime: the test of a mount whose wall clock steps.
-DEB_PACKAGES=(libfuse3-dev fuse3 rsync git attr libfaketime)
+# libfaketime: the test of a mount whose wall clock steps; strace: the order of a chunkserver's
+# syncs and renames (spare-rename test).
+DEB_PACKAGES=(libfuse3-dev fuse3 rsync git attr libfaketime strace)
 missing=()
 for p in "${DEB_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
