@@ -55,6 +55,7 @@ describe('chunkservers heartbeating to a master', function () {
       const c = byAddress.get(s.address);
       assert.ok(c, `${s.address} registered`);
       assert.ok(c.capacityBytes > 0 && c.capacityBytes >= c.usedBytes, 'capacity from the data directory');
+      assert.ok(c.freeBytes > 0 && c.freeBytes <= c.capacityBytes, `free space from the data directory: ${c.freeBytes} of ${c.capacityBytes}`);
     }
     assert.deepEqual(r.chunkservers.map((c) => c.rack).sort(), ['r0', 'r0', 'r1']);
     assert.deepEqual(r.chunks, { total: 0, underReplicated: 0, overReplicated: 0, corrupt: 0, missing: 0 });

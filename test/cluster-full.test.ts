@@ -70,12 +70,14 @@ describe('a full cluster', function () {
 
   it('fallocate of more than the cluster has free fails with ENOSPC and leaves the file as it was; one that fits extends it', async () => {
     await roomFor(8); // the space of the files removed above back in the chunkservers' reports (the 2 MiB below times three)
-    const freeMiB = Number((await mount.ok('df --output=avail -B1M . | tail -1')).trim());
-    // Three replicas of every byte past the end: a third of the free space and 4 MiB more does not fit.
-    const tooMuch = Math.floor(freeMiB / 3) + 4;
+    // Three replicas of every byte past the end: a third of the capacity and 4 MiB more never
+    // fits, however much garbage the chunkservers delete meanwhile (a size from df's free
+    // space once fitted by the time fallocate asked).
+    const capacityMiB = Number((await mount.ok('df --output=size -B1M . | tail -1')).trim());
+    const tooMuch = Math.floor(capacityMiB / 3) + 4;
     const refused = await mount.sh(`echo -n abc > fa.bin && fallocate -l ${tooMuch}M fa.bin`);
-    assert.notEqual(refused.code, 0, `fallocate of ${tooMuch} MiB with ${freeMiB} MiB free succeeded`);
-    assert.match(refused.stderr, /No space left on device/);
+    assert.notEqual(refused.code, 0, `fallocate of ${tooMuch} MiB on a cluster of ${capacityMiB} MiB succeeded`);
+    assert.match(refused.stderr, /fallocate: .*No space left on device/);
     assert.equal((await mount.ok('stat -c %s fa.bin')).trim(), '3');
     await mount.ok('fallocate -l 2M fa.bin');
     assert.equal((await mount.ok('stat -c %s fa.bin')).trim(), String(2 * MiB));
@@ -85,16 +87,17 @@ describe('a full cluster', function () {
 
   /**
    * Waits until df on the mount shows `mib` MiB free (the removed files' space back) and every
-   * chunkserver reports a chunk's room, which placing a new chunk's replicas needs: the total
-   * alone can be back while one server is still full (a 3-byte write then failed at its close).
+   * chunkserver reports a chunk's room on its disk, which placing a new chunk's replicas needs:
+   * the total alone can be back while one server is still full (a 3-byte write then failed at
+   * its close), and the bytes of its chunks can leave a chunk's room while its disk does not.
    */
   async function roomFor(mib: number): Promise<void> {
     const deadline = Date.now() + 30_000;
     for (;;) {
       const availMiB = Number((await mount.ok('df --output=avail -B1M . | tail -1')).trim());
       const servers = (await cluster.client.report()).chunkservers;
-      if (availMiB >= mib + 3 && servers.every((cs) => cs.capacityBytes - cs.usedBytes >= 4 * MiB)) return; // slack for chunk headers
-      assert.ok(Date.now() < deadline, `df shows ${availMiB} MiB free 30 s after rm, under ${mib} MiB, or a server lacks a chunk's room: ${servers.map((cs) => cs.capacityBytes - cs.usedBytes).join(', ')} bytes`);
+      if (availMiB >= mib + 3 && servers.every((cs) => cs.freeBytes >= 4 * MiB + 64 * 1024)) return; // a chunk and its header
+      assert.ok(Date.now() < deadline, `df shows ${availMiB} MiB free 30 s after rm, under ${mib} MiB, or a server lacks a chunk's room: ${servers.map((cs) => cs.freeBytes).join(', ')} bytes free`);
       await new Promise((r) => setTimeout(r, 250));
     }
   }

@@ -33,7 +33,7 @@ const statusCommand: CommandModule<object, MasterArg & { json: boolean }> = {
 
 const reportCommand: CommandModule<object, MasterArg & { json: boolean }> = {
   command: 'report',
-  describe: 'chunkservers (id, address, rack, alive, chunks, capacity, used) and chunk health',
+  describe: 'chunkservers (id, address, rack, alive, chunks, capacity, used, free) and chunk health',
   builder: (y) => withMasterOption(y).option('json', { type: 'boolean', default: false }),
   handler: (args) => withMaster(args, async (client) => {
     const r = await client.report();
@@ -43,7 +43,7 @@ const reportCommand: CommandModule<object, MasterArg & { json: boolean }> = {
       ...r.chunkservers.map((cs) =>
         `${cs.alive ? 'alive' : 'DEAD '} ${cs.id} ${cs.address}${cs.rack ? ` rack=${cs.rack}` : ''}` +
         `${cs.state === 'normal' ? '' : ` ${cs.state.toUpperCase()}`} chunks=${cs.chunks} ` +
-        `used=${cs.usedBytes}/${cs.capacityBytes} bytes, last heartbeat ${new Date(cs.lastHeartbeatMs).toISOString()}`),
+        `used=${cs.usedBytes}/${cs.capacityBytes} bytes, free=${cs.freeBytes} bytes, last heartbeat ${new Date(cs.lastHeartbeatMs).toISOString()}`),
       `${r.chunkservers.length} chunkservers, ${r.chunkservers.filter((cs) => cs.alive).length} alive`,
       `chunks: ${c.total} total, ${c.underReplicated} under-replicated, ${c.overReplicated} over-replicated, ` +
         `${c.corrupt} corrupt, ${c.missing} missing`,
