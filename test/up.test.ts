@@ -6,6 +6,7 @@ import { promises as fsp } from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../server/common/package-root';
+import { serverEnv } from '../server/common/server-runtime';
 import { runCli } from './helpers/server-process';
 
 /** `chunkfs up` (what `npm start` runs): starts the cluster, stops it all on Ctrl-C, reuses data. */
@@ -120,6 +121,38 @@ describe('chunkfs up', function () {
     assert.equal(cat.stdout, 'data through the local cluster\n');
     up!.kill('SIGTERM');
     assert.equal(await second.exited, 0);
+  });
+
+  it('starts its servers with the memory they touched kept for use again: a warm mount faults in few fresh pages per mkdir', async () => {
+    const first = await startUp();
+    const pids = [`chunkfs.js master --meta-dir ${dir}`, `chunkfs.js chunkserver --data-dir ${dir}/cs0`, `chunkfs.js mount ${dir}`].map((what) => {
+      const pid = pidOf(what);
+      const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const flag = argv.indexOf('--min-semi-space-size=16');
+      assert.ok(flag >= 1 && flag < argv.findIndex((a) => a.endsWith('chunkfs.js')), `${what}: ${argv.join(' ')}`);
+      return pid;
+    });
+    // Minor faults (field 10 of /proc/PID/stat, after the parenthesised name) per mkdir in the
+    // mount, once warm (a first pass through the 16 MiB young generation faults its pages in:
+    // 2,000 mkdirs cover it): 1.7-6.6 with Node's and glibc's defaults, 0.4-0.8 with ours.
+    const minflt = (pid: number) => Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')[7]);
+    const base = path.join(dir, 'mnt', 'many');
+    fs.mkdirSync(base);
+    for (let i = 0; i < 2000; i++) fs.mkdirSync(path.join(base, `warm${i}`));
+    const mount = pids[2];
+    const before = minflt(mount);
+    const n = 600;
+    for (let i = 0; i < n; i++) fs.mkdirSync(path.join(base, `d${i}`));
+    const perMkdir = (minflt(mount) - before) / n;
+    assert.ok(perMkdir < 1.5, `the mount faulted in ${perMkdir} fresh pages per mkdir`);
+    up!.kill('SIGINT');
+    assert.equal(await first.exited, 0);
+  });
+
+  it('adds its malloc tunables to an operator\'s own, which come last and so win', () => {
+    const own = serverEnv({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=0', HOME: '/h' });
+    assert.deepEqual(own, { GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864:glibc.malloc.trim_threshold=0', HOME: '/h' });
+    assert.equal(serverEnv({}).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864');
   });
 
   it('starts a server that dies again: the master on its address (the mount rides out its restart), a chunkserver, the mount', async function () {
