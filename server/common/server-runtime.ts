@@ -5,10 +5,10 @@
  * page fault the hypervisor takes part in; 0.1 µs for a page touched before). By default V8's
  * young generation starts with 1 MiB semi-spaces, which it gives back and takes anew as it
  * resizes, and glibc gives buffers over 128 KiB back to the kernel at free. Measured over loops
- * of 1,000 (master + mount): an unlink touched 6-10 fresh pages, a mkdir 3-6, a 4 KiB create
- * 24 plus 7 in each chunkserver, a cold listing of 5,000 names 300; with these, 1 or fewer,
- * 5 plus 2, and under 200. The price: each process keeps up to 32 MiB of young generation and
- * 64 MiB of freed heap resident once it has used them.
+ * of 1,000 (master and mount together): an unlink touched 6-7 fresh pages, a mkdir 5-6, a 4 KiB
+ * create 23-27 plus 6-8 in each chunkserver; with these, under 1, under 1, and 5 plus 2. The
+ * price: each process keeps up to 32 MiB of young generation and 64 MiB of freed heap resident
+ * once it has used them.
  */
 export const SERVER_NODE_ARGS: readonly string[] = ['--min-semi-space-size=16'];
 
