@@ -5,7 +5,7 @@ import * as path from 'path';
 import { performance } from 'perf_hooks';
 import { MetaBenchOptions, MetaOpResult, runMetaBench } from '../client/bench-meta';
 import { PACKAGE_ROOT } from '../server/common/package-root';
-import { SERVER_NODE_ARGS, serverEnv } from '../server/common/server-runtime';
+import { serverEnv } from '../server/common/server-runtime';
 
 /**
  * Helpers shared by the benchmark programs. The master is started here rather than with
@@ -53,7 +53,7 @@ export function spawnChunkserver(dataDir: string, master: string, extraArgs: str
 function spawnServer(args: string[]): Promise<BenchServer> {
   const role = args[args.indexOf(CLI_JS) + 1];
   const t0 = performance.now();
-  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv(process.env) });
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv(process.env) });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const alive = (): boolean => child.exitCode === null && child.signalCode === null;
   const kill = (signal: NodeJS.Signals): void => { if (alive()) child.kill(signal); };

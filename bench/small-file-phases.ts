@@ -7,7 +7,7 @@ import { ChunkClientPool } from '../client/chunk-client';
 import { FileWriter } from '../client/file-writer';
 import { MasterClient } from '../client/master-client';
 import { PACKAGE_ROOT } from '../server/common/package-root';
-import { SERVER_NODE_ARGS, serverEnv } from '../server/common/server-runtime';
+import { serverEnv } from '../server/common/server-runtime';
 import { BenchServer, makeTempDir, markdownTable, median, positive, removeDir, round, spawnChunkserver, spawnMaster } from './bench-util';
 
 /**
@@ -65,7 +65,7 @@ async function mountPhases(mnt: string, samples: Samples): Promise<void> {
 }
 
 function startMount(mnt: string, master: string): Promise<() => Promise<void>> {
-  const child = spawn(process.execPath, [...SERVER_NODE_ARGS, path.join(PACKAGE_ROOT, 'dist/bin/chunkfs.js'), 'mount', mnt, '--masters', master],
+  const child = spawn(process.execPath, [path.join(PACKAGE_ROOT, 'dist/bin/chunkfs.js'), 'mount', mnt, '--masters', master],
     { stdio: ['ignore', 'pipe', 'inherit'], env: serverEnv(process.env) });
   const exited = new Promise((r) => child.once('exit', r));
   return new Promise((resolve, reject) => {

@@ -2,7 +2,7 @@ import { performance } from 'perf_hooks';
 import { ChildProcess, spawn } from 'child_process';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../../server/common/package-root';
-import { SERVER_NODE_ARGS, serverEnv } from '../../server/common/server-runtime';
+import { serverEnv } from '../../server/common/server-runtime';
 import { STOP_WITH_PARENT_ENV } from '../../server/common/shutdown';
 
 const CLI_JS = path.join(PACKAGE_ROOT, 'dist', 'bin', 'chunkfs.js');
@@ -125,7 +125,7 @@ export class SupervisedServer {
 
   /** Spawns the server; resolves with what its ready line matched, rejects if the start fails. */
   private spawnOnce(): Promise<string> {
-    const child = spawn(process.execPath, [...SERVER_NODE_ARGS, CLI_JS, ...this.args()], {
+    const child = spawn(process.execPath, [CLI_JS, ...this.args()], {
       stdio: ['pipe', 'pipe', 'inherit'],
       detached: true,
       env: serverEnv({ ...process.env, [STOP_WITH_PARENT_ENV]: '1' }),

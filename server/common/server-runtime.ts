@@ -1,18 +1,15 @@
 /**
- * How chunkfs starts its long-running processes (master, chunkservers, mount): Node flags and
- * environment that keep the memory a process has touched for use again. Why: on the virtual
+ * The environment chunkfs starts its long-running processes in (master, chunkservers, mount):
+ * glibc's malloc keeps the memory a process has touched for use again. Why: on the virtual
  * machines this project runs on, the first touch of each fresh 4 KiB page costs 13-17 µs (a
- * page fault the hypervisor takes part in; 0.1 µs for a page touched before). By default V8's
- * young generation starts with 1 MiB semi-spaces, which it gives back and takes anew as it
- * resizes, and glibc gives buffers over 128 KiB back to the kernel at free. Measured over loops
- * of 1,000 (master and mount together): an unlink touched 6-7 fresh pages, a mkdir 5-6, a 4 KiB
- * create 23-27 plus 6-8 in each chunkserver; with these, under 1, under 1, and 5 plus 2. The
- * price: each process keeps up to 32 MiB of young generation and 64 MiB of freed heap resident
- * once it has used them.
+ * page fault the hypervisor takes part in; 0.1 µs for a page touched before), and by default
+ * glibc gives buffers over 128 KiB back to the kernel at free, and its heap's free top past
+ * 128 KiB too. Measured over loops of 1,000: a 4 KiB create touched 23-27 fresh pages in the
+ * master and mount together and 6-8 in each chunkserver, 5 and 2 with these; a mkdir 5-6, 1-2.
+ * The price: each process keeps up to 64 MiB of freed heap resident once it has used it.
+ * (V8's young generation at 16 MiB, tried with it, took faults per unlink under 1 but cold reads
+ * of small files 20-40% slower: not adopted.)
  */
-export const SERVER_NODE_ARGS: readonly string[] = ['--min-semi-space-size=16'];
-
-/** glibc's malloc: buffers up to 4 MiB come from the heap, and up to 64 MiB of it freed stays. */
 const MALLOC_TUNABLES = 'glibc.malloc.mmap_threshold=4194304:glibc.malloc.trim_threshold=67108864';
 
 /** `env` with the malloc tunables added to any GLIBC_TUNABLES it has (an operator's own come last and win). */

@@ -1,7 +1,7 @@
 import { ChildProcess, execFile, spawn } from 'child_process';
 import * as path from 'path';
 import { PACKAGE_ROOT } from '../../server/common/package-root';
-import { SERVER_NODE_ARGS, serverEnv } from '../../server/common/server-runtime';
+import { serverEnv } from '../../server/common/server-runtime';
 
 /** A server (master, chunkserver, mount) started as a real process. */
 export interface ServerProcess {
@@ -58,7 +58,7 @@ export function startMount(mountpoint: string, master: string, extraArgs: string
  * stderr is collected for the failure message.
  */
 function startServer(cliArgs: string[], ready = /^listening (\S+)$/m, wrapper: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<ServerProcess> {
-  const [command, ...args] = [...wrapper, process.execPath, ...SERVER_NODE_ARGS, CLI_JS, ...cliArgs];
+  const [command, ...args] = [...wrapper, process.execPath, CLI_JS, ...cliArgs];
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env: serverEnv({ ...process.env, ...env }) });
   const stopped = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stdout = '';
