@@ -1,7 +1,7 @@
 /**
  * The environment chunkfs starts its long-running processes in (master, chunkservers, mount):
  * glibc's malloc keeps the memory a process has touched for use again. Why: on the virtual
- * machines this project runs on, the first touch of each fresh 4 KiB page costs 13-17 µs (a
+ * machines this project runs on, the first touch of each fresh 4 KiB page costs 12-17 µs (a
  * page fault the hypervisor takes part in; 0.1 µs for a page touched before), and by default
  * glibc gives buffers over 128 KiB back to the kernel at free, and its heap's free top past
  * 128 KiB too. Through `chunkfs up`, a warm mount took 17-21 fresh pages per 4 KiB file
