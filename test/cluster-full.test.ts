@@ -3,6 +3,8 @@ import { TestCluster } from './helpers/test-cluster';
 import { TestMount } from './helpers/test-mount';
 
 const MiB = 1 << 20;
+/** The cluster's chunk size: placement needs a chunk's room on each replica's disk. */
+const CHUNK = 4 * MiB;
 
 /**
  * A cluster that runs out of space, through a real mount: three chunkservers, each on a real
@@ -16,7 +18,7 @@ describe('a full cluster', function () {
   let mount: TestMount;
 
   before(async () => {
-    cluster = await TestCluster.start('full', 0, ['--chunk-size', String(4 * MiB), '--gc-delay', '600']);
+    cluster = await TestCluster.start('full', 0, ['--chunk-size', String(CHUNK), '--gc-delay', '600']);
     for (let i = 0; i < 3; i++) await cluster.startChunkserverOnTmpfs('24m');
     await cluster.until((r) => r.chunkservers.filter((cs) => cs.alive).length === 3, '3 chunkservers alive');
     // Flushing every MiB, a chunk takes four writes: the servers fill under writes to chunks
@@ -96,7 +98,7 @@ describe('a full cluster', function () {
     for (;;) {
       const availMiB = Number((await mount.ok('df --output=avail -B1M . | tail -1')).trim());
       const servers = (await cluster.client.report()).chunkservers;
-      if (availMiB >= mib + 3 && servers.every((cs) => cs.freeBytes >= 4 * MiB + 64 * 1024)) return; // a chunk and its header
+      if (availMiB >= mib + 3 && servers.every((cs) => cs.freeBytes >= CHUNK + 64 * 1024)) return; // a chunk and its header
       assert.ok(Date.now() < deadline, `df shows ${availMiB} MiB free 30 s after rm, under ${mib} MiB, or a server lacks a chunk's room: ${servers.map((cs) => cs.freeBytes).join(', ')} bytes free`);
       await new Promise((r) => setTimeout(r, 250));
     }
